@@ -1,0 +1,140 @@
+use std::{sync::Arc, time::Duration};
+
+use super::{Config, LiveCheck, Metrics, Registry, Shared, StreamNames};
+use crate::{
+    clock::Clock,
+    runner::SignalRouter,
+    transport::{MemoryTransport, Transport},
+};
+
+/// Configures a [`LiveCheck`] app.
+#[must_use]
+pub struct LiveCheckBuilder {
+    transport: Option<Arc<dyn Transport>>,
+    streams: StreamNames,
+    group: String,
+    partitions: u32,
+    max_concurrent_tests: usize,
+    bus_concurrency: usize,
+    send_reports: bool,
+    clock: Clock,
+    draw: Option<Box<dyn Fn() -> f64 + Send + Sync>>,
+    early_signal_limit: usize,
+    stats_interval: Duration,
+}
+
+impl Default for LiveCheckBuilder {
+    fn default() -> Self {
+        LiveCheckBuilder {
+            transport: None,
+            streams: StreamNames::default(),
+            group: "livecheck".into(),
+            partitions: 8,
+            max_concurrent_tests: 100,
+            bus_concurrency: 30,
+            send_reports: true,
+            clock: Clock::System,
+            draw: None,
+            early_signal_limit: 100_000,
+            stats_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl LiveCheckBuilder {
+    /// The transport (default: a new in-memory one, private to this app).
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// A transport shared with other parts of the program.
+    pub fn shared_transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Stream names (default `livecheck`, `livecheck-bus`, `livecheck-report`).
+    pub fn streams(mut self, streams: StreamNames) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// Consumer group of LiveCheck instances (default `livecheck`); instances in one group share the tests.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = group.into();
+        self
+    }
+
+    /// Partitions of the streams when the app creates them (default 8).
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// How many tests execute at once (default 100).
+    pub fn max_concurrent_tests(mut self, n: usize) -> Self {
+        self.max_concurrent_tests = n.max(1);
+        self
+    }
+
+    /// How many signals are handled at once (default 30).
+    pub fn bus_concurrency(mut self, n: usize) -> Self {
+        self.bus_concurrency = n.max(1);
+        self
+    }
+
+    /// Whether reports are published on the report stream (default true). Counters and status change either way.
+    pub fn send_reports(mut self, send: bool) -> Self {
+        self.send_reports = send;
+        self
+    }
+
+    /// Where the time of day comes from (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The draw `maybe_trigger` compares with a case's probability: a value in `0.0..1.0` (default: uniform random).
+    pub fn draw(mut self, draw: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.draw = Some(Box::new(draw));
+        self
+    }
+
+    /// How many signals are held for tests that have not started executing yet (default 100 000); beyond it the
+    /// oldest is dropped and counted.
+    pub fn early_signal_limit(mut self, n: usize) -> Self {
+        self.early_signal_limit = n.max(1);
+        self
+    }
+
+    /// How often case statistics are logged (default 10 s).
+    pub fn stats_interval(mut self, every: Duration) -> Self {
+        self.stats_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The app.
+    pub fn build(self) -> LiveCheck {
+        LiveCheck {
+            shared: Arc::new(Shared {
+                transport: self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new())),
+                streams: self.streams,
+                clock: self.clock,
+                draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
+                router: SignalRouter::new(self.early_signal_limit),
+                metrics: Metrics::default(),
+                config: Config {
+                    group: self.group,
+                    partitions: self.partitions,
+                    max_concurrent_tests: self.max_concurrent_tests,
+                    bus_concurrency: self.bus_concurrency,
+                    send_reports: self.send_reports,
+                    stats_interval: self.stats_interval,
+                },
+            }),
+            registry: Arc::new(Registry::default()),
+        }
+    }
+}

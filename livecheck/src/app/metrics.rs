@@ -1,0 +1,109 @@
+//! Counters of what the instance did and what it dropped.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+};
+
+/// One monotonically increasing counter.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn inc(&self) {
+        self.add(1);
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        if n > 0 {
+            self.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// The counters of one LiveCheck instance.
+        #[derive(Default)]
+        pub(crate) struct Metrics {
+            $(pub(crate) $name: Counter,)*
+            warned: Mutex<HashSet<String>>,
+        }
+
+        /// A copy of the counters of one LiveCheck instance (see [`crate::LiveCheck::metrics`]).
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct MetricsSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+            /// Tests executing now.
+            pub tests_executing: u64,
+            /// Signals held now for tests that have not started executing.
+            pub signals_held: u64,
+        }
+
+        impl Metrics {
+            pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot { $($name: self.$name.get(),)* tests_executing: 0, signals_held: 0 }
+            }
+        }
+    };
+}
+
+metrics! {
+    /// Pending-test messages received.
+    tests_received,
+    /// Pending-test messages that were not a valid TestExecution (dropped).
+    tests_malformed,
+    /// Executions for a case this instance does not have (dropped).
+    tests_unknown_case,
+    /// Executions that reached a verdict, skipped ones included.
+    tests_finished,
+    /// Bus messages received.
+    signals_received,
+    /// Bus messages that were not a valid SignalEvent (dropped).
+    signals_malformed,
+    /// Signals for a case this instance does not have (dropped).
+    signals_unknown_case,
+    /// Signals with a name their case does not declare (dropped).
+    signals_unknown_name,
+    /// Signals of an earlier execution of a reused test id (dropped).
+    signals_stale,
+    /// Signals that came after their test had finished (dropped).
+    signals_late,
+    /// Signals held for a test that never started, dropped at the limit of held signals.
+    signals_evicted,
+    /// Signals held for a test that never started, dropped when their time was up.
+    signals_expired,
+    /// Messages whose LiveCheck headers were partial or malformed (handled as no test).
+    headers_malformed,
+    /// Reports published.
+    reports_published,
+    /// Reports not published because `send_reports` is off.
+    reports_suppressed,
+    /// Reports that failed to publish.
+    reports_failed,
+    /// Suite failures (reported or not).
+    suite_failures,
+    /// Fake requests made.
+    fake_requests,
+    /// Fake requests that failed.
+    fake_requests_failed,
+}
+
+impl Metrics {
+    /// Whether `cause` is seen for the first time: log the first occurrence loudly, the rest quietly.
+    pub(crate) fn first_time(&self, cause: &str) -> bool {
+        let mut warned = self.warned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if warned.len() >= 1024 || warned.contains(cause) {
+            return false;
+        }
+        warned.insert(cause.to_owned())
+    }
+}

@@ -1,0 +1,211 @@
+//! The LiveCheck app: the registry of cases and the instance that runs them.
+
+mod builder;
+mod bus;
+mod consumer;
+mod metrics;
+mod offsets;
+mod outcome;
+mod pending;
+mod running;
+mod watchers;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+pub use builder::LiveCheckBuilder;
+pub(crate) use metrics::Metrics;
+pub use metrics::MetricsSnapshot;
+pub use running::Running;
+
+use crate::{
+    case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},
+    clock::Clock,
+    context::{Headers, TestContext},
+    runner::SignalRouter,
+    transport::Transport,
+    Error, Result,
+};
+
+/// Names of the three LiveCheck streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamNames {
+    /// Pending tests (`livecheck`).
+    pub pending: String,
+    /// Signals (`livecheck-bus`).
+    pub bus: String,
+    /// Reports (`livecheck-report`).
+    pub reports: String,
+}
+
+impl Default for StreamNames {
+    fn default() -> Self {
+        StreamNames { pending: "livecheck".into(), bus: "livecheck-bus".into(), reports: "livecheck-report".into() }
+    }
+}
+
+impl StreamNames {
+    /// `{prefix}-livecheck`, `{prefix}-livecheck-bus`, `{prefix}-livecheck-report`: for several apps sharing one
+    /// broker.
+    pub fn prefixed(prefix: &str) -> Self {
+        let d = StreamNames::default();
+        StreamNames {
+            pending: format!("{prefix}-{}", d.pending),
+            bus: format!("{prefix}-{}", d.bus),
+            reports: format!("{prefix}-{}", d.reports),
+        }
+    }
+}
+
+/// What every part of one app shares.
+pub(crate) struct Shared {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) streams: StreamNames,
+    pub(crate) clock: Clock,
+    pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
+    pub(crate) router: SignalRouter,
+    pub(crate) metrics: Metrics,
+    pub(crate) config: Config,
+}
+
+pub(crate) struct Config {
+    pub(crate) group: String,
+    pub(crate) partitions: u32,
+    pub(crate) max_concurrent_tests: usize,
+    pub(crate) bus_concurrency: usize,
+    pub(crate) send_reports: bool,
+    pub(crate) stats_interval: Duration,
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    cases: RwLock<HashMap<Arc<str>, Arc<dyn RegisteredCase>>>,
+}
+
+impl Registry {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn RegisteredCase>> {
+        self.cases.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<dyn RegisteredCase>> {
+        self.cases.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+}
+
+/// A LiveCheck app: the cases, and the transport their tests, signals and reports travel on.
+///
+/// Services use it to trigger tests and send signals; the LiveCheck instance also [`starts`](LiveCheck::start) it
+/// to run the cases. Cheap to clone.
+///
+/// ```
+/// # use livecheck::{Case, CaseResult, CaseSettings, LiveCheck, Signal, TestRun};
+/// # struct Ping { pong: Signal<()> }
+/// # impl Case for Ping {
+/// #     type Args = ();
+/// #     async fn run(&self, _: &TestRun, _: ()) -> CaseResult { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livecheck::Result<()> {
+/// let livecheck = LiveCheck::builder().build();
+/// let ping = livecheck.register(CaseSettings::new("ping"), |signals| Ping { pong: signals.declare("pong") })?;
+/// let running = livecheck.start().await?;
+/// let test = ping.trigger(None, &()).await?;
+/// livecheck::scope(Some(test), ping.pong.send(&())).await?;
+/// running.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LiveCheck {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) registry: Arc<Registry>,
+}
+
+impl LiveCheck {
+    /// A builder with the defaults: in-memory transport, stream names `livecheck`, `livecheck-bus`,
+    /// `livecheck-report`, 100 concurrent tests, 30 concurrent bus consumers, reports on.
+    pub fn builder() -> LiveCheckBuilder {
+        LiveCheckBuilder::default()
+    }
+
+    /// Registers a case. `build` declares its signals (and captures whatever else the case needs).
+    ///
+    /// Register every case before [`LiveCheck::start`]; names must be unique.
+    pub fn register<C: Case>(
+        &self,
+        settings: CaseSettings,
+        build: impl FnOnce(&mut Signals) -> C,
+    ) -> Result<CaseHandle<C>> {
+        let name: Arc<str> = settings.name.as_str().into();
+        if name.is_empty() {
+            return Err(Error::Config("a case needs a name".into()));
+        }
+        if !(0.0..=1.0).contains(&settings.probability) {
+            return Err(Error::Config(format!("case `{name}`: probability must be within 0..=1")));
+        }
+        let core = Arc::new(CaseCore {
+            name: name.clone(),
+            health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),
+            settings,
+            shared: self.shared.clone(),
+            signal_names: Default::default(),
+        });
+        let mut signals = Signals::new(core.clone());
+        let case = Arc::new(build(&mut signals));
+        let names = signals.finish()?;
+        let _ = core.signal_names.set(names);
+        let mut cases = self.registry.cases.write().unwrap_or_else(|p| p.into_inner());
+        if cases.contains_key(&name) {
+            return Err(Error::Config(format!("a case named `{name}` is registered already")));
+        }
+        cases.insert(name, Arc::new(Registered { case: case.clone(), core: core.clone() }));
+        Ok(CaseHandle { case, core })
+    }
+
+    /// Runs the instance: consumes pending tests and signals, executes tests, watches case health and, on the
+    /// leader, makes fake requests. Stops with [`Running::shutdown`].
+    pub async fn start(&self) -> Result<Running> {
+        running::start(self.clone()).await
+    }
+
+    /// The instance's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let (executing, held) = self.shared.router.sizes();
+        MetricsSnapshot {
+            tests_executing: executing as u64,
+            signals_held: held as u64,
+            ..self.shared.metrics.snapshot()
+        }
+    }
+
+    /// The health of the case named `name`.
+    pub fn case_health(&self, name: &str) -> Option<HealthSnapshot> {
+        self.registry.get(name).map(|case| case.core().health().snapshot())
+    }
+
+    /// The names of the streams.
+    pub fn streams(&self) -> &StreamNames {
+        &self.shared.streams
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.shared.transport
+    }
+
+    /// The test carried by message headers. Partial or malformed headers mean no test: the first occurrence of each
+    /// cause is logged, every one is counted.
+    pub fn test_from_headers(&self, headers: &Headers) -> Option<TestContext> {
+        match TestContext::from_headers(headers) {
+            Ok(test) => test,
+            Err(error) => {
+                self.shared.metrics.headers_malformed.inc();
+                if self.shared.metrics.first_time(error.cause()) {
+                    tracing::warn!(%error, "ignoring malformed LiveCheck headers (logged once per cause)");
+                }
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! What happens after an execution or a suite reached a verdict: logs, health, reports, hooks.
+
+use crate::{
+    case::{HealthChange, RegisteredCase, SuiteFailure},
+    runner::{Finished, Verdict},
+    transport::Message,
+    wire::TestReport,
+};
+
+use super::LiveCheck;
+
+/// Logs the execution with its steps, updates the case's health and publishes the report.
+pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, finished: Finished) {
+    let core = case.core();
+    let report = &finished.report;
+    let test = report.test.as_ref().map_or("?", |t| t.id.as_str());
+    let runtime = report.runtime.unwrap_or(0.0);
+    let steps = if core.settings.realtime_logs || finished.steps.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", finished.steps.trim_end())
+    };
+    match &finished.verdict {
+        Verdict::Pass => tracing::info!("{}[{test}] PASS in {runtime:.3}s{steps}", core.name),
+        Verdict::Skip(reason) => tracing::info!("{}[{test}] SKIP: {reason}", core.name),
+        Verdict::Fail { message, location } => tracing::error!(
+            "{}[{test}] FAIL in {runtime:.3}s at {}: {message}{steps}",
+            core.name,
+            location.as_deref().unwrap_or("?")
+        ),
+        Verdict::Error(message) => tracing::error!("{}[{test}] ERROR in {runtime:.3}s: {message}{steps}", core.name),
+        Verdict::Timeout(message) => {
+            tracing::error!("{}[{test}] TIMEOUT in {runtime:.3}s: {message}{steps}", core.name)
+        }
+    }
+
+    let shared = &app.shared;
+    shared.metrics.tests_finished.inc();
+    let issued = report.test.as_ref().map(|t| t.timestamp).unwrap_or_else(|| shared.clock.now());
+    let change = core.health().test_finished(
+        report.state,
+        issued,
+        report.runtime,
+        tokio::time::Instant::now(),
+        shared.clock.now(),
+    );
+    publish(app, report).await;
+    match change {
+        HealthChange::Nothing => {}
+        HealthChange::SuiteFailed(failure) => suite_failed(app, case, failure).await,
+        HealthChange::Recovered => {
+            tracing::info!("{}: recovered, status PASS", core.name);
+            case.on_suite_pass().await;
+        }
+    }
+}
+
+/// Records a suite failure; posts a suite report and calls the hook unless one was posted within
+/// `state_transition_delay`.
+pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, failure: SuiteFailure) {
+    let core = case.core();
+    let shared = &app.shared;
+    shared.metrics.suite_failures.inc();
+    let due = core.health().suite_failed(&failure, tokio::time::Instant::now(), shared.clock.now());
+    if !due {
+        tracing::debug!("{}: suite still failing ({}): {}", core.name, failure.state, failure.reason);
+        return;
+    }
+    tracing::error!("{}: suite {}: {}", core.name, failure.state, failure.reason);
+    let mut report = TestReport::new(&*core.name, failure.state, None);
+    report.error = Some(failure.reason.clone());
+    publish(app, &report).await;
+    case.on_suite_fail(failure).await;
+}
+
+async fn publish(app: &LiveCheck, report: &TestReport) {
+    let shared = &app.shared;
+    if !shared.config.send_reports {
+        shared.metrics.reports_suppressed.inc();
+        return;
+    }
+    let key = report.test.as_ref().map_or_else(|| report.case_name.clone(), |t| t.id.clone());
+    let value = match serde_json::to_vec(report) {
+        Ok(value) => value,
+        Err(error) => {
+            shared.metrics.reports_failed.inc();
+            tracing::error!(%error, "a report could not be encoded");
+            return;
+        }
+    };
+    let message = Message { key: Some(key), value, headers: Default::default() };
+    match shared.transport.publish(&shared.streams.reports, message).await {
+        Ok(_) => shared.metrics.reports_published.inc(),
+        Err(error) => {
+            shared.metrics.reports_failed.inc();
+            tracing::error!(%error, case = %report.case_name, state = %report.state, "a report could not be published");
+        }
+    }
+}
+

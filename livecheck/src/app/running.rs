@@ -1,0 +1,85 @@
+//! A started LiveCheck instance and its shutdown.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{bus, consumer, pending, watchers, LiveCheck};
+use crate::Result;
+
+/// A running LiveCheck instance. Dropping it stops the instance too, without waiting.
+#[must_use = "the instance stops when this is dropped"]
+pub struct Running {
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops consuming, interrupts executing tests (they reach no verdict and are not committed, so they run again
+    /// after a restart) and waits for every task to end.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// A token that stops the instance when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub(super) async fn start(app: LiveCheck) -> Result<Running> {
+    let shared = &app.shared;
+    let config = &shared.config;
+    let streams = &shared.streams;
+    for stream in [&streams.pending, &streams.bus, &streams.reports] {
+        shared.transport.create_stream(stream, config.partitions).await?;
+    }
+    let pending = shared.transport.subscribe(&streams.pending, &config.group).await?;
+    let bus = shared.transport.subscribe(&streams.bus, &config.group).await?;
+    let cases = app.registry.all();
+    let leadership = if cases.iter().any(|c| c.core().settings.frequency.is_some()) {
+        Some(Arc::<dyn crate::transport::Leadership>::from(shared.transport.elect_leader(&config.group).await?))
+    } else {
+        None
+    };
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    {
+        let (app, token) = (app.clone(), shutdown.clone());
+        let concurrency = config.max_concurrent_tests;
+        tasks.spawn(consumer::consume("pending tests", pending, concurrency, token.clone(), move |received| {
+            pending::handle(app.clone(), received, token.clone())
+        }));
+    }
+    {
+        let app = app.clone();
+        tasks.spawn(consumer::consume("bus", bus, config.bus_concurrency, shutdown.clone(), move |received| {
+            let handled = bus::handle(&app, &received);
+            async move { handled }
+        }));
+    }
+    for case in cases {
+        tasks.spawn(watchers::watch_stalls(app.clone(), case.clone(), shutdown.clone()));
+        if let (Some(frequency), Some(leadership)) = (case.core().settings.frequency, &leadership) {
+            tasks.spawn(watchers::make_fake_requests(
+                app.clone(),
+                case.clone(),
+                frequency,
+                leadership.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+    tasks.spawn(watchers::sample_stats(app.clone(), shutdown.clone()));
+    tracing::info!(group = %config.group, pending = %streams.pending, bus = %streams.bus, "LiveCheck instance started");
+    Ok(Running { shutdown, tasks })
+}

@@ -1,0 +1,10 @@
+//! The current test: which test, if any, the code running now belongs to, and how it travels in headers.
+
+mod current;
+mod headers;
+mod test_context;
+
+pub use current::{carry_current_test, current_test, scope};
+pub(crate) use current::current_test_ref;
+pub use headers::{HeaderError, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP};
+pub use test_context::TestContext;

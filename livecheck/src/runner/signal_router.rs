@@ -1,0 +1,260 @@
+//! Delivers each signal to the one test waiting for it.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use tokio::{sync::Notify, time::Instant};
+
+use crate::wire::TestExecution;
+
+/// Tests that are executing and the signals that came before their test did.
+///
+/// Cost per signal: one hash lookup and a wake-up of that test's waiter alone, however many tests wait.
+pub(crate) struct SignalRouter {
+    state: Mutex<RouterState>,
+    early_limit: usize,
+}
+
+#[derive(Default)]
+struct RouterState {
+    active: HashMap<String, Arc<ActiveTest>>,
+    /// Signals for tests that are not executing (yet), by test id.
+    early: HashMap<String, Vec<EarlySignal>>,
+    /// Arrival order of early signals, for eviction at the limit: (test id, sequence number).
+    early_order: VecDeque<(String, u64)>,
+    early_len: usize,
+    next_seq: u64,
+    /// Recently finished executions, to recognise signals that come after their test ended.
+    finished: HashSet<(String, DateTime<Utc>)>,
+    finished_order: VecDeque<(String, DateTime<Utc>)>,
+}
+
+struct EarlySignal {
+    seq: u64,
+    case: Arc<str>,
+    index: usize,
+    timestamp: Option<DateTime<Utc>>,
+    value: Box<RawValue>,
+    expires: Instant,
+}
+
+/// The signals received so far by one executing test, and the wake-up of its waiter.
+pub(crate) struct ActiveTest {
+    timestamp: DateTime<Utc>,
+    case: Arc<str>,
+    slots: Mutex<Vec<Option<Box<RawValue>>>>,
+    arrived: Notify,
+}
+
+/// What became of a signal.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Routed {
+    /// Given to the executing test.
+    Delivered,
+    /// Kept until its test starts executing.
+    Early { evicted: usize },
+    /// Belongs to an older execution of a reused test id.
+    Stale,
+    /// Its test already finished.
+    Late,
+}
+
+const FINISHED_REMEMBERED: usize = 10_000;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SignalRouter {
+    pub(crate) fn new(early_limit: usize) -> Self {
+        SignalRouter { state: Mutex::default(), early_limit: early_limit.max(1) }
+    }
+
+    /// Routes the signal `index` of `case` for test `key`, issued at `timestamp` (from the message headers, when it
+    /// carried them). A signal kept early is dropped at `expires`.
+    pub(crate) fn route(
+        &self,
+        key: &str,
+        timestamp: Option<DateTime<Utc>>,
+        case: &Arc<str>,
+        index: usize,
+        value: Box<RawValue>,
+        expires: Instant,
+    ) -> Routed {
+        let mut state = lock(&self.state);
+        if let Some(test) = state.active.get(key) {
+            match timestamp {
+                Some(t) if t < test.timestamp => return Routed::Stale,
+                Some(t) if t > test.timestamp => {}
+                _ if test.case != *case => {}
+                _ => {
+                    let test = test.clone();
+                    drop(state);
+                    test.arrive(index, value);
+                    return Routed::Delivered;
+                }
+            }
+        }
+        if let Some(t) = timestamp {
+            if state.finished.contains(&(key.to_owned(), t)) {
+                return Routed::Late;
+            }
+        }
+        let mut evicted = 0;
+        while state.early_len >= self.early_limit {
+            if state.evict_oldest() {
+                evicted += 1;
+            }
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.early_order.push_back((key.to_owned(), seq));
+        state.early_len += 1;
+        state.early.entry(key.to_owned()).or_default().push(EarlySignal {
+            seq,
+            case: case.clone(),
+            index,
+            timestamp,
+            value,
+            expires,
+        });
+        Routed::Early { evicted }
+    }
+
+    /// Starts routing signals to `execution`, handing it the early signals that are its own. Returns `None` when an
+    /// execution with the same id is executing already; otherwise the test and how many stale signals were dropped.
+    pub(crate) fn register(
+        &self,
+        execution: &TestExecution,
+        case: &Arc<str>,
+        signals: usize,
+    ) -> Option<(Arc<ActiveTest>, usize)> {
+        let mut state = lock(&self.state);
+        if state.active.contains_key(&execution.id) {
+            return None;
+        }
+        let test = Arc::new(ActiveTest {
+            timestamp: execution.timestamp,
+            case: case.clone(),
+            slots: Mutex::new(vec![None; signals]),
+            arrived: Notify::new(),
+        });
+        let mut stale = 0;
+        if let Some(early) = state.early.remove(&execution.id) {
+            let held = early.len();
+            let mut kept = Vec::new();
+            for signal in early {
+                match signal.timestamp {
+                    Some(t) if t > execution.timestamp => kept.push(signal),
+                    Some(t) if t < execution.timestamp => stale += 1,
+                    _ if signal.case != *case => kept.push(signal),
+                    _ => test.arrive(signal.index, signal.value),
+                }
+            }
+            state.early_len -= held - kept.len();
+            if !kept.is_empty() {
+                state.early.insert(execution.id.clone(), kept);
+            }
+            state.compact_early_order();
+        }
+        state.active.insert(execution.id.clone(), test.clone());
+        Some((test, stale))
+    }
+
+    /// Stops routing to the execution: its signals are released.
+    pub(crate) fn release(&self, execution: &TestExecution) {
+        let mut state = lock(&self.state);
+        state.active.remove(&execution.id);
+        let key = (execution.id.clone(), execution.timestamp);
+        if state.finished.insert(key.clone()) {
+            state.finished_order.push_back(key);
+            if state.finished_order.len() > FINISHED_REMEMBERED {
+                if let Some(old) = state.finished_order.pop_front() {
+                    state.finished.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Drops early signals whose time is up; returns how many.
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        let mut state = lock(&self.state);
+        let before = state.early_len;
+        state.early.retain(|_, signals| {
+            signals.retain(|s| s.expires > now);
+            !signals.is_empty()
+        });
+        state.recount_early();
+        before - state.early_len
+    }
+
+    /// Executing tests and early signals held.
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        let state = lock(&self.state);
+        (state.active.len(), state.early_len)
+    }
+}
+
+impl RouterState {
+    /// Removes the oldest early signal still held; false if that one was already gone.
+    fn evict_oldest(&mut self) -> bool {
+        let Some((key, seq)) = self.early_order.pop_front() else {
+            self.early_len = 0;
+            return false;
+        };
+        let Some(signals) = self.early.get_mut(&key) else { return false };
+        let before = signals.len();
+        signals.retain(|s| s.seq != seq);
+        let removed = before != signals.len();
+        if signals.is_empty() {
+            self.early.remove(&key);
+        }
+        if removed {
+            self.early_len -= 1;
+        }
+        removed
+    }
+
+    fn recount_early(&mut self) {
+        self.early_len = self.early.values().map(Vec::len).sum();
+        self.compact_early_order();
+    }
+
+    /// Drops order entries of signals no longer held, once they outnumber the held ones (amortized O(1)).
+    fn compact_early_order(&mut self) {
+        if self.early_len == 0 {
+            self.early_order.clear();
+        } else if self.early_order.len() > 2 * self.early_len + 1024 {
+            let live: HashSet<u64> = self.early.values().flatten().map(|s| s.seq).collect();
+            self.early_order.retain(|(_, seq)| live.contains(seq));
+        }
+    }
+}
+
+impl ActiveTest {
+    fn arrive(&self, index: usize, value: Box<RawValue>) {
+        if let Some(slot) = lock(&self.slots).get_mut(index) {
+            *slot = Some(value);
+        }
+        self.arrived.notify_waiters();
+    }
+
+    /// The value of signal `index`, at once if it arrived already, otherwise when it arrives.
+    ///
+    /// Cancellation safe.
+    pub(crate) async fn wait_for(&self, index: usize) -> Box<RawValue> {
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(Some(value)) = lock(&self.slots).get(index) {
+                return value.clone();
+            }
+            arrived.await;
+        }
+    }
+}

@@ -1,0 +1,167 @@
+use std::{
+    fmt::Write as _,
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::signal_router::ActiveTest;
+use crate::{
+    case::CaseCore,
+    context::TestContext,
+    wire::{SignalLatency, TestExecution},
+    Error, Result,
+};
+
+tokio::task_local! {
+    static EXECUTING: Arc<TestRun>;
+}
+
+/// The test executing in this task, if any.
+pub(crate) fn executing_test() -> Option<Arc<TestRun>> {
+    EXECUTING.try_with(Arc::clone).ok()
+}
+
+/// One execution of a case, as its body sees it: the test's identity, and a log of the steps it takes.
+pub struct TestRun {
+    execution: TestExecution,
+    context: TestContext,
+    pub(crate) case: Arc<CaseCore>,
+    active: Arc<ActiveTest>,
+    started: Instant,
+    journal: Mutex<Journal>,
+}
+
+#[derive(Default)]
+struct Journal {
+    steps: Vec<Step>,
+    latency: Vec<(usize, f64)>,
+}
+
+struct Step {
+    /// Seconds since the test started.
+    at: f64,
+    kind: StepKind,
+}
+
+enum StepKind {
+    Waiting { signal: usize, timeout: Duration },
+    Received { signal: usize, waited: f64 },
+    TimedOut { signal: usize, timeout: Duration },
+    BadValue { signal: usize },
+    Note(String),
+}
+
+impl TestRun {
+    pub(crate) fn new(execution: TestExecution, case: Arc<CaseCore>, active: Arc<ActiveTest>) -> Self {
+        TestRun {
+            context: TestContext::of(&execution),
+            execution,
+            case,
+            active,
+            started: Instant::now(),
+            journal: Mutex::default(),
+        }
+    }
+
+    /// Runs `future` as this test's body: the test is executing (signals can be waited for) and current.
+    pub(crate) fn scope<F: Future>(self: &Arc<Self>, future: F) -> impl Future<Output = F::Output> {
+        EXECUTING.scope(self.clone(), crate::context::scope(Some(self.context.clone()), future))
+    }
+
+    /// The test id.
+    pub fn id(&self) -> &str {
+        &self.execution.id
+    }
+
+    /// The execution: id, case, arguments, issue and expiry time.
+    pub fn execution(&self) -> &TestExecution {
+        &self.execution
+    }
+
+    /// The test as it travels in headers.
+    pub fn context(&self) -> &TestContext {
+        &self.context
+    }
+
+    /// Time since the test started executing.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Adds a line to the test's step log (printed with the test's outcome, or at once with `realtime_logs`).
+    pub fn log(&self, message: impl Into<String>) {
+        self.step(StepKind::Note(message.into()));
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn step(&self, kind: StepKind) {
+        let step = Step { at: self.elapsed().as_secs_f64(), kind };
+        if self.case.settings.realtime_logs {
+            tracing::info!(case = %self.case.name, test = %self.id(), "{}", self.describe(&step));
+        }
+        self.journal().steps.push(step);
+    }
+
+    pub(crate) async fn wait_for_signal(&self, index: usize, timeout: Duration) -> Result<Box<RawValue>> {
+        self.step(StepKind::Waiting { signal: index, timeout });
+        let started = Instant::now();
+        match tokio::time::timeout_at(started + timeout, self.active.wait_for(index)).await {
+            Ok(value) => {
+                let waited = started.elapsed().as_secs_f64();
+                self.journal().latency.push((index, waited));
+                self.step(StepKind::Received { signal: index, waited });
+                Ok(value)
+            }
+            Err(_) => {
+                self.step(StepKind::TimedOut { signal: index, timeout });
+                Err(Error::SignalTimeout { signal: self.case.signal_name(index).to_owned(), timeout })
+            }
+        }
+    }
+
+    pub(crate) fn note_decode_error(&self, index: usize) {
+        self.step(StepKind::BadValue { signal: index });
+    }
+
+    /// Seconds waited per signal, in order.
+    pub(crate) fn signal_latency(&self) -> SignalLatency {
+        let journal = self.journal();
+        SignalLatency(
+            journal.latency.iter().map(|(i, secs)| (self.case.signal_name(*i).to_owned(), *secs)).collect(),
+        )
+    }
+
+    /// The step log, one indented line per step.
+    pub(crate) fn steps_text(&self) -> String {
+        let journal = self.journal();
+        let mut text = String::new();
+        for step in &journal.steps {
+            let _ = writeln!(text, "  +{:.3}s {}", step.at, self.describe(step));
+        }
+        text
+    }
+
+    fn describe(&self, step: &Step) -> String {
+        let name = |i: &usize| self.case.signal_name(*i).to_owned();
+        match &step.kind {
+            StepKind::Waiting { signal, timeout } => format!("waiting for `{}` (timeout {timeout:?})", name(signal)),
+            StepKind::Received { signal, waited } => format!("received `{}` after {waited:.3}s", name(signal)),
+            StepKind::TimedOut { signal, timeout } => format!("`{}` did not arrive within {timeout:?}", name(signal)),
+            StepKind::BadValue { signal } => format!("`{}` carried a value that does not decode", name(signal)),
+            StepKind::Note(message) => message.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TestRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRun").field("id", &self.id()).field("case", &self.case.name).finish()
+    }
+}

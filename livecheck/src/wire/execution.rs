@@ -1,0 +1,84 @@
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{Error, Result};
+
+/// One test execution, as published on the pending-tests stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestExecution {
+    /// Test id (a UUID unless the service chose one, e.g. an order id).
+    pub id: String,
+    /// Name of the case that runs it.
+    pub case_name: String,
+    /// When the service issued the test.
+    #[serde(with = "super::timestamp")]
+    pub timestamp: DateTime<Utc>,
+    /// Positional arguments.
+    #[serde(default)]
+    pub test_args: Vec<Value>,
+    /// Named arguments.
+    #[serde(default)]
+    pub test_kwargs: Map<String, Value>,
+    /// After this time the execution is skipped.
+    #[serde(with = "super::timestamp")]
+    pub expires: DateTime<Utc>,
+    #[serde(rename = "__faust", skip_deserializing, serialize_with = "ns")]
+    faust: (),
+}
+
+fn ns<S: serde::Serializer>(_: &(), s: S) -> Result<S::Ok, S::Error> {
+    super::faust_ns("faust.livecheck.models.TestExecution", s)
+}
+
+impl TestExecution {
+    /// An execution whose arguments are `args` encoded as the Python side expects: a struct or map becomes
+    /// `test_kwargs`, a sequence becomes `test_args`, `()` leaves both empty and any other value is one positional
+    /// argument.
+    pub fn new<A: Serialize + ?Sized>(
+        id: impl Into<String>,
+        case_name: impl Into<String>,
+        timestamp: DateTime<Utc>,
+        expires: DateTime<Utc>,
+        args: &A,
+    ) -> Result<Self> {
+        let (test_args, test_kwargs) = match serde_json::to_value(args)? {
+            Value::Object(kwargs) => (Vec::new(), kwargs),
+            Value::Array(args) => (args, Map::new()),
+            Value::Null => (Vec::new(), Map::new()),
+            other => (vec![other], Map::new()),
+        };
+        Ok(TestExecution {
+            id: id.into(),
+            case_name: case_name.into(),
+            timestamp,
+            test_args,
+            test_kwargs,
+            expires,
+            faust: (),
+        })
+    }
+
+    /// Decodes the arguments into the case's argument type: named arguments when there are no positional ones,
+    /// positional ones when there are no named ones (a single positional argument is also tried on its own).
+    pub fn args<A: DeserializeOwned>(&self) -> Result<A> {
+        let decoded = match (self.test_args.as_slice(), self.test_kwargs.is_empty()) {
+            ([], _) => serde_json::from_value(Value::Object(self.test_kwargs.clone())),
+            (args, true) => serde_json::from_value(Value::Array(args.to_vec())).or_else(|first| match args {
+                [single] => serde_json::from_value(single.clone()).map_err(|_| first),
+                _ => Err(first),
+            }),
+            (_, false) => {
+                return Err(Error::Arguments(
+                    "the execution has both positional and named arguments; a case takes one or the other".into(),
+                ))
+            }
+        };
+        decoded.map_err(|e| Error::Arguments(e.to_string()))
+    }
+
+    /// Whether the execution is expired at `now`. Computed each time, never cached.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires <= now
+    }
+}

@@ -1,0 +1,20 @@
+//! The JSON values on the three LiveCheck streams, compatible with the Python implementation.
+
+mod execution;
+mod report;
+mod signal_event;
+mod state;
+pub(crate) mod timestamp;
+
+pub use execution::TestExecution;
+pub use report::{SignalLatency, TestReport};
+pub use signal_event::SignalEvent;
+pub use state::State;
+
+/// Writes the `"__faust": {"ns": …}` marker the Python side uses to pick the model class.
+pub(crate) fn faust_ns<S: serde::Serializer>(ns: &'static str, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(1))?;
+    map.serialize_entry("ns", ns)?;
+    map.end()
+}
