@@ -63,7 +63,9 @@ impl TestExecution {
     /// positional ones when there are no named ones (a single positional argument is also tried on its own).
     pub fn args<A: DeserializeOwned>(&self) -> Result<A> {
         let decoded = match (self.test_args.as_slice(), self.test_kwargs.is_empty()) {
-            ([], _) => serde_json::from_value(Value::Object(self.test_kwargs.clone())),
+            ([], true) => serde_json::from_value(Value::Object(Map::new()))
+                .or_else(|first| serde_json::from_value(Value::Null).map_err(|_| first)),
+            ([], false) => serde_json::from_value(Value::Object(self.test_kwargs.clone())),
             (args, true) => serde_json::from_value(Value::Array(args.to_vec())).or_else(|first| match args {
                 [single] => serde_json::from_value(single.clone()).map_err(|_| first),
                 _ => Err(first),
