@@ -15,10 +15,15 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
     let report = &finished.report;
     let test = report.test.as_ref().map_or("?", |t| t.id.as_str());
     let runtime = report.runtime.unwrap_or(0.0);
-    let steps = if core.settings.realtime_logs || finished.steps.is_empty() {
-        String::new()
+    let log_enabled = if finished.verdict.state().is_ok() {
+        tracing::enabled!(tracing::Level::INFO)
     } else {
-        format!("\n{}", finished.steps.trim_end())
+        tracing::enabled!(tracing::Level::ERROR)
+    };
+    let steps = match &finished.run {
+        // Buffered step logs are printed with the outcome, whatever it is; formatted only when they will be seen.
+        Some(run) if log_enabled && !core.settings.realtime_logs => format!("\n{}", run.steps_text().trim_end()),
+        _ => String::new(),
     };
     match &finished.verdict {
         Verdict::Pass => tracing::info!("{}[{test}] PASS in {runtime:.3}s{steps}", core.name),

@@ -12,8 +12,8 @@ use crate::{
 pub(crate) struct Finished {
     pub(crate) report: TestReport,
     pub(crate) verdict: Verdict,
-    /// The step log, for printing.
-    pub(crate) steps: String,
+    /// The run, for its step log; `None` when the test did not run.
+    pub(crate) run: Option<Arc<TestRun>>,
 }
 
 /// Runs one execution of `case` to its verdict. Returns `None` when `shutdown` interrupted it: no verdict, so that
@@ -57,7 +57,6 @@ pub(crate) async fn execute(
     shared.router.release(run.execution());
 
     let verdict = Verdict::of(result);
-    let steps = run.steps_text();
     let mut report = TestReport::new(&*core.name, verdict.state(), Some(run.execution().clone()));
     report.runtime = Some(run.elapsed().as_secs_f64());
     report.signal_latency = run.signal_latency();
@@ -65,17 +64,20 @@ pub(crate) async fn execute(
     report.traceback = match &verdict {
         Verdict::Pass | Verdict::Skip(_) => None,
         Verdict::Fail { message, location } => Some(format!(
-            "assertion failed at {}: {message}\nsteps:\n{steps}",
-            location.as_deref().unwrap_or("an unknown location")
+            "assertion failed at {}: {message}\nsteps:\n{}",
+            location.as_deref().unwrap_or("an unknown location"),
+            run.steps_text()
         )),
-        Verdict::Error(message) | Verdict::Timeout(message) => Some(format!("{message}\nsteps:\n{steps}")),
+        Verdict::Error(message) | Verdict::Timeout(message) => {
+            Some(format!("{message}\nsteps:\n{}", run.steps_text()))
+        }
     };
-    Some(Finished { report, verdict, steps })
+    Some(Finished { report, verdict, run: Some(run) })
 }
 
 fn skipped(case_name: &str, execution: TestExecution, reason: String) -> Finished {
     let verdict = Verdict::Skip(reason);
     let mut report = TestReport::new(case_name, verdict.state(), Some(execution));
     report.error = verdict.error();
-    Finished { report, verdict, steps: String::new() }
+    Finished { report, verdict, run: None }
 }
