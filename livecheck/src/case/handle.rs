@@ -49,7 +49,8 @@ impl<C: Case> CaseHandle<C> {
     /// `id` is the test id (a new UUID when `None`).
     pub async fn maybe_trigger(&self, id: Option<&str>, args: &C::Args) -> Result<Option<TestContext>> {
         let probability = self.core.settings.probability;
-        if !((self.core.shared.draw)() < probability) {
+        let hit = (self.core.shared.draw)() < probability;
+        if !hit {
             return Ok(None);
         }
         self.trigger(id, args).await.map(Some)

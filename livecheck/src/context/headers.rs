@@ -99,7 +99,7 @@ impl TestContext {
 
     /// Reads the test through a case-insensitive header lookup (message headers, HTTP headers, …).
     pub fn from_lookup<'a>(lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Option<TestContext>, HeaderError> {
-        let values = ALL.map(|name| lookup(name));
+        let values = ALL.map(lookup);
         if values.iter().all(Option::is_none) {
             return Ok(None);
         }

@@ -6,6 +6,7 @@ use crate::{Error, Result};
 
 /// One test execution, as published on the pending-tests stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::manual_non_exhaustive)] // the private field writes the `__faust` marker
 pub struct TestExecution {
     /// Test id (a UUID unless the service chose one, e.g. an order id).
     pub id: String,

@@ -10,6 +10,7 @@ use super::{State, TestExecution};
 
 /// The result of one execution, or a suite-level report (`test` is `None`) when a case fails as a whole.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::manual_non_exhaustive)] // the private field writes the `__faust` marker
 pub struct TestReport {
     /// The case.
     pub case_name: String,

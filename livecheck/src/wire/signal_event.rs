@@ -3,6 +3,7 @@ use serde_json::value::RawValue;
 
 /// A signal sent by a service at one stage of a test, as published on the bus.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[allow(clippy::manual_non_exhaustive)] // the private field writes the `__faust` marker
 pub struct SignalEvent {
     /// Name of the signal (e.g. `order_sent_to_db`).
     pub signal_name: String,
