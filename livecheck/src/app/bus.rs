@@ -1,23 +1,38 @@
 //! Handling one message of the bus: a signal for some test.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::{consumer::Handled, LiveCheck};
-use crate::{runner::Routed, transport::Received, wire::SignalEvent};
+use super::LiveCheck;
+use crate::{runner::Routed, transport::Received};
 
-pub(crate) fn handle(app: &LiveCheck, received: &Received) -> Handled {
+/// A `SignalEvent` read in place from the message bytes.
+#[derive(Deserialize)]
+struct SignalEventRef<'a> {
+    #[serde(borrow)]
+    signal_name: Cow<'a, str>,
+    #[serde(borrow)]
+    case_name: Cow<'a, str>,
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+pub(crate) fn handle(app: &LiveCheck, received: &Received) {
     let metrics = &app.shared.metrics;
     metrics.signals_received.inc();
-    let event: SignalEvent = match serde_json::from_slice(&received.message.value) {
+    let event: SignalEventRef<'_> = match serde_json::from_slice(&received.message.value) {
         Ok(event) => event,
         Err(error) => {
             metrics.signals_malformed.inc();
             if metrics.first_time("malformed signal") {
                 tracing::warn!(%error, "dropping a bus message that is not a signal (logged once)");
             }
-            return Handled::Done;
+            return;
         }
     };
     let Some(case) = app.registry.get(&event.case_name) else {
@@ -25,7 +40,7 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received) -> Handled {
         if metrics.first_time(&format!("signal of unknown case {}", event.case_name)) {
             tracing::warn!(case = %event.case_name, "dropping signals of an unknown case (logged once per case)");
         }
-        return Handled::Done;
+        return;
     };
     let core = case.core();
     let Some(index) = core.signal_index(&event.signal_name) else {
@@ -33,22 +48,22 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received) -> Handled {
         if metrics.first_time(&format!("unknown signal {}/{}", event.case_name, event.signal_name)) {
             tracing::warn!(case = %event.case_name, signal = %event.signal_name, "dropping an unknown signal (logged once per name)");
         }
-        return Handled::Done;
+        return;
     };
-    let test = app.test_from_headers(&received.message.headers);
+    let test = app.read_test_headers(&received.message.headers);
     // A signal held for a test that has not started is kept until that test expires, at most `test_expires`.
     let now_wall = app.shared.clock.now();
     let keep = test
         .as_ref()
-        .and_then(|t| (t.expires() - now_wall).to_std().ok())
+        .and_then(|t| (t.expires - now_wall).to_std().ok())
         .map_or(core.settings.test_expires, |left| left.min(core.settings.test_expires));
     let expires = Instant::now() + keep.min(Duration::from_secs(100 * 365 * 24 * 3600));
     match app.shared.router.route(
         &event.key,
-        test.map(|t| t.timestamp()),
+        test.map(|t| t.timestamp),
         &core.name,
         index,
-        event.value,
+        event.value.map_or_else(null, RawValue::to_owned),
         expires,
     ) {
         Routed::Delivered => {}
@@ -61,5 +76,8 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received) -> Handled {
         Routed::Stale => metrics.signals_stale.inc(),
         Routed::Late => metrics.signals_late.inc(),
     }
-    Handled::Done
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
 }

@@ -113,3 +113,121 @@ fn finish(
         }
     }
 }
+
+/// Runs a handler that never waits on every message of `subscription`, in order, taking up to `batch` ready
+/// messages at a time and committing after each batch; until `shutdown`.
+pub(crate) async fn consume_inline(
+    name: &'static str,
+    mut subscription: Box<dyn Subscription>,
+    batch: usize,
+    shutdown: CancellationToken,
+    mut handler: impl FnMut(&Received),
+) {
+    let mut done: HashMap<u32, u64> = HashMap::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            first = subscription.recv() => first,
+        };
+        let mut next = first.map(Some);
+        let mut handled = 0;
+        loop {
+            match next {
+                Ok(Some(received)) => {
+                    handler(&received);
+                    done.insert(received.partition, received.offset + 1);
+                    handled += 1;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(consumer = name, %error, "receiving failed; retrying in 1 s");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    break;
+                }
+            }
+            if handled >= batch {
+                break;
+            }
+            next = subscription.try_recv();
+        }
+        for (partition, next_offset) in done.drain() {
+            if let Err(error) = subscription.commit(partition, next_offset) {
+                tracing::warn!(consumer = name, %error, partition, "commit failed; will retry with the next one");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::transport::{MemoryTransport, Message, Transport};
+
+    #[tokio::test]
+    async fn inline_consumer_handles_every_message_across_batch_boundaries_and_commits() {
+        let transport = MemoryTransport::with_partitions(3);
+        for i in 0..100 {
+            let message = Message { key: Some(format!("k{i}")), value: vec![i as u8], ..Default::default() };
+            transport.publish("s", message).await.unwrap();
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let sub = transport.subscribe("s", "g").await.unwrap();
+        let task = tokio::spawn(consume_inline("test", sub, 7, shutdown.clone(), {
+            let seen = seen.clone();
+            move |r: &Received| seen.lock().unwrap().push(r.message.value[0])
+        }));
+        while seen.lock().unwrap().len() < 100 {
+            tokio::task::yield_now().await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+        // Everything was committed: a new member of the group gets nothing.
+        let mut again = transport.subscribe("s", "g").await.unwrap();
+        assert!(again.try_recv().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn abandoned_messages_are_not_committed() {
+        let transport = MemoryTransport::with_partitions(1);
+        for i in 0..3u8 {
+            transport.publish("s", Message { key: Some("k".into()), value: vec![i], ..Default::default() }).await.unwrap();
+        }
+        let shutdown = CancellationToken::new();
+        let sub = transport.subscribe("s", "g").await.unwrap();
+        let token = shutdown.clone();
+        let handled = Arc::new(Mutex::new(0));
+        let task = tokio::spawn(consume("test", sub, 10, shutdown.clone(), {
+            let handled = handled.clone();
+            move |r: Received| {
+                let token = token.clone();
+                let handled = handled.clone();
+                async move {
+                    if r.message.value[0] == 1 {
+                        token.cancelled().await;
+                        return Handled::Abandoned;
+                    }
+                    *handled.lock().unwrap() += 1;
+                    Handled::Done
+                }
+            }
+        }));
+        while *handled.lock().unwrap() < 2 {
+            tokio::task::yield_now().await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        let mut again = transport.subscribe("s", "g").await.unwrap();
+        let first = again.try_recv().unwrap().expect("the abandoned message is delivered again");
+        assert_eq!(first.message.value, vec![1]);
+    }
+}

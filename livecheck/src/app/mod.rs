@@ -24,7 +24,7 @@ pub use running::Running;
 use crate::{
     case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},
     clock::Clock,
-    context::{Headers, TestContext},
+    context::{HeaderParts, Headers, TestContext},
     runner::SignalRouter,
     transport::Transport,
     Error, Result,
@@ -197,7 +197,12 @@ impl LiveCheck {
     /// The test carried by message headers. Partial or malformed headers mean no test: the first occurrence of each
     /// cause is logged, every one is counted.
     pub fn test_from_headers(&self, headers: &Headers) -> Option<TestContext> {
-        match TestContext::from_headers(headers) {
+        self.read_test_headers(headers).map(|p| TestContext::new(p.id, p.case_name, p.timestamp, p.expires))
+    }
+
+    /// [`LiveCheck::test_from_headers`] without copying the text.
+    pub(crate) fn read_test_headers<'a>(&self, headers: &'a Headers) -> Option<HeaderParts<'a>> {
+        match HeaderParts::read(|name| headers.get(name)) {
             Ok(test) => test,
             Err(error) => {
                 self.shared.metrics.headers_malformed.inc();

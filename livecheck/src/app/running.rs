@@ -62,9 +62,8 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     }
     {
         let app = app.clone();
-        tasks.spawn(consumer::consume("bus", bus, config.bus_concurrency, shutdown.clone(), move |received| {
-            let handled = bus::handle(&app, &received);
-            async move { handled }
+        tasks.spawn(consumer::consume_inline("bus", bus, config.bus_concurrency, shutdown.clone(), move |received| {
+            bus::handle(&app, received)
         }));
     }
     for case in cases {

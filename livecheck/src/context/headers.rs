@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use super::TestContext;
 use crate::wire::timestamp;
 
@@ -14,7 +16,7 @@ const ALL: [&str; 4] = [HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, HEAD
 
 /// Message headers: an ordered list of name/value pairs, names looked up case-insensitively.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, Vec<u8>)>);
+pub struct Headers(Vec<(Cow<'static, str>, Vec<u8>)>);
 
 impl Headers {
     /// No headers.
@@ -23,7 +25,7 @@ impl Headers {
     }
 
     /// Appends a header (duplicates are kept, as on Kafka).
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
+    pub fn push(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Vec<u8>>) {
         self.0.push((name.into(), value.into()));
     }
 
@@ -34,7 +36,7 @@ impl Headers {
 
     /// All headers in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.0.iter().map(|(n, v)| (n.as_ref(), v.as_slice()))
     }
 
     /// How many headers there are.
@@ -48,7 +50,7 @@ impl Headers {
     }
 }
 
-impl<N: Into<String>, V: Into<Vec<u8>>> FromIterator<(N, V)> for Headers {
+impl<N: Into<Cow<'static, str>>, V: Into<Vec<u8>>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         Headers(iter.into_iter().map(|(n, v)| (n.into(), v.into())).collect())
     }
@@ -99,6 +101,20 @@ impl TestContext {
 
     /// Reads the test through a case-insensitive header lookup (message headers, HTTP headers, …).
     pub fn from_lookup<'a>(lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Option<TestContext>, HeaderError> {
+        Ok(HeaderParts::read(lookup)?.map(|p| TestContext::new(p.id, p.case_name, p.timestamp, p.expires)))
+    }
+}
+
+/// The four test headers, read and checked, borrowing the text.
+pub(crate) struct HeaderParts<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) case_name: &'a str,
+    pub(crate) timestamp: chrono::DateTime<chrono::Utc>,
+    pub(crate) expires: chrono::DateTime<chrono::Utc>,
+}
+
+impl<'a> HeaderParts<'a> {
+    pub(crate) fn read(lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Option<Self>, HeaderError> {
         let values = ALL.map(lookup);
         if values.iter().all(Option::is_none) {
             return Ok(None);
@@ -108,23 +124,29 @@ impl TestContext {
             let value = value.ok_or(HeaderError::Partial { missing: ALL[i] })?;
             text[i] = std::str::from_utf8(value).map_err(|_| HeaderError::NotUtf8 { header: ALL[i] })?.trim();
         }
-        let [id, name, _, _] = text;
-        if id.is_empty() {
+        if text[0].is_empty() {
             return Err(HeaderError::Partial { missing: HEADER_TEST_ID });
         }
         let time = |i: usize| {
             timestamp::parse(text[i]).ok_or_else(|| HeaderError::BadTimestamp { header: ALL[i], value: text[i].into() })
         };
-        Ok(Some(TestContext::new(id, name, time(2)?, time(3)?)))
+        Ok(Some(HeaderParts { id: text[0], case_name: text[1], timestamp: time(2)?, expires: time(3)? }))
     }
+}
 
+impl TestContext {
     /// The four headers of this test, as name/value pairs.
     pub fn header_pairs(&self) -> [(&'static str, String); 4] {
+        let [id, name, issued, expires] = self.header_values();
+        [(HEADER_TEST_ID, id), (HEADER_TEST_NAME, name), (HEADER_TIMESTAMP, issued), (HEADER_EXPIRES, expires)]
+    }
+
+    pub(super) fn render_header_values(&self) -> [String; 4] {
         [
-            (HEADER_TEST_ID, self.id().to_owned()),
-            (HEADER_TEST_NAME, self.case_name().to_owned()),
-            (HEADER_TIMESTAMP, timestamp::to_header_text(&self.timestamp())),
-            (HEADER_EXPIRES, timestamp::to_header_text(&self.expires())),
+            self.id().to_owned(),
+            self.case_name().to_owned(),
+            timestamp::to_header_text(&self.timestamp()),
+            timestamp::to_header_text(&self.expires()),
         ]
     }
 
@@ -133,8 +155,8 @@ impl TestContext {
         if ALL.iter().any(|name| headers.get(name).is_some()) {
             return;
         }
-        for (name, value) in self.header_pairs() {
-            headers.push(name, value);
+        for (name, value) in ALL.iter().zip(self.header_values()) {
+            headers.push(*name, value);
         }
     }
 }

@@ -6,5 +6,6 @@ mod test_context;
 
 pub use current::{carry_current_test, current_test, scope};
 pub(crate) use current::current_test_ref;
+pub(crate) use headers::HeaderParts;
 pub use headers::{HeaderError, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP};
 pub use test_context::TestContext;

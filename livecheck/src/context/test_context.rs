@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -7,15 +7,24 @@ use crate::wire::TestExecution;
 /// The identity of a test execution as it travels with a request: id, case name, issue time and expiry.
 ///
 /// Cheap to clone.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct TestContext(Arc<ContextInner>);
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct ContextInner {
     id: String,
     case_name: String,
     timestamp: DateTime<Utc>,
     expires: DateTime<Utc>,
+    /// The header values, rendered once: a test's context is attached to many messages.
+    header_values: OnceLock<[String; 4]>,
+}
+
+impl PartialEq for TestContext {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a.id == b.id && a.case_name == b.case_name && a.timestamp == b.timestamp && a.expires == b.expires
+    }
 }
 
 impl TestContext {
@@ -26,7 +35,13 @@ impl TestContext {
         timestamp: DateTime<Utc>,
         expires: DateTime<Utc>,
     ) -> Self {
-        TestContext(Arc::new(ContextInner { id: id.into(), case_name: case_name.into(), timestamp, expires }))
+        TestContext(Arc::new(ContextInner {
+            id: id.into(),
+            case_name: case_name.into(),
+            timestamp,
+            expires,
+            header_values: OnceLock::new(),
+        }))
     }
 
     /// The context of an execution.
@@ -52,6 +67,11 @@ impl TestContext {
     /// When the test expires.
     pub fn expires(&self) -> DateTime<Utc> {
         self.0.expires
+    }
+
+    /// Values of the id, name, timestamp and expiry headers.
+    pub(crate) fn header_values(&self) -> [String; 4] {
+        self.0.header_values.get_or_init(|| self.render_header_values()).clone()
     }
 
     /// Whether the test is expired at `now`; computed on each call.

@@ -246,6 +246,10 @@ impl Subscription for MemorySubscription {
         })
     }
 
+    fn try_recv(&mut self) -> Result<Option<Received>> {
+        Ok(self.try_next())
+    }
+
     fn commit(&mut self, partition: u32, next_offset: u64) -> Result<()> {
         let mut state = lock(&self.group.state);
         if let Some(committed) = state.committed.get_mut(partition as usize) {

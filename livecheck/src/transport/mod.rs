@@ -72,6 +72,11 @@ pub trait Subscription: Send {
     /// Cancellation safe: if the future is dropped before it resolves, no message is lost.
     fn recv(&mut self) -> BoxFuture<'_, Result<Received>>;
 
+    /// The next message if one is ready now, without waiting. The default says none is.
+    fn try_recv(&mut self) -> Result<Option<Received>> {
+        Ok(None)
+    }
+
     /// Records that every message of `partition` below `next_offset` has been processed.
     fn commit(&mut self, partition: u32, next_offset: u64) -> Result<()>;
 }
