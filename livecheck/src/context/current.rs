@@ -1,6 +1,6 @@
 use std::future::Future;
 
-use super::TestContext;
+use super::{Headers, TestContext};
 
 tokio::task_local! {
     static CURRENT_TEST: Option<TestContext>;
@@ -21,6 +21,16 @@ pub(crate) fn current_test_ref<R>(f: impl FnOnce(Option<&TestContext>) -> R) -> 
         Ok(r) => r,
         Err(_) => (f.take().expect("not called yet"))(None),
     }
+}
+
+/// Appends the current test's headers to the headers of a message being produced (once: nothing is added when
+/// test headers are present already); with no current test the headers are left untouched.
+pub fn append_current_test(headers: &mut Headers) {
+    current_test_ref(|test| {
+        if let Some(test) = test {
+            test.append_to(headers);
+        }
+    });
 }
 
 /// Runs `future` with `test` as the current test: `Some` makes it current, `None` makes sure no test is current

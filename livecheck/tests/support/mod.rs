@@ -1,0 +1,84 @@
+//! What the behaviour tests share: an app on a shared in-memory transport, and ways to read what it published.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use livecheck::{
+    transport::{MemoryTransport, Message, Subscription, Transport},
+    Clock, LiveCheck, LiveCheckBuilder, SignalEvent, TestExecution, TestReport,
+};
+
+/// A builder on `transport` whose wall clock follows tokio's paused clock.
+pub fn builder(transport: &MemoryTransport) -> LiveCheckBuilder {
+    LiveCheck::builder().transport(transport.clone()).clock(Clock::follow_tokio())
+}
+
+/// The reports published so far, in publication order per partition.
+pub fn reports(transport: &MemoryTransport) -> Vec<TestReport> {
+    decode_all(transport, "livecheck-report")
+}
+
+/// The executions published so far.
+pub fn executions(transport: &MemoryTransport) -> Vec<(String, TestExecution)> {
+    transport
+        .messages("livecheck")
+        .into_iter()
+        .map(|r| (r.message.key.clone().unwrap(), serde_json::from_slice(&r.message.value).unwrap()))
+        .collect()
+}
+
+/// The signals published so far, with their messages.
+pub fn signals(transport: &MemoryTransport) -> Vec<(Message, SignalEvent)> {
+    transport
+        .messages("livecheck-bus")
+        .into_iter()
+        .map(|r| ((*r.message).clone(), serde_json::from_slice(&r.message.value).unwrap()))
+        .collect()
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(transport: &MemoryTransport, stream: &str) -> Vec<T> {
+    transport.messages(stream).into_iter().map(|r| serde_json::from_slice(&r.message.value).unwrap()).collect()
+}
+
+/// Reads reports as they are published.
+pub struct ReportReader(Box<dyn Subscription>);
+
+impl ReportReader {
+    pub async fn new(transport: &MemoryTransport) -> Self {
+        ReportReader(transport.subscribe("livecheck-report", "test-reader").await.unwrap())
+    }
+
+    /// The next report; panics if none comes within `within` (of paused time).
+    pub async fn next(&mut self, within: Duration) -> TestReport {
+        let received = tokio::time::timeout(within, self.0.recv()).await.expect("a report in time").unwrap();
+        serde_json::from_slice(&received.message.value).unwrap()
+    }
+
+    /// Whether a report is published within `within`.
+    pub async fn next_within(&mut self, within: Duration) -> Option<TestReport> {
+        let received = tokio::time::timeout(within, self.0.recv()).await.ok()?.unwrap();
+        Some(serde_json::from_slice(&received.message.value).unwrap())
+    }
+}
+
+/// Publishes a raw message on the pending-tests stream.
+pub async fn publish_raw(transport: &MemoryTransport, stream: &str, key: &str, value: &[u8]) {
+    let message = Message { key: Some(key.to_owned()), value: value.to_vec(), headers: Default::default() };
+    transport.publish(stream, message).await.unwrap();
+}
+
+/// Lets the instance's tasks run until nothing is left to do now (paused time does not move).
+pub async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Polls `cond` while letting tasks (and paused time, in 1 ms steps) run; panics after `within`.
+pub async fn until(within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached within {within:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
