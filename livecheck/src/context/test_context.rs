@@ -1,6 +1,6 @@
 use std::sync::{Arc, OnceLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::wire::TestExecution;
 
@@ -28,7 +28,8 @@ impl PartialEq for TestContext {
 }
 
 impl TestContext {
-    /// A context from its parts.
+    /// A context from its parts. Times are truncated to microseconds, the precision of the headers, so that a
+    /// context read back from headers equals the one written.
     pub fn new(
         id: impl Into<String>,
         case_name: impl Into<String>,
@@ -38,8 +39,8 @@ impl TestContext {
         TestContext(Arc::new(ContextInner {
             id: id.into(),
             case_name: case_name.into(),
-            timestamp,
-            expires,
+            timestamp: timestamp.trunc_subsecs(6),
+            expires: expires.trunc_subsecs(6),
             header_values: OnceLock::new(),
         }))
     }
