@@ -68,7 +68,9 @@ pub(crate) struct CaseHealth {
     /// Monotonic and wall-clock time of the last failure (test or suite): the wall time is compared with test issue
     /// times, the monotonic time with delays. Never across.
     last_failure: Option<(Instant, DateTime<Utc>)>,
-    last_suite_failure: Option<Instant>,
+    /// When the last suite report was due: a failing suite is re-reported at most once per
+    /// `state_transition_delay`.
+    last_suite_report: Option<Instant>,
     /// A suite failure happened and the case has not recovered since.
     suite_failing: bool,
     last_stall_alert: Option<Instant>,
@@ -91,7 +93,7 @@ impl CaseHealth {
             total_failures: 0,
             last_test_received: now,
             last_failure: None,
-            last_suite_failure: None,
+            last_suite_report: None,
             suite_failing: false,
             last_stall_alert: None,
             runtime: History::new(settings.max_history),
@@ -165,15 +167,17 @@ impl CaseHealth {
         }
     }
 
-    /// Records a suite failure; returns whether a suite report is due: the case was ok before, or the last suite
-    /// failure is older than `state_transition_delay`.
+    /// Records a suite failure (its time counts as the last failure); returns whether a suite report is due: the
+    /// case was ok before, or the last suite report is older than `state_transition_delay`.
     pub(crate) fn suite_failed(&mut self, failure: &SuiteFailure, now: Instant, now_wall: DateTime<Utc>) -> bool {
         let due = self.status.is_ok()
-            || self.last_suite_failure.is_none_or(|t| now.saturating_duration_since(t) > self.state_transition_delay);
+            || self.last_suite_report.is_none_or(|t| now.saturating_duration_since(t) > self.state_transition_delay);
         self.status = failure.state;
         self.suite_failing = true;
         self.last_failure = Some((now, now_wall));
-        self.last_suite_failure = Some(now);
+        if due {
+            self.last_suite_report = Some(now);
+        }
         due
     }
 
