@@ -16,6 +16,8 @@ pub(crate) async fn handle(app: LiveCheck, received: Received, shutdown: Cancell
             return Handled::Done;
         }
     };
+    // The message is not needed any more: do not keep it alive while the test runs.
+    drop(received);
     let Some(case) = app.registry.get(&execution.case_name) else {
         metrics.tests_unknown_case.inc();
         if metrics.first_time(&format!("unknown case {}", execution.case_name)) {
@@ -25,9 +27,12 @@ pub(crate) async fn handle(app: LiveCheck, received: Received, shutdown: Cancell
     };
     match runner::execute(case.as_ref(), execution, &shutdown).await {
         Some(finished) => {
-            outcome::test_finished(&app, case.as_ref(), finished).await;
+            // Boxed: its state is only needed once the test is over, not in every waiting test's task.
+            Box::pin(outcome::test_finished(&app, case.as_ref(), finished)).await;
             Handled::Done
         }
         None => Handled::Abandoned,
     }
 }
+
+

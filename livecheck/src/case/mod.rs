@@ -103,7 +103,8 @@ impl CaseCore {
 /// A case as the app holds it, whatever its type.
 pub(crate) trait RegisteredCase: Send + Sync + 'static {
     fn core(&self) -> &Arc<CaseCore>;
-    /// The body for `test`, or an error when the arguments do not decode.
+    /// The body for `test`, run as that test (executing and current), or an error when the arguments do not
+    /// decode.
     fn start(&self, test: Arc<TestRun>) -> Result<BoxFuture<'static, CaseResult>>;
     fn make_fake_request(&self) -> BoxFuture<'static, CaseResult>;
     fn on_suite_fail(&self, failure: SuiteFailure) -> BoxFuture<'static, ()>;
@@ -126,7 +127,8 @@ impl<C: Case> RegisteredCase for Registered<C> {
             other => Error::Arguments(other.to_string()),
         })?;
         let case = self.case.clone();
-        Ok(Box::pin(async move { case.run(&test, args).await }))
+        let scope = test.clone();
+        Ok(Box::pin(scope.scope(async move { case.run(&test, args).await })))
     }
 
     fn make_fake_request(&self) -> BoxFuture<'static, CaseResult> {

@@ -44,7 +44,7 @@ pub(crate) async fn execute(
     let result = match case.start(run.clone()) {
         Err(error) => Ok(Err(error.into())),
         Ok(body) => {
-            let body = CatchPanic::new(run.scope(body));
+            let body = CatchPanic::new(body);
             tokio::select! {
                 result = body => result,
                 _ = shutdown.cancelled() => {

@@ -45,24 +45,25 @@ fn install_hook() {
     });
 }
 
-/// A future that resolves to `Err` with the panic's details instead of unwinding.
+/// A future that resolves to `Err` with the panic's details instead of unwinding. The future is `Unpin` (e.g.
+/// boxed), so no second allocation is needed.
 pub(crate) struct CatchPanic<F> {
-    future: Pin<Box<F>>,
+    future: F,
 }
 
-impl<F: Future> CatchPanic<F> {
+impl<F: Future + Unpin> CatchPanic<F> {
     pub(crate) fn new(future: F) -> Self {
         install_hook();
-        CatchPanic { future: Box::pin(future) }
+        CatchPanic { future }
     }
 }
 
-impl<F: Future> Future for CatchPanic<F> {
+impl<F: Future + Unpin> Future for CatchPanic<F> {
     type Output = Result<F::Output, CaughtPanic>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         CAPTURING.with(|c| c.set(c.get() + 1));
-        let polled = catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx)));
+        let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut self.future).poll(cx)));
         CAPTURING.with(|c| c.set(c.get() - 1));
         match polled {
             Ok(poll) => poll.map(Ok),
@@ -87,10 +88,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_assert_becomes_message_and_location() {
-        let caught = CatchPanic::new(async {
+        let caught = CatchPanic::new(Box::pin(async {
             let side = "buy";
             assert_eq!(side, "sell", "side changed");
-        })
+        }))
         .await
         .unwrap_err();
         assert!(caught.message.contains("side changed"), "{}", caught.message);
@@ -100,6 +101,6 @@ mod tests {
 
     #[tokio::test]
     async fn no_panic_passes_the_output_through() {
-        assert_eq!(CatchPanic::new(async { 7 }).await, Ok(7));
+        assert_eq!(CatchPanic::new(Box::pin(async { 7 })).await, Ok(7));
     }
 }

@@ -68,8 +68,9 @@ impl TestRun {
     }
 
     /// Runs `future` as this test's body: the test is executing (signals can be waited for) and current.
-    pub(crate) fn scope<F: Future>(self: &Arc<Self>, future: F) -> impl Future<Output = F::Output> {
-        EXECUTING.scope(self.clone(), crate::context::scope(Some(self.context.clone()), future))
+    pub(crate) fn scope<F: Future>(self: Arc<Self>, future: F) -> impl Future<Output = F::Output> {
+        let context = self.context.clone();
+        EXECUTING.scope(self, crate::context::scope(Some(context), future))
     }
 
     /// The test id.
