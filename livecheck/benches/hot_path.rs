@@ -1,5 +1,9 @@
 //! The calls that stay in production code paths: `maybe_trigger` when the draw misses, and `Signal::send` with
-//! no current test. Target: ≤ 50 ns each.
+//! no current test. Both complete in one poll; they are polled once with a no-op waker (no runtime).
+//! Target: ≤ 50 ns each.
+//!
+//! Run: `cargo bench -p livecheck --bench hot_path`
+#![allow(missing_docs)] // `criterion_group!` generates an undocumented `pub fn`
 
 use std::{
     future::Future,
@@ -33,23 +37,37 @@ fn complete<F: Future>(future: F) -> F::Output {
 }
 
 fn hot_path(c: &mut Criterion) {
+    // The default draw (fastrand) against probability 0: every draw misses.
     let app = LiveCheck::builder().build();
-    // The real random draw against probability 0: every draw misses.
-    let case = app.register(CaseSettings::new("order").probability(0.0), |s| Order { placed: s.declare("placed") }).unwrap();
-    c.bench_function("maybe_trigger when the draw misses", |b| {
+    let never = app.register(CaseSettings::new("order").probability(0.0), |s| Order { placed: s.declare("placed") }).unwrap();
+    c.bench_function("maybe_trigger miss, probability 0.0, default draw [target <= 50 ns]", |b| {
         b.iter(|| {
-            let hit = complete(case.maybe_trigger(Some(black_box("order-1")), black_box(&7))).unwrap();
+            let hit = complete(never.maybe_trigger(Some(black_box("order-1")), black_box(&7))).unwrap();
             assert!(hit.is_none());
         })
     });
-    c.bench_function("Signal::send with no current test", |b| {
-        b.iter(|| complete(case.placed.send(black_box(&7))).unwrap())
+
+    // A draw that returns 0.99 against probability 0.5: a miss through a user-supplied draw.
+    let app = LiveCheck::builder().draw(|| black_box(0.99)).build();
+    let half = app.register(CaseSettings::new("order").probability(0.5), |s| Order { placed: s.declare("placed") }).unwrap();
+    c.bench_function("maybe_trigger miss, probability 0.5, draw fn -> 0.99 [target <= 50 ns]", |b| {
+        b.iter(|| {
+            let hit = complete(half.maybe_trigger(None, black_box(&7))).unwrap();
+            assert!(hit.is_none());
+        })
+    });
+
+    c.bench_function("Signal::send, no current test [target <= 50 ns]", |b| {
+        b.iter(|| complete(never.placed.send(black_box(&7))).unwrap())
     });
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    config = Criterion::default()
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
     targets = hot_path
 }
 criterion_main!(benches);

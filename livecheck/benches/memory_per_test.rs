@@ -10,6 +10,11 @@ use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+fn live_allocs() -> i64 {
+    let stats = GLOBAL.stats();
+    stats.allocations as i64 - stats.deallocations as i64
+}
+
 /// Bytes allocated and not yet freed.
 fn live_bytes() -> i64 {
     let stats = GLOBAL.stats();
@@ -77,9 +82,11 @@ fn main() {
             case.trigger(None, &OrderArgs { side: "sell".into() }).await.unwrap();
         }
         let published = live_bytes();
+        let published_allocs = live_allocs();
         until(|| app.metrics().tests_executing == TESTS).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let waiting = live_bytes();
+        eprintln!("live allocations per test: {:.2}", (live_allocs() - published_allocs) as f64 / TESTS as f64);
         assert_eq!(transport.messages("livecheck").len() - pending_before, TESTS as usize);
 
         let per_test_instance = (waiting - published) as f64 / TESTS as f64;

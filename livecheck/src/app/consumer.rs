@@ -1,11 +1,8 @@
-//! Consumes a subscription with bounded concurrency, committing offsets after processing.
+//! Consumes a subscription, committing offsets only after processing.
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
-use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
-    task::JoinSet,
-};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::offsets::OffsetTracker;
@@ -23,14 +20,35 @@ pub(crate) enum Handled {
     Abandoned,
 }
 
+/// Reports a message's end to the consumer loop when dropped: when its handler returned; if its task was dropped
+/// before (runtime shutdown), as abandoned; if it panicked (a bug in LiveCheck itself), as done, so that the
+/// message is passed over and later ones can still be committed.
+struct Completion {
+    partition: u32,
+    offset: u64,
+    handled: Handled,
+    done: mpsc::UnboundedSender<(u32, u64, Handled)>,
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(partition = self.partition, offset = self.offset, "message handler panicked");
+            self.handled = Handled::Done;
+        }
+        let _ = self.done.send((self.partition, self.offset, self.handled));
+    }
+}
+
 enum Event {
     Shutdown,
-    Finished(Result<(tokio::task::Id, Handled), tokio::task::JoinError>),
+    Finished((u32, u64, Handled)),
     Message(Result<(OwnedSemaphorePermit, Received)>),
 }
 
-/// Runs `handler` on every message of `subscription`, at most `concurrency` at a time, until `shutdown`; then
-/// waits for the handlers in flight (they see the same token) and commits what they finished.
+/// Runs `handler` on every message of `subscription`, each in a task of its own, at most `concurrency` at a
+/// time, until `shutdown`; then waits for the handlers in flight (they see the same token) and commits what they
+/// finished.
 pub(crate) async fn consume<H, F>(
     name: &'static str,
     mut subscription: Box<dyn Subscription>,
@@ -43,28 +61,36 @@ pub(crate) async fn consume<H, F>(
 {
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tracker = OffsetTracker::default();
-    let mut tasks: JoinSet<Handled> = JoinSet::new();
-    let mut positions: HashMap<tokio::task::Id, (u32, u64)> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut in_flight = 0usize;
     loop {
         let event = tokio::select! {
             biased;
             _ = shutdown.cancelled() => Event::Shutdown,
-            Some(finished) = tasks.join_next_with_id(), if !tasks.is_empty() => Event::Finished(finished),
+            Some(finished) = done_rx.recv() => Event::Finished(finished),
             next = next_message(&permits, subscription.as_mut()) => Event::Message(next),
         };
         match event {
             Event::Shutdown => break,
-            Event::Finished(finished) => finish(name, finished, &mut positions, &mut tracker, subscription.as_mut()),
+            Event::Finished(finished) => {
+                in_flight -= 1;
+                commit(name, finished, &mut tracker, subscription.as_mut());
+            }
             Event::Message(Ok((permit, received))) => {
                 tracker.started(received.partition, received.offset);
-                let position = (received.partition, received.offset);
+                let mut completion = Completion {
+                    partition: received.partition,
+                    offset: received.offset,
+                    handled: Handled::Abandoned,
+                    done: done_tx.clone(),
+                };
                 let work = handler(received);
-                let task = tasks.spawn(async move {
-                    let handled = work.await;
+                in_flight += 1;
+                tokio::spawn(async move {
+                    completion.handled = work.await;
                     drop(permit);
-                    handled
+                    drop(completion);
                 });
-                positions.insert(task.id(), position);
             }
             Event::Message(Err(error)) => {
                 tracing::error!(consumer = name, %error, "receiving failed; retrying in 1 s");
@@ -75,8 +101,10 @@ pub(crate) async fn consume<H, F>(
             }
         }
     }
-    while let Some(finished) = tasks.join_next_with_id().await {
-        finish(name, finished, &mut positions, &mut tracker, subscription.as_mut());
+    while in_flight > 0 {
+        let Some(finished) = done_rx.recv().await else { break };
+        in_flight -= 1;
+        commit(name, finished, &mut tracker, subscription.as_mut());
     }
 }
 
@@ -88,22 +116,12 @@ async fn next_message(
     Ok((permit, subscription.recv().await?))
 }
 
-fn finish(
+fn commit(
     name: &'static str,
-    finished: Result<(tokio::task::Id, Handled), tokio::task::JoinError>,
-    positions: &mut HashMap<tokio::task::Id, (u32, u64)>,
+    (partition, offset, handled): (u32, u64, Handled),
     tracker: &mut OffsetTracker,
     subscription: &mut dyn Subscription,
 ) {
-    let (id, handled) = match finished {
-        Ok((id, handled)) => (id, handled),
-        Err(error) => {
-            // A bug in LiveCheck itself (test bodies' panics are caught): log it and move past the message.
-            tracing::error!(consumer = name, %error, "message handler failed");
-            (error.id(), Handled::Done)
-        }
-    };
-    let Some((partition, offset)) = positions.remove(&id) else { return };
     if handled == Handled::Abandoned {
         return;
     }

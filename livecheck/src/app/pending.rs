@@ -1,11 +1,33 @@
 //! Handling one message of the pending-tests stream.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 
 use super::{consumer::Handled, outcome, LiveCheck};
-use crate::{runner, transport::Received, wire::TestExecution};
+use crate::{case::RegisteredCase, runner, transport::Received, wire::TestExecution};
 
+/// Handles one pending test: every waiting test's task is this future, so it keeps only small state across the
+/// wait (the body itself is boxed; the report is built after).
 pub(crate) async fn handle(app: LiveCheck, received: Received, shutdown: CancellationToken) -> Handled {
+    let Some((case, start)) = prepare(&app, received) else { return Handled::Done };
+    let finished = match start {
+        Err(skipped) => skipped,
+        Ok(started) => match run_body(started, &shutdown).await {
+            Some(finished) => finished,
+            None => return Handled::Abandoned,
+        },
+    };
+    // Boxed: its state is only needed once the test is over.
+    Box::pin(outcome::test_finished(&app, case.as_ref(), *finished)).await;
+    Handled::Done
+}
+
+/// Decodes the execution and prepares it; `None` when it is dropped (malformed, unknown case).
+fn prepare(
+    app: &LiveCheck,
+    received: Received,
+) -> Option<(Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Finished>>)> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
     let execution: TestExecution = match serde_json::from_slice(&received.message.value) {
@@ -13,26 +35,30 @@ pub(crate) async fn handle(app: LiveCheck, received: Received, shutdown: Cancell
         Err(error) => {
             metrics.tests_malformed.inc();
             tracing::warn!(%error, partition = received.partition, offset = received.offset, "dropping a pending test that does not decode");
-            return Handled::Done;
+            return None;
         }
     };
-    // The message is not needed any more: do not keep it alive while the test runs.
-    drop(received);
     let Some(case) = app.registry.get(&execution.case_name) else {
         metrics.tests_unknown_case.inc();
         if metrics.first_time(&format!("unknown case {}", execution.case_name)) {
             tracing::warn!(case = %execution.case_name, "dropping tests of an unknown case (logged once per case)");
         }
-        return Handled::Done;
+        return None;
     };
-    match runner::execute(case.as_ref(), execution, &shutdown).await {
-        Some(finished) => {
-            // Boxed: its state is only needed once the test is over, not in every waiting test's task.
-            Box::pin(outcome::test_finished(&app, case.as_ref(), finished)).await;
-            Handled::Done
-        }
-        None => Handled::Abandoned,
-    }
+    let start = runner::start(case.as_ref(), execution);
+    Some((case, start))
 }
 
+/// Runs the body to its verdict, or `None` if shutdown interrupted it (no verdict: the execution is not
+/// committed and runs again after a restart).
+async fn run_body(mut started: runner::Started, shutdown: &CancellationToken) -> Option<Box<runner::Finished>> {
+    let result = tokio::select! {
+        result = &mut started.body => result,
+        _ = shutdown.cancelled() => {
+            started.abandon();
+            return None;
+        }
+    };
+    Some(Box::new(started.conclude(result)))
+}
 

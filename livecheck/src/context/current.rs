@@ -35,8 +35,8 @@ pub fn append_current_test(headers: &mut Headers) {
 
 /// Runs `future` with `test` as the current test: `Some` makes it current, `None` makes sure no test is current
 /// (a message without test headers inside a handler that had one sees none). Nothing leaks past the future.
-pub async fn scope<F: Future>(test: Option<TestContext>, future: F) -> F::Output {
-    CURRENT_TEST.scope(test, future).await
+pub fn scope<F: Future>(test: Option<TestContext>, future: F) -> impl Future<Output = F::Output> {
+    CURRENT_TEST.scope(test, future)
 }
 
 /// Wraps `future` so that it runs with the test that is current *now*: use it for tasks spawned from a test.

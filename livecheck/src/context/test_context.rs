@@ -17,7 +17,7 @@ struct ContextInner {
     timestamp: DateTime<Utc>,
     expires: DateTime<Utc>,
     /// The header values, rendered once: a test's context is attached to many messages.
-    header_values: OnceLock<[String; 4]>,
+    header_values: OnceLock<Box<[String; 4]>>,
 }
 
 impl PartialEq for TestContext {
@@ -72,7 +72,7 @@ impl TestContext {
 
     /// Values of the id, name, timestamp and expiry headers.
     pub(crate) fn header_values(&self) -> [String; 4] {
-        self.0.header_values.get_or_init(|| self.render_header_values()).clone()
+        (**self.0.header_values.get_or_init(|| Box::new(self.render_header_values()))).clone()
     }
 
     /// Whether the test is expired at `now`; computed on each call.

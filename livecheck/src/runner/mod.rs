@@ -6,7 +6,7 @@ mod signal_router;
 mod test_run;
 mod verdict;
 
-pub(crate) use execute::{execute, Finished};
+pub(crate) use execute::{start, Finished, Started};
 pub(crate) use signal_router::{Routed, SignalRouter};
 pub(crate) use test_run::executing_test;
 pub use test_run::TestRun;

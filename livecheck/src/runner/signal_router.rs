@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use tokio::{sync::Notify, time::Instant};
 
+use super::TestRun;
 use crate::wire::TestExecution;
 
 /// Tests that are executing and the signals that came before their test did.
@@ -21,7 +22,7 @@ pub(crate) struct SignalRouter {
 
 #[derive(Default)]
 struct RouterState {
-    active: HashMap<String, Arc<ActiveTest>>,
+    active: HashMap<String, Arc<TestRun>>,
     /// Signals for tests that are not executing (yet), by test id.
     early: HashMap<String, Vec<EarlySignal>>,
     /// Arrival order of early signals, for eviction at the limit: (test id, sequence number).
@@ -43,9 +44,7 @@ struct EarlySignal {
 }
 
 /// The signals received so far by one executing test, and the wake-up of its waiter.
-pub(crate) struct ActiveTest {
-    timestamp: DateTime<Utc>,
-    case: Arc<str>,
+pub(crate) struct SignalSlots {
     slots: Mutex<Vec<Option<Box<RawValue>>>>,
     arrived: Notify,
 }
@@ -87,14 +86,15 @@ impl SignalRouter {
     ) -> Routed {
         let mut state = lock(&self.state);
         if let Some(test) = state.active.get(key) {
+            let issued = test.execution().timestamp;
             match timestamp {
-                Some(t) if t < test.timestamp => return Routed::Stale,
-                Some(t) if t > test.timestamp => {}
-                _ if test.case != *case => {}
+                Some(t) if t < issued => return Routed::Stale,
+                Some(t) if t > issued => {}
+                _ if test.case.name != *case => {}
                 _ => {
                     let test = test.clone();
                     drop(state);
-                    test.arrive(index, value);
+                    test.signals.arrive(index, value);
                     return Routed::Delivered;
                 }
             }
@@ -125,24 +125,15 @@ impl SignalRouter {
         Routed::Early { evicted }
     }
 
-    /// Starts routing signals to `execution`, handing it the early signals that are its own. Returns `None` when an
-    /// execution with the same id is executing already; otherwise the test and how many stale signals were dropped.
-    pub(crate) fn register(
-        &self,
-        execution: &TestExecution,
-        case: &Arc<str>,
-        signals: usize,
-    ) -> Option<(Arc<ActiveTest>, usize)> {
+    /// Starts routing signals to `test`, handing it the early signals that are its own. Returns `None` when an
+    /// execution with the same id is executing already; otherwise how many stale signals were dropped.
+    pub(crate) fn register(&self, test: &Arc<TestRun>) -> Option<usize> {
+        let execution = test.execution();
+        let case = &test.case.name;
         let mut state = lock(&self.state);
         if state.active.contains_key(&execution.id) {
             return None;
         }
-        let test = Arc::new(ActiveTest {
-            timestamp: execution.timestamp,
-            case: case.clone(),
-            slots: Mutex::new(vec![None; signals]),
-            arrived: Notify::new(),
-        });
         let mut stale = 0;
         if let Some(early) = state.early.remove(&execution.id) {
             let held = early.len();
@@ -152,7 +143,7 @@ impl SignalRouter {
                     Some(t) if t > execution.timestamp => kept.push(signal),
                     Some(t) if t < execution.timestamp => stale += 1,
                     _ if signal.case != *case => kept.push(signal),
-                    _ => test.arrive(signal.index, signal.value),
+                    _ => test.signals.arrive(signal.index, signal.value),
                 }
             }
             state.early_len -= held - kept.len();
@@ -162,7 +153,7 @@ impl SignalRouter {
             state.compact_early_order();
         }
         state.active.insert(execution.id.clone(), test.clone());
-        Some((test, stale))
+        Some(stale)
     }
 
     /// Stops routing to the execution: its signals are released.
@@ -235,7 +226,11 @@ impl RouterState {
     }
 }
 
-impl ActiveTest {
+impl SignalSlots {
+    pub(crate) fn new(signals: usize) -> Self {
+        SignalSlots { slots: Mutex::new(vec![None; signals]), arrived: Notify::new() }
+    }
+
     fn arrive(&self, index: usize, value: Box<RawValue>) {
         if let Some(slot) = lock(&self.slots).get_mut(index) {
             *slot = Some(value);

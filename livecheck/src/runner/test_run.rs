@@ -8,7 +8,7 @@ use std::{
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::signal_router::ActiveTest;
+use super::signal_router::SignalSlots;
 use crate::{
     case::CaseCore,
     context::TestContext,
@@ -30,7 +30,7 @@ pub struct TestRun {
     execution: TestExecution,
     context: TestContext,
     pub(crate) case: Arc<CaseCore>,
-    active: Arc<ActiveTest>,
+    pub(crate) signals: SignalSlots,
     started: Instant,
     journal: Mutex<Journal>,
 }
@@ -56,12 +56,15 @@ enum StepKind {
 }
 
 impl TestRun {
-    pub(crate) fn new(execution: TestExecution, case: Arc<CaseCore>, active: Arc<ActiveTest>) -> Self {
+    pub(crate) fn new(mut execution: TestExecution, case: Arc<CaseCore>) -> Self {
+        // Held for the whole test: no spare capacity.
+        execution.test_kwargs = std::mem::take(&mut execution.test_kwargs).into_iter().collect();
+        execution.test_args.shrink_to_fit();
         TestRun {
             context: TestContext::of(&execution),
             execution,
+            signals: SignalSlots::new(case.signal_count()),
             case,
-            active,
             started: Instant::now(),
             journal: Mutex::default(),
         }
@@ -107,13 +110,18 @@ impl TestRun {
         if self.case.settings.realtime_logs {
             tracing::info!(case = %self.case.name, test = %self.id(), "{}", self.describe(&step));
         }
-        self.journal().steps.push(step);
+        let mut journal = self.journal();
+        if journal.steps.capacity() == 0 {
+            // Most tests take a few steps; every waiting test holds this, so start small.
+            journal.steps.reserve_exact(2);
+        }
+        journal.steps.push(step);
     }
 
     pub(crate) async fn wait_for_signal(&self, index: usize, timeout: Duration) -> Result<Box<RawValue>> {
         self.step(StepKind::Waiting { signal: index, timeout });
         let started = Instant::now();
-        match tokio::time::timeout_at(started + timeout, self.active.wait_for(index)).await {
+        match tokio::time::timeout_at(started + timeout, self.signals.wait_for(index)).await {
             Ok(value) => {
                 let waited = started.elapsed().as_secs_f64();
                 self.journal().latency.push((index, waited));
