@@ -101,7 +101,7 @@ async fn partial_malformed_or_non_utf8_headers_mean_no_test_and_are_counted() {
     let partial: Headers = good[..1].iter().cloned().collect();
     let mut no_expiry: Headers = good[..3].iter().cloned().collect();
     no_expiry.push("unrelated", "x");
-    let mut bad_time: Headers = good.iter().cloned().collect::<Vec<_>>().into_iter().take(2).collect();
+    let mut bad_time: Headers = good[..2].iter().cloned().collect();
     bad_time.push(HEADER_TIMESTAMP, "25/11/2026 01:51");
     bad_time.push(HEADER_EXPIRES, good[3].1.clone());
     let mut not_utf8: Headers = good[1..].iter().cloned().collect();

@@ -23,11 +23,11 @@ pub(crate) async fn handle(app: LiveCheck, received: Received, shutdown: Cancell
     Handled::Done
 }
 
+/// A pending test's case, and its body ready to run or its verdict already (skipped).
+type Prepared = (Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Finished>>);
+
 /// Decodes the execution and prepares it; `None` when it is dropped (malformed, unknown case).
-fn prepare(
-    app: &LiveCheck,
-    received: Received,
-) -> Option<(Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Finished>>)> {
+fn prepare(app: &LiveCheck, received: Received) -> Option<Prepared> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
     let execution: TestExecution = match serde_json::from_slice(&received.message.value) {
