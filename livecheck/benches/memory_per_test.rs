@@ -86,7 +86,7 @@ fn main() {
         until(|| app.metrics().tests_executing == TESTS).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let waiting = live_bytes();
-        eprintln!("live allocations per test: {:.2}", (live_allocs() - published_allocs) as f64 / TESTS as f64);
+        println!("live heap allocations per in-flight test: {:.1}", (live_allocs() - published_allocs) as f64 / TESTS as f64);
         assert_eq!(transport.messages("livecheck").len() - pending_before, TESTS as usize);
 
         let per_test_instance = (waiting - published) as f64 / TESTS as f64;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{consumer::Handled, outcome, LiveCheck};
-use crate::{case::RegisteredCase, runner, transport::Received, wire::TestExecution};
+use crate::{case::RegisteredCase, runner, transport::Received, wire::RawExecution};
 
 /// Handles one pending test: every waiting test's task is this future, so it keeps only small state across the
 /// wait (the body itself is boxed; the report is built after).
@@ -30,7 +30,7 @@ type Prepared = (Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Fi
 fn prepare(app: &LiveCheck, received: Received) -> Option<Prepared> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
-    let execution: TestExecution = match serde_json::from_slice(&received.message.value) {
+    let execution: RawExecution = match serde_json::from_slice(&received.message.value) {
         Ok(execution) => execution,
         Err(error) => {
             metrics.tests_malformed.inc();

@@ -122,7 +122,7 @@ impl<C: Case> RegisteredCase for Registered<C> {
     }
 
     fn start(&self, test: Arc<TestRun>) -> Result<BoxFuture<'static, CaseResult>> {
-        let args: C::Args = test.execution().args().map_err(|e| match e {
+        let args: C::Args = test.args().map_err(|e| match e {
             Error::Arguments(reason) => Error::Arguments(reason),
             other => Error::Arguments(other.to_string()),
         })?;

@@ -4,7 +4,7 @@ use super::{panic_capture::CatchPanic, TestRun, Verdict};
 use crate::{
     case::RegisteredCase,
     transport::BoxFuture,
-    wire::{timestamp, TestExecution, TestReport},
+    wire::{timestamp, RawExecution, TestExecution, TestReport},
     CaseResult,
 };
 
@@ -25,21 +25,22 @@ pub(crate) struct Started {
 
 /// Prepares one execution of `case`: skips it (inactive case, expired, id already running) or registers it for
 /// its signals and builds its body.
-pub(crate) fn start(case: &dyn RegisteredCase, execution: TestExecution) -> Result<Started, Box<Finished>> {
+pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Result<Started, Box<Finished>> {
     let core = case.core();
     let shared = &core.shared;
     core.health().test_received(tokio::time::Instant::now());
     if !core.settings.active {
-        return Err(skipped(&core.name, execution, "case is inactive".to_owned()));
+        return Err(skipped(&core.name, execution.into_execution(), "case is inactive".to_owned()));
     }
-    if execution.is_expired(shared.clock.now()) {
+    // Computed for each execution, never cached.
+    if execution.expires <= shared.clock.now() {
         let reason = format!("execution expired at {}", timestamp::to_json_text(&execution.expires));
-        return Err(skipped(&core.name, execution, reason));
+        return Err(skipped(&core.name, execution.into_execution(), reason));
     }
     let run = Arc::new(TestRun::new(execution, core.clone()));
     let Some(stale) = shared.router.register(&run) else {
         let reason = "an execution with this test id is already running".to_owned();
-        return Err(skipped(&core.name, run.execution().clone(), reason));
+        return Err(skipped(&core.name, run.execution(), reason));
     };
     shared.metrics.signals_stale.add(stale as u64);
     let body = match case.start(run.clone()) {
@@ -52,15 +53,15 @@ pub(crate) fn start(case: &dyn RegisteredCase, execution: TestExecution) -> Resu
 impl Started {
     /// Stops routing signals to the test, whether it ended or was interrupted.
     pub(crate) fn abandon(self) {
-        self.run.case.shared.router.release(self.run.execution());
+        self.run.case.shared.router.release(&self.run);
     }
 
     /// The verdict and report of what the body returned.
     pub(crate) fn conclude(self, result: Result<CaseResult, super::panic_capture::CaughtPanic>) -> Finished {
         let run = self.run;
-        run.case.shared.router.release(run.execution());
+        run.case.shared.router.release(&run);
         let verdict = Verdict::of(result);
-        let mut report = TestReport::new(&*run.case.name, verdict.state(), Some(run.execution().clone()));
+        let mut report = TestReport::new(&*run.case.name, verdict.state(), Some(run.execution()));
         report.runtime = Some(run.elapsed().as_secs_f64());
         report.signal_latency = run.signal_latency();
         report.error = verdict.error();

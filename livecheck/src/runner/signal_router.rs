@@ -10,7 +10,6 @@ use serde_json::value::RawValue;
 use tokio::{sync::Notify, time::Instant};
 
 use super::TestRun;
-use crate::wire::TestExecution;
 
 /// Tests that are executing and the signals that came before their test did.
 ///
@@ -86,7 +85,7 @@ impl SignalRouter {
     ) -> Routed {
         let mut state = lock(&self.state);
         if let Some(test) = state.active.get(key) {
-            let issued = test.execution().timestamp;
+            let issued = test.context().timestamp();
             match timestamp {
                 Some(t) if t < issued => return Routed::Stale,
                 Some(t) if t > issued => {}
@@ -128,39 +127,39 @@ impl SignalRouter {
     /// Starts routing signals to `test`, handing it the early signals that are its own. Returns `None` when an
     /// execution with the same id is executing already; otherwise how many stale signals were dropped.
     pub(crate) fn register(&self, test: &Arc<TestRun>) -> Option<usize> {
-        let execution = test.execution();
+        let (id, issued) = (test.id(), test.context().timestamp());
         let case = &test.case.name;
         let mut state = lock(&self.state);
-        if state.active.contains_key(&execution.id) {
+        if state.active.contains_key(id) {
             return None;
         }
         let mut stale = 0;
-        if let Some(early) = state.early.remove(&execution.id) {
+        if let Some(early) = state.early.remove(id) {
             let held = early.len();
             let mut kept = Vec::new();
             for signal in early {
                 match signal.timestamp {
-                    Some(t) if t > execution.timestamp => kept.push(signal),
-                    Some(t) if t < execution.timestamp => stale += 1,
+                    Some(t) if t > issued => kept.push(signal),
+                    Some(t) if t < issued => stale += 1,
                     _ if signal.case != *case => kept.push(signal),
                     _ => test.signals.arrive(signal.index, signal.value),
                 }
             }
             state.early_len -= held - kept.len();
             if !kept.is_empty() {
-                state.early.insert(execution.id.clone(), kept);
+                state.early.insert(id.to_owned(), kept);
             }
             state.compact_early_order();
         }
-        state.active.insert(execution.id.clone(), test.clone());
+        state.active.insert(id.to_owned(), test.clone());
         Some(stale)
     }
 
-    /// Stops routing to the execution: its signals are released.
-    pub(crate) fn release(&self, execution: &TestExecution) {
+    /// Stops routing to the test: its signals are released.
+    pub(crate) fn release(&self, test: &TestRun) {
         let mut state = lock(&self.state);
-        state.active.remove(&execution.id);
-        let key = (execution.id.clone(), execution.timestamp);
+        state.active.remove(test.id());
+        let key = (test.id().to_owned(), test.context().timestamp());
         if state.finished.insert(key.clone()) {
             state.finished_order.push_back(key);
             if state.finished_order.len() > FINISHED_REMEMBERED {

@@ -12,7 +12,7 @@ use super::signal_router::SignalSlots;
 use crate::{
     case::CaseCore,
     context::TestContext,
-    wire::{SignalLatency, TestExecution},
+    wire::{RawArgs, RawExecution, SignalLatency, TestExecution},
     Error, Result,
 };
 
@@ -27,8 +27,9 @@ pub(crate) fn executing_test() -> Option<Arc<TestRun>> {
 
 /// One execution of a case, as its body sees it: the test's identity, and a log of the steps it takes.
 pub struct TestRun {
-    execution: TestExecution,
+    /// Id, case, issue and expiry time (shared with the test's current-test scope).
     context: TestContext,
+    args: RawArgs,
     pub(crate) case: Arc<CaseCore>,
     pub(crate) signals: SignalSlots,
     started: Instant,
@@ -56,13 +57,11 @@ enum StepKind {
 }
 
 impl TestRun {
-    pub(crate) fn new(mut execution: TestExecution, case: Arc<CaseCore>) -> Self {
-        // Held for the whole test: no spare capacity.
-        execution.test_kwargs = std::mem::take(&mut execution.test_kwargs).into_iter().collect();
-        execution.test_args.shrink_to_fit();
+    pub(crate) fn new(execution: RawExecution, case: Arc<CaseCore>) -> Self {
+        let ((id, case_name, timestamp, expires), args) = execution.into_parts();
         TestRun {
-            context: TestContext::of(&execution),
-            execution,
+            context: TestContext::new(id, case_name, timestamp, expires),
+            args,
             signals: SignalSlots::new(case.signal_count()),
             case,
             started: Instant::now(),
@@ -78,12 +77,18 @@ impl TestRun {
 
     /// The test id.
     pub fn id(&self) -> &str {
-        &self.execution.id
+        self.context.id()
     }
 
-    /// The execution: id, case, arguments, issue and expiry time.
-    pub fn execution(&self) -> &TestExecution {
-        &self.execution
+    /// The execution: id, case, arguments, issue and expiry time (a copy).
+    pub fn execution(&self) -> TestExecution {
+        let c = &self.context;
+        self.args.to_execution(c.id().to_owned(), c.case_name().to_owned(), c.timestamp(), c.expires())
+    }
+
+    /// The arguments decoded into the case's argument type.
+    pub(crate) fn args<A: serde::de::DeserializeOwned>(&self) -> Result<A> {
+        self.args.decode()
     }
 
     /// The test as it travels in headers.

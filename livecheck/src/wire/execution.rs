@@ -63,25 +63,42 @@ impl TestExecution {
     /// Decodes the arguments into the case's argument type: named arguments when there are no positional ones,
     /// positional ones when there are no named ones (a single positional argument is also tried on its own).
     pub fn args<A: DeserializeOwned>(&self) -> Result<A> {
-        let decoded = match (self.test_args.as_slice(), self.test_kwargs.is_empty()) {
-            ([], true) => serde_json::from_value(Value::Object(Map::new()))
-                .or_else(|first| serde_json::from_value(Value::Null).map_err(|_| first)),
-            ([], false) => serde_json::from_value(Value::Object(self.test_kwargs.clone())),
-            (args, true) => serde_json::from_value(Value::Array(args.to_vec())).or_else(|first| match args {
-                [single] => serde_json::from_value(single.clone()).map_err(|_| first),
-                _ => Err(first),
-            }),
-            (_, false) => {
-                return Err(Error::Arguments(
-                    "the execution has both positional and named arguments; a case takes one or the other".into(),
-                ))
-            }
-        };
-        decoded.map_err(|e| Error::Arguments(e.to_string()))
+        decode_args(&self.test_args, &self.test_kwargs)
+    }
+
+    /// An execution from its decoded parts.
+    pub(crate) fn from_parts(
+        id: String,
+        case_name: String,
+        timestamp: DateTime<Utc>,
+        expires: DateTime<Utc>,
+        test_args: Vec<Value>,
+        test_kwargs: Map<String, Value>,
+    ) -> Self {
+        TestExecution { id, case_name, timestamp, test_args, test_kwargs, expires, faust: () }
     }
 
     /// Whether the execution is expired at `now`. Computed each time, never cached.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires <= now
     }
+}
+
+/// See [`TestExecution::args`].
+fn decode_args<A: DeserializeOwned>(test_args: &[Value], test_kwargs: &Map<String, Value>) -> Result<A> {
+    let decoded = match (test_args, test_kwargs.is_empty()) {
+        ([], true) => serde_json::from_value(Value::Object(Map::new()))
+            .or_else(|first| serde_json::from_value(Value::Null).map_err(|_| first)),
+        ([], false) => serde_json::from_value(Value::Object(test_kwargs.clone())),
+        (args, true) => serde_json::from_value(Value::Array(args.to_vec())).or_else(|first| match args {
+            [single] => serde_json::from_value(single.clone()).map_err(|_| first),
+            _ => Err(first),
+        }),
+        (_, false) => {
+            return Err(Error::Arguments(
+                "the execution has both positional and named arguments; a case takes one or the other".into(),
+            ))
+        }
+    };
+    decoded.map_err(|e| Error::Arguments(e.to_string()))
 }

@@ -1,11 +1,13 @@
 //! The JSON values on the three LiveCheck streams, compatible with the Python implementation.
 
 mod execution;
+mod raw_execution;
 mod report;
 mod signal_event;
 mod state;
 pub(crate) mod timestamp;
 
+pub(crate) use raw_execution::{RawArgs, RawExecution};
 pub use execution::TestExecution;
 pub use report::{SignalLatency, TestReport};
 pub use signal_event::SignalEvent;
