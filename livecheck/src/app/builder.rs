@@ -78,7 +78,8 @@ impl LiveCheckBuilder {
         self
     }
 
-    /// How many signals are handled at once (default 30).
+    /// How many ready signals are routed per batch, with one commit per batch (default 30). Routing a signal never
+    /// waits, so signals are handled in order on one task.
     pub fn bus_concurrency(mut self, n: usize) -> Self {
         self.bus_concurrency = n.max(1);
         self
