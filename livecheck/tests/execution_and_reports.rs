@@ -267,3 +267,23 @@ async fn a_second_execution_of_an_id_that_is_running_is_skipped() {
     assert!(report.error.unwrap().contains("already running"));
     running.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_others_tests() {
+    let transport = MemoryTransport::new();
+    let shop = builder(&transport).streams(livecheck::StreamNames::prefixed("shop")).build();
+    let bank = builder(&transport).streams(livecheck::StreamNames::prefixed("bank")).build();
+    let shop_case = scripted(&shop, CaseSettings::new("c"));
+    let bank_case = scripted(&bank, CaseSettings::new("c"));
+    let running = (shop.start().await.unwrap(), bank.start().await.unwrap());
+    shop_case.trigger(Some("s"), &args("pass")).await.unwrap();
+    until(Duration::from_secs(1), || shop.metrics().tests_finished == 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(bank.metrics().tests_received, 0);
+    assert_eq!(bank_case.started.load(Ordering::SeqCst), 0);
+    assert_eq!(transport.messages("shop-livecheck").len(), 1);
+    assert_eq!(transport.messages("shop-livecheck-report").len(), 1);
+    assert!(transport.messages("livecheck").is_empty());
+    running.0.shutdown().await;
+    running.1.shutdown().await;
+}
