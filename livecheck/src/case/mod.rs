@@ -18,7 +18,7 @@ pub use health::{HealthSnapshot, SuiteFailure};
 pub use settings::CaseSettings;
 pub use signal::{Signal, Signals};
 
-use crate::{app::Shared, runner::TestRun, transport::BoxFuture, CaseResult, Error, Result};
+use crate::{app::Shared, runner::TestRun, transport::BoxFuture, CaseResult, Result};
 
 /// A test case: code that reads like a unit test, run for every sampled execution.
 ///
@@ -54,7 +54,7 @@ pub trait Case: Send + Sync + Sized + 'static {
     /// wait that timed out is a TIMEOUT; any other error is an ERROR.
     fn run(&self, test: &TestRun, args: Self::Args) -> impl Future<Output = CaseResult> + Send;
 
-    /// Generates traffic every `frequency`, on the leader instance only. Return [`Error::ServiceDown`] when the
+    /// Generates traffic every `frequency`, on the leader instance only. Return [`crate::Error::ServiceDown`] when the
     /// service cannot be reached: that is a suite failure.
     fn make_fake_request(&self) -> impl Future<Output = CaseResult> + Send {
         async { Ok(()) }
@@ -122,10 +122,7 @@ impl<C: Case> RegisteredCase for Registered<C> {
     }
 
     fn start(&self, test: Arc<TestRun>) -> Result<BoxFuture<'static, CaseResult>> {
-        let args: C::Args = test.args().map_err(|e| match e {
-            Error::Arguments(reason) => Error::Arguments(reason),
-            other => Error::Arguments(other.to_string()),
-        })?;
+        let args: C::Args = test.args()?;
         let case = self.case.clone();
         let scope = test.clone();
         Ok(Box::pin(scope.scope(async move { case.run(&test, args).await })))

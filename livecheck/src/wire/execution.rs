@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// One test execution, as published on the pending-tests stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +63,9 @@ impl TestExecution {
     /// Decodes the arguments into the case's argument type: named arguments when there are no positional ones,
     /// positional ones when there are no named ones (a single positional argument is also tried on its own).
     pub fn args<A: DeserializeOwned>(&self) -> Result<A> {
-        decode_args(&self.test_args, &self.test_kwargs)
+        let args = serde_json::value::to_raw_value(&self.test_args)?;
+        let kwargs = serde_json::value::to_raw_value(&self.test_kwargs)?;
+        super::RawArgs::new(Some(args), Some(kwargs)).decode()
     }
 
     /// An execution from its decoded parts.
@@ -84,21 +86,3 @@ impl TestExecution {
     }
 }
 
-/// See [`TestExecution::args`].
-fn decode_args<A: DeserializeOwned>(test_args: &[Value], test_kwargs: &Map<String, Value>) -> Result<A> {
-    let decoded = match (test_args, test_kwargs.is_empty()) {
-        ([], true) => serde_json::from_value(Value::Object(Map::new()))
-            .or_else(|first| serde_json::from_value(Value::Null).map_err(|_| first)),
-        ([], false) => serde_json::from_value(Value::Object(test_kwargs.clone())),
-        (args, true) => serde_json::from_value(Value::Array(args.to_vec())).or_else(|first| match args {
-            [single] => serde_json::from_value(single.clone()).map_err(|_| first),
-            _ => Err(first),
-        }),
-        (_, false) => {
-            return Err(Error::Arguments(
-                "the execution has both positional and named arguments; a case takes one or the other".into(),
-            ))
-        }
-    };
-    decoded.map_err(|e| Error::Arguments(e.to_string()))
-}

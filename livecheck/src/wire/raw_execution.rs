@@ -41,7 +41,7 @@ fn is_empty(raw: &Option<Box<RawValue>>) -> bool {
 impl RawExecution {
     /// Splits into identity and arguments.
     pub(crate) fn into_parts(self) -> ((String, String, DateTime<Utc>, DateTime<Utc>), RawArgs) {
-        ((self.id, self.case_name, self.timestamp, self.expires), RawArgs { args: self.test_args, kwargs: self.test_kwargs })
+        ((self.id, self.case_name, self.timestamp, self.expires), RawArgs::new(self.test_args, self.test_kwargs))
     }
 
     /// The full execution (for a report).
@@ -52,6 +52,10 @@ impl RawExecution {
 }
 
 impl RawArgs {
+    pub(crate) fn new(args: Option<Box<RawValue>>, kwargs: Option<Box<RawValue>>) -> Self {
+        RawArgs { args, kwargs }
+    }
+
     /// Decodes into the case's argument type: named arguments when there are no positional ones, positional ones
     /// when there are no named ones (a single positional argument is also tried on its own).
     pub(crate) fn decode<A: DeserializeOwned>(&self) -> Result<A> {
