@@ -7,11 +7,17 @@
 
 mod memory;
 mod partitioner;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod url;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
 pub use memory::MemoryTransport;
 pub use partitioner::partition_for_key;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteTransport;
+pub use url::{from_env, from_url, BROKER_ENV, DEFAULT_BROKER};
 
 use crate::{context::Headers, Result};
 

@@ -1,0 +1,49 @@
+//! Choosing a transport by URL, like the Python original's `broker=` setting.
+
+use std::sync::Arc;
+
+use super::{MemoryTransport, Transport};
+use crate::{Error, Result};
+
+/// The environment variable that names the broker when none is given.
+pub const BROKER_ENV: &str = "LIVECHECK_BROKER";
+
+/// The default broker: the embedded log in a data directory of the working directory.
+pub const DEFAULT_BROKER: &str = "sqlite://livecheck-data/livecheck.sqlite3";
+
+/// The transport a broker URL names:
+/// - `sqlite://PATH` — the embedded log shared by the processes of this machine (`sqlite://data/lc.db`,
+///   `sqlite:///var/lib/app/lc.db`); `sqlite://` alone uses [`DEFAULT_BROKER`]'s path;
+/// - `memory://` — in this process only (tests).
+pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::Config(format!("not a broker URL: `{url}`")))?;
+    match scheme {
+        "memory" => Ok(Arc::new(MemoryTransport::new())),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let path = if rest.is_empty() { DEFAULT_BROKER.trim_start_matches("sqlite://") } else { rest };
+            Ok(Arc::new(super::SqliteTransport::open(path)?))
+        }
+        other => Err(Error::Config(format!("unsupported broker `{other}://` in `{url}` (supported: sqlite://, memory://)"))),
+    }
+}
+
+/// The transport named by `url`, else by the `LIVECHECK_BROKER` environment variable, else the default.
+pub fn from_env(url: Option<&str>) -> Result<Arc<dyn Transport>> {
+    match url {
+        Some(url) => from_url(url),
+        None => from_url(&std::env::var(BROKER_ENV).unwrap_or_else(|_| DEFAULT_BROKER.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_it_does_not_know() {
+        assert!(matches!(from_url("localhost:9092"), Err(Error::Config(_))));
+        assert!(matches!(from_url("redis://localhost"), Err(Error::Config(_))));
+        assert!(from_url("memory://").is_ok());
+    }
+}
