@@ -52,6 +52,14 @@ pub enum Error {
         /// What failed, with the last error.
         reason: String,
     },
+    /// An HTTP request was answered with a client error (4xx); not retried.
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
     /// The execution's arguments do not decode into the case's argument type.
     #[error("test arguments do not decode: {0}")]
     Arguments(String),

@@ -64,6 +64,8 @@ mod case;
 mod clock;
 mod context;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod runner;
 pub mod transport;
 mod wire;

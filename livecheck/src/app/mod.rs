@@ -200,9 +200,19 @@ impl LiveCheck {
         self.read_test_headers(headers).map(|p| TestContext::new(p.id, p.case_name, p.timestamp, p.expires))
     }
 
+    /// The test carried by headers read through a case-insensitive lookup (e.g. HTTP headers), with the same
+    /// counting as [`LiveCheck::test_from_headers`].
+    pub fn test_from_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Option<TestContext> {
+        self.read_lookup(lookup).map(|p| TestContext::new(p.id, p.case_name, p.timestamp, p.expires))
+    }
+
     /// [`LiveCheck::test_from_headers`] without copying the text.
     pub(crate) fn read_test_headers<'a>(&self, headers: &'a Headers) -> Option<HeaderParts<'a>> {
-        match HeaderParts::read(|name| headers.get(name)) {
+        self.read_lookup(|name| headers.get(name))
+    }
+
+    fn read_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Option<HeaderParts<'a>> {
+        match HeaderParts::read(lookup) {
             Ok(test) => test,
             Err(error) => {
                 self.shared.metrics.headers_malformed.inc();

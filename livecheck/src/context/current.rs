@@ -39,6 +39,14 @@ pub fn scope<F: Future>(test: Option<TestContext>, future: F) -> impl Future<Out
     CURRENT_TEST.scope(test, future)
 }
 
+/// [`scope`] with a nameable future type, for `tower` services.
+pub(crate) fn scope_future<F: Future>(
+    test: Option<TestContext>,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<Option<TestContext>, F> {
+    CURRENT_TEST.scope(test, future)
+}
+
 /// Wraps `future` so that it runs with the test that is current *now*: use it for tasks spawned from a test.
 ///
 /// ```

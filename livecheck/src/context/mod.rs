@@ -5,7 +5,7 @@ mod headers;
 mod test_context;
 
 pub use current::{append_current_test, carry_current_test, current_test, scope};
-pub(crate) use current::current_test_ref;
+pub(crate) use current::{current_test_ref, scope_future};
 pub(crate) use headers::HeaderParts;
 pub use headers::{HeaderError, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP};
 pub use test_context::TestContext;

@@ -1,0 +1,24 @@
+use crate::context::current_test_ref;
+
+/// Adds the current test's headers to an outgoing reqwest request.
+///
+/// ```no_run
+/// use livecheck::http::RequestBuilderExt;
+/// # async fn demo(client: reqwest::Client) -> reqwest::Result<()> {
+/// client.post("http://localhost:6066/order/create/").with_current_test().send().await?;
+/// # Ok(()) }
+/// ```
+pub trait RequestBuilderExt {
+    /// The request with the four LiveCheck headers when a test is current; unchanged otherwise.
+    #[must_use]
+    fn with_current_test(self) -> Self;
+}
+
+impl RequestBuilderExt for reqwest::RequestBuilder {
+    fn with_current_test(self) -> Self {
+        match current_test_ref(|test| test.map(|t| t.header_pairs())) {
+            Some(pairs) => pairs.into_iter().fold(self, |builder, (name, value)| builder.header(name, value)),
+            None => self,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+use std::time::Duration;
+
+use crate::{CaseSettings, Error, Result};
+
+/// The HTTP client for `make_fake_request`, configured by a case's `url_*` settings.
+///
+/// Connection errors, timeouts (each call is bounded by `url_timeout_total`) and 5xx answers are retried up to
+/// `url_error_retries` times, waiting `url_error_delay_min`, then ×`url_error_delay_backoff` each time, at most
+/// `url_error_delay_max`; after that the service is down ([`Error::ServiceDown`], a suite failure). A 4xx answer is
+/// an error at once ([`Error::HttpStatus`]), never retried.
+#[derive(Clone, Debug)]
+pub struct FakeRequestClient {
+    client: reqwest::Client,
+    retries: u32,
+    delay_min: Duration,
+    backoff: f64,
+    delay_max: Duration,
+}
+
+impl FakeRequestClient {
+    /// A client with the case's settings.
+    pub fn new(settings: &CaseSettings) -> Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(settings.url_timeout_total);
+        if let Some(connect) = settings.url_timeout_connect {
+            builder = builder.connect_timeout(connect);
+        }
+        Ok(FakeRequestClient {
+            client: builder.build().map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
+            retries: settings.url_error_retries,
+            delay_min: settings.url_error_delay_min,
+            backoff: settings.url_error_delay_backoff.max(1.0),
+            delay_max: settings.url_error_delay_max,
+        })
+    }
+
+    /// `GET url`, returning the body.
+    pub async fn get(&self, url: &str) -> Result<Vec<u8>> {
+        self.send(url, || self.client.get(url)).await
+    }
+
+    /// `POST url` with a JSON body, returning the response body.
+    pub async fn post_json<T: serde::Serialize + ?Sized>(&self, url: &str, body: &T) -> Result<Vec<u8>> {
+        self.send(url, || self.client.post(url).json(body)).await
+    }
+
+    async fn send(&self, url: &str, request: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        let mut delay = self.delay_min;
+        let mut attempt = 0;
+        loop {
+            let failure = match request().send().await {
+                Ok(response) if response.status().is_server_error() => format!("HTTP {}", response.status()),
+                Ok(response) if response.status().is_client_error() => {
+                    return Err(Error::HttpStatus { url: url.to_owned(), status: response.status().as_u16() });
+                }
+                Ok(response) => match response.bytes().await {
+                    Ok(body) => return Ok(body.to_vec()),
+                    Err(error) => format!("reading the body failed: {error}"),
+                },
+                Err(error) if error.is_timeout() => format!("timed out: {error}"),
+                Err(error) => format!("{error}"),
+            };
+            if attempt >= self.retries {
+                return Err(Error::ServiceDown {
+                    reason: format!("{url}: {failure} (after {attempt} retries)"),
+                });
+            }
+            attempt += 1;
+            tracing::warn!(%url, %failure, attempt, retries = self.retries, "fake request failed; retrying in {delay:?}");
+            tokio::time::sleep(delay).await;
+            delay = delay.mul_f64(self.backoff).min(self.delay_max);
+        }
+    }
+}
