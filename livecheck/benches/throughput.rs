@@ -7,7 +7,8 @@
 //! counted with `metrics().tests_finished`; every one must PASS. The driver itself runs on one of the two workers.
 //! The memory transport keeps the newest `RETENTION` messages per partition, so memory stays bounded (its cost of
 //! dropping old messages on publish is included). Printed per configuration (reports on / off): tests/s over 5 runs
-//! of ~2 s, and the CPU time per test (user + system, both workers), which other load on the machine disturbs less.
+//! of ~2 s, and the CPU time per test (user + system, both workers), which other load on the machine disturbs less;
+//! each run also shows how many cores other processes kept busy meanwhile (`/proc/stat`), to spot disturbed runs.
 //!
 //! Run: `cargo bench -p livecheck --bench throughput`
 
@@ -55,11 +56,21 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_secs_f64(ticks as f64 / 100.0)) // USER_HZ is 100 on Linux
 }
 
+/// CPU time all processes of the machine used so far (busy time of every CPU), from `/proc/stat` (Linux).
+fn machine_busy_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let busy = fields.iter().sum::<u64>() - fields.get(3)? - fields.get(4)?; // all but idle and iowait
+    Some(Duration::from_secs_f64(busy as f64 / 100.0))
+}
+
 struct Run {
     tests: u64,
     rate: f64,
     /// CPU microseconds per test over both workers: less sensitive than `rate` to other load on the machine.
     cpu_per_test: Option<f64>,
+    /// Cores other processes kept busy during the run, on average: a sign of a disturbed figure.
+    other_load: Option<f64>,
 }
 
 /// Runs tests for `duration`, then lets the ones in flight finish.
@@ -78,6 +89,7 @@ async fn run(duration: Duration, send_reports: bool) -> Run {
         .unwrap();
     let running = app.start().await.unwrap();
     let cpu_start = cpu_time();
+    let busy_start = machine_busy_time();
     let start = Instant::now();
     let mut issued = 0u64;
     while start.elapsed() < duration {
@@ -99,12 +111,19 @@ async fn run(duration: Duration, send_reports: bool) -> Run {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(35);
-    while app.metrics().tests_finished < issued {
+    // A test counts as finished just before its report is published: wait for both.
+    let done = |m: &livecheck::MetricsSnapshot| m.tests_finished == issued && (!send_reports || m.reports_published == issued);
+    while !done(&app.metrics()) {
         assert!(Instant::now() < deadline, "tests did not finish: {:?}", app.metrics());
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
     let elapsed = start.elapsed();
-    let cpu = cpu_start.zip(cpu_time()).map(|(a, b)| (b - a).as_secs_f64() * 1e6 / issued as f64);
+    let own = cpu_start.zip(cpu_time()).map(|(a, b)| b - a);
+    let cpu = own.map(|own| own.as_secs_f64() * 1e6 / issued as f64);
+    let other_load = busy_start
+        .zip(machine_busy_time())
+        .zip(own)
+        .map(|((a, b), own)| ((b - a).as_secs_f64() - own.as_secs_f64()).max(0.0) / elapsed.as_secs_f64());
     let health = case.health();
     assert_eq!(health.count(State::Pass), issued, "every test passed: {health:?}");
     let metrics = app.metrics();
@@ -113,7 +132,7 @@ async fn run(duration: Duration, send_reports: bool) -> Run {
         assert_eq!(metrics.reports_published, issued);
     }
     running.shutdown().await;
-    Run { tests: issued, rate: issued as f64 / elapsed.as_secs_f64(), cpu_per_test: cpu }
+    Run { tests: issued, rate: issued as f64 / elapsed.as_secs_f64(), cpu_per_test: cpu, other_load }
 }
 
 fn main() {
@@ -132,9 +151,11 @@ fn main() {
             let total: u64 = runs.iter().map(|r| r.tests).sum();
             let list = runs
                 .iter()
-                .map(|r| match r.cpu_per_test {
-                    Some(cpu) => format!("{:.0}/s at {cpu:.1} us CPU", r.rate),
-                    None => format!("{:.0}/s", r.rate),
+                .map(|r| match (r.cpu_per_test, r.other_load) {
+                    (Some(cpu), Some(other)) => {
+                        format!("{:.0}/s at {cpu:.1} us CPU, other load {other:.2} cores", r.rate)
+                    }
+                    _ => format!("{:.0}/s", r.rate),
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -145,8 +166,8 @@ fn main() {
             let reports = if send_reports { "on" } else { "off" };
             println!(
                 "throughput [4 signals/test, {IN_FLIGHT} in flight, 2 workers, reports {reports}, retention \
-                 {RETENTION}/partition]: median {:.0} tests/s, best {:.0} ({RUNS} runs of ~2 s: {list}; {total} tests, \
-                 all PASS) [target >= 50000 tests/s]",
+                 {RETENTION}/partition]: median {:.0} tests/s, best {:.0} ({RUNS} runs of ~2 s: [{list}]; {total} \
+                 tests, all PASS) [target >= 50000 tests/s]",
                 rates[RUNS / 2],
                 rates[RUNS - 1],
             );

@@ -67,6 +67,7 @@ mod error;
 #[cfg(feature = "http")]
 pub mod http;
 mod runner;
+pub mod stream;
 pub mod transport;
 mod wire;
 

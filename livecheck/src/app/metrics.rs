@@ -81,6 +81,8 @@ metrics! {
     signals_evicted,
     /// Signals held for a test that never started, dropped when their time was up.
     signals_expired,
+    /// Stream messages an agent could not decode (dropped).
+    stream_messages_malformed,
     /// Messages whose LiveCheck headers were partial or malformed (handled as no test).
     headers_malformed,
     /// Reports published.

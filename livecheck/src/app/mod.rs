@@ -17,6 +17,7 @@ use std::{
 };
 
 pub use builder::LiveCheckBuilder;
+pub(crate) use consumer::{consume, Handled};
 pub(crate) use metrics::Metrics;
 pub use metrics::MetricsSnapshot;
 pub use running::Running;

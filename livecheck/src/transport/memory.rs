@@ -172,6 +172,16 @@ impl Transport for MemoryTransport {
         Box::pin(async move { Ok(Box::new(subscription) as Box<dyn Subscription>) })
     }
 
+    fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<u64>>> {
+        let log = self.stream(stream, self.inner.default_partitions);
+        let ends = log.partitions.iter().map(|p| {
+            let p = lock(p);
+            p.base + p.messages.len() as u64
+        });
+        let ends: Vec<u64> = ends.collect();
+        Box::pin(async move { Ok(ends) })
+    }
+
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>> {
         let candidate = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
         lock(&self.inner.elections).entry(group.to_owned()).or_default().push(candidate);

@@ -67,6 +67,10 @@ pub trait Transport: Send + Sync + 'static {
     /// starts a partition at the group's committed offset.
     fn subscribe<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Subscription>>>;
 
+    /// The next offset of each partition of `stream` (what a consumer has read everything before); creates the
+    /// stream if needed.
+    fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<u64>>>;
+
     /// Enters the election for leader of `group`: exactly one live candidate per group is leader at a time.
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>>;
 }

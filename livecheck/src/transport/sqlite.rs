@@ -236,6 +236,24 @@ impl Transport for SqliteTransport {
         })
     }
 
+    fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<u64>>> {
+        Box::pin(async move {
+            let partitions = self.ensure_stream(stream, self.inner.default_partitions)?;
+            let connection = lock(&self.inner.writer);
+            let mut ends = vec![0; partitions as usize];
+            let mut statement =
+                connection.prepare_cached("SELECT partition, next_offset FROM heads WHERE stream = ?1").map_err(sql)?;
+            let rows = statement.query_map([stream], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)?))).map_err(sql)?;
+            for row in rows {
+                let (partition, next) = row.map_err(sql)?;
+                if let Some(end) = ends.get_mut(partition as usize) {
+                    *end = next as u64;
+                }
+            }
+            Ok(ends)
+        })
+    }
+
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>> {
         Box::pin(async move {
             let candidate = Candidate {

@@ -1,0 +1,109 @@
+//! Topics, agents and tables: messages carry the test of the code that produced them, agents handle each with
+//! its test current, tables survive restarts through their changelog.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use livecheck::{
+    current_test,
+    stream::{Table, Topic},
+    transport::{MemoryTransport, SqliteTransport, Transport},
+    LiveCheck, TestContext,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Order {
+    id: String,
+    side: String,
+}
+
+fn order(id: &str) -> Order {
+    Order { id: id.into(), side: "sell".into() }
+}
+
+fn test(id: &str) -> TestContext {
+    let now = chrono::Utc::now();
+    TestContext::new(id, "test_order", now, now + chrono::Duration::hours(3))
+}
+
+async fn until(mut cond: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("condition reached in time");
+}
+
+#[tokio::test]
+async fn an_agent_handles_each_message_with_its_own_test_current_and_skips_bad_values() {
+    let transport = MemoryTransport::with_partitions(1);
+    let app = LiveCheck::builder().transport(transport.clone()).build();
+    let orders: Topic<Order> = Topic::new(&app, "orders");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let agent = {
+        let seen = seen.clone();
+        orders
+            .agent("worker", 4, move |event| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push((event.value.id, current_test().map(|t| t.id().to_owned())));
+                    Ok(())
+                }
+            })
+            .await
+            .unwrap()
+    };
+    let delivery = livecheck::scope(Some(test("t-1")), orders.send("o-1", &order("o-1"))).await.unwrap();
+    assert_eq!(delivery.offset, 0, "the send resolves with where the log stored it");
+    let bad = livecheck::transport::Message { key: Some("x".into()), value: b"not an order".to_vec(), ..Default::default() };
+    transport.publish("orders", bad).await.unwrap();
+    orders.send("o-2", &order("o-2")).await.unwrap();
+    until(|| seen.lock().unwrap().len() == 2).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![("o-1".to_owned(), Some("t-1".to_owned())), ("o-2".to_owned(), None)]
+    );
+    assert_eq!(app.metrics().stream_messages_malformed, 1);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_table_is_shared_between_handles_and_follows_changes() {
+    let transport = MemoryTransport::new();
+    let worker = LiveCheck::builder().transport(transport.clone()).build();
+    let checker = LiveCheck::builder().transport(transport.clone()).build();
+    let written: Table<Vec<String>> = Table::open(&worker, "user-orders").await.unwrap();
+    written.set("u-1", vec!["o-1".into()]).await.unwrap();
+    let read: Table<Vec<String>> = Table::open(&checker, "user-orders").await.unwrap();
+    assert_eq!(read.get("u-1"), Some(vec!["o-1".to_owned()]), "restored from the changelog");
+    written.set("u-1", vec!["o-1".into(), "o-2".into()]).await.unwrap();
+    written.set("u-2", vec![]).await.unwrap();
+    written.remove("u-2").await.unwrap();
+    until(|| read.get("u-1").is_some_and(|o| o.len() == 2)).await;
+    until(|| read.get("u-2").is_none()).await;
+    assert_eq!(read.len(), 1);
+}
+
+#[tokio::test]
+async fn a_table_on_the_embedded_log_survives_a_restart() {
+    let path = std::env::temp_dir().join(format!("livecheck-table-{}.sqlite3", fastrand::u64(..)));
+    {
+        let app = LiveCheck::builder().transport(SqliteTransport::open(&path).unwrap()).build();
+        let table: Table<u32> = Table::open(&app, "totals").await.unwrap();
+        for (key, value) in [("a", 1), ("b", 2), ("a", 3)] {
+            table.set(key, value).await.unwrap();
+        }
+    }
+    let app = LiveCheck::builder().transport(SqliteTransport::open(&path).unwrap()).build();
+    let table: Table<u32> = Table::open(&app, "totals").await.unwrap();
+    assert_eq!((table.get("a"), table.get("b"), table.len()), (Some(3), Some(2), 2));
+    drop(table);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
