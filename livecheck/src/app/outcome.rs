@@ -4,7 +4,7 @@ use crate::{
     case::{HealthChange, RegisteredCase, SuiteFailure},
     runner::{Finished, Verdict},
     transport::Message,
-    wire::TestReport,
+    wire::{State, TestReport},
 };
 
 use super::LiveCheck;
@@ -13,7 +13,7 @@ use super::LiveCheck;
 pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, finished: Finished) {
     let core = case.core();
     let report = &finished.report;
-    let test = report.test.as_ref().map_or("?", |t| t.id.as_str());
+    let test = finished.test_id();
     let runtime = report.runtime.unwrap_or(0.0);
     let log_enabled = if finished.verdict.state().is_ok() {
         tracing::enabled!(tracing::Level::INFO)
@@ -41,7 +41,7 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
 
     let shared = &app.shared;
     shared.metrics.tests_finished.inc();
-    let issued = report.test.as_ref().map(|t| t.timestamp).unwrap_or_else(|| shared.clock.now());
+    let issued = finished.issued().unwrap_or_else(|| shared.clock.now());
     let change = core.health().test_finished(
         report.state,
         issued,
@@ -49,7 +49,7 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
         tokio::time::Instant::now(),
         shared.clock.now(),
     );
-    publish(app, report).await;
+    publish(app, test, &report.case_name, report.state, finished.encode()).await;
     match change {
         HealthChange::Nothing => {}
         HealthChange::SuiteFailed(failure) => suite_failed(app, case, failure).await,
@@ -74,32 +74,31 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     tracing::error!("{}: suite {}: {}", core.name, failure.state, failure.reason);
     let mut report = TestReport::new(&*core.name, failure.state, None);
     report.error = Some(failure.reason.clone());
-    publish(app, &report).await;
+    publish(app, &core.name, &core.name, failure.state, serde_json::to_vec(&report)).await;
     case.on_suite_fail(failure).await;
 }
 
-async fn publish(app: &LiveCheck, report: &TestReport) {
+/// Publishes an encoded report keyed by `key` (the test id; the case name for suite reports).
+async fn publish(app: &LiveCheck, key: &str, case: &str, state: State, encoded: serde_json::Result<Vec<u8>>) {
     let shared = &app.shared;
     if !shared.config.send_reports {
         shared.metrics.reports_suppressed.inc();
         return;
     }
-    let key = report.test.as_ref().map_or_else(|| report.case_name.clone(), |t| t.id.clone());
-    let value = match serde_json::to_vec(report) {
+    let value = match encoded {
         Ok(value) => value,
         Err(error) => {
             shared.metrics.reports_failed.inc();
-            tracing::error!(%error, "a report could not be encoded");
+            tracing::error!(%error, %case, "a report could not be encoded");
             return;
         }
     };
-    let message = Message { key: Some(key), value, headers: Default::default() };
+    let message = Message { key: Some(key.to_owned()), value, headers: Default::default() };
     match shared.transport.publish(&shared.streams.reports, message).await {
         Ok(_) => shared.metrics.reports_published.inc(),
         Err(error) => {
             shared.metrics.reports_failed.inc();
-            tracing::error!(%error, case = %report.case_name, state = %report.state, "a report could not be published");
+            tracing::error!(%error, %case, %state, "a report could not be published");
         }
     }
 }
-

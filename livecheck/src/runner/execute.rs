@@ -4,12 +4,14 @@ use super::{panic_capture::CatchPanic, TestRun, Verdict};
 use crate::{
     case::RegisteredCase,
     transport::BoxFuture,
-    wire::{timestamp, RawExecution, TestExecution, TestReport},
+    wire::{timestamp, RawExecution, ReportWithExecution, TestExecution, TestReport},
     CaseResult,
 };
 
 /// An execution that reached a verdict.
 pub(crate) struct Finished {
+    /// The report; for a test that ran, its `test` is left `None` and taken from `run` when the report is written
+    /// (see [`Finished::test_id`]).
     pub(crate) report: TestReport,
     pub(crate) verdict: Verdict,
     /// The run, for its step log; `None` when the test did not run.
@@ -61,7 +63,7 @@ impl Started {
         let run = self.run;
         run.case.shared.router.release(&run);
         let verdict = Verdict::of(result);
-        let mut report = TestReport::new(&*run.case.name, verdict.state(), Some(run.execution()));
+        let mut report = TestReport::new(&*run.case.name, verdict.state(), None);
         report.runtime = Some(run.elapsed().as_secs_f64());
         report.signal_latency = run.signal_latency();
         report.error = verdict.error();
@@ -77,6 +79,33 @@ impl Started {
             }
         };
         Finished { report, verdict, run: Some(run) }
+    }
+}
+
+impl Finished {
+    /// The test id.
+    pub(crate) fn test_id(&self) -> &str {
+        match (&self.run, &self.report.test) {
+            (Some(run), _) => run.id(),
+            (None, Some(test)) => &test.id,
+            (None, None) => "?",
+        }
+    }
+
+    /// When the test was issued.
+    pub(crate) fn issued(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match (&self.run, &self.report.test) {
+            (Some(run), _) => Some(run.context().timestamp()),
+            (None, test) => test.as_ref().map(|t| t.timestamp),
+        }
+    }
+
+    /// The report as JSON, with its execution.
+    pub(crate) fn encode(&self) -> serde_json::Result<Vec<u8>> {
+        match &self.run {
+            Some(run) => serde_json::to_vec(&ReportWithExecution { report: &self.report, test: &run.execution_ref() }),
+            None => serde_json::to_vec(&self.report),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use super::signal_router::SignalSlots;
 use crate::{
     case::CaseCore,
     context::TestContext,
-    wire::{RawArgs, RawExecution, SignalLatency, TestExecution},
+    wire::{ExecutionRef, RawArgs, RawExecution, SignalLatency, TestExecution},
     Error, Result,
 };
 
@@ -84,6 +84,12 @@ impl TestRun {
     pub fn execution(&self) -> TestExecution {
         let c = &self.context;
         self.args.to_execution(c.id().to_owned(), c.case_name().to_owned(), c.timestamp(), c.expires())
+    }
+
+    /// The execution for writing, without copying it.
+    pub(crate) fn execution_ref(&self) -> ExecutionRef<'_> {
+        let c = &self.context;
+        ExecutionRef { id: c.id(), case_name: c.case_name(), timestamp: c.timestamp(), expires: c.expires(), args: &self.args }
     }
 
     /// The arguments decoded into the case's argument type.

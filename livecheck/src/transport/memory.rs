@@ -108,7 +108,11 @@ impl MemoryTransport {
     }
 
     fn stream(&self, name: &str, partitions: u32) -> Arc<StreamLog> {
-        lock(&self.inner.streams)
+        let mut streams = lock(&self.inner.streams);
+        if let Some(log) = streams.get(name) {
+            return log.clone();
+        }
+        streams
             .entry(name.to_owned())
             .or_insert_with(|| {
                 Arc::new(StreamLog {
@@ -132,16 +136,19 @@ impl Transport for MemoryTransport {
             Some(key) => partition_for_key(key.as_bytes(), log.partitions.len() as u32),
             None => fastrand::u32(..log.partitions.len() as u32),
         };
+        let mut evicted = Vec::new();
         let offset = {
             let mut part = lock(&log.partitions[partition as usize]);
             part.messages.push_back(Arc::new(message));
             let retention = self.inner.retention.load(Ordering::Relaxed);
             while part.messages.len() > retention {
-                part.messages.pop_front();
+                evicted.extend(part.messages.pop_front());
                 part.base += 1;
             }
             part.base + part.messages.len() as u64 - 1
         };
+        // Freed after the lock is released: consumers of the partition need not wait for it.
+        drop(evicted);
         log.changed.notify_waiters();
         Box::pin(async move { Ok(Delivery { partition, offset }) })
     }

@@ -2,12 +2,13 @@
 
 mod execution;
 mod raw_execution;
-mod report;
+pub(crate) mod report;
 mod signal_event;
 mod state;
 pub(crate) mod timestamp;
 
-pub(crate) use raw_execution::{RawArgs, RawExecution};
+pub(crate) use raw_execution::{ExecutionRef, RawArgs, RawExecution};
+pub(crate) use report::ReportWithExecution;
 pub use execution::TestExecution;
 pub use report::{SignalLatency, TestReport};
 pub use signal_event::SignalEvent;

@@ -1,7 +1,7 @@
 //! A test execution as the instance holds it while the test runs: arguments kept as their JSON text.
 
 use chrono::{DateTime, Utc};
-use serde::{de::DeserializeOwned, Deserialize};
+use serde::{de::DeserializeOwned, ser::SerializeMap, Deserialize, Serialize, Serializer};
 use serde_json::{value::RawValue, Map, Value};
 
 use super::TestExecution;
@@ -94,6 +94,37 @@ impl RawArgs {
     }
 }
 
+/// An execution written from its parts, with its arguments as the JSON text they arrived as.
+pub(crate) struct ExecutionRef<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) case_name: &'a str,
+    pub(crate) timestamp: DateTime<Utc>,
+    pub(crate) expires: DateTime<Utc>,
+    pub(crate) args: &'a RawArgs,
+}
+
+impl Serialize for ExecutionRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(7))?;
+        map.serialize_entry("id", self.id)?;
+        map.serialize_entry("case_name", self.case_name)?;
+        map.serialize_entry("timestamp", &super::timestamp::to_json_text(&self.timestamp))?;
+        map.serialize_entry("test_args", raw_or(&self.args.args, "[]"))?;
+        map.serialize_entry("test_kwargs", raw_or(&self.args.kwargs, "{}"))?;
+        map.serialize_entry("expires", &super::timestamp::to_json_text(&self.expires))?;
+        map.serialize_entry("__faust", &super::report::Ns("faust.livecheck.models.TestExecution"))?;
+        map.end()
+    }
+}
+
+/// The raw value, or `empty` when it is absent or `null`.
+fn raw_or<'a>(value: &'a Option<Box<RawValue>>, empty: &'static str) -> &'a RawValue {
+    match value {
+        Some(value) if value.get().trim() != "null" => value,
+        _ => serde_json::from_str(empty).expect("a JSON literal"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +151,22 @@ mod tests {
         none.decode::<()>().unwrap();
         let both = raw(&format!(r#"{{{HEAD},"test_args":[1],"test_kwargs":{{"a":1}}}}"#)).into_parts().1;
         assert!(both.decode::<Value>().is_err());
+    }
+
+    #[test]
+    fn writes_the_same_execution_it_was_given() {
+        for json in [
+            format!(r#"{{{HEAD},"test_args":[],"test_kwargs":{{"side":"sell","n":[1,2]}}}}"#),
+            format!(r#"{{{HEAD},"test_args":["a"]}}"#),
+            format!(r#"{{{HEAD},"test_args":null,"test_kwargs":null}}"#),
+        ] {
+            let ((id, case_name, timestamp, expires), args) = raw(&json).into_parts();
+            let written = ExecutionRef { id: &id, case_name: &case_name, timestamp, expires, args: &args };
+            let text = serde_json::to_string(&written).unwrap();
+            let read: TestExecution = serde_json::from_str(&text).unwrap();
+            assert_eq!(read, args.to_execution(id.clone(), case_name.clone(), timestamp, expires), "{text}");
+            assert!(text.contains(r#""__faust":{"ns":"faust.livecheck.models.TestExecution"}"#), "{text}");
+        }
     }
 
     #[test]

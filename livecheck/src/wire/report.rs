@@ -94,3 +94,35 @@ impl<'de> Deserialize<'de> for SignalLatency {
         deserializer.deserialize_any(LatencyVisitor)
     }
 }
+
+/// A test report serialized with its execution given apart (see [`super::ExecutionRef`]): no `TestExecution` is
+/// built just to be written.
+pub(crate) struct ReportWithExecution<'a, E> {
+    pub(crate) report: &'a TestReport,
+    pub(crate) test: &'a E,
+}
+
+impl<E: Serialize> Serialize for ReportWithExecution<'_, E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.report;
+        let mut map = serializer.serialize_map(Some(8))?;
+        map.serialize_entry("case_name", &r.case_name)?;
+        map.serialize_entry("state", &r.state)?;
+        map.serialize_entry("test", self.test)?;
+        map.serialize_entry("runtime", &r.runtime)?;
+        map.serialize_entry("signal_latency", &r.signal_latency)?;
+        map.serialize_entry("error", &r.error)?;
+        map.serialize_entry("traceback", &r.traceback)?;
+        map.serialize_entry("__faust", &Ns("faust.livecheck.models.TestReport"))?;
+        map.end()
+    }
+}
+
+/// The `{"ns": …}` marker as a value.
+pub(crate) struct Ns(pub(crate) &'static str);
+
+impl Serialize for Ns {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        super::faust_ns(self.0, serializer)
+    }
+}
