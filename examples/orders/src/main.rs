@@ -1,0 +1,139 @@
+//! The LiveCheck tutorial: a stock ordering system (`worker`), the LiveCheck instance that tests it
+//! (`livecheck`), a client (`post-order`), and all of it in one process (`demo`).
+//!
+//! ```text
+//! orders worker -l info          # terminal 1: web server on :6066 and the order agents
+//! orders livecheck -l info       # terminal 2: runs test_order, fake order every 0.5 s
+//! orders post-order --side=sell  # terminal 3 (or open http://localhost:6066/order/init/sell/)
+//! ```
+
+mod order;
+mod test_order;
+mod worker;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use livecheck::{stream::Table, transport, LiveCheck};
+
+#[derive(Parser)]
+#[command(version, about = "The LiveCheck tutorial: a stock ordering system and its live tests")]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(short = 'l', long, default_value = "info", global = true)]
+    loglevel: String,
+    /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3) or memory://.
+    #[arg(long, env = "LIVECHECK_BROKER", global = true)]
+    broker: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The ordering system: web server and agents.
+    Worker {
+        #[arg(long, default_value_t = 6066)]
+        port: u16,
+        /// Break a stage on purpose: do not send this signal.
+        #[arg(long)]
+        skip_signal: Option<String>,
+        /// Break a stage on purpose: store orders with the opposite side.
+        #[arg(long)]
+        flip_side: bool,
+    },
+    /// The LiveCheck instance running test_order.
+    Livecheck {
+        /// Where the worker is, for fake requests.
+        #[arg(long, default_value = "http://localhost:6066")]
+        base_url: String,
+    },
+    /// Places one order.
+    PostOrder {
+        #[arg(long)]
+        side: String,
+        #[arg(long, default_value = "http://localhost:6066")]
+        base_url: String,
+    },
+    /// Worker, LiveCheck instance and an order every second, in one process.
+    Demo {
+        #[arg(long, default_value_t = 6066)]
+        port: u16,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+fn app(broker: Option<&str>) -> anyhow::Result<LiveCheck> {
+    Ok(LiveCheck::builder().shared_transport(transport::from_env(broker)?).build())
+}
+
+async fn until_stopped(seconds: Option<u64>) {
+    match seconds {
+        Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Starts the LiveCheck instance: the case gets the cache table and the worker's URL.
+async fn start_livecheck(app: &LiveCheck, base_url: String) -> anyhow::Result<livecheck::Running> {
+    let cache = Table::open(app, "user-orders").await?;
+    test_order::register(app, Some(cache), Some(base_url))?;
+    Ok(app.start().await?)
+}
+
+async fn post_order(base_url: &str, side: &str) -> anyhow::Result<String> {
+    let response = reqwest::get(format!("{base_url}/order/init/{side}/")).await?;
+    let status = response.status();
+    let body = response.text().await?;
+    anyhow::ensure!(status.is_success(), "HTTP {status}: {body}");
+    Ok(body)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_env_filter(cli.loglevel.as_str()).with_target(false).init();
+    let broker = cli.broker.as_deref();
+    match cli.command {
+        Command::Worker { port, skip_signal, flip_side } => {
+            let app = app(broker)?;
+            let case = test_order::register(&app, None, None)?;
+            let running = worker::start(&app, case, port, worker::Breakage { skip_signal, flip_side }).await?;
+            until_stopped(None).await;
+            running.stop().await;
+        }
+        Command::Livecheck { base_url } => {
+            let app = app(broker)?;
+            let running = start_livecheck(&app, base_url).await?;
+            until_stopped(None).await;
+            running.shutdown().await;
+        }
+        Command::PostOrder { side, base_url } => println!("{}", post_order(&base_url, &side).await?),
+        Command::Demo { port, seconds } => {
+            let worker_app = app(broker)?;
+            let case = test_order::register(&worker_app, None, None)?;
+            let worker = worker::start(&worker_app, case, port, worker::Breakage::default()).await?;
+            let livecheck_app = app(broker)?;
+            let livecheck = start_livecheck(&livecheck_app, format!("http://127.0.0.1:{port}")).await?;
+            let base_url = format!("http://127.0.0.1:{port}");
+            let orders = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let side = if fastrand::bool() { "buy" } else { "sell" };
+                    if let Err(error) = post_order(&base_url, side).await {
+                        tracing::warn!(%error, "posting an order failed");
+                    }
+                }
+            });
+            until_stopped(seconds).await;
+            orders.abort();
+            livecheck.shutdown().await;
+            worker.stop().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The `test_order` case: the contract every stage of an order must keep.
+
+use std::time::Duration;
+
+use livecheck::{
+    http::FakeRequestClient, stream::Table, Case, CaseHandle, CaseResult, CaseSettings, LiveCheck, Signal, TestRun,
+};
+
+use crate::order::{Order, OrderArgs};
+
+pub(crate) const CASE: &str = "orders.test_order";
+const STAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) struct TestOrder {
+    pub(crate) order_sent_to_db: Signal<Order>,
+    pub(crate) order_sent_to_kafka: Signal<()>,
+    pub(crate) order_cache_in_redis: Signal<()>,
+    pub(crate) order_executed: Signal<String>,
+    /// The users' order sets, as the worker keeps them (present in the LiveCheck process only).
+    pub(crate) cache: Option<Table<Vec<String>>>,
+    /// For fake requests (LiveCheck process only).
+    pub(crate) fake_requests: Option<(FakeRequestClient, String)>,
+}
+
+impl Case for TestOrder {
+    type Args = OrderArgs;
+
+    async fn run(&self, test: &TestRun, args: OrderArgs) -> CaseResult {
+        let order = self.order_sent_to_db.wait(STAGE_TIMEOUT).await?;
+        assert_eq!(order.id, test.id(), "the order is the one under test");
+        assert_eq!(order.side, args.side, "the order kept its side");
+        self.order_sent_to_kafka.wait(STAGE_TIMEOUT).await?;
+        self.order_cache_in_redis.wait(STAGE_TIMEOUT).await?;
+        if let Some(cache) = &self.cache {
+            // The cache is followed through its changelog: give it a moment to catch up with the signal.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            let cached = loop {
+                let cached = cache.get(&order.user_id).is_some_and(|orders| orders.contains(&order.id));
+                if cached || tokio::time::Instant::now() >= deadline {
+                    break cached;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            assert!(cached, "order {} is in the cache of user {}", order.id, order.user_id);
+        }
+        let execution = self.order_executed.wait(STAGE_TIMEOUT).await?;
+        test.log(format!("executed as {execution}"));
+        Ok(())
+    }
+
+    async fn make_fake_request(&self) -> CaseResult {
+        if let Some((client, base_url)) = &self.fake_requests {
+            client.get(&format!("{base_url}/order/init/sell/?fake=1")).await?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn settings() -> CaseSettings {
+    CaseSettings::new(CASE)
+        .probability(0.5)
+        .warn_stalled_after(Duration::from_secs(5))
+        .frequency(Duration::from_millis(500))
+}
+
+/// Registers the case on `app`; the LiveCheck process passes the cache and the worker's URL.
+pub(crate) fn register(
+    app: &LiveCheck,
+    cache: Option<Table<Vec<String>>>,
+    worker_url: Option<String>,
+) -> anyhow::Result<CaseHandle<TestOrder>> {
+    let settings = settings();
+    let fake_requests = match worker_url {
+        Some(url) => Some((FakeRequestClient::new(&settings)?, url)),
+        None => None,
+    };
+    Ok(app.register(settings, |s| TestOrder {
+        order_sent_to_db: s.declare("order_sent_to_db"),
+        order_sent_to_kafka: s.declare("order_sent_to_kafka"),
+        order_cache_in_redis: s.declare("order_cache_in_redis"),
+        order_executed: s.declare("order_executed"),
+        cache,
+        fake_requests,
+    })?)
+}

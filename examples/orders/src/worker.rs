@@ -1,0 +1,202 @@
+//! The stock ordering system: a web server that takes orders, and agents that store, execute and cache them,
+//! signalling each stage to LiveCheck.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use livecheck::{
+    current_test,
+    http::{LiveCheckLayer, RequestBuilderExt},
+    stream::{Agent, Table, Topic},
+    CaseHandle, LiveCheck,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    order::{Order, OrderArgs},
+    test_order::TestOrder,
+};
+
+/// Ways to break a stage on purpose, to see LiveCheck notice.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Breakage {
+    /// A signal the worker does not send.
+    pub(crate) skip_signal: Option<String>,
+    /// Store orders with the opposite side.
+    pub(crate) flip_side: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Execution {
+    id: String,
+    order_id: String,
+}
+
+struct Worker {
+    test_order: CaseHandle<TestOrder>,
+    orders: Topic<Order>,
+    executions: Topic<Execution>,
+    cache: Table<Vec<String>>,
+    http: reqwest::Client,
+    base_url: String,
+    breakage: Breakage,
+}
+
+type HttpError = (StatusCode, String);
+
+fn internal(error: impl std::fmt::Display) -> HttpError {
+    (StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+}
+
+#[derive(Deserialize)]
+struct InitQuery {
+    #[serde(default)]
+    fake: Option<String>,
+}
+
+/// `GET /order/init/{side}/`: starts an order (sampled into a test), and creates it through `/order/create/`.
+async fn init_order(
+    State(worker): State<Arc<Worker>>,
+    Path(side): Path<String>,
+    Query(query): Query<InitQuery>,
+) -> Result<Json<Order>, HttpError> {
+    if side != "buy" && side != "sell" {
+        return Err((StatusCode::BAD_REQUEST, format!("side must be buy or sell, not `{side}`")));
+    }
+    let order = Order {
+        id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
+        user_id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
+        side: side.clone(),
+        quantity: 1.0,
+        price: 3.33,
+        fake: query.fake.is_some_and(|f| f == "1" || f == "true"),
+    };
+    let test = worker.test_order.maybe_trigger(Some(&order.id), &OrderArgs { side }).await.map_err(internal)?;
+    livecheck::scope(test, async {
+        let response = worker
+            .http
+            .post(format!("{}/order/create/", worker.base_url))
+            .json(&order)
+            .with_current_test()
+            .send()
+            .await
+            .map_err(internal)?;
+        if !response.status().is_success() {
+            return Err((StatusCode::BAD_GATEWAY, format!("creating the order: HTTP {}", response.status())));
+        }
+        response.json::<Order>().await.map(Json).map_err(internal)
+    })
+    .await
+}
+
+/// `POST /order/create/`: stores the order on the `orders` stream.
+async fn create_order(State(worker): State<Arc<Worker>>, Json(order): Json<Order>) -> Result<Json<Order>, HttpError> {
+    if let Some(test) = current_test() {
+        if test.id() != order.id {
+            return Err((StatusCode::BAD_REQUEST, format!("test {} is not order {}", test.id(), order.id)));
+        }
+    }
+    worker.orders.send(&order.id, &order).await.map_err(internal)?;
+    Ok(Json(order))
+}
+
+impl Worker {
+    fn signals(&self, name: &str) -> bool {
+        self.breakage.skip_signal.as_deref() != Some(name)
+    }
+
+    /// The `orders` agent: store, hand over for execution, cache — signalling each stage.
+    async fn handle_order(&self, mut order: Order) -> anyhow::Result<()> {
+        if self.breakage.flip_side {
+            order.side = if order.side == "buy" { "sell".into() } else { "buy".into() };
+        }
+        if self.signals("order_sent_to_db") {
+            self.test_order.order_sent_to_db.send(&order).await?;
+        }
+        let execution = Execution { id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(), order_id: order.id.clone() };
+        // Resolves once the log acknowledged the message.
+        self.executions.send(&order.id, &execution).await?;
+        if self.signals("order_sent_to_kafka") {
+            self.test_order.order_sent_to_kafka.send(&()).await?;
+        }
+        let mut user_orders = self.cache.get(&order.user_id).unwrap_or_default();
+        user_orders.push(order.id.clone());
+        self.cache.set(&order.user_id, user_orders).await?;
+        if self.signals("order_cache_in_redis") {
+            self.test_order.order_cache_in_redis.send(&()).await?;
+        }
+        Ok(())
+    }
+
+    /// The `order-execution` agent.
+    async fn handle_execution(&self, execution: Execution) -> anyhow::Result<()> {
+        if self.signals("order_executed") {
+            self.test_order.order_executed.send(&execution.id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The running worker: its agents and web server.
+pub(crate) struct RunningWorker {
+    _agents: Vec<Agent>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    pub(crate) async fn stop(self) {
+        self.server.abort();
+    }
+}
+
+/// Starts the worker on `port` with the app's transport.
+pub(crate) async fn start(
+    app: &LiveCheck,
+    test_order: CaseHandle<TestOrder>,
+    port: u16,
+    breakage: Breakage,
+) -> anyhow::Result<RunningWorker> {
+    let worker = Arc::new(Worker {
+        test_order,
+        orders: Topic::new(app, "orders"),
+        executions: Topic::new(app, "order-execution"),
+        cache: Table::open(app, "user-orders").await?,
+        http: reqwest::Client::new(),
+        base_url: format!("http://127.0.0.1:{port}"),
+        breakage,
+    });
+    let orders_agent = {
+        let w = worker.clone();
+        worker.orders.agent("orders-worker", 8, move |event| {
+            let w = w.clone();
+            async move { w.handle_order(event.value).await }
+        })
+    }
+    .await?;
+    let executions_agent = {
+        let w = worker.clone();
+        worker.executions.agent("orders-worker", 8, move |event| {
+            let w = w.clone();
+            async move { w.handle_execution(event.value).await }
+        })
+    }
+    .await?;
+    let router = Router::new()
+        .route("/order/init/{side}/", get(init_order))
+        .route("/order/create/", post(create_order))
+        .layer(LiveCheckLayer::new(app))
+        .with_state(worker);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tracing::info!("worker listening on http://127.0.0.1:{port}");
+    let server = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "web server failed");
+        }
+    });
+    Ok(RunningWorker { _agents: vec![orders_agent, executions_agent], server })
+}
