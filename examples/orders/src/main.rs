@@ -47,6 +47,8 @@ enum Command {
         /// Where the worker is, for fake requests.
         #[arg(long, default_value = "http://localhost:6066")]
         base_url: String,
+        #[command(flatten)]
+        tuning: test_order::Tuning,
     },
     /// Places one order.
     PostOrder {
@@ -79,9 +81,13 @@ async fn until_stopped(seconds: Option<u64>) {
 }
 
 /// Starts the LiveCheck instance: the case gets the cache table and the worker's URL.
-async fn start_livecheck(app: &LiveCheck, base_url: String) -> anyhow::Result<livecheck::Running> {
+async fn start_livecheck(
+    app: &LiveCheck,
+    base_url: String,
+    tuning: &test_order::Tuning,
+) -> anyhow::Result<livecheck::Running> {
     let cache = Table::open(app, "user-orders").await?;
-    test_order::register(app, Some(cache), Some(base_url))?;
+    test_order::register(app, Some(cache), Some(base_url), tuning)?;
     Ok(app.start().await?)
 }
 
@@ -96,29 +102,35 @@ async fn post_order(base_url: &str, side: &str) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt().with_env_filter(cli.loglevel.as_str()).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(cli.loglevel.as_str())
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let broker = cli.broker.as_deref();
     match cli.command {
         Command::Worker { port, skip_signal, flip_side } => {
             let app = app(broker)?;
-            let case = test_order::register(&app, None, None)?;
+            let case = test_order::register(&app, None, None, &test_order::Tuning::default())?;
             let running = worker::start(&app, case, port, worker::Breakage { skip_signal, flip_side }).await?;
             until_stopped(None).await;
             running.stop().await;
         }
-        Command::Livecheck { base_url } => {
+        Command::Livecheck { base_url, tuning } => {
             let app = app(broker)?;
-            let running = start_livecheck(&app, base_url).await?;
+            let running = start_livecheck(&app, base_url, &tuning).await?;
             until_stopped(None).await;
             running.shutdown().await;
         }
         Command::PostOrder { side, base_url } => println!("{}", post_order(&base_url, &side).await?),
         Command::Demo { port, seconds } => {
             let worker_app = app(broker)?;
-            let case = test_order::register(&worker_app, None, None)?;
+            let tuning = test_order::Tuning::default();
+            let case = test_order::register(&worker_app, None, None, &tuning)?;
             let worker = worker::start(&worker_app, case, port, worker::Breakage::default()).await?;
             let livecheck_app = app(broker)?;
-            let livecheck = start_livecheck(&livecheck_app, format!("http://127.0.0.1:{port}")).await?;
+            let livecheck = start_livecheck(&livecheck_app, format!("http://127.0.0.1:{port}"), &tuning).await?;
             let base_url = format!("http://127.0.0.1:{port}");
             let orders = tokio::spawn(async move {
                 loop {

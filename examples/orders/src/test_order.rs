@@ -9,7 +9,23 @@ use livecheck::{
 use crate::order::{Order, OrderArgs};
 
 pub(crate) const CASE: &str = "orders.test_order";
-const STAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of the tutorial's case that tests (and impatient users) change.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct Tuning {
+    /// Seconds to wait for each stage's signal.
+    #[arg(long, default_value_t = 30.0)]
+    stage_timeout: f64,
+    /// Retries of a failing fake request before the service is declared down.
+    #[arg(long, default_value_t = 10)]
+    url_error_retries: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { stage_timeout: 30.0, url_error_retries: 10 }
+    }
+}
 
 pub(crate) struct TestOrder {
     pub(crate) order_sent_to_db: Signal<Order>,
@@ -20,17 +36,18 @@ pub(crate) struct TestOrder {
     pub(crate) cache: Option<Table<Vec<String>>>,
     /// For fake requests (LiveCheck process only).
     pub(crate) fake_requests: Option<(FakeRequestClient, String)>,
+    stage_timeout: Duration,
 }
 
 impl Case for TestOrder {
     type Args = OrderArgs;
 
     async fn run(&self, test: &TestRun, args: OrderArgs) -> CaseResult {
-        let order = self.order_sent_to_db.wait(STAGE_TIMEOUT).await?;
+        let order = self.order_sent_to_db.wait(self.stage_timeout).await?;
         assert_eq!(order.id, test.id(), "the order is the one under test");
         assert_eq!(order.side, args.side, "the order kept its side");
-        self.order_sent_to_kafka.wait(STAGE_TIMEOUT).await?;
-        self.order_cache_in_redis.wait(STAGE_TIMEOUT).await?;
+        self.order_sent_to_kafka.wait(self.stage_timeout).await?;
+        self.order_cache_in_redis.wait(self.stage_timeout).await?;
         if let Some(cache) = &self.cache {
             // The cache is followed through its changelog: give it a moment to catch up with the signal.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -43,7 +60,7 @@ impl Case for TestOrder {
             };
             assert!(cached, "order {} is in the cache of user {}", order.id, order.user_id);
         }
-        let execution = self.order_executed.wait(STAGE_TIMEOUT).await?;
+        let execution = self.order_executed.wait(self.stage_timeout).await?;
         test.log(format!("executed as {execution}"));
         Ok(())
     }
@@ -56,11 +73,12 @@ impl Case for TestOrder {
     }
 }
 
-pub(crate) fn settings() -> CaseSettings {
+fn settings(tuning: &Tuning) -> CaseSettings {
     CaseSettings::new(CASE)
         .probability(0.5)
         .warn_stalled_after(Duration::from_secs(5))
         .frequency(Duration::from_millis(500))
+        .url_error_retries(tuning.url_error_retries)
 }
 
 /// Registers the case on `app`; the LiveCheck process passes the cache and the worker's URL.
@@ -68,8 +86,9 @@ pub(crate) fn register(
     app: &LiveCheck,
     cache: Option<Table<Vec<String>>>,
     worker_url: Option<String>,
+    tuning: &Tuning,
 ) -> anyhow::Result<CaseHandle<TestOrder>> {
-    let settings = settings();
+    let settings = settings(tuning);
     let fake_requests = match worker_url {
         Some(url) => Some((FakeRequestClient::new(&settings)?, url)),
         None => None,
@@ -81,5 +100,6 @@ pub(crate) fn register(
         order_executed: s.declare("order_executed"),
         cache,
         fake_requests,
+        stage_timeout: Duration::from_secs_f64(tuning.stage_timeout.max(0.001)),
     })?)
 }

@@ -68,7 +68,12 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     shared.metrics.suite_failures.inc();
     let due = core.health().suite_failed(&failure, tokio::time::Instant::now(), shared.clock.now());
     if !due {
-        tracing::debug!("{}: suite still failing ({}): {}", core.name, failure.state, failure.reason);
+        tracing::warn!(
+            "{}: suite {}: {} (already reported within state_transition_delay)",
+            core.name,
+            failure.state,
+            failure.reason
+        );
         return;
     }
     tracing::error!("{}: suite {}: {}", core.name, failure.state, failure.reason);

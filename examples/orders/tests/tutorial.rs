@@ -1,0 +1,156 @@
+//! The tutorial end to end: the real `worker` and `livecheck` processes on the embedded transport, as a user runs
+//! them; then a broken stage at a time, and finally a stopped worker.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use livecheck::{
+    transport::{SqliteTransport, Subscription, Transport},
+    State, TestReport,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orders");
+
+/// A child process killed when the test ends, however it ends.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Tutorial {
+    dir: std::path::PathBuf,
+    broker: String,
+    port: u16,
+}
+
+impl Tutorial {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("livecheck-tutorial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let broker = format!("sqlite://{}/livecheck.sqlite3", dir.display());
+        Tutorial { dir, broker, port: free_port() }
+    }
+
+    fn spawn(&self, args: &[&str]) -> Process {
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", args[0]))).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .args(["--broker", &self.broker, "-l", "warn"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Process(child)
+    }
+
+    fn log(&self, process: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{process}.log"))).unwrap_or_default()
+    }
+
+    fn worker(&self, breakage: &[&str]) -> Process {
+        let port = self.port.to_string();
+        let mut args = vec!["worker", "--port", &port];
+        args.extend_from_slice(breakage);
+        self.spawn(&args)
+    }
+}
+
+impl Drop for Tutorial {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads reports until one matches, failing after `within`.
+async fn expect_report(
+    reports: &mut Box<dyn Subscription>,
+    within: Duration,
+    what: &str,
+    matches: impl Fn(&TestReport) -> bool,
+) -> TestReport {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let received = match tokio::time::timeout(left, reports.recv()).await {
+            Ok(received) => received.unwrap(),
+            Err(_) => panic!("no report {what} within {within:?}; saw {seen:?}"),
+        };
+        let report: TestReport = serde_json::from_slice(&received.message.value).unwrap();
+        if matches(&report) {
+            return report;
+        }
+        seen.push((report.state, report.error.clone()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker() {
+    let tutorial = Tutorial::new();
+    let base_url = format!("http://127.0.0.1:{}", tutorial.port);
+    let mut worker = tutorial.worker(&[]);
+    let _livecheck = tutorial.spawn(&["livecheck", "--base-url", &base_url, "--stage-timeout", "2", "--url-error-retries", "2"]);
+
+    let db = tutorial.broker.trim_start_matches("sqlite://");
+    let mut reports = SqliteTransport::open(db).unwrap().subscribe("livecheck-report", "e2e").await.unwrap();
+    let is_test = |state: State| move |r: &TestReport| r.test.is_some() && r.state == state;
+
+    // Orders placed by a client, and the instance's own fake orders, pass.
+    let client = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..4 {
+        let response = client.get(format!("{base_url}/order/init/sell/")).send().await.unwrap();
+        assert!(response.status().is_success());
+    }
+    let response = client.get(format!("{base_url}/order/init/sideways/")).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+    let pass = expect_report(&mut reports, Duration::from_secs(30), "PASS", is_test(State::Pass)).await;
+    assert_eq!(pass.case_name, "orders.test_order");
+    assert_eq!(pass.signal_latency.0.len(), 4, "{pass:?}");
+
+    // A worker that changes the side: FAIL, with the assertion's message.
+    drop(worker);
+    worker = tutorial.worker(&["--flip-side"]);
+    // (A test in flight when a worker stops may time out: look for the failures the breakage causes.)
+    let says = |r: &TestReport, text: &str| r.error.as_deref().is_some_and(|e| e.contains(text));
+    let fail = expect_report(&mut reports, Duration::from_secs(30), "FAIL on the side", |r| {
+        is_test(State::Fail)(r) && says(r, "kept its side")
+    })
+    .await;
+    assert!(fail.traceback.as_deref().unwrap().contains("test_order.rs"), "{fail:?}");
+
+    // A worker that never executes: TIMEOUT on order_executed.
+    drop(worker);
+    worker = tutorial.worker(&["--skip-signal", "order_executed"]);
+    let timeout = expect_report(&mut reports, Duration::from_secs(30), "TIMEOUT on order_executed", |r| {
+        is_test(State::Timeout)(r) && says(r, "order_executed")
+    })
+    .await;
+    assert_eq!(timeout.signal_latency.0.len(), 3, "the three other stages arrived: {timeout:?}");
+
+    // No worker: no tests (STALL after 5 s) and fake requests fail (service down after the retries). Both alert;
+    // the first posts a suite report, the second comes within state_transition_delay and is only logged.
+    drop(worker);
+    let suite = expect_report(&mut reports, Duration::from_secs(30), "suite failure", |r| r.test.is_none()).await;
+    assert!(matches!(suite.state, State::Stall | State::Fail), "{suite:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = tutorial.log("livecheck");
+        if log.contains("suite STALL: no test received") && log.contains("suite FAIL: service down") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stall and service-down alerts expected in the log:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
