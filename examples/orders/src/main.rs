@@ -7,6 +7,7 @@
 //! orders post-order --side=sell  # terminal 3 (or open http://localhost:6066/order/init/sell/)
 //! ```
 
+mod cache;
 mod order;
 mod test_order;
 mod worker;
@@ -14,7 +15,7 @@ mod worker;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use livecheck::{stream::Table, transport, LiveCheck};
+use livecheck::{transport, LiveCheck};
 
 #[derive(Parser)]
 #[command(version, about = "The LiveCheck tutorial: a stock ordering system and its live tests")]
@@ -25,6 +26,9 @@ struct Cli {
     /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3) or memory://.
     #[arg(long, env = "LIVECHECK_BROKER", global = true)]
     broker: Option<String>,
+    /// The orders cache: redis://HOST:PORT, or (default) a table on the broker.
+    #[arg(long, global = true)]
+    cache: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +45,8 @@ enum Command {
         /// Break a stage on purpose: store orders with the opposite side.
         #[arg(long)]
         flip_side: bool,
+        #[command(flatten)]
+        tuning: test_order::Tuning,
     },
     /// The LiveCheck instance running test_order.
     Livecheck {
@@ -85,8 +91,9 @@ async fn start_livecheck(
     app: &LiveCheck,
     base_url: String,
     tuning: &test_order::Tuning,
+    cache_url: Option<&str>,
 ) -> anyhow::Result<livecheck::Running> {
-    let cache = Table::open(app, "user-orders").await?;
+    let cache = cache::Cache::open(app, cache_url).await?;
     test_order::register(app, Some(cache), Some(base_url), tuning)?;
     Ok(app.start().await?)
 }
@@ -109,17 +116,20 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let broker = cli.broker.as_deref();
+    let cache_url = cli.cache.as_deref();
     match cli.command {
-        Command::Worker { port, skip_signal, flip_side } => {
+        Command::Worker { port, skip_signal, flip_side, tuning } => {
             let app = app(broker)?;
-            let case = test_order::register(&app, None, None, &test_order::Tuning::default())?;
-            let running = worker::start(&app, case, port, worker::Breakage { skip_signal, flip_side }).await?;
+            let case = test_order::register(&app, None, None, &tuning)?;
+            let cache = cache::Cache::open(&app, cache_url).await?;
+            let breakage = worker::Breakage { skip_signal, flip_side };
+            let running = worker::start(&app, case, port, breakage, cache).await?;
             until_stopped(None).await;
             running.stop().await;
         }
         Command::Livecheck { base_url, tuning } => {
             let app = app(broker)?;
-            let running = start_livecheck(&app, base_url, &tuning).await?;
+            let running = start_livecheck(&app, base_url, &tuning, cache_url).await?;
             until_stopped(None).await;
             running.shutdown().await;
         }
@@ -128,9 +138,11 @@ async fn main() -> anyhow::Result<()> {
             let worker_app = app(broker)?;
             let tuning = test_order::Tuning::default();
             let case = test_order::register(&worker_app, None, None, &tuning)?;
-            let worker = worker::start(&worker_app, case, port, worker::Breakage::default()).await?;
+            let cache = cache::Cache::open(&worker_app, cache_url).await?;
+            let worker = worker::start(&worker_app, case, port, worker::Breakage::default(), cache).await?;
             let livecheck_app = app(broker)?;
-            let livecheck = start_livecheck(&livecheck_app, format!("http://127.0.0.1:{port}"), &tuning).await?;
+            let base = format!("http://127.0.0.1:{port}");
+            let livecheck = start_livecheck(&livecheck_app, base, &tuning, cache_url).await?;
             let base_url = format!("http://127.0.0.1:{port}");
             let orders = tokio::spawn(async move {
                 loop {

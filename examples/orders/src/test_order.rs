@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use livecheck::{
-    http::FakeRequestClient, stream::Table, Case, CaseHandle, CaseResult, CaseSettings, LiveCheck, Signal, TestRun,
-};
+use livecheck::{http::FakeRequestClient, Case, CaseHandle, CaseResult, CaseSettings, LiveCheck, Signal, TestRun};
 
-use crate::order::{Order, OrderArgs};
+use crate::{
+    cache::Cache,
+    order::{Order, OrderArgs},
+};
 
 pub(crate) const CASE: &str = "orders.test_order";
 
@@ -19,11 +20,14 @@ pub(crate) struct Tuning {
     /// Retries of a failing fake request before the service is declared down.
     #[arg(long, default_value_t = 10)]
     url_error_retries: u32,
+    /// Chance that an order is tested (the worker draws).
+    #[arg(long, default_value_t = 0.5)]
+    probability: f64,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { stage_timeout: 30.0, url_error_retries: 10 }
+        Tuning { stage_timeout: 30.0, url_error_retries: 10, probability: 0.5 }
     }
 }
 
@@ -33,7 +37,7 @@ pub(crate) struct TestOrder {
     pub(crate) order_cache_in_redis: Signal<()>,
     pub(crate) order_executed: Signal<String>,
     /// The users' order sets, as the worker keeps them (present in the LiveCheck process only).
-    pub(crate) cache: Option<Table<Vec<String>>>,
+    pub(crate) cache: Option<Cache>,
     /// For fake requests (LiveCheck process only).
     pub(crate) fake_requests: Option<(FakeRequestClient, String)>,
     stage_timeout: Duration,
@@ -49,10 +53,10 @@ impl Case for TestOrder {
         self.order_sent_to_kafka.wait(self.stage_timeout).await?;
         self.order_cache_in_redis.wait(self.stage_timeout).await?;
         if let Some(cache) = &self.cache {
-            // The cache is followed through its changelog: give it a moment to catch up with the signal.
+            // The embedded cache is followed through its changelog: give it a moment to catch up with the signal.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
             let cached = loop {
-                let cached = cache.get(&order.user_id).is_some_and(|orders| orders.contains(&order.id));
+                let cached = cache.contains(&order.user_id, &order.id).await?;
                 if cached || tokio::time::Instant::now() >= deadline {
                     break cached;
                 }
@@ -75,7 +79,7 @@ impl Case for TestOrder {
 
 fn settings(tuning: &Tuning) -> CaseSettings {
     CaseSettings::new(CASE)
-        .probability(0.5)
+        .probability(tuning.probability.clamp(0.0, 1.0))
         .warn_stalled_after(Duration::from_secs(5))
         .frequency(Duration::from_millis(500))
         .url_error_retries(tuning.url_error_retries)
@@ -84,7 +88,7 @@ fn settings(tuning: &Tuning) -> CaseSettings {
 /// Registers the case on `app`; the LiveCheck process passes the cache and the worker's URL.
 pub(crate) fn register(
     app: &LiveCheck,
-    cache: Option<Table<Vec<String>>>,
+    cache: Option<Cache>,
     worker_url: Option<String>,
     tuning: &Tuning,
 ) -> anyhow::Result<CaseHandle<TestOrder>> {

@@ -12,12 +12,13 @@ use axum::{
 use livecheck::{
     current_test,
     http::{LiveCheckLayer, RequestBuilderExt},
-    stream::{Agent, Table, Topic},
+    stream::{Agent, Topic},
     CaseHandle, LiveCheck,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    cache::Cache,
     order::{Order, OrderArgs},
     test_order::TestOrder,
 };
@@ -41,7 +42,7 @@ struct Worker {
     test_order: CaseHandle<TestOrder>,
     orders: Topic<Order>,
     executions: Topic<Execution>,
-    cache: Table<Vec<String>>,
+    cache: Cache,
     http: reqwest::Client,
     base_url: String,
     breakage: Breakage,
@@ -124,9 +125,7 @@ impl Worker {
         if self.signals("order_sent_to_kafka") {
             self.test_order.order_sent_to_kafka.send(&()).await?;
         }
-        let mut user_orders = self.cache.get(&order.user_id).unwrap_or_default();
-        user_orders.push(order.id.clone());
-        self.cache.set(&order.user_id, user_orders).await?;
+        self.cache.add(&order.user_id, &order.id).await?;
         if self.signals("order_cache_in_redis") {
             self.test_order.order_cache_in_redis.send(&()).await?;
         }
@@ -160,12 +159,13 @@ pub(crate) async fn start(
     test_order: CaseHandle<TestOrder>,
     port: u16,
     breakage: Breakage,
+    cache: Cache,
 ) -> anyhow::Result<RunningWorker> {
     let worker = Arc::new(Worker {
         test_order,
         orders: Topic::new(app, "orders"),
         executions: Topic::new(app, "order-execution"),
-        cache: Table::open(app, "user-orders").await?,
+        cache,
         http: reqwest::Client::new(),
         base_url: format!("http://127.0.0.1:{port}"),
         breakage,

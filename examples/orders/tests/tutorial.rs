@@ -154,3 +154,57 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `redis-server` on a free loopback port, stopped with the test; `None` when it is not installed (outside CI).
+fn redis_server(dir: &std::path::Path) -> Option<(Process, u16)> {
+    let port = free_port();
+    let spawned = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(child) => Some((Process(child), port)),
+        Err(error) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must install redis-server (see .ci/run): {error}");
+            eprintln!("skipped: redis-server is not installed ({error})");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tutorial_passes_with_its_cache_in_redis() {
+    let tutorial = Tutorial::new();
+    let Some((_redis, redis_port)) = redis_server(&tutorial.dir) else { return };
+    let cache = format!("redis://127.0.0.1:{redis_port}");
+    let base_url = format!("http://127.0.0.1:{}", tutorial.port);
+    let port = tutorial.port.to_string();
+    // Give redis a moment to listen.
+    let client = redis::Client::open(cache.as_str()).unwrap();
+    let mut connection = None;
+    for _ in 0..100 {
+        if let Ok(c) = client.get_multiplexed_async_connection().await {
+            connection = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut connection = connection.expect("redis-server accepts connections");
+    let _worker = tutorial.spawn(&["worker", "--port", &port, "--cache", &cache]);
+    let _livecheck = tutorial.spawn(&["livecheck", "--base-url", &base_url, "--cache", &cache]);
+
+    let db = tutorial.broker.trim_start_matches("sqlite://");
+    let mut reports = SqliteTransport::open(db).unwrap().subscribe("livecheck-report", "e2e").await.unwrap();
+    let pass = expect_report(&mut reports, Duration::from_secs(30), "PASS", |r| r.test.is_some() && r.state == State::Pass).await;
+    let order_id = pass.test.unwrap().id;
+    let keys: Vec<String> = redis::AsyncCommands::keys(&mut connection, "orders:user:*").await.unwrap();
+    let mut found = false;
+    for key in keys {
+        let member: bool = redis::AsyncCommands::sismember(&mut connection, &key, &order_id).await.unwrap();
+        found |= member;
+    }
+    assert!(found, "order {order_id} is in a user's set in redis");
+}
