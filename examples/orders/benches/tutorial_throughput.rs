@@ -49,7 +49,8 @@ fn main() {
         )
     };
     let _worker = spawn(&["worker", "--port", &port.to_string(), "--probability", "1"]);
-    let _livecheck = spawn(&["livecheck", "--base-url", &base_url]);
+    let status_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let _livecheck = spawn(&["livecheck", "--base-url", &base_url, "--port", &status_port]);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {

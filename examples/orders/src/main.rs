@@ -53,6 +53,9 @@ enum Command {
         /// Where the worker is, for fake requests.
         #[arg(long, default_value = "http://localhost:6066")]
         base_url: String,
+        /// Port of the status page (JSON: each case's health and the instance's counters).
+        #[arg(long, default_value_t = 9999)]
+        port: u16,
         #[command(flatten)]
         tuning: test_order::Tuning,
     },
@@ -98,6 +101,29 @@ async fn start_livecheck(
     Ok(app.start().await?)
 }
 
+/// `GET /` on `port`: the case's health and the instance's counters, as JSON.
+async fn serve_status(app: LiveCheck, port: u16) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let router = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let app = app.clone();
+            async move {
+                axum::Json(serde_json::json!({
+                    "cases": { test_order::CASE: app.case_health(test_order::CASE) },
+                    "metrics": app.metrics(),
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tracing::info!("LiveCheck status on http://127.0.0.1:{port}/");
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "status server failed");
+        }
+    }))
+}
+
 async fn post_order(base_url: &str, side: &str) -> anyhow::Result<String> {
     let response = reqwest::get(format!("{base_url}/order/init/{side}/")).await?;
     let status = response.status();
@@ -127,13 +153,17 @@ async fn main() -> anyhow::Result<()> {
             until_stopped(None).await;
             running.stop().await;
         }
-        Command::Livecheck { base_url, tuning } => {
+        Command::Livecheck { base_url, port, tuning } => {
             let app = app(broker)?;
             let running = start_livecheck(&app, base_url, &tuning, cache_url).await?;
+            let status = serve_status(app.clone(), port).await?;
             until_stopped(None).await;
+            status.abort();
             running.shutdown().await;
         }
-        Command::PostOrder { side, base_url } => println!("{}", post_order(&base_url, &side).await?),
+        Command::PostOrder { side, base_url } => {
+            println!("{}", post_order(&base_url, &side).await?)
+        }
         Command::Demo { port, seconds } => {
             let worker_app = app(broker)?;
             let tuning = test_order::Tuning::default();

@@ -119,7 +119,10 @@ impl Worker {
         if self.signals("order_sent_to_db") {
             self.test_order.order_sent_to_db.send(&order).await?;
         }
-        let execution = Execution { id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(), order_id: order.id.clone() };
+        let execution = Execution {
+            id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
+            order_id: order.id.clone(),
+        };
         // Resolves once the log acknowledged the message.
         self.executions.send(&order.id, &execution).await?;
         if self.signals("order_sent_to_kafka") {

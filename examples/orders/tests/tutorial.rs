@@ -35,7 +35,8 @@ struct Tutorial {
 
 impl Tutorial {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("livecheck-tutorial-{}", std::process::id()));
+        // A broker of its own: the tests of this file run at the same time.
+        let dir = std::env::temp_dir().join(format!("livecheck-tutorial-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         let broker = format!("sqlite://{}/livecheck.sqlite3", dir.display());
         Tutorial { dir, broker, port: free_port() }
@@ -100,7 +101,18 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let tutorial = Tutorial::new();
     let base_url = format!("http://127.0.0.1:{}", tutorial.port);
     let mut worker = tutorial.worker(&[]);
-    let _livecheck = tutorial.spawn(&["livecheck", "--base-url", &base_url, "--stage-timeout", "2", "--url-error-retries", "2"]);
+    let status_port = free_port().to_string();
+    let _livecheck = tutorial.spawn(&[
+        "livecheck",
+        "--base-url",
+        &base_url,
+        "--port",
+        &status_port,
+        "--stage-timeout",
+        "2",
+        "--url-error-retries",
+        "2",
+    ]);
 
     let db = tutorial.broker.trim_start_matches("sqlite://");
     let mut reports = SqliteTransport::open(db).unwrap().subscribe("livecheck-report", "e2e").await.unwrap();
@@ -118,6 +130,10 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let pass = expect_report(&mut reports, Duration::from_secs(30), "PASS", is_test(State::Pass)).await;
     assert_eq!(pass.case_name, "orders.test_order");
     assert_eq!(pass.signal_latency.0.len(), 4, "{pass:?}");
+    let status: serde_json::Value =
+        client.get(format!("http://127.0.0.1:{status_port}/")).send().await.unwrap().json().await.unwrap();
+    assert!(status["cases"]["orders.test_order"]["counts"].is_array(), "{status}");
+    assert!(status["metrics"]["tests_finished"].as_u64().unwrap() >= 1, "{status}");
 
     // A worker that changes the side: FAIL, with the assertion's message.
     drop(worker);
@@ -178,7 +194,9 @@ fn redis_server(dir: &std::path::Path) -> Option<(Process, u16)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorial_passes_with_its_cache_in_redis() {
     let tutorial = Tutorial::new();
-    let Some((_redis, redis_port)) = redis_server(&tutorial.dir) else { return };
+    let Some((_redis, redis_port)) = redis_server(&tutorial.dir) else {
+        return;
+    };
     let cache = format!("redis://127.0.0.1:{redis_port}");
     let base_url = format!("http://127.0.0.1:{}", tutorial.port);
     let port = tutorial.port.to_string();
@@ -194,11 +212,14 @@ async fn the_tutorial_passes_with_its_cache_in_redis() {
     }
     let mut connection = connection.expect("redis-server accepts connections");
     let _worker = tutorial.spawn(&["worker", "--port", &port, "--cache", &cache]);
-    let _livecheck = tutorial.spawn(&["livecheck", "--base-url", &base_url, "--cache", &cache]);
+    let status_port = free_port().to_string();
+    let _livecheck = tutorial.spawn(&["livecheck", "--base-url", &base_url, "--port", &status_port, "--cache", &cache]);
 
     let db = tutorial.broker.trim_start_matches("sqlite://");
     let mut reports = SqliteTransport::open(db).unwrap().subscribe("livecheck-report", "e2e").await.unwrap();
-    let pass = expect_report(&mut reports, Duration::from_secs(30), "PASS", |r| r.test.is_some() && r.state == State::Pass).await;
+    let pass =
+        expect_report(&mut reports, Duration::from_secs(30), "PASS", |r| r.test.is_some() && r.state == State::Pass)
+            .await;
     let order_id = pass.test.unwrap().id;
     let keys: Vec<String> = redis::AsyncCommands::keys(&mut connection, "orders:user:*").await.unwrap();
     let mut found = false;

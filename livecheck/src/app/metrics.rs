@@ -38,7 +38,7 @@ macro_rules! metrics {
         }
 
         /// A copy of the counters of one LiveCheck instance (see [`crate::LiveCheck::metrics`]).
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
         #[non_exhaustive]
         pub struct MetricsSnapshot {
             $($(#[$doc])* pub $name: u64,)*

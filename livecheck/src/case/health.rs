@@ -20,7 +20,7 @@ pub struct SuiteFailure {
 }
 
 /// A point-in-time view of a case's health.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct HealthSnapshot {
     /// The case's status: INIT until a test finished, then the state of the last failure or PASS.
