@@ -39,7 +39,8 @@ fn complete<F: Future>(future: F) -> F::Output {
 fn hot_path(c: &mut Criterion) {
     // The default draw (fastrand) against probability 0: every draw misses.
     let app = LiveCheck::builder().build();
-    let never = app.register(CaseSettings::new("order").probability(0.0), |s| Order { placed: s.declare("placed") }).unwrap();
+    let never =
+        app.register(CaseSettings::new("order").probability(0.0), |s| Order { placed: s.declare("placed") }).unwrap();
     c.bench_function("maybe_trigger miss, probability 0.0, default draw [target <= 50 ns]", |b| {
         b.iter(|| {
             let hit = complete(never.maybe_trigger(Some(black_box("order-1")), black_box(&7))).unwrap();
@@ -49,7 +50,8 @@ fn hot_path(c: &mut Criterion) {
 
     // A draw that returns 0.99 against probability 0.5: a miss through a user-supplied draw.
     let app = LiveCheck::builder().draw(|| black_box(0.99)).build();
-    let half = app.register(CaseSettings::new("order").probability(0.5), |s| Order { placed: s.declare("placed") }).unwrap();
+    let half =
+        app.register(CaseSettings::new("order").probability(0.5), |s| Order { placed: s.declare("placed") }).unwrap();
     c.bench_function("maybe_trigger miss, probability 0.5, draw fn -> 0.99 [target <= 50 ns]", |b| {
         b.iter(|| {
             let hit = complete(half.maybe_trigger(None, black_box(&7))).unwrap();

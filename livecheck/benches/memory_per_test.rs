@@ -19,7 +19,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use livecheck::{transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, MetricsSnapshot, Signal, TestRun};
+use livecheck::{
+    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, MetricsSnapshot, Signal, TestRun,
+};
 use serde::{Deserialize, Serialize};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 

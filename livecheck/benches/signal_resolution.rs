@@ -58,7 +58,11 @@ async fn measure(crowd: u64, samples: usize) -> Stats {
         .build();
     let (woken, mut wakes) = mpsc::unbounded_channel();
     let case = app
-        .register(CaseSettings::new("probe"), |s| Probe { first: s.declare("first"), second: s.declare("second"), woken })
+        .register(CaseSettings::new("probe"), |s| Probe {
+            first: s.declare("first"),
+            second: s.declare("second"),
+            woken,
+        })
         .unwrap();
     let running = app.start().await.unwrap();
     for _ in 0..crowd {

@@ -75,8 +75,8 @@ pub use app::{LiveCheck, LiveCheckBuilder, MetricsSnapshot, Running, StreamNames
 pub use case::{Case, CaseHandle, CaseSettings, HealthSnapshot, Signal, Signals, SuiteFailure};
 pub use clock::Clock;
 pub use context::{
-    append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext, HEADER_EXPIRES, HEADER_TEST_ID,
-    HEADER_TEST_NAME, HEADER_TIMESTAMP,
+    append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext, HEADER_EXPIRES,
+    HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP,
 };
 pub use error::{CaseResult, Error, Result};
 pub use runner::TestRun;

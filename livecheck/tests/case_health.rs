@@ -169,7 +169,14 @@ async fn recovery_needs_a_passing_test_issued_after_the_failure_and_after_the_de
     // A passing test issued before the failure does not recover it either.
     let tests_before = app.metrics().tests_finished;
     let old = chrono::Utc::now() - chrono::Duration::hours(1);
-    let stale_pass = livecheck::TestExecution::new("old", "c", old, old + chrono::Duration::hours(3), &Args { pass: true, runtime_ms: 0 }).unwrap();
+    let stale_pass = livecheck::TestExecution::new(
+        "old",
+        "c",
+        old,
+        old + chrono::Duration::hours(3),
+        &Args { pass: true, runtime_ms: 0 },
+    )
+    .unwrap();
     support::publish_raw(&transport, "livecheck", "old", &serde_json::to_vec(&stale_pass).unwrap()).await;
     until(Duration::from_secs(5), || app.metrics().tests_finished > tests_before).await;
     assert_eq!(case.health().status, State::Fail);
@@ -273,7 +280,8 @@ async fn fake_requests_come_every_period_from_the_leader_only_and_stop_at_shutdo
     let running_a = first.start().await.unwrap();
     let running_b = second.start().await.unwrap();
     tokio::time::sleep(Duration::from_millis(10_500)).await;
-    let (calls_a, calls_b) = (a.hooks.fake_requests.load(Ordering::SeqCst), b.hooks.fake_requests.load(Ordering::SeqCst));
+    let (calls_a, calls_b) =
+        (a.hooks.fake_requests.load(Ordering::SeqCst), b.hooks.fake_requests.load(Ordering::SeqCst));
     assert_eq!((calls_a, calls_b), (10, 0), "only the leader calls, once a period");
     // The leader goes away: the other instance takes over.
     running_a.shutdown().await;

@@ -36,7 +36,10 @@ fn app(db: &Db) -> (LiveCheck, livecheck::CaseHandle<Order>) {
     let transport: Arc<dyn Transport> = Arc::new(SqliteTransport::open(&db.0).unwrap());
     let app = LiveCheck::builder().shared_transport(transport).build();
     let case = app
-        .register(CaseSettings::new("order"), |s| Order { placed: s.declare("placed"), executed: s.declare("executed") })
+        .register(CaseSettings::new("order"), |s| Order {
+            placed: s.declare("placed"),
+            executed: s.declare("executed"),
+        })
         .unwrap();
     (app, case)
 }

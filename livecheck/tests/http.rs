@@ -79,10 +79,13 @@ async fn partial_or_malformed_http_headers_mean_no_test_and_are_counted() {
     let seen = Seen::default();
     let router = Router::new()
         .route("/downstream", get(downstream))
-        .route("/front", get(|State(seen): State<Seen>| async move {
-            seen.handler.lock().unwrap().push(current_test().map(|t| t.id().to_owned()));
-            "ok"
-        }))
+        .route(
+            "/front",
+            get(|State(seen): State<Seen>| async move {
+                seen.handler.lock().unwrap().push(current_test().map(|t| t.id().to_owned()));
+                "ok"
+            }),
+        )
         .layer(LiveCheckLayer::new(&app))
         .with_state(seen.clone());
     let base = serve(router).await;
@@ -151,7 +154,10 @@ async fn persistent_server_errors_end_in_service_down_after_the_retries() {
     let (base, count) = flaky(u32::MAX, StatusCode::BAD_GATEWAY).await;
     let client = FakeRequestClient::new(&settings()).unwrap();
     let error = client.get(&base).await.unwrap_err();
-    assert!(matches!(&error, Error::ServiceDown { reason } if reason.contains("502") && reason.contains("3 retries")), "{error}");
+    assert!(
+        matches!(&error, Error::ServiceDown { reason } if reason.contains("502") && reason.contains("3 retries")),
+        "{error}"
+    );
     assert_eq!(count.load(Ordering::SeqCst), 4, "one try and three retries");
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use livecheck::{
     append_current_test, current_test,
     transport::{MemoryTransport, Message, Transport},
-    Case, CaseResult, CaseSettings, Headers, LiveCheck, Signal, TestContext, TestRun, HEADER_EXPIRES,
-    HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP,
+    Case, CaseResult, CaseSettings, Headers, LiveCheck, Signal, TestContext, TestRun, HEADER_EXPIRES, HEADER_TEST_ID,
+    HEADER_TEST_NAME, HEADER_TIMESTAMP,
 };
 use support::{builder, signals};
 

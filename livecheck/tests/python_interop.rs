@@ -7,10 +7,7 @@ use std::{
     time::Duration,
 };
 
-use livecheck::{
-    transport::MemoryTransport,
-    Case, CaseResult, CaseSettings, Clock, LiveCheck, Signal, TestRun,
-};
+use livecheck::{transport::MemoryTransport, Case, CaseResult, CaseSettings, Clock, LiveCheck, Signal, TestRun};
 
 struct Order {
     placed: Signal<serde_json::Value>,

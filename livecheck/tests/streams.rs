@@ -60,14 +60,12 @@ async fn an_agent_handles_each_message_with_its_own_test_current_and_skips_bad_v
     };
     let delivery = livecheck::scope(Some(test("t-1")), orders.send("o-1", &order("o-1"))).await.unwrap();
     assert_eq!(delivery.offset, 0, "the send resolves with where the log stored it");
-    let bad = livecheck::transport::Message { key: Some("x".into()), value: b"not an order".to_vec(), ..Default::default() };
+    let bad =
+        livecheck::transport::Message { key: Some("x".into()), value: b"not an order".to_vec(), ..Default::default() };
     transport.publish("orders", bad).await.unwrap();
     orders.send("o-2", &order("o-2")).await.unwrap();
     until(|| seen.lock().unwrap().len() == 2).await;
-    assert_eq!(
-        *seen.lock().unwrap(),
-        vec![("o-1".to_owned(), Some("t-1".to_owned())), ("o-2".to_owned(), None)]
-    );
+    assert_eq!(*seen.lock().unwrap(), vec![("o-1".to_owned(), Some("t-1".to_owned())), ("o-2".to_owned(), None)]);
     assert_eq!(app.metrics().stream_messages_malformed, 1);
     agent.shutdown().await;
 }

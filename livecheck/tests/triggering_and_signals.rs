@@ -11,8 +11,7 @@ use std::{
 };
 
 use livecheck::{
-    current_test, transport::MemoryTransport, Case, CaseResult, CaseSettings, Error, LiveCheck, Signal, State,
-    TestRun,
+    current_test, transport::MemoryTransport, Case, CaseResult, CaseSettings, Error, LiveCheck, Signal, State, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use support::{builder, executions, reports, signals, until, ReportReader};
@@ -109,7 +108,8 @@ async fn probability_zero_never_triggers_and_one_always_does() {
 async fn trigger_publishes_the_execution_with_id_case_args_and_expiry() {
     let transport = MemoryTransport::new();
     let app = builder(&transport).build();
-    let case = two_steps(&app, CaseSettings::new("test_order").test_expires(Duration::from_secs(600)), Duration::from_secs(1));
+    let case =
+        two_steps(&app, CaseSettings::new("test_order").test_expires(Duration::from_secs(600)), Duration::from_secs(1));
     let test = case.trigger(Some("id1"), &sell()).await.unwrap();
     let (key, execution) = executions(&transport).pop().unwrap();
     assert_eq!(key, "id1");
@@ -289,7 +289,8 @@ async fn signals_for_unknown_cases_or_names_are_dropped_counted_and_the_next_is_
     let test = case.trigger(Some("t"), &sell()).await.unwrap();
     let bus = "livecheck-bus";
     support::publish_raw(&transport, bus, "t", br#"{"signal_name":"nope","case_name":"c","key":"t","value":1}"#).await;
-    support::publish_raw(&transport, bus, "t", br#"{"signal_name":"first","case_name":"other","key":"t","value":1}"#).await;
+    support::publish_raw(&transport, bus, "t", br#"{"signal_name":"first","case_name":"other","key":"t","value":1}"#)
+        .await;
     support::publish_raw(&transport, bus, "t", b"not json").await;
     livecheck::scope(Some(test), async {
         case.first.send(&1).await.unwrap();

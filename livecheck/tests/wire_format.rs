@@ -88,8 +88,8 @@ fn what_we_write_has_the_python_shape_and_round_trips() {
     struct Args {
         side: &'static str,
     }
-    let execution = TestExecution::new("id-1", "test_order", t, t + chrono::Duration::hours(3), &Args { side: "sell" })
-        .unwrap();
+    let execution =
+        TestExecution::new("id-1", "test_order", t, t + chrono::Duration::hours(3), &Args { side: "sell" }).unwrap();
     let json: Value = serde_json::to_value(&execution).unwrap();
     assert_eq!(json["id"], "id-1");
     assert_eq!(json["timestamp"], "2026-11-25T01:51:06.369766Z");
@@ -129,7 +129,10 @@ fn bad_values_are_errors_not_panics() {
     ] {
         assert!(serde_json::from_str::<TestExecution>(bad).is_err(), "{bad}");
     }
-    assert!(serde_json::from_str::<TestReport>(r#"{"case_name":"c","state":"GREAT","test":null,"runtime":null,"error":null,"traceback":null}"#).is_err());
+    assert!(serde_json::from_str::<TestReport>(
+        r#"{"case_name":"c","state":"GREAT","test":null,"runtime":null,"error":null,"traceback":null}"#
+    )
+    .is_err());
     assert!(serde_json::from_str::<SignalEvent>(r#"{"signal_name":"s"}"#).is_err());
 }
 

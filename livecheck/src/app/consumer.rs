@@ -102,7 +102,9 @@ pub(crate) async fn consume<H, F>(
         }
     }
     while in_flight > 0 {
-        let Some(finished) = done_rx.recv().await else { break };
+        let Some(finished) = done_rx.recv().await else {
+            break;
+        };
         in_flight -= 1;
         commit(name, finished, &mut tracker, subscription.as_mut());
     }
@@ -218,7 +220,10 @@ mod tests {
     async fn abandoned_messages_are_not_committed() {
         let transport = MemoryTransport::with_partitions(1);
         for i in 0..3u8 {
-            transport.publish("s", Message { key: Some("k".into()), value: vec![i], ..Default::default() }).await.unwrap();
+            transport
+                .publish("s", Message { key: Some("k".into()), value: vec![i], ..Default::default() })
+                .await
+                .unwrap();
         }
         let shutdown = CancellationToken::new();
         let sub = transport.subscribe("s", "g").await.unwrap();

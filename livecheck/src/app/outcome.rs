@@ -22,7 +22,9 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
     };
     let steps = match &finished.run {
         // Buffered step logs are printed with the outcome, whatever it is; formatted only when they will be seen.
-        Some(run) if log_enabled && !core.settings.realtime_logs => format!("\n{}", run.steps_text().trim_end()),
+        Some(run) if log_enabled && !core.settings.realtime_logs => {
+            format!("\n{}", run.steps_text().trim_end())
+        }
         _ => String::new(),
     };
     match &finished.verdict {

@@ -10,7 +10,9 @@ use crate::{case::RegisteredCase, runner, transport::Received, wire::RawExecutio
 /// Handles one pending test: every waiting test's task is this future, so it keeps only small state across the
 /// wait (the body itself is boxed; the report is built after).
 pub(crate) async fn handle(app: LiveCheck, received: Received, shutdown: CancellationToken) -> Handled {
-    let Some((case, start)) = prepare(&app, received) else { return Handled::Done };
+    let Some((case, start)) = prepare(&app, received) else {
+        return Handled::Done;
+    };
     let finished = match start {
         Err(skipped) => skipped,
         Ok(started) => match run_body(started, &shutdown).await {
@@ -61,4 +63,3 @@ async fn run_body(mut started: runner::Started, shutdown: &CancellationToken) ->
     };
     Some(Box::new(started.conclude(result)))
 }
-

@@ -69,7 +69,9 @@ pub(crate) async fn make_fake_requests(
                 };
                 outcome::suite_failed(&app, case.as_ref(), failure).await;
             }
-            None => tracing::warn!(case = %case.core().name, error = %format!("{error:#}"), "fake request failed"),
+            None => {
+                tracing::warn!(case = %case.core().name, error = %format!("{error:#}"), "fake request failed")
+            }
         }
     }
 }

@@ -184,8 +184,7 @@ mod tests {
 
     #[test]
     fn lookup_is_case_insensitive() {
-        let headers: Headers =
-            sample().header_pairs().into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+        let headers: Headers = sample().header_pairs().into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
         assert_eq!(TestContext::from_headers(&headers).unwrap(), Some(sample()));
     }
 

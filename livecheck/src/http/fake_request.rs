@@ -48,7 +48,9 @@ impl FakeRequestClient {
         let mut attempt = 0;
         loop {
             let failure = match request().send().await {
-                Ok(response) if response.status().is_server_error() => format!("HTTP {}", response.status()),
+                Ok(response) if response.status().is_server_error() => {
+                    format!("HTTP {}", response.status())
+                }
                 Ok(response) if response.status().is_client_error() => {
                     return Err(Error::HttpStatus { url: url.to_owned(), status: response.status().as_u16() });
                 }
@@ -60,9 +62,7 @@ impl FakeRequestClient {
                 Err(error) => format!("{error}"),
             };
             if attempt >= self.retries {
-                return Err(Error::ServiceDown {
-                    reason: format!("{url}: {failure} (after {attempt} retries)"),
-                });
+                return Err(Error::ServiceDown { reason: format!("{url}: {failure} (after {attempt} retries)") });
             }
             attempt += 1;
             tracing::warn!(%url, %failure, attempt, retries = self.retries, "fake request failed; retrying in {delay:?}");

@@ -196,7 +196,9 @@ impl RouterState {
             self.early_len = 0;
             return false;
         };
-        let Some(signals) = self.early.get_mut(&key) else { return false };
+        let Some(signals) = self.early.get_mut(&key) else {
+            return false;
+        };
         let before = signals.len();
         signals.retain(|s| s.seq != seq);
         let removed = before != signals.len();

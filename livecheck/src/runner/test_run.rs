@@ -89,7 +89,13 @@ impl TestRun {
     /// The execution for writing, without copying it.
     pub(crate) fn execution_ref(&self) -> ExecutionRef<'_> {
         let c = &self.context;
-        ExecutionRef { id: c.id(), case_name: c.case_name(), timestamp: c.timestamp(), expires: c.expires(), args: &self.args }
+        ExecutionRef {
+            id: c.id(),
+            case_name: c.case_name(),
+            timestamp: c.timestamp(),
+            expires: c.expires(),
+            args: &self.args,
+        }
     }
 
     /// The arguments decoded into the case's argument type.
@@ -153,9 +159,7 @@ impl TestRun {
     /// Seconds waited per signal, in order.
     pub(crate) fn signal_latency(&self) -> SignalLatency {
         let journal = self.journal();
-        SignalLatency(
-            journal.latency.iter().map(|(i, secs)| (self.case.signal_name(*i).to_owned(), *secs)).collect(),
-        )
+        SignalLatency(journal.latency.iter().map(|(i, secs)| (self.case.signal_name(*i).to_owned(), *secs)).collect())
     }
 
     /// The step log, one indented line per step.
@@ -171,10 +175,18 @@ impl TestRun {
     fn describe(&self, step: &Step) -> String {
         let name = |i: &usize| self.case.signal_name(*i).to_owned();
         match &step.kind {
-            StepKind::Waiting { signal, timeout } => format!("waiting for `{}` (timeout {timeout:?})", name(signal)),
-            StepKind::Received { signal, waited } => format!("received `{}` after {waited:.3}s", name(signal)),
-            StepKind::TimedOut { signal, timeout } => format!("`{}` did not arrive within {timeout:?}", name(signal)),
-            StepKind::BadValue { signal } => format!("`{}` carried a value that does not decode", name(signal)),
+            StepKind::Waiting { signal, timeout } => {
+                format!("waiting for `{}` (timeout {timeout:?})", name(signal))
+            }
+            StepKind::Received { signal, waited } => {
+                format!("received `{}` after {waited:.3}s", name(signal))
+            }
+            StepKind::TimedOut { signal, timeout } => {
+                format!("`{}` did not arrive within {timeout:?}", name(signal))
+            }
+            StepKind::BadValue { signal } => {
+                format!("`{}` carried a value that does not decode", name(signal))
+            }
             StepKind::Note(message) => message.clone(),
         }
     }

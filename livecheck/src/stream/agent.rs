@@ -45,29 +45,39 @@ impl Agent {
         let shutdown = CancellationToken::new();
         let handler = Arc::new(handler);
         let _value = PhantomData::<V>;
-        let task = tokio::spawn(consume("agent", subscription, concurrency.max(1), shutdown.clone(), move |received| {
-            let (app, handler, topic) = (app.clone(), handler.clone(), topic.clone());
-            async move {
-                let message = &received.message;
-                let value: V = match serde_json::from_slice(&message.value) {
-                    Ok(value) => value,
-                    Err(error) => {
-                        app.shared.metrics.stream_messages_malformed.inc();
-                        if app.shared.metrics.first_time(&format!("malformed message on {topic}")) {
-                            tracing::warn!(%topic, %error, "dropping a message that does not decode (logged once per topic)");
+        let task = tokio::spawn(consume(
+            "agent",
+            subscription,
+            concurrency.max(1),
+            shutdown.clone(),
+            move |received| {
+                let (app, handler, topic) = (app.clone(), handler.clone(), topic.clone());
+                async move {
+                    let message = &received.message;
+                    let value: V = match serde_json::from_slice(&message.value) {
+                        Ok(value) => value,
+                        Err(error) => {
+                            app.shared.metrics.stream_messages_malformed.inc();
+                            if app.shared.metrics.first_time(&format!("malformed message on {topic}")) {
+                                tracing::warn!(%topic, %error, "dropping a message that does not decode (logged once per topic)");
+                            }
+                            return Handled::Done;
                         }
-                        return Handled::Done;
+                    };
+                    let test = app.test_from_headers(&message.headers);
+                    let event = Event {
+                        key: message.key.clone(),
+                        value,
+                        partition: received.partition,
+                        offset: received.offset,
+                    };
+                    if let Err(error) = crate::context::scope(test, handler(event)).await {
+                        tracing::warn!(%topic, error = %format!("{error:#}"), "agent failed to handle a message");
                     }
-                };
-                let test = app.test_from_headers(&message.headers);
-                let event =
-                    Event { key: message.key.clone(), value, partition: received.partition, offset: received.offset };
-                if let Err(error) = crate::context::scope(test, handler(event)).await {
-                    tracing::warn!(%topic, error = %format!("{error:#}"), "agent failed to handle a message");
+                    Handled::Done
                 }
-                Handled::Done
-            }
-        }));
+            },
+        ));
         Ok(Agent { shutdown, task: Some(task) })
     }
 

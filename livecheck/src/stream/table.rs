@@ -93,7 +93,9 @@ impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Table<V> {
 /// Applies one changelog entry: a value sets the key, `null` removes it; an entry that does not decode is logged
 /// and skipped.
 fn apply<V: DeserializeOwned>(values: &RwLock<HashMap<String, V>>, received: &Received, changelog: &str) {
-    let Some(key) = received.message.key.clone() else { return };
+    let Some(key) = received.message.key.clone() else {
+        return;
+    };
     match serde_json::from_slice::<Option<V>>(&received.message.value) {
         Ok(Some(value)) => {
             values.write().unwrap_or_else(|p| p.into_inner()).insert(key, value);
@@ -101,7 +103,9 @@ fn apply<V: DeserializeOwned>(values: &RwLock<HashMap<String, V>>, received: &Re
         Ok(None) => {
             values.write().unwrap_or_else(|p| p.into_inner()).remove(&key);
         }
-        Err(error) => tracing::warn!(%changelog, %key, %error, "skipping a changelog entry that does not decode"),
+        Err(error) => {
+            tracing::warn!(%changelog, %key, %error, "skipping a changelog entry that does not decode")
+        }
     }
 }
 

@@ -10,9 +10,7 @@ use std::{
 
 use tokio::sync::Notify;
 
-use super::{
-    partition_for_key, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport,
-};
+use super::{partition_for_key, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport};
 use crate::Result;
 
 /// Streams kept in memory, shared by every clone (so several LiveCheck apps in one process can use one log).
@@ -96,7 +94,9 @@ impl MemoryTransport {
 
     /// Every message of `stream` still retained, in partition then offset order (for tests and tools).
     pub fn messages(&self, stream: &str) -> Vec<Received> {
-        let Some(log) = lock(&self.inner.streams).get(stream).cloned() else { return Vec::new() };
+        let Some(log) = lock(&self.inner.streams).get(stream).cloned() else {
+            return Vec::new();
+        };
         let mut all = Vec::new();
         for (p, partition) in log.partitions.iter().enumerate() {
             let partition = lock(partition);
@@ -219,10 +219,8 @@ impl MemorySubscription {
         self.generation = state.generation;
         let n = state.members.len();
         let me = state.members.iter().position(|m| *m == self.member).unwrap_or(usize::MAX);
-        self.assigned = (0..self.log.partitions.len())
-            .filter(|p| p % n == me)
-            .map(|p| (p as u32, state.committed[p]))
-            .collect();
+        self.assigned =
+            (0..self.log.partitions.len()).filter(|p| p % n == me).map(|p| (p as u32, state.committed[p])).collect();
         self.next = 0;
     }
 

@@ -243,7 +243,8 @@ impl Transport for SqliteTransport {
             let mut ends = vec![0; partitions as usize];
             let mut statement =
                 connection.prepare_cached("SELECT partition, next_offset FROM heads WHERE stream = ?1").map_err(sql)?;
-            let rows = statement.query_map([stream], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)?))).map_err(sql)?;
+            let rows =
+                statement.query_map([stream], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)?))).map_err(sql)?;
             for row in rows {
                 let (partition, next) = row.map_err(sql)?;
                 if let Some(end) = ends.get_mut(partition as usize) {
@@ -271,7 +272,9 @@ impl Transport for SqliteTransport {
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(every).await;
-                        let Some(candidate) = candidate.upgrade() else { return };
+                        let Some(candidate) = candidate.upgrade() else {
+                            return;
+                        };
                         tokio::task::spawn_blocking(move || candidate.renew()).await.ok();
                     }
                 })

@@ -24,7 +24,9 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
             let path = if rest.is_empty() { DEFAULT_BROKER.trim_start_matches("sqlite://") } else { rest };
             Ok(Arc::new(super::SqliteTransport::open(path)?))
         }
-        other => Err(Error::Config(format!("unsupported broker `{other}://` in `{url}` (supported: sqlite://, memory://)"))),
+        other => {
+            Err(Error::Config(format!("unsupported broker `{other}://` in `{url}` (supported: sqlite://, memory://)")))
+        }
     }
 }
 

@@ -85,4 +85,3 @@ impl TestExecution {
         self.expires <= now
     }
 }
-

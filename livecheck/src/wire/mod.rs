@@ -7,9 +7,9 @@ mod signal_event;
 mod state;
 pub(crate) mod timestamp;
 
+pub use execution::TestExecution;
 pub(crate) use raw_execution::{ExecutionRef, RawArgs, RawExecution};
 pub(crate) use report::ReportWithExecution;
-pub use execution::TestExecution;
 pub use report::{SignalLatency, TestReport};
 pub use signal_event::SignalEvent;
 pub use state::State;

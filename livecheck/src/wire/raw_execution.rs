@@ -133,7 +133,8 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    const HEAD: &str = r#""id":"x","case_name":"c","timestamp":"2026-11-25T01:51:06Z","expires":"2026-11-25T04:51:06Z""#;
+    const HEAD: &str =
+        r#""id":"x","case_name":"c","timestamp":"2026-11-25T01:51:06Z","expires":"2026-11-25T04:51:06Z""#;
 
     #[test]
     fn decodes_named_positional_single_and_no_arguments() {
