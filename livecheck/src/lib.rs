@@ -68,6 +68,7 @@ mod error;
 pub mod http;
 mod runner;
 pub mod stream;
+mod sync;
 pub mod transport;
 mod wire;
 

@@ -50,6 +50,11 @@ struct Worker {
 
 type HttpError = (StatusCode, String);
 
+/// A random (version 4) UUID for orders, users and executions.
+fn random_id() -> String {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string()
+}
+
 fn internal(error: impl std::fmt::Display) -> HttpError {
     (StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
 }
@@ -70,8 +75,8 @@ async fn init_order(
         return Err((StatusCode::BAD_REQUEST, format!("side must be buy or sell, not `{side}`")));
     }
     let order = Order {
-        id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
-        user_id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
+        id: random_id(),
+        user_id: random_id(),
         side: side.clone(),
         quantity: 1.0,
         price: 3.33,
@@ -119,10 +124,7 @@ impl Worker {
         if self.signals("order_sent_to_db") {
             self.test_order.order_sent_to_db.send(&order).await?;
         }
-        let execution = Execution {
-            id: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
-            order_id: order.id.clone(),
-        };
+        let execution = Execution { id: random_id(), order_id: order.id.clone() };
         // Resolves once the log acknowledged the message.
         self.executions.send(&order.id, &execution).await?;
         if self.signals("order_sent_to_kafka") {

@@ -102,7 +102,7 @@ metrics! {
 impl Metrics {
     /// Whether `cause` is seen for the first time: log the first occurrence loudly, the rest quietly.
     pub(crate) fn first_time(&self, cause: &str) -> bool {
-        let mut warned = self.warned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut warned = crate::sync::lock(&self.warned);
         if warned.len() >= 1024 || warned.contains(cause) {
             return false;
         }

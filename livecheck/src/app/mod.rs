@@ -88,11 +88,11 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn RegisteredCase>> {
-        self.cases.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        crate::sync::read(&self.cases).get(name).cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<dyn RegisteredCase>> {
-        self.cases.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        crate::sync::read(&self.cases).values().cloned().collect()
     }
 }
 
@@ -156,7 +156,7 @@ impl LiveCheck {
         let case = Arc::new(build(&mut signals));
         let names = signals.finish()?;
         let _ = core.signal_names.set(names);
-        let mut cases = self.registry.cases.write().unwrap_or_else(|p| p.into_inner());
+        let mut cases = crate::sync::write(&self.registry.cases);
         if cases.contains_key(&name) {
             return Err(Error::Config(format!("a case named `{name}` is registered already")));
         }

@@ -65,11 +65,7 @@ impl<C: Case> CaseHandle<C> {
             .ok()
             .and_then(|ttl| now.checked_add_signed(ttl))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        // A random (version 4) UUID; test ids need to be unique, not unguessable, so no system entropy per test.
-        let id = id.map_or_else(
-            || uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
-            str::to_owned,
-        );
+        let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
         let execution = TestExecution::new(id, &*self.core.name, now, expires, args)?;
         let context = TestContext::of(&execution);
         let mut headers = Headers::new();

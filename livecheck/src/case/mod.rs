@@ -96,7 +96,7 @@ impl CaseCore {
     }
 
     pub(crate) fn health(&self) -> MutexGuard<'_, CaseHealth> {
-        self.health.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.health)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
 };
 
 use chrono::{DateTime, Utc};
@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use tokio::{sync::Notify, time::Instant};
 
 use super::TestRun;
+use crate::sync::lock;
 
 /// Tests that are executing and the signals that came before their test did.
 ///
@@ -62,10 +63,6 @@ pub(crate) enum Routed {
 }
 
 const FINISHED_REMEMBERED: usize = 10_000;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 impl SignalRouter {
     pub(crate) fn new(early_limit: usize) -> Self {

@@ -119,7 +119,7 @@ impl TestRun {
     }
 
     fn journal(&self) -> MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.journal)
     }
 
     fn step(&self, kind: StepKind) {

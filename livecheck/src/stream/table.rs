@@ -8,6 +8,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    sync::{read, write},
     transport::{Message, Received, Subscription},
     Error, LiveCheck, Result,
 };
@@ -55,26 +56,26 @@ impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Table<V> {
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<V> {
-        self.values.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        read(&self.values).get(key).cloned()
     }
 
     /// Sets `key` to `value`: stored in the changelog (resolves once it is), then visible here at once.
     pub async fn set(&self, key: &str, value: V) -> Result<()> {
         self.publish(key, Some(&value)).await?;
-        self.values.write().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned(), value);
+        write(&self.values).insert(key.to_owned(), value);
         Ok(())
     }
 
     /// Removes `key`.
     pub async fn remove(&self, key: &str) -> Result<()> {
         self.publish(key, None).await?;
-        self.values.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+        write(&self.values).remove(key);
         Ok(())
     }
 
     /// How many keys the table holds.
     pub fn len(&self) -> usize {
-        self.values.read().unwrap_or_else(|p| p.into_inner()).len()
+        read(&self.values).len()
     }
 
     /// Whether the table is empty.
@@ -98,10 +99,10 @@ fn apply<V: DeserializeOwned>(values: &RwLock<HashMap<String, V>>, received: &Re
     };
     match serde_json::from_slice::<Option<V>>(&received.message.value) {
         Ok(Some(value)) => {
-            values.write().unwrap_or_else(|p| p.into_inner()).insert(key, value);
+            write(values).insert(key, value);
         }
         Ok(None) => {
-            values.write().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            write(values).remove(&key);
         }
         Err(error) => {
             tracing::warn!(%changelog, %key, %error, "skipping a changelog entry that does not decode")

@@ -4,14 +4,14 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
 };
 
 use tokio::sync::Notify;
 
 use super::{partition_for_key, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport};
-use crate::Result;
+use crate::{sync::lock, Result};
 
 /// Streams kept in memory, shared by every clone (so several LiveCheck apps in one process can use one log).
 ///
@@ -52,11 +52,6 @@ struct GroupState {
     members: Vec<u64>,
     committed: Vec<u64>,
     generation: u64,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks cannot leave the data inconsistent: keep going.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Default for MemoryTransport {

@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -19,7 +19,11 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{partition_for_key, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport};
-use crate::{context::Headers, Error, Result};
+use crate::{
+    context::Headers,
+    sync::{lock, random_uuid},
+    Error, Result,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
@@ -65,10 +69,6 @@ struct Inner {
 
 fn sql(error: rusqlite::Error) -> Error {
     Error::Transport(format!("sqlite: {error}"))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn now_ms() -> i64 {
@@ -225,7 +225,7 @@ impl Transport for SqliteTransport {
                 member_timeout: self.inner.member_timeout,
                 stream: stream.to_owned(),
                 group: group.to_owned(),
-                member: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
+                member: random_uuid(),
                 partitions,
                 assigned: Vec::new(),
                 buffer: VecDeque::new(),
@@ -260,7 +260,7 @@ impl Transport for SqliteTransport {
             let candidate = Candidate {
                 connection: Mutex::new(connect(&self.inner.path)?),
                 group: group.to_owned(),
-                me: uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid().to_string(),
+                me: random_uuid(),
                 lease: self.inner.lease,
                 leader: AtomicBool::new(false),
             };
