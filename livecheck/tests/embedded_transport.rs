@@ -3,10 +3,13 @@
 
 use std::{sync::Arc, time::Duration};
 
+mod support;
+
 use livecheck::{
     transport::{SqliteTransport, Transport},
     Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestRun,
 };
+use support::TempDb;
 
 struct Order {
     placed: Signal<String>,
@@ -22,17 +25,7 @@ impl Case for Order {
     }
 }
 
-struct Db(std::path::PathBuf);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
-fn app(db: &Db) -> (LiveCheck, livecheck::CaseHandle<Order>) {
+fn app(db: &TempDb) -> (LiveCheck, livecheck::CaseHandle<Order>) {
     let transport: Arc<dyn Transport> = Arc::new(SqliteTransport::open(&db.0).unwrap());
     let app = LiveCheck::builder().shared_transport(transport).build();
     let case = app
@@ -65,7 +58,7 @@ async fn until(within: Duration, mut cond: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tests_pass_through_the_embedded_log_and_a_restarted_instance_loses_nothing() {
-    let db = Db(std::env::temp_dir().join(format!("livecheck-app-{}.sqlite3", fastrand::u64(..))));
+    let db = TempDb::new("app");
     // The service side and the instance use separate handles on the file, as two processes would.
     let (_service_app, service) = app(&db);
     let (instance, _) = app(&db);

@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+mod support;
+
 use livecheck::{
     current_test,
     stream::{Table, Topic},
@@ -13,6 +15,7 @@ use livecheck::{
     LiveCheck, TestContext,
 };
 use serde::{Deserialize, Serialize};
+use support::TempDb;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Order {
@@ -89,19 +92,17 @@ async fn a_table_is_shared_between_handles_and_follows_changes() {
 
 #[tokio::test]
 async fn a_table_on_the_embedded_log_survives_a_restart() {
-    let path = std::env::temp_dir().join(format!("livecheck-table-{}.sqlite3", fastrand::u64(..)));
+    let db = TempDb::new("table");
+    let path = &db.0;
     {
-        let app = LiveCheck::builder().transport(SqliteTransport::open(&path).unwrap()).build();
+        let app = LiveCheck::builder().transport(SqliteTransport::open(path).unwrap()).build();
         let table: Table<u32> = Table::open(&app, "totals").await.unwrap();
         for (key, value) in [("a", 1), ("b", 2), ("a", 3)] {
             table.set(key, value).await.unwrap();
         }
     }
-    let app = LiveCheck::builder().transport(SqliteTransport::open(&path).unwrap()).build();
+    let app = LiveCheck::builder().transport(SqliteTransport::open(path).unwrap()).build();
     let table: Table<u32> = Table::open(&app, "totals").await.unwrap();
     assert_eq!((table.get("a"), table.get("b"), table.len()), (Some(3), Some(2), 2));
     drop(table);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }

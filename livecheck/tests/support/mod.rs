@@ -82,3 +82,20 @@ pub async fn until(within: Duration, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// An SQLite database file in the temp directory, removed (with its WAL files) when dropped.
+pub struct TempDb(pub std::path::PathBuf);
+
+impl TempDb {
+    pub fn new(name: &str) -> Self {
+        TempDb(std::env::temp_dir().join(format!("livecheck-{name}-{}.sqlite3", fastrand::u64(..))))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
