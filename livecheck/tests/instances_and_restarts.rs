@@ -11,7 +11,7 @@ use livecheck::{
     Case, CaseHandle, CaseResult, CaseSettings, Clock, LiveCheck, LiveCheckBuilder, Signal, State, TestContext,
     TestReport, TestRun,
 };
-use support::{until, TempDb};
+use support::{read_all, until, TempDb};
 
 /// Waits for `placed` then `executed`.
 struct Order {
@@ -60,13 +60,7 @@ async fn executed(service: &CaseHandle<Order>, test: &TestContext) {
 /// Every test report on the stream, by test id.
 async fn reports_by_test(transport: &dyn Transport) -> HashMap<String, Vec<State>> {
     let mut by_test: HashMap<String, Vec<State>> = HashMap::new();
-    let ends = transport.end_offsets("livecheck-report").await.unwrap();
-    let group = format!("reader-{}", fastrand::u64(..));
-    let mut reader = transport.subscribe("livecheck-report", &group).await.unwrap();
-    let mut read = vec![0; ends.len()];
-    while read.iter().zip(&ends).any(|(read, end)| read < end) {
-        let received = tokio::time::timeout(Duration::from_secs(10), reader.recv()).await.unwrap().unwrap();
-        read[received.partition as usize] = received.offset + 1;
+    for received in read_all(transport, "livecheck-report").await {
         let report: TestReport = serde_json::from_slice(&received.message.value).unwrap();
         if let Some(test) = report.test {
             by_test.entry(test.id).or_default().push(report.state);

@@ -13,7 +13,7 @@ pub struct LiveCheckBuilder {
     transport: Option<Arc<dyn Transport>>,
     streams: StreamNames,
     group: String,
-    partitions: u32,
+    partitions: Option<u32>,
     max_concurrent_tests: usize,
     bus_concurrency: usize,
     send_reports: bool,
@@ -29,7 +29,7 @@ impl Default for LiveCheckBuilder {
             transport: None,
             streams: StreamNames::default(),
             group: "livecheck".into(),
-            partitions: 8,
+            partitions: None,
             max_concurrent_tests: 100,
             bus_concurrency: 30,
             send_reports: true,
@@ -66,9 +66,10 @@ impl LiveCheckBuilder {
         self
     }
 
-    /// Partitions of the streams when the app creates them (default 8).
+    /// Partitions of the streams when the app creates them (default: the transport's, 8 for the built-in ones).
+    /// The pending-tests, bus and report streams must have the same count; existing streams are left as they are.
     pub fn partitions(mut self, partitions: u32) -> Self {
-        self.partitions = partitions.max(1);
+        self.partitions = Some(partitions.max(1));
         self
     }
 

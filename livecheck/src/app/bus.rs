@@ -7,7 +7,10 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::LiveCheck;
-use crate::{runner::Routed, transport::Received};
+use crate::{
+    runner::{BusPosition, Routed},
+    transport::Received,
+};
 
 /// A `SignalEvent` read in place from the message bytes.
 #[derive(Deserialize)]
@@ -22,7 +25,8 @@ struct SignalEventRef<'a> {
     value: Option<&'a RawValue>,
 }
 
-pub(crate) fn handle(app: &LiveCheck, received: &Received) {
+/// Routes the signal in `received`, read at `position`, to its test.
+pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition) {
     let metrics = &app.shared.metrics;
     metrics.signals_received.inc();
     let event: SignalEventRef<'_> = match serde_json::from_slice(&received.message.value) {
@@ -65,6 +69,7 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received) {
         index,
         event.value.map_or_else(null, RawValue::to_owned),
         expires,
+        position,
     ) {
         Routed::Delivered => {}
         Routed::Early { evicted } => {

@@ -1,56 +1,80 @@
-//! Consumes a subscription, committing offsets only after processing.
+//! Consumes a stream in a group with a handler task per message, committing offsets only after processing: what
+//! agents run on. (The LiveCheck instance's own member is `member.rs`.)
 
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::offsets::OffsetTracker;
-use crate::{
-    transport::{Received, Subscription},
-    Result,
-};
+use crate::transport::{Delivery, Event as TransportEvent, Received, Subscription};
+
+/// What the agent consumer's loop reacts to.
+enum Event {
+    Finished(Done),
+    Transport(TransportEvent),
+}
 
 /// What a handler did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Handled {
     /// Processed (or deliberately dropped): its offset may be committed.
     Done,
-    /// Interrupted by shutdown: not committed, so it is delivered again after a restart.
+    /// Interrupted (shutdown, partition revoked): not committed, so it is delivered again.
     Abandoned,
+}
+
+/// How a message's handling ended, as the consumer loop learns it.
+pub(crate) struct Done {
+    pub(crate) partition: u32,
+    pub(crate) offset: u64,
+    pub(crate) handled: Handled,
+    /// Where the report it produced landed, if any.
+    pub(crate) report: Option<Delivery>,
 }
 
 /// Reports a message's end to the consumer loop when dropped: when its handler returned; if its task was dropped
 /// before (runtime shutdown), as abandoned; if it panicked (a bug in LiveCheck itself), as done, so that the
 /// message is passed over and later ones can still be committed.
-struct Completion {
-    partition: u32,
-    offset: u64,
-    handled: Handled,
-    done: mpsc::UnboundedSender<(u32, u64, Handled)>,
+pub(crate) struct Completion {
+    done: Option<Done>,
+    to: mpsc::UnboundedSender<Done>,
+}
+
+impl Completion {
+    pub(crate) fn new(received: &Received, to: &mpsc::UnboundedSender<Done>) -> Self {
+        let done =
+            Done { partition: received.partition, offset: received.offset, handled: Handled::Abandoned, report: None };
+        Completion { done: Some(done), to: to.clone() }
+    }
+
+    /// Records how the handler ended.
+    pub(crate) fn set(&mut self, handled: Handled, report: Option<Delivery>) {
+        if let Some(done) = &mut self.done {
+            done.handled = handled;
+            done.report = report;
+        }
+    }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
+        let Some(mut done) = self.done.take() else { return };
         if std::thread::panicking() {
-            tracing::error!(partition = self.partition, offset = self.offset, "message handler panicked");
-            self.handled = Handled::Done;
+            tracing::error!(partition = done.partition, offset = done.offset, "message handler panicked");
+            done.handled = Handled::Done;
         }
-        let _ = self.done.send((self.partition, self.offset, self.handled));
+        let _ = self.to.send(done);
     }
 }
 
-enum Event {
-    Shutdown,
-    Finished((u32, u64, Handled)),
-    Message(Result<(OwnedSemaphorePermit, Received)>),
-}
-
-/// Runs `handler` on every message of `subscription`, each in a task of its own, at most `concurrency` at a
-/// time, until `shutdown`; then waits for the handlers in flight (they see the same token) and commits what they
-/// finished.
+/// Runs `handler` on every message of `subscription` (of one stream), each in a task of its own, at most
+/// `concurrency` at a time — at the limit the stream is paused, while assignment changes keep being handled —
+/// until `shutdown`; then waits for the handlers in flight and commits what they finished. A revoked partition's
+/// handlers are waited for, and their work committed, before it is let go.
 pub(crate) async fn consume<H, F>(
     name: &'static str,
+    stream: Arc<str>,
     mut subscription: Box<dyn Subscription>,
     concurrency: usize,
     shutdown: CancellationToken,
@@ -59,40 +83,36 @@ pub(crate) async fn consume<H, F>(
     H: Fn(Received) -> F,
     F: Future<Output = Handled> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tracker = OffsetTracker::default();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let mut in_flight = 0usize;
+    let mut consumer = AgentConsumer {
+        name,
+        stream,
+        concurrency,
+        tracker: OffsetTracker::default(),
+        running: Default::default(),
+        waiting: VecDeque::new(),
+        paused: false,
+        done: mpsc::unbounded_channel(),
+    };
     loop {
         let event = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => Event::Shutdown,
-            Some(finished) = done_rx.recv() => Event::Finished(finished),
-            next = next_message(&permits, subscription.as_mut()) => Event::Message(next),
+            _ = shutdown.cancelled() => break,
+            Some(done) = consumer.done.1.recv() => Ok(Event::Finished(done)),
+            event = subscription.recv() => event.map(Event::Transport),
         };
         match event {
-            Event::Shutdown => break,
-            Event::Finished(finished) => {
-                in_flight -= 1;
-                commit(name, finished, &mut tracker, subscription.as_mut());
+            Ok(Event::Finished(done)) => consumer.finished(done, subscription.as_mut()),
+            Ok(Event::Transport(TransportEvent::Assigned(assignments))) => {
+                for assignment in assignments {
+                    let start = assignment.committed(&consumer.stream).map_or(0, |c| c.offset);
+                    consumer.tracker.assigned(assignment.partition, start);
+                }
             }
-            Event::Message(Ok((permit, received))) => {
-                tracker.started(received.partition, received.offset);
-                let mut completion = Completion {
-                    partition: received.partition,
-                    offset: received.offset,
-                    handled: Handled::Abandoned,
-                    done: done_tx.clone(),
-                };
-                let work = handler(received);
-                in_flight += 1;
-                tokio::spawn(async move {
-                    completion.handled = work.await;
-                    drop(permit);
-                    drop(completion);
-                });
+            Ok(Event::Transport(TransportEvent::Revoked(partitions))) => {
+                consumer.revoked(&partitions, subscription.as_mut()).await
             }
-            Event::Message(Err(error)) => {
+            Ok(Event::Transport(TransportEvent::Message(received))) => consumer.waiting.push_back(received),
+            Err(error) => {
                 tracing::error!(consumer = name, %error, "receiving failed; retrying in 1 s");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -100,84 +120,85 @@ pub(crate) async fn consume<H, F>(
                 }
             }
         }
+        consumer.start_waiting(&handler, subscription.as_mut());
     }
-    while in_flight > 0 {
-        let Some(finished) = done_rx.recv().await else {
-            break;
-        };
-        in_flight -= 1;
-        commit(name, finished, &mut tracker, subscription.as_mut());
+    while consumer.running.values().sum::<usize>() > 0 {
+        let Some(done) = consumer.done.1.recv().await else { break };
+        consumer.finished(done, subscription.as_mut());
     }
 }
 
-async fn next_message(
-    permits: &Arc<Semaphore>,
-    subscription: &mut dyn Subscription,
-) -> Result<(OwnedSemaphorePermit, Received)> {
-    let permit = permits.clone().acquire_owned().await.map_err(|_| crate::Error::Shutdown)?;
-    Ok((permit, subscription.recv().await?))
-}
-
-fn commit(
+struct AgentConsumer {
     name: &'static str,
-    (partition, offset, handled): (u32, u64, Handled),
-    tracker: &mut OffsetTracker,
-    subscription: &mut dyn Subscription,
-) {
-    if handled == Handled::Abandoned {
-        return;
-    }
-    if let Some(next) = tracker.finished(partition, offset) {
-        if let Err(error) = subscription.commit(partition, next) {
-            tracing::warn!(consumer = name, %error, partition, "commit failed; will retry with the next one");
+    stream: Arc<str>,
+    concurrency: usize,
+    tracker: OffsetTracker,
+    /// Handlers running, by partition.
+    running: std::collections::HashMap<u32, usize>,
+    /// Messages received while at the concurrency limit.
+    waiting: VecDeque<Received>,
+    paused: bool,
+    done: (mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>),
+}
+
+impl AgentConsumer {
+    fn start_waiting<H, F>(&mut self, handler: &H, subscription: &mut dyn Subscription)
+    where
+        H: Fn(Received) -> F,
+        F: Future<Output = Handled> + Send + 'static,
+    {
+        while self.running.values().sum::<usize>() < self.concurrency {
+            let Some(received) = self.waiting.pop_front() else { break };
+            self.tracker.started(received.partition, received.offset, 0);
+            *self.running.entry(received.partition).or_default() += 1;
+            let mut completion = Completion::new(&received, &self.done.0);
+            let work = handler(received);
+            tokio::spawn(async move {
+                let handled = work.await;
+                completion.set(handled, None);
+            });
+        }
+        let full = self.running.values().sum::<usize>() >= self.concurrency;
+        if full != self.paused {
+            self.paused = full;
+            if full {
+                subscription.pause(&self.stream);
+            } else {
+                subscription.resume(&self.stream);
+            }
         }
     }
-}
 
-/// Runs a handler that never waits on every message of `subscription`, in order, taking up to `batch` ready
-/// messages at a time and committing after each batch; until `shutdown`.
-pub(crate) async fn consume_inline(
-    name: &'static str,
-    mut subscription: Box<dyn Subscription>,
-    batch: usize,
-    shutdown: CancellationToken,
-    mut handler: impl FnMut(&Received),
-) {
-    let mut done: HashMap<u32, u64> = HashMap::new();
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            first = subscription.recv() => first,
-        };
-        let mut next = first.map(Some);
-        let mut handled = 0;
-        loop {
-            match next {
-                Ok(Some(received)) => {
-                    handler(&received);
-                    done.insert(received.partition, received.offset + 1);
-                    handled += 1;
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::error!(consumer = name, %error, "receiving failed; retrying in 1 s");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    break;
-                }
-            }
-            if handled >= batch {
-                break;
-            }
-            next = subscription.try_recv();
+    fn finished(&mut self, done: Done, subscription: &mut dyn Subscription) {
+        if let Some(running) = self.running.get_mut(&done.partition) {
+            *running = running.saturating_sub(1);
         }
-        for (partition, next_offset) in done.drain() {
-            if let Err(error) = subscription.commit(partition, next_offset) {
-                tracing::warn!(consumer = name, %error, partition, "commit failed; will retry with the next one");
+        if done.handled == Handled::Abandoned {
+            return;
+        }
+        self.tracker.finished(done.partition, done.offset);
+        self.commit(done.partition, subscription);
+    }
+
+    fn commit(&mut self, partition: u32, subscription: &mut dyn Subscription) {
+        if let Some((next, _)) = self.tracker.commit_point(partition, 0) {
+            if let Err(error) = subscription.commit(&self.stream, partition, next, "") {
+                tracing::warn!(consumer = self.name, %error, partition, "commit failed; will retry with the next one");
             }
+        }
+    }
+
+    /// Lets the handlers of revoked partitions finish, commits their work and forgets the partitions.
+    async fn revoked(&mut self, partitions: &[u32], subscription: &mut dyn Subscription) {
+        self.waiting.retain(|r| !partitions.contains(&r.partition));
+        while partitions.iter().any(|p| self.running.get(p).is_some_and(|n| *n > 0)) {
+            let Some(done) = self.done.1.recv().await else { break };
+            self.finished(done, subscription);
+        }
+        for partition in partitions {
+            self.commit(*partition, subscription);
+            self.tracker.forget(*partition);
+            self.running.remove(partition);
         }
     }
 }
@@ -189,19 +210,35 @@ mod tests {
     use super::*;
     use crate::transport::{MemoryTransport, Message, Transport};
 
-    #[tokio::test]
-    async fn inline_consumer_handles_every_message_across_batch_boundaries_and_commits() {
-        let transport = MemoryTransport::with_partitions(3);
-        for i in 0..100 {
-            let message = Message { key: Some(format!("k{i}")), value: vec![i as u8], ..Default::default() };
+    async fn publish_numbers(transport: &MemoryTransport, n: u8) {
+        for i in 0..n {
+            let message = Message { key: Some(format!("k{i}")), value: vec![i], ..Default::default() };
             transport.publish("s", message).await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn handles_every_message_at_most_concurrency_at_a_time_and_commits() {
+        let transport = MemoryTransport::with_partitions(3);
+        publish_numbers(&transport, 100).await;
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
-        let sub = transport.subscribe("s", "g").await.unwrap();
-        let task = tokio::spawn(consume_inline("test", sub, 7, shutdown.clone(), {
-            let seen = seen.clone();
-            move |r: &Received| seen.lock().unwrap().push(r.message.value[0])
+        let sub = transport.subscribe(&["s"], "g").await.unwrap();
+        let task = tokio::spawn(consume("test", "s".into(), sub, 4, shutdown.clone(), {
+            let (seen, running, most) = (seen.clone(), running.clone(), most.clone());
+            move |r: Received| {
+                let (seen, running, most) = (seen.clone(), running.clone(), most.clone());
+                async move {
+                    let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    seen.lock().unwrap().push(r.message.value[0]);
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    Handled::Done
+                }
+            }
         }));
         while seen.lock().unwrap().len() < 100 {
             tokio::task::yield_now().await;
@@ -211,25 +248,22 @@ mod tests {
         let mut seen = seen.lock().unwrap().clone();
         seen.sort_unstable();
         assert_eq!(seen, (0..100).collect::<Vec<u8>>());
-        // Everything was committed: a new member of the group gets nothing.
-        let mut again = transport.subscribe("s", "g").await.unwrap();
+        assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 4);
+        // Everything was committed: a new member of the group gets nothing but its assignment.
+        let mut again = transport.subscribe(&["s"], "g").await.unwrap();
+        assert!(matches!(again.try_recv().unwrap(), Some(TransportEvent::Assigned(_))));
         assert!(again.try_recv().unwrap().is_none());
     }
 
     #[tokio::test]
     async fn abandoned_messages_are_not_committed() {
         let transport = MemoryTransport::with_partitions(1);
-        for i in 0..3u8 {
-            transport
-                .publish("s", Message { key: Some("k".into()), value: vec![i], ..Default::default() })
-                .await
-                .unwrap();
-        }
+        publish_numbers(&transport, 3).await;
         let shutdown = CancellationToken::new();
-        let sub = transport.subscribe("s", "g").await.unwrap();
+        let sub = transport.subscribe(&["s"], "g").await.unwrap();
         let token = shutdown.clone();
         let handled = Arc::new(Mutex::new(0));
-        let task = tokio::spawn(consume("test", sub, 10, shutdown.clone(), {
+        let task = tokio::spawn(consume("test", "s".into(), sub, 10, shutdown.clone(), {
             let handled = handled.clone();
             move |r: Received| {
                 let token = token.clone();
@@ -249,8 +283,11 @@ mod tests {
         }
         shutdown.cancel();
         task.await.unwrap();
-        let mut again = transport.subscribe("s", "g").await.unwrap();
-        let first = again.try_recv().unwrap().expect("the abandoned message is delivered again");
+        let mut again = transport.subscribe(&["s"], "g").await.unwrap();
+        assert!(matches!(again.try_recv().unwrap(), Some(TransportEvent::Assigned(_))));
+        let Some(TransportEvent::Message(first)) = again.try_recv().unwrap() else {
+            panic!("the abandoned message again")
+        };
         assert_eq!(first.message.value, vec![1]);
     }
 }

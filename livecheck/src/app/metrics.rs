@@ -65,6 +65,8 @@ metrics! {
     tests_unknown_case,
     /// Executions that reached a verdict, skipped ones included.
     tests_finished,
+    /// Executions delivered again (after a restart or a rebalance) that already had a report: not run again.
+    tests_redelivered,
     /// Bus messages received.
     signals_received,
     /// Bus messages that were not a valid SignalEvent (dropped).
@@ -81,6 +83,8 @@ metrics! {
     signals_evicted,
     /// Signals held for a test that never started, dropped when their time was up.
     signals_expired,
+    /// Times a test waiting for a signal was woken (once per signal it waited for, when only its own wake it).
+    signal_wakeups,
     /// Stream messages an agent could not decode (dropped).
     stream_messages_malformed,
     /// Messages whose LiveCheck headers were partial or malformed (handled as no test).

@@ -3,10 +3,12 @@
 mod builder;
 mod bus;
 mod consumer;
+mod member;
 mod metrics;
 mod offsets;
 mod outcome;
 mod pending;
+mod reported;
 mod running;
 mod watchers;
 
@@ -74,7 +76,7 @@ pub(crate) struct Shared {
 
 pub(crate) struct Config {
     pub(crate) group: String,
-    pub(crate) partitions: u32,
+    pub(crate) partitions: Option<u32>,
     pub(crate) max_concurrent_tests: usize,
     pub(crate) bus_concurrency: usize,
     pub(crate) send_reports: bool,

@@ -1,9 +1,11 @@
 //! Which offsets may be committed when messages finish out of order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
-/// Per partition: offsets being processed, and the highest seen. The committable point is the lowest offset still
-/// in flight (or one past the highest seen when none is), so nothing unprocessed is ever committed.
+/// Per partition: offsets being processed (each with a mark, stored with the commit), and the next one to read.
+/// The committable point is the lowest offset still in flight (or the next to read when none is), so nothing
+/// unprocessed is ever committed. An interrupted message stays in flight: it is read again by whoever holds the
+/// partition next.
 #[derive(Default)]
 pub(crate) struct OffsetTracker {
     partitions: HashMap<u32, PartitionOffsets>,
@@ -11,25 +13,45 @@ pub(crate) struct OffsetTracker {
 
 #[derive(Default)]
 struct PartitionOffsets {
-    in_flight: BTreeSet<u64>,
+    in_flight: BTreeMap<u64, u64>,
     next: u64,
-    committed: u64,
+    committed: Option<(u64, u64)>,
 }
 
 impl OffsetTracker {
-    pub(crate) fn started(&mut self, partition: u32, offset: u64) {
+    /// The partition is assigned; reading starts at `offset`.
+    pub(crate) fn assigned(&mut self, partition: u32, offset: u64) {
+        self.partitions.insert(partition, PartitionOffsets { next: offset, ..Default::default() });
+    }
+
+    /// The partition is gone: everything about it is forgotten.
+    pub(crate) fn forget(&mut self, partition: u32) {
+        self.partitions.remove(&partition);
+    }
+
+    pub(crate) fn started(&mut self, partition: u32, offset: u64, mark: u64) {
         let p = self.partitions.entry(partition).or_default();
-        p.in_flight.insert(offset);
+        p.in_flight.insert(offset, mark);
         p.next = p.next.max(offset + 1);
     }
 
-    /// Marks `offset` processed; returns the new commit point of its partition if it moved.
-    pub(crate) fn finished(&mut self, partition: u32, offset: u64) -> Option<u64> {
+    /// Marks `offset` processed.
+    pub(crate) fn finished(&mut self, partition: u32, offset: u64) {
+        if let Some(p) = self.partitions.get_mut(&partition) {
+            p.in_flight.remove(&offset);
+        }
+    }
+
+    /// The commit point of `partition` and its mark (`mark_now` when nothing is in flight), if it changed since
+    /// last asked.
+    pub(crate) fn commit_point(&mut self, partition: u32, mark_now: u64) -> Option<(u64, u64)> {
         let p = self.partitions.get_mut(&partition)?;
-        p.in_flight.remove(&offset);
-        let point = p.in_flight.first().copied().unwrap_or(p.next);
-        (point > p.committed).then(|| {
-            p.committed = point;
+        let point = match p.in_flight.first_key_value() {
+            Some((offset, mark)) => (*offset, *mark),
+            None => (p.next, mark_now),
+        };
+        (p.committed != Some(point)).then(|| {
+            p.committed = Some(point);
             point
         })
     }
@@ -40,15 +62,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commits_only_the_processed_prefix() {
+    fn commits_only_the_processed_prefix_with_the_mark_of_the_lowest_in_flight() {
         let mut t = OffsetTracker::default();
+        t.assigned(0, 0);
         for o in 0..3 {
-            t.started(0, o);
+            t.started(0, o, 10 + o);
         }
-        assert_eq!(t.finished(0, 1), None, "0 still in flight");
-        assert_eq!(t.finished(0, 0), Some(2));
-        assert_eq!(t.finished(0, 2), Some(3));
-        t.started(1, 10);
-        assert_eq!(t.finished(1, 10), Some(11));
+        t.finished(0, 1);
+        assert_eq!(t.commit_point(0, 99), Some((0, 10)), "0 still in flight");
+        assert_eq!(t.commit_point(0, 99), None, "unchanged");
+        t.finished(0, 0);
+        assert_eq!(t.commit_point(0, 99), Some((2, 12)));
+        t.finished(0, 2);
+        assert_eq!(t.commit_point(0, 99), Some((3, 99)));
+        t.assigned(1, 10);
+        assert_eq!(t.commit_point(1, 5), Some((10, 5)));
+        t.forget(1);
+        assert_eq!(t.commit_point(1, 5), None);
     }
 }

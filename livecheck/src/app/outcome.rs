@@ -3,14 +3,15 @@
 use crate::{
     case::{HealthChange, RegisteredCase, SuiteFailure},
     runner::{Finished, Verdict},
-    transport::Message,
+    transport::{Delivery, Message},
     wire::{State, TestReport},
 };
 
 use super::LiveCheck;
 
-/// Logs the execution with its steps, updates the case's health and publishes the report.
-pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, finished: Finished) {
+/// Logs the execution with its steps, updates the case's health and publishes the report; returns where the
+/// report landed, when it was published.
+pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, finished: Finished) -> Option<Delivery> {
     let core = case.core();
     let report = &finished.report;
     let test = finished.test_id();
@@ -51,7 +52,9 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
         tokio::time::Instant::now(),
         shared.clock.now(),
     );
-    publish(app, test, &report.case_name, report.state, finished.encode()).await;
+    let delivery = publish(app, test, &report.case_name, report.state, finished.encode()).await;
+    // The report is out: the signals the test was given are no longer needed.
+    shared.router.settle(&finished.bus_positions);
     match change {
         HealthChange::Nothing => {}
         HealthChange::SuiteFailed(failure) => suite_failed(app, case, failure).await,
@@ -60,6 +63,7 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
             case.on_suite_pass().await;
         }
     }
+    delivery
 }
 
 /// Records a suite failure; posts a suite report and calls the hook unless one was posted within
@@ -86,26 +90,36 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
 }
 
 /// Publishes an encoded report keyed by `key` (the test id; the case name for suite reports).
-async fn publish(app: &LiveCheck, key: &str, case: &str, state: State, encoded: serde_json::Result<Vec<u8>>) {
+async fn publish(
+    app: &LiveCheck,
+    key: &str,
+    case: &str,
+    state: State,
+    encoded: serde_json::Result<Vec<u8>>,
+) -> Option<Delivery> {
     let shared = &app.shared;
     if !shared.config.send_reports {
         shared.metrics.reports_suppressed.inc();
-        return;
+        return None;
     }
     let value = match encoded {
         Ok(value) => value,
         Err(error) => {
             shared.metrics.reports_failed.inc();
             tracing::error!(%error, %case, "a report could not be encoded");
-            return;
+            return None;
         }
     };
     let message = Message { key: Some(key.to_owned()), value, headers: Default::default() };
     match shared.transport.publish(&shared.streams.reports, message).await {
-        Ok(_) => shared.metrics.reports_published.inc(),
+        Ok(delivery) => {
+            shared.metrics.reports_published.inc();
+            Some(delivery)
+        }
         Err(error) => {
             shared.metrics.reports_failed.inc();
             tracing::error!(%error, %case, %state, "a report could not be published");
+            None
         }
     }
 }

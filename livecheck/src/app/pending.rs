@@ -4,32 +4,44 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{consumer::Handled, outcome, LiveCheck};
-use crate::{case::RegisteredCase, runner, transport::Received, wire::RawExecution};
+use super::{consumer::Handled, outcome, reported::Reported, LiveCheck};
+use crate::{
+    case::RegisteredCase,
+    runner,
+    transport::{Delivery, Received},
+    wire::RawExecution,
+};
 
-/// Handles one pending test: every waiting test's task is this future, so it keeps only small state across the
-/// wait (the body itself is boxed; the report is built after).
-pub(crate) async fn handle(app: LiveCheck, received: Received, shutdown: CancellationToken) -> Handled {
-    let Some((case, start)) = prepare(&app, received) else {
-        return Handled::Done;
+/// Handles one pending test, unless `reported` says it has a report already; `stop` interrupts it without a
+/// verdict (shutdown, or its partition given to another member). Every waiting test's task is this future, so it
+/// keeps only small state across the wait (the body itself is boxed; the report is built after).
+pub(crate) async fn handle(
+    app: LiveCheck,
+    received: Received,
+    stop: CancellationToken,
+    reported: Option<Arc<Reported>>,
+) -> (Handled, Option<Delivery>) {
+    let Some((case, start)) = prepare(&app, received, reported.as_deref()) else {
+        return (Handled::Done, None);
     };
     let finished = match start {
         Err(skipped) => skipped,
-        Ok(started) => match run_body(started, &shutdown).await {
+        Ok(started) => match run_body(started, &stop).await {
             Some(finished) => finished,
-            None => return Handled::Abandoned,
+            None => return (Handled::Abandoned, None),
         },
     };
     // Boxed: its state is only needed once the test is over.
-    Box::pin(outcome::test_finished(&app, case.as_ref(), *finished)).await;
-    Handled::Done
+    let report = Box::pin(outcome::test_finished(&app, case.as_ref(), *finished)).await;
+    (Handled::Done, report)
 }
 
 /// A pending test's case, and its body ready to run or its verdict already (skipped).
 type Prepared = (Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Finished>>);
 
-/// Decodes the execution and prepares it; `None` when it is dropped (malformed, unknown case).
-fn prepare(app: &LiveCheck, received: Received) -> Option<Prepared> {
+/// Decodes the execution and prepares it; `None` when it is dropped (malformed, unknown case) or was reported
+/// already.
+fn prepare(app: &LiveCheck, received: Received, reported: Option<&Reported>) -> Option<Prepared> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
     let execution: RawExecution = match serde_json::from_slice(&received.message.value) {
@@ -40,6 +52,12 @@ fn prepare(app: &LiveCheck, received: Received) -> Option<Prepared> {
             return None;
         }
     };
+    if reported.is_some_and(|r| r.contains(&execution.id, execution.timestamp)) {
+        metrics.tests_redelivered.inc();
+        app.shared.router.already_reported(&execution.id, execution.timestamp);
+        tracing::debug!(test_id = %execution.id, "not running again an execution that has a report");
+        return None;
+    }
     let Some(case) = app.registry.get(&execution.case_name) else {
         metrics.tests_unknown_case.inc();
         if metrics.first_time(&format!("unknown case {}", execution.case_name)) {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{bus, consumer, pending, watchers, LiveCheck};
-use crate::Result;
+use super::{member, watchers, LiveCheck};
+use crate::{transport::check_co_partitioned, Result};
 
 /// A running LiveCheck instance. Dropping it stops the instance too, without waiting.
 #[must_use = "the instance stops when this is dropped"]
@@ -39,11 +39,19 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     let shared = &app.shared;
     let config = &shared.config;
     let streams = &shared.streams;
-    for stream in [&streams.pending, &streams.bus, &streams.reports] {
-        shared.transport.create_stream(stream, config.partitions).await?;
+    if let Some(partitions) = config.partitions {
+        for stream in [&streams.pending, &streams.bus, &streams.reports] {
+            shared.transport.create_stream(stream, partitions).await?;
+        }
     }
-    let pending = shared.transport.subscribe(&streams.pending, &config.group).await?;
-    let bus = shared.transport.subscribe(&streams.bus, &config.group).await?;
+    // Reports are keyed by test id too: partition p of the report stream holds the reports of partition p's tests.
+    // (Asking for the end offsets creates a missing stream with the transport's default partitions.)
+    let mut counts = Vec::new();
+    for stream in [&streams.pending, &streams.bus, &streams.reports] {
+        counts.push((stream.as_str(), shared.transport.end_offsets(stream).await?.len() as u32));
+    }
+    check_co_partitioned(&counts)?;
+    let subscription = shared.transport.subscribe(&[&streams.pending, &streams.bus], &config.group).await?;
     let cases = app.registry.all();
     let leadership = if cases.iter().any(|c| c.core().settings.frequency.is_some()) {
         Some(Arc::<dyn crate::transport::Leadership>::from(shared.transport.elect_leader(&config.group).await?))
@@ -53,19 +61,7 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    {
-        let (app, token) = (app.clone(), shutdown.clone());
-        let concurrency = config.max_concurrent_tests;
-        tasks.spawn(consumer::consume("pending tests", pending, concurrency, token.clone(), move |received| {
-            pending::handle(app.clone(), received, token.clone())
-        }));
-    }
-    {
-        let app = app.clone();
-        tasks.spawn(consumer::consume_inline("bus", bus, config.bus_concurrency, shutdown.clone(), move |received| {
-            bus::handle(&app, received)
-        }));
-    }
+    tasks.spawn(member::run(app.clone(), subscription, shutdown.clone()));
     for case in cases {
         tasks.spawn(watchers::watch_stalls(app.clone(), case.clone(), shutdown.clone()));
         if let (Some(frequency), Some(leadership)) = (case.core().settings.frequency, &leadership) {

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::{panic_capture::CatchPanic, TestRun, Verdict};
+use super::{panic_capture::CatchPanic, BusPosition, TestRun, Verdict};
 use crate::{
     case::RegisteredCase,
     transport::BoxFuture,
@@ -16,6 +16,8 @@ pub(crate) struct Finished {
     pub(crate) verdict: Verdict,
     /// The run, for its step log; `None` when the test did not run.
     pub(crate) run: Option<Arc<TestRun>>,
+    /// Where the signals it was given were read: needed until its report is out.
+    pub(crate) bus_positions: Vec<BusPosition>,
 }
 
 /// An execution whose body is ready to run: poll `body` to its end, then [`Started::conclude`]. Kept small, as
@@ -53,15 +55,16 @@ pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Resul
 }
 
 impl Started {
-    /// Stops routing signals to the test, whether it ended or was interrupted.
+    /// Stops routing signals to the test, interrupted before its verdict: its signals stay needed, to be read
+    /// again when it runs again.
     pub(crate) fn abandon(self) {
-        self.run.case.shared.router.release(&self.run);
+        let _still_needed = self.run.case.shared.router.release(&self.run);
     }
 
     /// The verdict and report of what the body returned.
     pub(crate) fn conclude(self, result: Result<CaseResult, super::panic_capture::CaughtPanic>) -> Finished {
         let run = self.run;
-        run.case.shared.router.release(&run);
+        let bus_positions = run.case.shared.router.release(&run);
         let verdict = Verdict::of(result);
         let mut report = TestReport::new(&*run.case.name, verdict.state(), None);
         report.runtime = Some(run.elapsed().as_secs_f64());
@@ -78,7 +81,7 @@ impl Started {
                 Some(format!("{message}\nsteps:\n{}", run.steps_text()))
             }
         };
-        Finished { report, verdict, run: Some(run) }
+        Finished { report, verdict, run: Some(run), bus_positions }
     }
 }
 
@@ -113,5 +116,5 @@ fn skipped(case_name: &str, execution: TestExecution, reason: String) -> Box<Fin
     let verdict = Verdict::Skip(reason);
     let mut report = TestReport::new(case_name, verdict.state(), Some(execution));
     report.error = verdict.error();
-    Box::new(Finished { report, verdict, run: None })
+    Box::new(Finished { report, verdict, run: None, bus_positions: Vec::new() })
 }

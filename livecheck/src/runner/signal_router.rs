@@ -1,7 +1,7 @@
 //! Delivers each signal to the one test waiting for it.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
 };
 
@@ -15,14 +15,35 @@ use crate::sync::lock;
 /// Tests that are executing and the signals that came before their test did.
 ///
 /// Cost per signal: one hash lookup and a wake-up of that test's waiter alone, however many tests wait.
+///
+/// It also knows which bus messages are still needed — held for a test not started yet, or given to a test that
+/// has no report yet — so that the bus is committed only below them, and a restart or a new owner of the
+/// partition reads them again.
 pub(crate) struct SignalRouter {
     state: Mutex<RouterState>,
     early_limit: usize,
 }
 
+/// Where a signal was read: its bus partition and offset, and the report stream's mark at that moment (see
+/// `app::member`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BusPosition {
+    pub(crate) partition: u32,
+    pub(crate) offset: u64,
+    pub(crate) mark: u64,
+}
+
+/// An executing test and the bus messages it was given.
+struct ActiveTest {
+    run: Arc<TestRun>,
+    positions: Vec<BusPosition>,
+}
+
 #[derive(Default)]
 struct RouterState {
-    active: HashMap<String, Arc<TestRun>>,
+    active: HashMap<String, ActiveTest>,
+    /// Bus messages still needed, by partition: offset → mark.
+    needed: HashMap<u32, BTreeMap<u64, u64>>,
     /// Signals for tests that are not executing (yet), by test id.
     early: HashMap<String, Vec<EarlySignal>>,
     /// Arrival order of early signals, for eviction at the limit: (test id, sequence number).
@@ -36,6 +57,7 @@ struct RouterState {
 
 struct EarlySignal {
     seq: u64,
+    position: BusPosition,
     case: Arc<str>,
     index: usize,
     timestamp: Option<DateTime<Utc>>,
@@ -70,7 +92,8 @@ impl SignalRouter {
     }
 
     /// Routes the signal `index` of `case` for test `key`, issued at `timestamp` (from the message headers, when it
-    /// carried them). A signal kept early is dropped at `expires`.
+    /// carried them), read at `position`. A signal kept early is dropped at `expires`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn route(
         &self,
         key: &str,
@@ -79,18 +102,21 @@ impl SignalRouter {
         index: usize,
         value: Box<RawValue>,
         expires: Instant,
+        position: BusPosition,
     ) -> Routed {
         let mut state = lock(&self.state);
-        if let Some(test) = state.active.get(key) {
-            let issued = test.context().timestamp();
+        if let Some(test) = state.active.get_mut(key) {
+            let issued = test.run.context().timestamp();
             match timestamp {
                 Some(t) if t < issued => return Routed::Stale,
                 Some(t) if t > issued => {}
-                _ if test.case.name != *case => {}
+                _ if test.run.case.name != *case => {}
                 _ => {
-                    let test = test.clone();
+                    test.positions.push(position);
+                    let run = test.run.clone();
+                    state.need(position);
                     drop(state);
-                    test.signals.arrive(index, value);
+                    run.signals.arrive(index, value);
                     return Routed::Delivered;
                 }
             }
@@ -110,8 +136,10 @@ impl SignalRouter {
         state.next_seq += 1;
         state.early_order.push_back((key.to_owned(), seq));
         state.early_len += 1;
+        state.need(position);
         state.early.entry(key.to_owned()).or_default().push(EarlySignal {
             seq,
+            position,
             case: case.clone(),
             index,
             timestamp,
@@ -131,15 +159,22 @@ impl SignalRouter {
             return None;
         }
         let mut stale = 0;
+        let mut positions = Vec::new();
         if let Some(early) = state.early.remove(id) {
             let held = early.len();
             let mut kept = Vec::new();
             for signal in early {
                 match signal.timestamp {
                     Some(t) if t > issued => kept.push(signal),
-                    Some(t) if t < issued => stale += 1,
+                    Some(t) if t < issued => {
+                        stale += 1;
+                        state.release_position(signal.position);
+                    }
                     _ if signal.case != *case => kept.push(signal),
-                    _ => test.signals.arrive(signal.index, signal.value),
+                    _ => {
+                        positions.push(signal.position);
+                        test.signals.arrive(signal.index, signal.value);
+                    }
                 }
             }
             state.early_len -= held - kept.len();
@@ -148,33 +183,80 @@ impl SignalRouter {
             }
             state.compact_early_order();
         }
-        state.active.insert(id.to_owned(), test.clone());
+        state.active.insert(id.to_owned(), ActiveTest { run: test.clone(), positions });
         Some(stale)
     }
 
-    /// Stops routing to the test: its signals are released.
-    pub(crate) fn release(&self, test: &TestRun) {
+    /// Stops routing to the test: its signals are released from memory. Returns where they were read: they stay
+    /// needed until [`SignalRouter::settle`] (once the test's report is out), or for good if the test was
+    /// interrupted, so that its signals are read again when it runs again.
+    pub(crate) fn release(&self, test: &TestRun) -> Vec<BusPosition> {
         let mut state = lock(&self.state);
-        state.active.remove(test.id());
-        let key = (test.id().to_owned(), test.context().timestamp());
-        if state.finished.insert(key.clone()) {
-            state.finished_order.push_back(key);
-            if state.finished_order.len() > FINISHED_REMEMBERED {
-                if let Some(old) = state.finished_order.pop_front() {
-                    state.finished.remove(&old);
-                }
-            }
+        let positions = state.active.remove(test.id()).map(|t| t.positions).unwrap_or_default();
+        state.remember_finished(test.id().to_owned(), test.context().timestamp());
+        positions
+    }
+
+    /// The bus messages at `positions` are no longer needed.
+    pub(crate) fn settle(&self, positions: &[BusPosition]) {
+        let mut state = lock(&self.state);
+        for position in positions {
+            state.release_position(*position);
         }
+    }
+
+    /// The execution `id` issued at `issued` has a report already: signals held for it are dropped and later ones
+    /// are recognised as late.
+    pub(crate) fn already_reported(&self, id: &str, issued: DateTime<Utc>) {
+        let mut state = lock(&self.state);
+        if let Some(early) = state.early.remove(id) {
+            let (theirs, others): (Vec<_>, Vec<_>) = early.into_iter().partition(|s| s.timestamp == Some(issued));
+            for signal in &theirs {
+                state.release_position(signal.position);
+            }
+            if !others.is_empty() {
+                state.early.insert(id.to_owned(), others);
+            }
+            state.recount_early();
+        }
+        state.remember_finished(id.to_owned(), issued);
+    }
+
+    /// The partition was given to another member: signals held for its tests are dropped, and none of its bus
+    /// messages counts as needed here any more.
+    pub(crate) fn forget_partition(&self, partition: u32) {
+        let mut state = lock(&self.state);
+        state.early.retain(|_, signals| {
+            signals.retain(|s| s.position.partition != partition);
+            !signals.is_empty()
+        });
+        state.recount_early();
+        state.needed.remove(&partition);
+    }
+
+    /// The lowest bus offset of `partition` still needed, with its mark.
+    pub(crate) fn lowest_needed(&self, partition: u32) -> Option<(u64, u64)> {
+        lock(&self.state).needed.get(&partition).and_then(|n| n.first_key_value()).map(|(o, m)| (*o, *m))
     }
 
     /// Drops early signals whose time is up; returns how many.
     pub(crate) fn sweep(&self, now: Instant) -> usize {
         let mut state = lock(&self.state);
         let before = state.early_len;
+        let mut expired = Vec::new();
         state.early.retain(|_, signals| {
-            signals.retain(|s| s.expires > now);
+            signals.retain(|s| {
+                let keep = s.expires > now;
+                if !keep {
+                    expired.push(s.position);
+                }
+                keep
+            });
             !signals.is_empty()
         });
+        for position in expired {
+            state.release_position(position);
+        }
         state.recount_early();
         before - state.early_len
     }
@@ -187,6 +269,28 @@ impl SignalRouter {
 }
 
 impl RouterState {
+    fn need(&mut self, position: BusPosition) {
+        self.needed.entry(position.partition).or_default().insert(position.offset, position.mark);
+    }
+
+    fn release_position(&mut self, position: BusPosition) {
+        if let Some(needed) = self.needed.get_mut(&position.partition) {
+            needed.remove(&position.offset);
+        }
+    }
+
+    fn remember_finished(&mut self, id: String, issued: DateTime<Utc>) {
+        let key = (id, issued);
+        if self.finished.insert(key.clone()) {
+            self.finished_order.push_back(key);
+            if self.finished_order.len() > FINISHED_REMEMBERED {
+                if let Some(old) = self.finished_order.pop_front() {
+                    self.finished.remove(&old);
+                }
+            }
+        }
+    }
+
     /// Removes the oldest early signal still held; false if that one was already gone.
     fn evict_oldest(&mut self) -> bool {
         let Some((key, seq)) = self.early_order.pop_front() else {
@@ -196,16 +300,16 @@ impl RouterState {
         let Some(signals) = self.early.get_mut(&key) else {
             return false;
         };
-        let before = signals.len();
-        signals.retain(|s| s.seq != seq);
-        let removed = before != signals.len();
+        let Some(i) = signals.iter().position(|s| s.seq == seq) else {
+            return false;
+        };
+        let position = signals.remove(i).position;
         if signals.is_empty() {
             self.early.remove(&key);
         }
-        if removed {
-            self.early_len -= 1;
-        }
-        removed
+        self.release_position(position);
+        self.early_len -= 1;
+        true
     }
 
     fn recount_early(&mut self) {
@@ -236,10 +340,11 @@ impl SignalSlots {
         self.arrived.notify_waiters();
     }
 
-    /// The value of signal `index`, at once if it arrived already, otherwise when it arrives.
+    /// The value of signal `index`, at once if it arrived already, otherwise when it arrives; `woken` is called
+    /// each time the waiter is woken.
     ///
     /// Cancellation safe.
-    pub(crate) async fn wait_for(&self, index: usize) -> Box<RawValue> {
+    pub(crate) async fn wait_for(&self, index: usize, woken: impl Fn()) -> Box<RawValue> {
         loop {
             let arrived = self.arrived.notified();
             tokio::pin!(arrived);
@@ -248,6 +353,7 @@ impl SignalSlots {
                 return value.clone();
             }
             arrived.await;
+            woken();
         }
     }
 }

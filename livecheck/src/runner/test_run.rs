@@ -138,7 +138,8 @@ impl TestRun {
     pub(crate) async fn wait_for_signal(&self, index: usize, timeout: Duration) -> Result<Box<RawValue>> {
         self.step(StepKind::Waiting { signal: index, timeout });
         let started = Instant::now();
-        match tokio::time::timeout_at(started + timeout, self.signals.wait_for(index)).await {
+        let woken = || self.case.shared.metrics.signal_wakeups.inc();
+        match tokio::time::timeout_at(started + timeout, self.signals.wait_for(index, woken)).await {
             Ok(value) => {
                 let waited = started.elapsed().as_secs_f64();
                 self.journal().latency.push((index, waited));

@@ -41,12 +41,13 @@ impl Agent {
         F: Fn(Event<V>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let subscription = app.shared.transport.subscribe(&topic, group).await?;
+        let subscription = app.shared.transport.subscribe(&[&topic], group).await?;
         let shutdown = CancellationToken::new();
         let handler = Arc::new(handler);
         let _value = PhantomData::<V>;
         let task = tokio::spawn(consume(
             "agent",
+            topic.clone(),
             subscription,
             concurrency.max(1),
             shutdown.clone(),

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     sync::{read, write},
-    transport::{Message, Received, Subscription},
+    transport::{Event, Message, Received, Subscription},
     Error, LiveCheck, Result,
 };
 
@@ -37,13 +37,14 @@ impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Table<V> {
         let ends = transport.end_offsets(&changelog).await?;
         // A group of its own, so this process reads the whole changelog.
         let group = format!("{name}-table-{:032x}", fastrand::u128(..));
-        let mut subscription = transport.subscribe(&changelog, &group).await?;
+        let mut subscription = transport.subscribe(&[&changelog], &group).await?;
         let values = Arc::new(RwLock::new(HashMap::new()));
         let mut read = vec![0; ends.len()];
         while read.iter().zip(&ends).any(|(read, end)| read < end) {
-            let received = tokio::time::timeout(Duration::from_secs(30), subscription.recv())
+            let event = tokio::time::timeout(Duration::from_secs(30), subscription.recv())
                 .await
                 .map_err(|_| Error::Transport(format!("restoring table `{name}` timed out")))??;
+            let Event::Message(received) = event else { continue };
             if let Some(read) = read.get_mut(received.partition as usize) {
                 *read = received.offset + 1;
             }
@@ -122,7 +123,9 @@ async fn follow<V: DeserializeOwned>(
             received = subscription.recv() => received,
         };
         match received {
-            Ok(received) => apply(&values, &received, &changelog),
+            Ok(Event::Message(received)) => apply(&values, &received, &changelog),
+            // The only member of its own group: every partition is its own.
+            Ok(Event::Assigned(_) | Event::Revoked(_)) => {}
             Err(error) => {
                 tracing::warn!(%changelog, %error, "following the changelog failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;

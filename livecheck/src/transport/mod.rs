@@ -2,9 +2,14 @@
 //!
 //! The model is Kafka's, so every backend fits it: a *stream* has partitions; a message is published with a key
 //! (the test id) and lands in the partition its key hashes to, so the pending-tests and bus streams are
-//! co-partitioned; consumers in a *group* share the partitions and *commit* the offset up to which they have
-//! processed, after processing; a restarted consumer continues from its group's committed offsets.
+//! co-partitioned. A consumer joins its *group* once for several co-partitioned streams, and partition *p* of all
+//! of them is assigned to the same member. Assignment changes are events: a member is told which partitions it
+//! gets and which it loses, and a partition moves to its new owner only after the old one let go of it (or was
+//! taken for dead). Members *commit* the offset up to which they have processed, with metadata, after processing;
+//! a new owner continues from the group's committed offsets. A member can pause one stream (at its capacity) and
+//! keep reading the others; its liveness never depends on how often it reads.
 
+mod assignment;
 mod memory;
 mod partitioner;
 #[cfg(feature = "sqlite")]
@@ -13,6 +18,7 @@ mod url;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
+pub(crate) use assignment::{check_co_partitioned, owned_partitions};
 pub use memory::MemoryTransport;
 pub use partitioner::partition_for_key;
 #[cfg(feature = "sqlite")]
@@ -38,6 +44,8 @@ pub struct Message {
 /// A message received from a subscription, with its position.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The stream it was read from.
+    pub stream: Arc<str>,
     /// The partition it was read from.
     pub partition: u32,
     /// Its offset in that partition.
@@ -55,6 +63,47 @@ pub struct Delivery {
     pub offset: u64,
 }
 
+/// A group's committed position in one partition of a stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The stream.
+    pub stream: Arc<str>,
+    /// The next offset to read: everything before it was processed.
+    pub offset: u64,
+    /// What the committer stored with it (Kafka's commit metadata); empty when nothing was.
+    pub metadata: String,
+}
+
+/// A partition assigned to a member, with where the group left off in each of the subscribed streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// The partition (of every subscribed stream).
+    pub partition: u32,
+    /// The group's committed position in this partition of each subscribed stream, in subscription order.
+    pub committed: Vec<Committed>,
+}
+
+impl Assignment {
+    /// The committed position in `stream`.
+    pub fn committed(&self, stream: &str) -> Option<&Committed> {
+        self.committed.iter().find(|c| &*c.stream == stream)
+    }
+}
+
+/// What a member of a consumer group receives: changes to its assignment, and messages.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// These partitions (of every subscribed stream) are now this member's; their messages follow, from the
+    /// group's committed offsets.
+    Assigned(Vec<Assignment>),
+    /// These partitions are taken from this member, to be given to another (or were lost, when this member was
+    /// taken for dead). The member still holds them until it next calls `recv` or `try_recv`: before that, it
+    /// stops their work and commits what it finished. No message of them follows.
+    Revoked(Vec<u32>),
+    /// A message of an assigned partition.
+    Message(Received),
+}
+
 /// A log of streams that several producers and consumer groups share.
 pub trait Transport: Send + Sync + 'static {
     /// Creates `stream` with `partitions` partitions if it does not exist; an existing stream is left as it is.
@@ -63,32 +112,51 @@ pub trait Transport: Send + Sync + 'static {
     /// Publishes `message` and resolves once the log has stored it.
     fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, Result<Delivery>>;
 
-    /// Joins consumer group `group` on `stream`. Partitions are shared among the group's members; each member
-    /// starts a partition at the group's committed offset.
-    fn subscribe<'a>(&'a self, stream: &'a str, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Subscription>>>;
+    /// Joins consumer group `group` as one member for all of `streams` together. The streams must have the same
+    /// number of partitions (else [`Error::Config`](crate::Error::Config) naming them): partition *p* of every
+    /// stream is assigned to the same member, so streams keyed alike (co-partitioned) are processed together.
+    /// Assignments come as [`Event`]s; each partition starts at the group's committed offset.
+    fn subscribe<'a>(&'a self, streams: &'a [&'a str], group: &'a str) -> BoxFuture<'a, Result<Box<dyn Subscription>>>;
 
     /// The next offset of each partition of `stream` (what a consumer has read everything before); creates the
-    /// stream if needed.
+    /// stream if needed. Its length is the stream's partition count.
     fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<u64>>>;
+
+    /// Up to `limit` messages of one partition from offset `from` on, outside any group (empty at the end).
+    fn read<'a>(
+        &'a self,
+        stream: &'a str,
+        partition: u32,
+        from: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Received>>>;
 
     /// Enters the election for leader of `group`: exactly one live candidate per group is leader at a time.
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>>;
 }
 
-/// One member's view of a stream in a consumer group.
+/// One member of a consumer group.
 pub trait Subscription: Send {
-    /// The next message from the partitions assigned to this member.
+    /// The next event. Membership is kept alive whether or not this is called often (heartbeats do not depend
+    /// on it), but a revocation completes only when it is called again.
     ///
-    /// Cancellation safe: if the future is dropped before it resolves, no message is lost.
-    fn recv(&mut self) -> BoxFuture<'_, Result<Received>>;
+    /// Cancellation safe: if the future is dropped before it resolves, no event is lost.
+    fn recv(&mut self) -> BoxFuture<'_, Result<Event>>;
 
-    /// The next message if one is ready now, without waiting. The default says none is.
-    fn try_recv(&mut self) -> Result<Option<Received>> {
-        Ok(None)
-    }
+    /// The next event if one is ready now, without waiting.
+    fn try_recv(&mut self) -> Result<Option<Event>>;
 
-    /// Records that every message of `partition` below `next_offset` has been processed.
-    fn commit(&mut self, partition: u32, next_offset: u64) -> Result<()>;
+    /// Records that every message of `partition` of `stream` below `next_offset` has been processed, with
+    /// `metadata` stored alongside. Takes effect soon after, not necessarily before this returns; a commit for a
+    /// partition this member no longer holds is ignored.
+    fn commit(&mut self, stream: &str, partition: u32, next_offset: u64, metadata: &str) -> Result<()>;
+
+    /// Stops delivering messages of `stream` (its assigned partitions stay this member's) until
+    /// [`Subscription::resume`]; messages of the other streams and assignment events keep coming.
+    fn pause(&mut self, stream: &str);
+
+    /// Delivers messages of `stream` again, from where it paused.
+    fn resume(&mut self, stream: &str);
 }
 
 /// A candidacy for leadership of a group, given up when dropped.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use livecheck::{
-    transport::{MemoryTransport, Message, Subscription, Transport},
+    transport::{Event, MemoryTransport, Message, Received, Subscription, Transport},
     Clock, LiveCheck, LiveCheckBuilder, SignalEvent, TestExecution, TestReport,
 };
 
@@ -45,20 +45,43 @@ pub struct ReportReader(Box<dyn Subscription>);
 
 impl ReportReader {
     pub async fn new(transport: &MemoryTransport) -> Self {
-        ReportReader(transport.subscribe("livecheck-report", "test-reader").await.unwrap())
+        ReportReader(transport.subscribe(&["livecheck-report"], "test-reader").await.unwrap())
     }
 
     /// The next report; panics if none comes within `within` (of paused time).
     pub async fn next(&mut self, within: Duration) -> TestReport {
-        let received = tokio::time::timeout(within, self.0.recv()).await.expect("a report in time").unwrap();
-        serde_json::from_slice(&received.message.value).unwrap()
+        self.next_within(within).await.expect("a report in time")
     }
 
     /// Whether a report is published within `within`.
     pub async fn next_within(&mut self, within: Duration) -> Option<TestReport> {
-        let received = tokio::time::timeout(within, self.0.recv()).await.ok()?.unwrap();
+        let received = tokio::time::timeout(within, next_message(&mut self.0)).await.ok()?;
         Some(serde_json::from_slice(&received.message.value).unwrap())
     }
+}
+
+/// The next message of a subscription, passing over assignment events.
+pub async fn next_message(subscription: &mut Box<dyn Subscription>) -> Received {
+    loop {
+        if let Event::Message(received) = subscription.recv().await.unwrap() {
+            return received;
+        }
+    }
+}
+
+/// Every message of `stream` now, outside any group, partition by partition.
+pub async fn read_all(transport: &dyn Transport, stream: &str) -> Vec<Received> {
+    let mut all = Vec::new();
+    for (partition, end) in transport.end_offsets(stream).await.unwrap().into_iter().enumerate() {
+        let mut next = 0;
+        while next < end {
+            let page = transport.read(stream, partition as u32, next, 1000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            next = last.offset + 1;
+            all.extend(page);
+        }
+    }
+    all
 }
 
 /// Publishes a raw message on the pending-tests stream.

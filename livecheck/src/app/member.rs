@@ -1,0 +1,291 @@
+//! The LiveCheck instance's one member of its group, for the pending-tests and bus streams together: partition
+//! *p* of both is always this member's or another's, so a test and its signals meet in one process.
+//!
+//! - **Tests** run in tasks of their own, at most `max_concurrent_tests` at once; at the limit the pending stream
+//!   is paused while signals and assignment changes keep flowing. A test's offset is committed once it has a
+//!   verdict (and its report is out).
+//! - **Signals** are routed as they arrive. The bus is committed only below the lowest signal still needed — held
+//!   for a test not started, or given to a test without a report yet — so a restart or a new owner reads again
+//!   every signal of every unfinished test.
+//! - **Assigned** partitions: the report stream is read from the committed mark (see `reported.rs`) so that an
+//!   execution delivered again that already has a report is not run again.
+//! - **Revoked** partitions: their tests stop without a verdict, their commits are written, their held signals
+//!   are dropped; then the partition is let go.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::{sync::mpsc, time::MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    bus,
+    consumer::{Completion, Done, Handled},
+    offsets::OffsetTracker,
+    pending,
+    reported::{mark_metadata, parse_mark, Reported},
+    LiveCheck,
+};
+use crate::{
+    runner::BusPosition,
+    transport::{Assignment, Event, Received, Subscription},
+    Result,
+};
+
+/// How often finished work is committed.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
+
+/// Runs the member until `shutdown`; then interrupts the tests in flight (no verdict), waits for them and
+/// commits what finished.
+pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>, shutdown: CancellationToken) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut member = Member {
+        pending: app.shared.streams.pending.clone(),
+        bus: app.shared.streams.bus.clone(),
+        app,
+        shutdown: shutdown.clone(),
+        partitions: HashMap::new(),
+        tests: OffsetTracker::default(),
+        in_flight: 0,
+        waiting: VecDeque::new(),
+        paused: false,
+        done: done_tx,
+    };
+    let mut commit_every = tokio::time::interval(COMMIT_EVERY);
+    commit_every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(done) = done_rx.recv() => member.finished(done),
+            _ = commit_every.tick() => member.commit(subscription.as_mut()),
+            event = subscription.recv() => match event {
+                Ok(event) => {
+                    member.handle(event, subscription.as_mut(), &mut done_rx).await;
+                    // Take what else is ready, up to a batch, before looking at the other branches again.
+                    for _ in 0..member.app.shared.config.bus_concurrency {
+                        match subscription.try_recv() {
+                            Ok(Some(event)) => member.handle(event, subscription.as_mut(), &mut done_rx).await,
+                            Ok(None) => break,
+                            Err(error) => {
+                                tracing::warn!(%error, "receiving failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "receiving tests and signals failed; retrying in 1 s");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            },
+        }
+        member.start_waiting(subscription.as_mut());
+    }
+    while member.in_flight > 0 {
+        let Some(done) = done_rx.recv().await else { break };
+        member.finished(done);
+    }
+    member.commit(subscription.as_mut());
+}
+
+struct Member {
+    app: LiveCheck,
+    pending: String,
+    bus: String,
+    shutdown: CancellationToken,
+    partitions: HashMap<u32, PartitionWork>,
+    tests: OffsetTracker,
+    in_flight: usize,
+    /// Tests received while at the concurrency limit (the stream is paused, but some were on their way).
+    waiting: VecDeque<Received>,
+    paused: bool,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+/// What the member keeps for one assigned partition.
+struct PartitionWork {
+    /// Interrupts this partition's tests.
+    stop: CancellationToken,
+    /// Its tests running now.
+    running: usize,
+    /// How far this partition of the report stream reached, at least.
+    report_mark: u64,
+    /// Executions with a report, found when the partition was assigned; needed until the pending stream is read
+    /// past where it ended then.
+    reported: Option<Arc<Reported>>,
+    reported_until: u64,
+    /// The next bus offset to read, and the last bus position committed.
+    bus_next: u64,
+    bus_committed: Option<(u64, u64)>,
+}
+
+impl Member {
+    async fn handle(
+        &mut self,
+        event: Event,
+        subscription: &mut dyn Subscription,
+        done_rx: &mut mpsc::UnboundedReceiver<Done>,
+    ) {
+        match event {
+            Event::Message(received) if *received.stream == *self.bus => self.signal(&received),
+            Event::Message(received) => self.waiting.push_back(received),
+            Event::Assigned(assignments) => {
+                if let Err(error) = self.assigned(assignments).await {
+                    tracing::error!(%error, "reading the reports of newly assigned partitions failed");
+                }
+            }
+            Event::Revoked(partitions) => self.revoked(&partitions, subscription, done_rx).await,
+        }
+    }
+
+    fn signal(&mut self, received: &Received) {
+        let Some(work) = self.partitions.get_mut(&received.partition) else {
+            tracing::debug!(partition = received.partition, "a signal of a partition not assigned here");
+            return;
+        };
+        work.bus_next = received.offset + 1;
+        let position = BusPosition { partition: received.partition, offset: received.offset, mark: work.report_mark };
+        bus::handle(&self.app, received, position);
+    }
+
+    /// Starts the tests waiting, as far as the concurrency limit allows; pauses the pending stream at the limit.
+    fn start_waiting(&mut self, subscription: &mut dyn Subscription) {
+        let limit = self.app.shared.config.max_concurrent_tests;
+        while self.in_flight < limit {
+            let Some(received) = self.waiting.pop_front() else { break };
+            self.start(received);
+        }
+        let full = self.in_flight >= limit;
+        if full != self.paused {
+            self.paused = full;
+            if full {
+                subscription.pause(&self.pending);
+            } else {
+                subscription.resume(&self.pending);
+            }
+        }
+    }
+
+    fn start(&mut self, received: Received) {
+        let Some(work) = self.partitions.get_mut(&received.partition) else {
+            tracing::debug!(partition = received.partition, "a test of a partition not assigned here");
+            return;
+        };
+        if received.offset >= work.reported_until {
+            work.reported = None;
+        }
+        self.tests.started(received.partition, received.offset, work.report_mark);
+        work.running += 1;
+        self.in_flight += 1;
+        let mut completion = Completion::new(&received, &self.done);
+        let work = pending::handle(self.app.clone(), received, work.stop.clone(), work.reported.clone());
+        tokio::spawn(async move {
+            let (handled, report) = work.await;
+            completion.set(handled, report);
+        });
+    }
+
+    fn finished(&mut self, done: Done) {
+        self.in_flight -= 1;
+        if let Some(work) = self.partitions.get_mut(&done.partition) {
+            work.running -= 1;
+        }
+        if let Some(report) = done.report {
+            if let Some(work) = self.partitions.get_mut(&report.partition) {
+                work.report_mark = work.report_mark.max(report.offset + 1);
+            }
+        }
+        // An interrupted test stays in flight: its offset is not committed, so it runs again.
+        if done.handled == Handled::Done {
+            self.tests.finished(done.partition, done.offset);
+        }
+    }
+
+    /// Reads the reports of the new partitions since their commits' marks, then starts reading them.
+    async fn assigned(&mut self, assignments: Vec<Assignment>) -> Result<()> {
+        let shared = &self.app.shared;
+        let streams = &shared.streams;
+        let report_ends = shared.transport.end_offsets(&streams.reports).await?;
+        let pending_ends = shared.transport.end_offsets(&streams.pending).await?;
+        for assignment in assignments {
+            let partition = assignment.partition;
+            let pending = assignment.committed(&self.pending).cloned().unwrap_or_default();
+            let bus = assignment.committed(&self.bus).cloned().unwrap_or_default();
+            let from = parse_mark(&pending.metadata).unwrap_or(0).min(parse_mark(&bus.metadata).unwrap_or(0));
+            let end = report_ends.get(partition as usize).copied().unwrap_or(0);
+            let reported = Reported::scan(&self.app, partition, from, end).await?;
+            tracing::debug!(
+                partition,
+                tests_from = pending.offset,
+                signals_from = bus.offset,
+                reported = reported.len(),
+                "partition assigned"
+            );
+            self.tests.assigned(partition, pending.offset);
+            let work = PartitionWork {
+                stop: self.shutdown.child_token(),
+                running: 0,
+                report_mark: end,
+                reported: (reported.len() > 0).then(|| Arc::new(reported)),
+                reported_until: pending_ends.get(partition as usize).copied().unwrap_or(0),
+                bus_next: bus.offset,
+                bus_committed: Some((bus.offset, parse_mark(&bus.metadata).unwrap_or(0))),
+            };
+            self.partitions.insert(partition, work);
+        }
+        Ok(())
+    }
+
+    /// Stops the revoked partitions' tests (no verdict), waits for them, commits, and forgets the partitions.
+    async fn revoked(
+        &mut self,
+        partitions: &[u32],
+        subscription: &mut dyn Subscription,
+        done_rx: &mut mpsc::UnboundedReceiver<Done>,
+    ) {
+        for partition in partitions {
+            if let Some(work) = self.partitions.get(partition) {
+                work.stop.cancel();
+            }
+        }
+        self.waiting.retain(|r| !partitions.contains(&r.partition));
+        let running = |m: &Member| partitions.iter().any(|p| m.partitions.get(p).is_some_and(|w| w.running > 0));
+        while running(self) {
+            let Some(done) = done_rx.recv().await else { break };
+            self.finished(done);
+        }
+        self.commit(subscription);
+        for partition in partitions {
+            self.partitions.remove(partition);
+            self.tests.forget(*partition);
+            self.app.shared.router.forget_partition(*partition);
+        }
+        tracing::debug!(?partitions, "partitions revoked");
+    }
+
+    /// Commits, for every partition, the tests that have a verdict and the signals no longer needed.
+    fn commit(&mut self, subscription: &mut dyn Subscription) {
+        let router = &self.app.shared.router;
+        for (partition, work) in &mut self.partitions {
+            if let Some((offset, mark)) = self.tests.commit_point(*partition, work.report_mark) {
+                if let Err(error) = subscription.commit(&self.pending, *partition, offset, &mark_metadata(mark)) {
+                    tracing::warn!(%error, partition, "committing tests failed; will retry");
+                }
+            }
+            let bus = router.lowest_needed(*partition).unwrap_or((work.bus_next, work.report_mark));
+            if work.bus_committed != Some(bus) {
+                work.bus_committed = Some(bus);
+                if let Err(error) = subscription.commit(&self.bus, *partition, bus.0, &mark_metadata(bus.1)) {
+                    tracing::warn!(%error, partition, "committing signals failed; will retry");
+                }
+            }
+        }
+    }
+}

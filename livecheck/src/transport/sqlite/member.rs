@@ -1,0 +1,516 @@
+//! One member of a consumer group on the embedded log: a thread of its own heartbeats, takes and gives up
+//! partitions, writes commits and reads messages, and hands events to the async side through a channel — so no
+//! SQL runs on the async runtime, and liveness never depends on how often the app reads.
+//!
+//! Partitions change hands through the `partition_owners` table: a member takes a partition only when nobody holds
+//! it or its holder's heartbeat expired; a member that should give one up first tells the app (`Revoked`) and lets
+//! go only once the app asked for its next event, after finishing and committing that partition's work. A commit
+//! is written only while the committer holds the partition, so a member taken for dead cannot move the group back.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{mpsc, Arc},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::mpsc as async_mpsc;
+
+use super::{decode_headers, now_ms, sql};
+use crate::{
+    context::Headers,
+    transport::{owned_partitions, Assignment, BoxFuture, Committed, Event, Message, Received, Subscription},
+    Error, Result,
+};
+
+/// How often a member renews its heartbeat and looks at the group.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+/// How long the thread waits for the app when it has nothing to do.
+const POLL: Duration = Duration::from_millis(2);
+/// How many rows are read from a partition at once.
+const FETCH: i64 = 256;
+/// Events the thread keeps ready; it reads no more rows while this many wait.
+const READY: usize = 512;
+
+enum Command {
+    Commit { stream: usize, partition: u32, offset: u64, metadata: String },
+    Pause(usize),
+    Resume(usize),
+    Released(Vec<u32>),
+}
+
+/// Where a member's thread reads and who it is.
+pub(super) struct MemberConfig {
+    pub(super) connection: Connection,
+    pub(super) group: String,
+    pub(super) streams: Vec<Arc<str>>,
+    pub(super) partitions: u32,
+    pub(super) member_timeout: Duration,
+}
+
+/// Joins the group and starts the member's thread.
+pub(super) fn join(config: MemberConfig) -> Result<SqliteSubscription> {
+    let (events_tx, events) = async_mpsc::channel(READY);
+    let (commands, commands_rx) = mpsc::channel();
+    let streams = config.streams.clone();
+    let mut member = MemberThread {
+        key: config.streams.iter().map(|s| &**s).collect::<Vec<_>>().join("\n"),
+        me: crate::sync::random_uuid(),
+        paused: vec![false; config.streams.len()],
+        config,
+        owned: Vec::new(),
+        cursors: HashMap::new(),
+        releasing: false,
+        commits: HashMap::new(),
+        ready: VecDeque::new(),
+        events: events_tx,
+        data_version: None,
+        next_heartbeat: Instant::now(),
+    };
+    member.heartbeat().map_err(sql)?;
+    let thread = std::thread::Builder::new()
+        .name("livecheck-sqlite-member".into())
+        .spawn(move || member.run(commands_rx))
+        .map_err(|e| Error::Transport(format!("cannot start a group member thread: {e}")))?;
+    Ok(SqliteSubscription {
+        events,
+        commands,
+        paused: vec![false; streams.len()],
+        streams,
+        stash: VecDeque::new(),
+        revoked: Vec::new(),
+        thread: Some(thread),
+    })
+}
+
+struct MemberThread {
+    config: MemberConfig,
+    /// The subscribed streams' names joined: the group's membership is per set of streams.
+    key: String,
+    me: String,
+    /// Held partitions, in order.
+    owned: Vec<u32>,
+    /// Next offset to read by (stream index, partition).
+    cursors: HashMap<(usize, u32), u64>,
+    paused: Vec<bool>,
+    /// Waiting for the app to finish revoked partitions before letting go of them.
+    releasing: bool,
+    /// Commits to write, latest per (stream index, partition).
+    commits: HashMap<(usize, u32), (u64, String)>,
+    ready: VecDeque<Event>,
+    events: async_mpsc::Sender<Event>,
+    data_version: Option<i64>,
+    next_heartbeat: Instant,
+}
+
+impl MemberThread {
+    fn run(mut self, commands: mpsc::Receiver<Command>) {
+        loop {
+            let wait = if self.ready.is_empty() { POLL } else { Duration::ZERO };
+            let first = match commands.recv_timeout(wait) {
+                Ok(command) => Some(command),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut disconnected = false;
+            for command in first.into_iter().chain(std::iter::from_fn(|| match commands.try_recv() {
+                Ok(command) => Some(command),
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    None
+                }
+            })) {
+                self.handle(command);
+            }
+            if let Err(error) = self.step() {
+                tracing::warn!(%error, group = %self.config.group, "embedded log member: retrying after an error");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if disconnected || self.events.is_closed() {
+                break;
+            }
+        }
+        // What the app sent last (its final commits) may still be queued.
+        for command in commands.try_iter() {
+            self.handle(command);
+        }
+        if let Err(error) = self.write_commits().and_then(|()| self.leave()) {
+            tracing::warn!(%error, "could not leave the consumer group; the others take over after the timeout");
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Commit { stream, partition, offset, metadata } => {
+                self.commits.insert((stream, partition), (offset, metadata));
+            }
+            Command::Pause(stream) => self.paused[stream] = true,
+            Command::Resume(stream) => {
+                self.paused[stream] = false;
+                self.data_version = None;
+            }
+            Command::Released(partitions) => {
+                if let Err(error) = self.write_commits().and_then(|()| self.release(&partitions)) {
+                    tracing::warn!(%error, "could not let go of revoked partitions; they move after the timeout");
+                }
+                self.releasing = false;
+                self.next_heartbeat = Instant::now();
+            }
+        }
+    }
+
+    fn step(&mut self) -> rusqlite::Result<()> {
+        self.write_commits()?;
+        if Instant::now() >= self.next_heartbeat {
+            self.next_heartbeat = Instant::now() + HEARTBEAT;
+            self.heartbeat()?;
+            if !self.releasing {
+                self.rebalance()?;
+            }
+        }
+        self.flush();
+        if self.ready.len() < READY / 2 {
+            self.fetch()?;
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// Hands ready events to the app, as many as its channel takes.
+    fn flush(&mut self) {
+        while let Some(event) = self.ready.pop_front() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(async_mpsc::error::TrySendError::Full(event)) => {
+                    self.ready.push_front(event);
+                    return;
+                }
+                Err(async_mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    }
+
+    fn heartbeat(&mut self) -> rusqlite::Result<()> {
+        self.config.connection.execute(
+            "INSERT INTO group_members (grp, streams, member, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (grp, streams, member) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
+            params![self.config.group, self.key, self.me, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Gives up (after telling the app) the partitions another member should have, notices those taken from it,
+    /// and takes the ones it should have that nobody live holds.
+    fn rebalance(&mut self) -> rusqlite::Result<()> {
+        let timeout = self.config.member_timeout.as_millis() as i64;
+        let (group, key, me) = (self.config.group.clone(), self.key.clone(), self.me.clone());
+        let tx = self.config.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_ms();
+        tx.execute(
+            "DELETE FROM group_members WHERE grp = ?1 AND streams = ?2 AND heartbeat_ms < ?3",
+            params![group, key, now - 10 * timeout],
+        )?;
+        let live: Vec<String> = {
+            let mut statement = tx.prepare_cached(
+                "SELECT member FROM group_members WHERE grp = ?1 AND streams = ?2 AND heartbeat_ms >= ?3 ORDER BY member",
+            )?;
+            let rows = statement.query_map(params![group, key, now - timeout], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let owners: HashMap<u32, String> = {
+            let mut statement =
+                tx.prepare_cached("SELECT partition, member FROM partition_owners WHERE grp = ?1 AND streams = ?2")?;
+            let rows = statement.query_map(params![group, key], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let Some(index) = live.iter().position(|m| *m == me) else {
+            // Our own heartbeat is not live (the clock jumped?): hold still until it is.
+            return Ok(());
+        };
+        let desired = owned_partitions(self.config.partitions, live.len(), index);
+        let lost: Vec<u32> = self.owned.iter().copied().filter(|p| owners.get(p) != Some(&me)).collect();
+        let give_up: Vec<u32> =
+            self.owned.iter().copied().filter(|p| !desired.contains(p) && !lost.contains(p)).collect();
+        let take: Vec<u32> = desired
+            .filter(|p| !self.owned.contains(p))
+            .filter(|p| owners.get(p).is_none_or(|holder| *holder == me || !live.contains(holder)))
+            .collect();
+        for partition in &take {
+            tx.execute(
+                "INSERT INTO partition_owners (grp, streams, partition, member) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (grp, streams, partition) DO UPDATE SET member = excluded.member",
+                params![group, key, partition, me],
+            )?;
+        }
+        let mut assignments = Vec::new();
+        for &partition in &take {
+            let mut committed = Vec::new();
+            for (i, stream) in self.config.streams.iter().enumerate() {
+                let position: Option<(i64, String)> = tx
+                    .query_row(
+                        "SELECT next_offset, metadata FROM offsets WHERE grp = ?1 AND stream = ?2 AND partition = ?3",
+                        params![group, &**stream, partition],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()?;
+                let (offset, metadata) = position.unwrap_or_default();
+                self.cursors.insert((i, partition), offset as u64);
+                committed.push(Committed { stream: stream.clone(), offset: offset as u64, metadata });
+            }
+            assignments.push(Assignment { partition, committed });
+        }
+        tx.commit()?;
+
+        let revoked: Vec<u32> = lost.iter().chain(&give_up).copied().collect();
+        if !lost.is_empty() {
+            tracing::warn!(group = %group, partitions = ?lost, "partitions were taken over by another member");
+        }
+        if !revoked.is_empty() {
+            self.owned.retain(|p| !revoked.contains(p));
+            self.cursors.retain(|(_, p), _| !revoked.contains(p));
+            self.ready.retain(|e| !matches!(e, Event::Message(r) if revoked.contains(&r.partition)));
+            self.ready.push_back(Event::Revoked(revoked));
+            self.releasing = !give_up.is_empty();
+        }
+        if !assignments.is_empty() {
+            tracing::debug!(group = %group, partitions = ?take, "partitions assigned");
+            self.owned.extend(&take);
+            self.owned.sort_unstable();
+            self.ready.push_back(Event::Assigned(assignments));
+            self.data_version = None;
+        }
+        Ok(())
+    }
+
+    /// Writes the commits the app made, for the partitions this member still holds.
+    fn write_commits(&mut self) -> rusqlite::Result<()> {
+        if self.commits.is_empty() {
+            return Ok(());
+        }
+        let tx = self.config.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut statement = tx.prepare_cached(
+                "INSERT INTO offsets (grp, stream, partition, next_offset, metadata)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM partition_owners
+                     WHERE grp = ?1 AND streams = ?6 AND partition = ?3 AND member = ?7)
+                 ON CONFLICT (grp, stream, partition)
+                 DO UPDATE SET next_offset = excluded.next_offset, metadata = excluded.metadata",
+            )?;
+            for ((stream, partition), (offset, metadata)) in &self.commits {
+                let stream = &*self.config.streams[*stream];
+                let written = statement.execute(params![
+                    self.config.group,
+                    stream,
+                    partition,
+                    *offset as i64,
+                    metadata,
+                    self.key,
+                    self.me
+                ])?;
+                if written == 0 {
+                    tracing::debug!(stream, partition, "ignored a commit for a partition this member does not hold");
+                }
+            }
+        }
+        tx.commit()?;
+        self.commits.clear();
+        Ok(())
+    }
+
+    fn release(&mut self, partitions: &[u32]) -> rusqlite::Result<()> {
+        for partition in partitions {
+            self.config.connection.execute(
+                "DELETE FROM partition_owners WHERE grp = ?1 AND streams = ?2 AND partition = ?3 AND member = ?4",
+                params![self.config.group, self.key, partition, self.me],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) -> rusqlite::Result<()> {
+        let connection = &self.config.connection;
+        connection.execute(
+            "DELETE FROM partition_owners WHERE grp = ?1 AND streams = ?2 AND member = ?3",
+            params![self.config.group, self.key, self.me],
+        )?;
+        connection.execute(
+            "DELETE FROM group_members WHERE grp = ?1 AND streams = ?2 AND member = ?3",
+            params![self.config.group, self.key, self.me],
+        )?;
+        Ok(())
+    }
+
+    /// Reads the next rows of the held, unpaused partitions, if the database changed since last time.
+    fn fetch(&mut self) -> rusqlite::Result<()> {
+        let connection = &self.config.connection;
+        let version: i64 = connection.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        if self.data_version == Some(version) {
+            return Ok(());
+        }
+        let mut statement = connection.prepare_cached(
+            "SELECT offset, key, value, headers FROM messages
+             WHERE stream = ?1 AND partition = ?2 AND offset >= ?3 ORDER BY offset LIMIT ?4",
+        )?;
+        let mut complete = true;
+        for (i, stream) in self.config.streams.iter().enumerate() {
+            if self.paused[i] {
+                continue;
+            }
+            for &partition in &self.owned {
+                let next = self.cursors.entry((i, partition)).or_default();
+                let rows = statement.query_map(params![&**stream, partition, *next as i64, FETCH], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get::<_, Vec<u8>>(3)?))
+                })?;
+                let mut count = 0;
+                for row in rows {
+                    let (offset, key, value, headers) = row?;
+                    let headers = decode_headers(&headers).unwrap_or_else(|| {
+                        tracing::warn!(%stream, offset, "stored headers do not decode; dropped them");
+                        Headers::new()
+                    });
+                    *next = offset as u64 + 1;
+                    count += 1;
+                    self.ready.push_back(Event::Message(Received {
+                        stream: stream.clone(),
+                        partition,
+                        offset: offset as u64,
+                        message: Arc::new(Message { key, value, headers }),
+                    }));
+                }
+                complete &= count < FETCH;
+            }
+        }
+        // Everything up to this version is read: until the database changes, there is nothing more.
+        self.data_version = complete.then_some(version);
+        Ok(())
+    }
+}
+
+/// The app's side of a member: events from the member's thread; commits and pauses to it.
+pub(super) struct SqliteSubscription {
+    events: async_mpsc::Receiver<Event>,
+    commands: mpsc::Sender<Command>,
+    streams: Vec<Arc<str>>,
+    paused: Vec<bool>,
+    /// Messages of paused streams that were already on their way, in order.
+    stash: VecDeque<Received>,
+    /// Partitions revoked by the last event, let go of at the next call.
+    revoked: Vec<u32>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SqliteSubscription {
+    fn stream_index(&self, stream: &str) -> Option<usize> {
+        self.streams.iter().position(|s| &**s == stream)
+    }
+
+    /// Lets go of the partitions revoked by the previous event: the app is done with them.
+    fn release_revoked(&mut self) {
+        if !self.revoked.is_empty() {
+            let _ = self.commands.send(Command::Released(std::mem::take(&mut self.revoked)));
+        }
+    }
+
+    fn from_stash(&mut self) -> Option<Event> {
+        let i = self.stash.iter().position(|r| !self.is_paused(&r.stream))?;
+        self.stash.remove(i).map(Event::Message)
+    }
+
+    fn is_paused(&self, stream: &str) -> bool {
+        self.stream_index(stream).is_some_and(|i| self.paused[i])
+    }
+
+    /// The event to give the app, or `None` when it was stashed.
+    fn accept(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Message(received)
+                if self.is_paused(&received.stream) || self.stash.iter().any(|r| r.stream == received.stream) =>
+            {
+                self.stash.push_back(received);
+                None
+            }
+            Event::Revoked(partitions) => {
+                self.stash.retain(|r| !partitions.contains(&r.partition));
+                self.revoked = partitions.clone();
+                Some(Event::Revoked(partitions))
+            }
+            event => Some(event),
+        }
+    }
+
+    fn set_paused(&mut self, stream: &str, paused: bool) {
+        if let Some(i) = self.stream_index(stream) {
+            self.paused[i] = paused;
+            let _ = self.commands.send(if paused { Command::Pause(i) } else { Command::Resume(i) });
+        }
+    }
+}
+
+fn stopped() -> Error {
+    Error::Transport("the embedded log's group member thread stopped".into())
+}
+
+impl Subscription for SqliteSubscription {
+    fn recv(&mut self) -> BoxFuture<'_, Result<Event>> {
+        Box::pin(async move {
+            self.release_revoked();
+            if let Some(event) = self.from_stash() {
+                return Ok(event);
+            }
+            loop {
+                let event = self.events.recv().await.ok_or_else(stopped)?;
+                if let Some(event) = self.accept(event) {
+                    return Ok(event);
+                }
+            }
+        })
+    }
+
+    fn try_recv(&mut self) -> Result<Option<Event>> {
+        self.release_revoked();
+        if let Some(event) = self.from_stash() {
+            return Ok(Some(event));
+        }
+        loop {
+            match self.events.try_recv() {
+                Ok(event) => {
+                    if let Some(event) = self.accept(event) {
+                        return Ok(Some(event));
+                    }
+                }
+                Err(async_mpsc::error::TryRecvError::Empty) => return Ok(None),
+                Err(async_mpsc::error::TryRecvError::Disconnected) => return Err(stopped()),
+            }
+        }
+    }
+
+    fn commit(&mut self, stream: &str, partition: u32, next_offset: u64, metadata: &str) -> Result<()> {
+        let stream = self
+            .stream_index(stream)
+            .ok_or_else(|| Error::Config(format!("commit for `{stream}`, which this member does not read")))?;
+        let command = Command::Commit { stream, partition, offset: next_offset, metadata: metadata.to_owned() };
+        self.commands.send(command).map_err(|_| stopped())
+    }
+
+    fn pause(&mut self, stream: &str) {
+        self.set_paused(stream, true);
+    }
+
+    fn resume(&mut self, stream: &str) {
+        self.set_paused(stream, false);
+    }
+}
+
+impl Drop for SqliteSubscription {
+    fn drop(&mut self) {
+        // Closing both channels ends the thread, which writes the last commits and leaves the group.
+        self.events.close();
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.commands, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

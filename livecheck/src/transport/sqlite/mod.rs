@@ -1,0 +1,481 @@
+//! The embedded transport: a log in an SQLite database (WAL mode) that several processes on one machine share.
+//!
+//! Each stream partition is a sequence of rows numbered by offset; consumer groups keep their committed offsets
+//! (with metadata) in the database, so a process that restarts continues where its group left off. No SQL runs
+//! on the async runtime: one writer thread appends with group commit (publishes that arrive together share a
+//! transaction), each group member has a thread that heartbeats, hands partitions over and reads, and the other
+//! queries run on a small pool of connections off the async threads. Members notice new rows by polling SQLite's
+//! `data_version` every 2 ms, which is cheap and keeps the latency between processes in the low milliseconds.
+
+mod leader;
+mod member;
+mod writer;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use rusqlite::{params, Connection};
+
+use super::{check_co_partitioned, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport};
+use crate::{context::Headers, sync::lock, Error, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS streams (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (
+    stream TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (stream, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    stream TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    key TEXT, value BLOB NOT NULL, headers BLOB NOT NULL, published_ms INTEGER NOT NULL,
+    PRIMARY KEY (stream, partition, offset)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsets (
+    grp TEXT NOT NULL, stream TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (grp, stream, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_members (
+    grp TEXT NOT NULL, streams TEXT NOT NULL, member TEXT NOT NULL, heartbeat_ms INTEGER NOT NULL,
+    PRIMARY KEY (grp, streams, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partition_owners (
+    grp TEXT NOT NULL, streams TEXT NOT NULL, partition INTEGER NOT NULL, member TEXT NOT NULL,
+    PRIMARY KEY (grp, streams, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (grp TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+";
+
+/// Offsets committed by an earlier version of this log (without metadata) carried over once.
+const CARRY_OVER_COMMITS: &str = "INSERT OR IGNORE INTO offsets (grp, stream, partition, next_offset)
+    SELECT grp, stream, partition, next_offset FROM commits";
+
+/// Streams in an SQLite database file shared by the processes of one machine.
+#[derive(Clone)]
+pub struct SqliteTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    default_partitions: u32,
+    retention: Duration,
+    member_timeout: Duration,
+    lease: Duration,
+    /// Started on first publish, with the options then set.
+    writer: OnceLock<writer::Writer>,
+    /// Connections for queries, used off the async threads.
+    readers: Mutex<Vec<Connection>>,
+    partitions: Mutex<HashMap<String, u32>>,
+}
+
+fn sql(error: rusqlite::Error) -> Error {
+    Error::Transport(format!("sqlite: {error}"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let connection = Connection::open(path).map_err(sql)?;
+    connection.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+    connection.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+    connection.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+    Ok(connection)
+}
+
+impl SqliteTransport {
+    /// Opens (creating if needed) the log at `path`; its directory is created too.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Transport(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let connection = connect(&path)?;
+        connection.execute_batch(SCHEMA).map_err(sql)?;
+        // Absent in logs this version created: nothing to carry over then.
+        let _ = connection.execute(CARRY_OVER_COMMITS, []);
+        Ok(SqliteTransport {
+            inner: Arc::new(Inner {
+                path,
+                default_partitions: 8,
+                retention: Duration::from_secs(7 * 24 * 3600),
+                member_timeout: Duration::from_secs(5),
+                lease: Duration::from_secs(5),
+                writer: OnceLock::new(),
+                readers: Mutex::new(vec![connection]),
+                partitions: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Partitions of streams created on first use (default 8). Call before sharing the transport.
+    #[must_use]
+    pub fn with_partitions(self, partitions: u32) -> Self {
+        self.rebuild(|inner| inner.default_partitions = partitions.max(1))
+    }
+
+    /// How long messages are kept (default 7 days).
+    #[must_use]
+    pub fn with_retention(self, retention: Duration) -> Self {
+        self.rebuild(|inner| inner.retention = retention)
+    }
+
+    /// How long a leader's lease and a group member's heartbeat last (default 5 s); a process that stops is
+    /// replaced after this long.
+    #[must_use]
+    pub fn with_liveness(self, timeout: Duration) -> Self {
+        self.rebuild(|inner| {
+            inner.lease = timeout;
+            inner.member_timeout = timeout;
+        })
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                change(&mut inner);
+                SqliteTransport { inner: Arc::new(inner) }
+            }
+            Err(shared) => {
+                tracing::warn!("SqliteTransport options must be set before the transport is shared; ignored");
+                SqliteTransport { inner: shared }
+            }
+        }
+    }
+
+    fn writer(&self) -> Result<&writer::Writer> {
+        if let Some(writer) = self.inner.writer.get() {
+            return Ok(writer);
+        }
+        let started = writer::Writer::start(&self.inner.path, self.inner.default_partitions, self.inner.retention)?;
+        // Another task may have started one meanwhile; the spare one stops at once.
+        Ok(self.inner.writer.get_or_init(|| started))
+    }
+
+    /// Runs `query` on a pooled connection, off the async threads.
+    async fn query<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = lock(&inner.readers).pop();
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => connect(&inner.path)?,
+            };
+            let result = query(&connection).map_err(sql);
+            let mut readers = lock(&inner.readers);
+            if readers.len() < 4 {
+                readers.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Transport(format!("a query task failed: {e}")))?
+    }
+
+    /// The stream's partition count, creating the stream with `partitions` if it does not exist.
+    async fn ensure_stream(&self, stream: &str, partitions: u32) -> Result<u32> {
+        if let Some(n) = lock(&self.inner.partitions).get(stream) {
+            return Ok(*n);
+        }
+        let name = stream.to_owned();
+        let n = self
+            .query(move |connection| {
+                connection.execute(
+                    "INSERT OR IGNORE INTO streams (name, partitions) VALUES (?1, ?2)",
+                    params![name, partitions],
+                )?;
+                connection.query_row("SELECT partitions FROM streams WHERE name = ?1", [name], |row| row.get(0))
+            })
+            .await?;
+        lock(&self.inner.partitions).insert(stream.to_owned(), n);
+        Ok(n)
+    }
+}
+
+impl Transport for SqliteTransport {
+    fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.ensure_stream(stream, partitions.max(1)).await.map(|_| ()) })
+    }
+
+    fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, Result<Delivery>> {
+        Box::pin(async move { self.writer()?.publish(stream, message).await })
+    }
+
+    fn subscribe<'a>(&'a self, streams: &'a [&'a str], group: &'a str) -> BoxFuture<'a, Result<Box<dyn Subscription>>> {
+        Box::pin(async move {
+            let mut counts = Vec::new();
+            for stream in streams {
+                counts.push((*stream, self.ensure_stream(stream, self.inner.default_partitions).await?));
+            }
+            let partitions = check_co_partitioned(&counts)?;
+            let (path, group, timeout) = (self.inner.path.clone(), group.to_owned(), self.inner.member_timeout);
+            let streams: Vec<Arc<str>> = streams.iter().map(|s| Arc::<str>::from(*s)).collect();
+            let join = move || {
+                let connection = connect(&path)?;
+                member::join(member::MemberConfig { connection, group, streams, partitions, member_timeout: timeout })
+            };
+            let subscription = tokio::task::spawn_blocking(join)
+                .await
+                .map_err(|e| Error::Transport(format!("joining the group failed: {e}")))??;
+            Ok(Box::new(subscription) as Box<dyn Subscription>)
+        })
+    }
+
+    fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<u64>>> {
+        Box::pin(async move {
+            let partitions = self.ensure_stream(stream, self.inner.default_partitions).await?;
+            let name = stream.to_owned();
+            self.query(move |connection| {
+                let mut ends = vec![0; partitions as usize];
+                let mut statement =
+                    connection.prepare_cached("SELECT partition, next_offset FROM heads WHERE stream = ?1")?;
+                let rows = statement.query_map([name], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)?)))?;
+                for row in rows {
+                    let (partition, next) = row?;
+                    if let Some(end) = ends.get_mut(partition as usize) {
+                        *end = next as u64;
+                    }
+                }
+                Ok(ends)
+            })
+            .await
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        stream: &'a str,
+        partition: u32,
+        from: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Received>>> {
+        let name: Arc<str> = stream.into();
+        Box::pin(self.query(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT offset, key, value, headers FROM messages
+                 WHERE stream = ?1 AND partition = ?2 AND offset >= ?3 ORDER BY offset LIMIT ?4",
+            )?;
+            let rows = statement.query_map(params![&*name, partition, from as i64, limit as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get::<_, Vec<u8>>(3)?))
+            })?;
+            let mut read = Vec::new();
+            for row in rows {
+                let (offset, key, value, headers) = row?;
+                let headers = decode_headers(&headers).unwrap_or_default();
+                let message = Arc::new(Message { key, value, headers });
+                read.push(Received { stream: name.clone(), partition, offset: offset as u64, message });
+            }
+            Ok(read)
+        }))
+    }
+
+    fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>> {
+        Box::pin(async move {
+            let (path, group, lease) = (self.inner.path.clone(), group.to_owned(), self.inner.lease);
+            tokio::task::spawn_blocking(move || Ok(leader::candidacy(connect(&path)?, &group, lease)))
+                .await
+                .map_err(|e| Error::Transport(format!("joining the election failed: {e}")))?
+        })
+    }
+}
+
+/// Headers as stored: for each, the name's length (u16), the name, the value's length (u32), the value.
+fn encode_headers(headers: &Headers) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in headers.iter() {
+        let name = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+fn decode_headers(mut bytes: &[u8]) -> Option<Headers> {
+    let mut headers = Headers::new();
+    while !bytes.is_empty() {
+        let name_len = u16::from_le_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
+        let name = std::str::from_utf8(bytes.get(2..2 + name_len)?).ok()?.to_owned();
+        bytes = &bytes[2 + name_len..];
+        let value_len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let value = bytes.get(4..4 + value_len)?.to_vec();
+        bytes = &bytes[4 + value_len..];
+        headers.push(name, value);
+    }
+    Some(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Event;
+
+    /// A database file removed at the end of the test.
+    struct TempDb(PathBuf);
+
+    impl TempDb {
+        fn new() -> Self {
+            let name = format!("livecheck-test-{}.sqlite3", fastrand::u64(..));
+            TempDb(std::env::temp_dir().join(name))
+        }
+
+        fn open(&self) -> SqliteTransport {
+            SqliteTransport::open(&self.0).unwrap().with_partitions(4).with_liveness(Duration::from_millis(600))
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    fn msg(key: &str, value: &str) -> Message {
+        let mut headers = Headers::new();
+        headers.push("LiveCheck-Test-Id", key);
+        Message { key: Some(key.into()), value: value.as_bytes().to_vec(), headers }
+    }
+
+    async fn next_event(sub: &mut Box<dyn Subscription>) -> Event {
+        tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.expect("an event in time").unwrap()
+    }
+
+    /// The next message, passing over assignment events.
+    async fn recv(sub: &mut Box<dyn Subscription>) -> Received {
+        loop {
+            if let Event::Message(received) = next_event(sub).await {
+                return received;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_with_headers_travel_between_two_handles_on_one_file_in_key_order() {
+        let db = TempDb::new();
+        let (producer, consumer) = (db.open(), db.open());
+        let mut sub = consumer.subscribe(&["s"], "g").await.unwrap();
+        let a = producer.publish("s", msg("k", "1")).await.unwrap();
+        let b = producer.publish("s", msg("k", "2")).await.unwrap();
+        assert_eq!((a.partition, b.offset), (b.partition, a.offset + 1));
+        let first = recv(&mut sub).await;
+        assert_eq!(first.message.value, b"1");
+        assert_eq!(&*first.stream, "s");
+        assert_eq!(first.message.headers.get("livecheck-test-id"), Some(&b"k"[..]));
+        assert_eq!(recv(&mut sub).await.message.value, b"2");
+        let read = producer.read("s", a.partition, 1, 10).await.unwrap();
+        assert_eq!(read.iter().map(|r| r.message.value.clone()).collect::<Vec<_>>(), vec![b"2".to_vec()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publishes_made_together_share_transactions_and_each_gets_its_own_offset() {
+        let db = TempDb::new();
+        let transport = db.open();
+        let publishes = (0..500).map(|i| {
+            let transport = transport.clone();
+            tokio::spawn(async move { transport.publish("s", msg("one-key", &i.to_string())).await.unwrap() })
+        });
+        let mut offsets: Vec<u64> = Vec::new();
+        for publish in publishes.collect::<Vec<_>>() {
+            offsets.push(publish.await.unwrap().offset);
+        }
+        offsets.sort_unstable();
+        assert_eq!(offsets, (0..500).collect::<Vec<_>>());
+        assert_eq!(transport.end_offsets("s").await.unwrap().iter().sum::<u64>(), 500);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_consumer_continues_from_its_groups_committed_offsets_and_metadata() {
+        let db = TempDb::new();
+        let producer = db.open();
+        for i in 0..3 {
+            producer.publish("s", msg("k", &i.to_string())).await.unwrap();
+        }
+        {
+            let first_run = db.open();
+            let mut sub = first_run.subscribe(&["s"], "g").await.unwrap();
+            let done = recv(&mut sub).await;
+            sub.commit("s", done.partition, done.offset + 1, "reports=3").unwrap();
+            let _not_committed = recv(&mut sub).await;
+        }
+        producer.publish("s", msg("k", "3")).await.unwrap();
+        let restarted = db.open();
+        let mut sub = restarted.subscribe(&["s"], "g").await.unwrap();
+        let Event::Assigned(assigned) = next_event(&mut sub).await else { panic!("assigned first") };
+        let partition = producer.publish("s", msg("k", "4")).await.unwrap().partition;
+        let mine = assigned.iter().find(|a| a.partition == partition).unwrap();
+        assert_eq!(mine.committed("s").unwrap().metadata, "reports=3");
+        let values: Vec<Vec<u8>> = [recv(&mut sub).await, recv(&mut sub).await, recv(&mut sub).await]
+            .into_iter()
+            .map(|r| r.message.value.clone())
+            .collect();
+        assert_eq!(values, vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()], "nothing lost, nothing committed twice");
+    }
+
+    #[tokio::test]
+    async fn a_partition_moves_to_a_joining_member_only_after_its_owner_let_go() {
+        let db = TempDb::new();
+        let mut a = db.open().subscribe(&["s", "t"], "g").await.unwrap();
+        let Event::Assigned(all) = next_event(&mut a).await else { panic!("a gets every partition") };
+        assert_eq!(all.len(), 4);
+        let mut b = db.open().subscribe(&["s", "t"], "g").await.unwrap();
+        let Event::Revoked(revoked) = next_event(&mut a).await else { panic!("a gives up half") };
+        assert_eq!(revoked.len(), 2);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(b.try_recv().unwrap().is_none(), "b waits until a let go");
+        assert!(a.try_recv().unwrap().is_none(), "a lets go");
+        let Event::Assigned(taken) = next_event(&mut b).await else { panic!("b takes them") };
+        let mut taken: Vec<u32> = taken.iter().map(|t| t.partition).collect();
+        taken.sort_unstable();
+        assert_eq!(taken, revoked);
+    }
+
+    #[tokio::test]
+    async fn streams_consumed_together_must_have_the_same_partitions() {
+        let db = TempDb::new();
+        let transport = db.open();
+        transport.create_stream("eight", 8).await.unwrap();
+        transport.create_stream("two", 2).await.unwrap();
+        let error = transport.subscribe(&["eight", "two"], "g").await.err().unwrap().to_string();
+        assert!(error.contains("`eight` (8 partitions)") && error.contains("`two` (2 partitions)"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn one_leader_at_a_time_and_another_takes_over_when_it_leaves() {
+        let db = TempDb::new();
+        let a = db.open().elect_leader("g").await.unwrap();
+        let b = db.open().elect_leader("g").await.unwrap();
+        assert!(a.is_leader());
+        assert!(!b.is_leader());
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !b.is_leader() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("b becomes leader");
+    }
+
+    #[test]
+    fn headers_round_trip_through_their_stored_form() {
+        let mut headers = Headers::new();
+        headers.push("a", "1");
+        headers.push("", vec![0xff, 0]);
+        headers.push("LiveCheck-Test-Id", "x".repeat(1000));
+        assert_eq!(decode_headers(&encode_headers(&headers)), Some(headers));
+        assert_eq!(decode_headers(&[5, 0, b'a']), None, "truncated");
+    }
+}

@@ -1,0 +1,220 @@
+//! The one thread that appends to the embedded log, with group commit: publishes that arrive together share one
+//! transaction, and each resolves only once that transaction is durable.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{connect, encode_headers, now_ms};
+use crate::{
+    transport::{partition_for_key, Delivery, Message},
+    Error, Result,
+};
+
+/// The most publishes one transaction takes.
+const MAX_BATCH: usize = 1024;
+/// How often messages older than the retention are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+struct Publish {
+    stream: String,
+    message: Message,
+    done: oneshot::Sender<Result<Delivery>>,
+}
+
+/// The handle of the writer thread; the thread ends when this is dropped, after writing what it was given.
+pub(super) struct Writer {
+    requests: Option<mpsc::Sender<Publish>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer on its own connection to `path`; streams it creates get `partitions` partitions.
+    pub(super) fn start(path: &Path, partitions: u32, retention: Duration) -> Result<Writer> {
+        let connection = connect(path)?;
+        let (requests, received) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("livecheck-sqlite-writer".into())
+            .spawn(move || WriterThread::new(connection, partitions, retention).run(received))
+            .map_err(|e| Error::Transport(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { requests: Some(requests), thread: Some(thread) })
+    }
+
+    /// Appends `message` to `stream`; resolves once it is stored.
+    pub(super) async fn publish(&self, stream: &str, message: Message) -> Result<Delivery> {
+        let (done, delivered) = oneshot::channel();
+        let publish = Publish { stream: stream.to_owned(), message, done };
+        let sent = self.requests.as_ref().map(|r| r.send(publish));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(Error::Transport("the embedded log's writer has stopped".into()));
+        }
+        delivered.await.map_err(|_| Error::Transport("the embedded log's writer stopped before writing".into()))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct WriterThread {
+    connection: Connection,
+    default_partitions: u32,
+    retention: Duration,
+    partitions: HashMap<String, u32>,
+    next_retention: Instant,
+}
+
+impl WriterThread {
+    fn new(connection: Connection, default_partitions: u32, retention: Duration) -> Self {
+        WriterThread {
+            connection,
+            default_partitions,
+            retention,
+            partitions: HashMap::new(),
+            next_retention: Instant::now() + RETENTION_EVERY,
+        }
+    }
+
+    fn run(mut self, requests: mpsc::Receiver<Publish>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = vec![first];
+            batch.extend(requests.try_iter().take(MAX_BATCH - 1));
+            let (done, work): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.done, (p.stream, p.message))).unzip();
+            match self.append(work) {
+                Ok(deliveries) => {
+                    for (done, delivery) in done.into_iter().zip(deliveries) {
+                        let _ = done.send(Ok(delivery));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "appending to the embedded log failed");
+                    for done in done {
+                        let _ = done.send(Err(Error::Transport(format!("appending to the embedded log: {error}"))));
+                    }
+                }
+            }
+            if Instant::now() >= self.next_retention {
+                self.next_retention = Instant::now() + RETENTION_EVERY;
+                if let Err(error) = self.apply_retention() {
+                    tracing::warn!(%error, "deleting old messages from the embedded log failed");
+                }
+            }
+        }
+    }
+
+    /// Appends every message in one transaction.
+    fn append(&mut self, work: Vec<(String, Message)>) -> rusqlite::Result<Vec<Delivery>> {
+        let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut heads: HashMap<(String, u32), i64> = HashMap::new();
+        let mut deliveries = Vec::with_capacity(work.len());
+        let published_ms = now_ms();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (stream, partition, offset, key, value, headers, published_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (stream, message) in work {
+                let partitions = stream_partitions(&tx, &mut self.partitions, &stream, self.default_partitions)?;
+                let partition = match &message.key {
+                    Some(key) => partition_for_key(key.as_bytes(), partitions),
+                    None => fastrand::u32(..partitions),
+                };
+                let head = match heads.get_mut(&(stream.clone(), partition)) {
+                    Some(head) => head,
+                    None => {
+                        let next: Option<i64> = tx
+                            .query_row(
+                                "SELECT next_offset FROM heads WHERE stream = ?1 AND partition = ?2",
+                                params![stream, partition],
+                                |row| row.get(0),
+                            )
+                            .optional()?;
+                        heads.entry((stream.clone(), partition)).or_insert(next.unwrap_or(0))
+                    }
+                };
+                let offset = *head;
+                *head += 1;
+                let headers = encode_headers(&message.headers);
+                insert.execute(params![
+                    stream,
+                    partition,
+                    offset,
+                    message.key,
+                    message.value,
+                    headers,
+                    published_ms
+                ])?;
+                deliveries.push(Delivery { partition, offset: offset as u64 });
+            }
+            let mut advance = tx.prepare_cached(
+                "INSERT INTO heads (stream, partition, next_offset) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (stream, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            )?;
+            for ((stream, partition), next) in &heads {
+                advance.execute(params![stream, partition, next])?;
+            }
+        }
+        tx.commit()?;
+        Ok(deliveries)
+    }
+
+    /// Deletes, partition by partition, the messages published before the retention horizon (the oldest come
+    /// first in offset order, so only those are visited).
+    fn apply_retention(&mut self) -> rusqlite::Result<()> {
+        let horizon = now_ms() - self.retention.as_millis() as i64;
+        let partitions: Vec<(String, u32)> = {
+            let mut statement = self.connection.prepare("SELECT stream, partition FROM heads")?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (stream, partition) in partitions {
+            let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let keep_from: Option<i64> = tx
+                .query_row(
+                    "SELECT offset FROM messages WHERE stream = ?1 AND partition = ?2 AND published_ms >= ?3
+                     ORDER BY offset LIMIT 1",
+                    params![stream, partition, horizon],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let keep_from = match keep_from {
+                Some(offset) => offset,
+                None => i64::MAX,
+            };
+            tx.execute(
+                "DELETE FROM messages WHERE stream = ?1 AND partition = ?2 AND offset < ?3",
+                params![stream, partition, keep_from],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// The partition count of `stream`, creating it with `default` partitions if it does not exist.
+pub(super) fn stream_partitions(
+    tx: &Transaction<'_>,
+    known: &mut HashMap<String, u32>,
+    stream: &str,
+    default: u32,
+) -> rusqlite::Result<u32> {
+    if let Some(n) = known.get(stream) {
+        return Ok(*n);
+    }
+    tx.execute("INSERT OR IGNORE INTO streams (name, partitions) VALUES (?1, ?2)", params![stream, default])?;
+    let n: u32 = tx.query_row("SELECT partitions FROM streams WHERE name = ?1", [stream], |row| row.get(0))?;
+    known.insert(stream.to_owned(), n);
+    Ok(n)
+}
