@@ -1,8 +1,12 @@
-//! What the Rust side writes is read by the Python implementation's own models (faust-streaming from PyPI;
-//! `.ci/run` installs it). Outside CI the test is skipped when faust is not installed.
+//! What the Rust side writes is read by the Python implementation's own models (faust-streaming from PyPI).
+//! `scripts/test` installs it into `.venv`; without it the test fails, saying how to install it.
+//!
+//! The interpreter: `LIVECHECK_PYTHON`, else `.venv/bin/python` at the workspace root, else `python3`.
 
 use std::{
+    ffi::OsString,
     io::Write,
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -29,21 +33,39 @@ impl Case for Order {
     }
 }
 
-fn faust_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import faust.livecheck.models"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// The Python interpreter to run faust with: `LIVECHECK_PYTHON`, else the workspace's `.venv`, else `python3`.
+fn python() -> OsString {
+    if let Some(python) = std::env::var_os("LIVECHECK_PYTHON") {
+        return python;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate is in the workspace");
+    let venv = root.join(".venv/bin/python");
+    if venv.exists() {
+        venv.into_os_string()
+    } else {
+        "python3".into()
+    }
+}
+
+/// Fails the test, saying how to install faust, unless `python` can import its LiveCheck models.
+fn require_faust(python: &OsString) {
+    let why = match Command::new(python).args(["-c", "import faust.livecheck.models"]).output() {
+        Ok(out) if out.status.success() => return,
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or_default().to_owned(),
+        Err(error) => error.to_string(),
+    };
+    panic!(
+        "python3 with faust-streaming 0.15.3 is needed ({} cannot import faust.livecheck.models: {why}): run \
+         scripts/test, or `python3 -m venv .venv && .venv/bin/pip install faust-streaming==0.15.3` at the workspace \
+         root (or set LIVECHECK_PYTHON to an interpreter that has it)",
+        Path::new(python).display()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn python_faust_decodes_our_executions_signals_and_reports() {
-    if !faust_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install faust-streaming (see .ci/run)");
-        eprintln!("skipped: python3 with faust-streaming is not installed");
-        return;
-    }
+    let python = python();
+    require_faust(&python);
     let transport = MemoryTransport::new();
     let app = LiveCheck::builder().transport(transport.clone()).clock(Clock::follow_tokio()).build();
     let case = app
@@ -79,7 +101,7 @@ async fn python_faust_decodes_our_executions_signals_and_reports() {
     assert_eq!(states, vec![livecheck::State::Pass, livecheck::State::Timeout]);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/decode_with_faust.py");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(&python)
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,5 +1,6 @@
 //! The LiveCheck tutorial: a stock ordering system (`worker`), the LiveCheck instance that tests it
-//! (`livecheck`), a client (`post-order`), and all of it in one process (`demo`).
+//! (`livecheck`), a client (`post-order`), all of it in one process (`demo`), and a fault-injection run of it
+//! (`chaos`).
 //!
 //! ```text
 //! orders worker -l info          # terminal 1: web server on :6066 and the order agents
@@ -8,11 +9,12 @@
 //! ```
 
 mod cache;
+mod chaos;
 mod order;
 mod test_order;
 mod worker;
 
-use std::time::Duration;
+use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use livecheck::{transport, LiveCheck};
@@ -74,19 +76,46 @@ enum Command {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Fault injection: checks that every execution gets one PASS report while instances are killed.
+    ///
+    /// Worker and LiveCheck instances as separate processes, on a fresh log in a temporary directory (or
+    /// `--broker`), under load while instances are killed, restarted, added and removed; then counts the
+    /// executions lost, duplicated and wrong. Exit status 1 if there are any.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn app(broker: Option<&str>) -> anyhow::Result<LiveCheck> {
     Ok(LiveCheck::builder().shared_transport(transport::from_env(broker)?).build())
 }
 
+/// Waits `seconds` (forever if `None`), or until the process is interrupted.
 async fn until_stopped(seconds: Option<u64>) {
     match seconds {
-        Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
+        Some(seconds) => {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+                () = until_interrupted() => {}
+            }
+        }
+        None => until_interrupted().await,
+    }
+}
+
+/// Waits for Ctrl-C (SIGINT) or, on unix, SIGTERM: both stop the process gracefully. Returns at once if they
+/// cannot be watched.
+async fn until_interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
         }
     }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Starts the LiveCheck instance: the case gets the cache table and the worker's URL.
@@ -133,7 +162,7 @@ async fn post_order(base_url: &str, side: &str) -> anyhow::Result<String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(cli.loglevel.as_str())
@@ -188,6 +217,11 @@ async fn main() -> anyhow::Result<()> {
             livecheck.shutdown().await;
             worker.stop().await;
         }
+        Command::Chaos(args) => {
+            if !chaos::run(args, broker, cache_url).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! The tutorial end to end: the real `worker` and `livecheck` processes on the embedded transport, as a user runs
-//! them; then a broken stage at a time, and finally a stopped worker.
+//! them; then a broken stage at a time, and finally a stopped worker. The Redis test needs `redis-server`
+//! (`LIVECHECK_REDIS_SERVER`, else the one on PATH; `scripts/test` installs it).
 
 use std::{
     process::{Child, Command, Stdio},
@@ -7,11 +8,14 @@ use std::{
 };
 
 use livecheck::{
-    transport::{SqliteTransport, Subscription, Transport},
+    transport::{Event, SqliteTransport, Subscription, Transport},
     State, TestReport,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_orders");
+
+/// How long a process may take to answer on its HTTP port after it was started.
+const READY_WITHIN: Duration = Duration::from_secs(30);
 
 /// A child process killed when the test ends, however it ends.
 struct Process(Child);
@@ -65,6 +69,25 @@ impl Tutorial {
         args.extend_from_slice(breakage);
         self.spawn(&args)
     }
+
+    /// Waits until `url`, served by `process` (spawned as `name`), answers HTTP with any status; fails with the
+    /// process's log if it exits first or does not answer within [`READY_WITHIN`].
+    async fn wait_until_answering(&self, process: &mut Process, name: &str, url: &str) {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if client.get(url).send().await.is_ok() {
+                return;
+            }
+            if let Some(status) = process.0.try_wait().unwrap() {
+                panic!("{name} exited ({status}) before {url} answered; its log:\n{}", self.log(name));
+            }
+            if Instant::now() >= deadline {
+                panic!("{name} did not answer on {url} within {READY_WITHIN:?}; its log:\n{}", self.log(name));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Tutorial {
@@ -85,7 +108,9 @@ async fn expect_report(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let received = match tokio::time::timeout(left, reports.recv()).await {
-            Ok(received) => received.unwrap(),
+            Ok(Ok(Event::Message(received))) => received,
+            Ok(Ok(_assignment)) => continue,
+            Ok(Err(error)) => panic!("reading reports failed: {error}"),
             Err(_) => panic!("no report {what} within {within:?}; saw {seen:?}"),
         };
         let report: TestReport = serde_json::from_slice(&received.message.value).unwrap();
@@ -102,7 +127,8 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let base_url = format!("http://127.0.0.1:{}", tutorial.port);
     let mut worker = tutorial.worker(&[]);
     let status_port = free_port().to_string();
-    let _livecheck = tutorial.spawn(&[
+    let status_url = format!("http://127.0.0.1:{status_port}/");
+    let mut livecheck = tutorial.spawn(&[
         "livecheck",
         "--base-url",
         &base_url,
@@ -115,12 +141,13 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     ]);
 
     let db = tutorial.broker.trim_start_matches("sqlite://");
-    let mut reports = SqliteTransport::open(db).unwrap().subscribe("livecheck-report", "e2e").await.unwrap();
+    let mut reports = SqliteTransport::open(db).unwrap().subscribe(&["livecheck-report"], "e2e").await.unwrap();
     let is_test = |state: State| move |r: &TestReport| r.test.is_some() && r.state == state;
 
     // Orders placed by a client, and the instance's own fake orders, pass.
     let client = reqwest::Client::new();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tutorial.wait_until_answering(&mut worker, "worker", &format!("{base_url}/")).await;
+    tutorial.wait_until_answering(&mut livecheck, "livecheck", &status_url).await;
     for _ in 0..4 {
         let response = client.get(format!("{base_url}/order/init/sell/")).send().await.unwrap();
         assert!(response.status().is_success());
@@ -130,14 +157,14 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let pass = expect_report(&mut reports, Duration::from_secs(30), "PASS", is_test(State::Pass)).await;
     assert_eq!(pass.case_name, "orders.test_order");
     assert_eq!(pass.signal_latency.0.len(), 4, "{pass:?}");
-    let status: serde_json::Value =
-        client.get(format!("http://127.0.0.1:{status_port}/")).send().await.unwrap().json().await.unwrap();
+    let status: serde_json::Value = client.get(&status_url).send().await.unwrap().json().await.unwrap();
     assert!(status["cases"]["orders.test_order"]["counts"].is_array(), "{status}");
     assert!(status["metrics"]["tests_finished"].as_u64().unwrap() >= 1, "{status}");
 
     // A worker that changes the side: FAIL, with the assertion's message.
     drop(worker);
     worker = tutorial.worker(&["--flip-side"]);
+    tutorial.wait_until_answering(&mut worker, "worker", &format!("{base_url}/")).await;
     // (A test in flight when a worker stops may time out: look for the failures the breakage causes.)
     let says = |r: &TestReport, text: &str| r.error.as_deref().is_some_and(|e| e.contains(text));
     let fail = expect_report(&mut reports, Duration::from_secs(30), "FAIL on the side", |r| {
@@ -149,6 +176,7 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     // A worker that never executes: TIMEOUT on order_executed.
     drop(worker);
     worker = tutorial.worker(&["--skip-signal", "order_executed"]);
+    tutorial.wait_until_answering(&mut worker, "worker", &format!("{base_url}/")).await;
     let timeout = expect_report(&mut reports, Duration::from_secs(30), "TIMEOUT on order_executed", |r| {
         is_test(State::Timeout)(r) && says(r, "order_executed")
     })
@@ -171,10 +199,12 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     }
 }
 
-/// `redis-server` on a free loopback port, stopped with the test; `None` when it is not installed (outside CI).
-fn redis_server(dir: &std::path::Path) -> Option<(Process, u16)> {
+/// `redis-server` (`LIVECHECK_REDIS_SERVER`, else the one on PATH) on a free loopback port, stopped with the test;
+/// fails the test, saying how to install it, when it cannot be started.
+fn redis_server(dir: &std::path::Path) -> (Process, u16) {
+    let binary = std::env::var_os("LIVECHECK_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
     let port = free_port();
-    let spawned = Command::new("redis-server")
+    let spawned = Command::new(&binary)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
@@ -182,21 +212,19 @@ fn redis_server(dir: &std::path::Path) -> Option<(Process, u16)> {
         .stderr(Stdio::null())
         .spawn();
     match spawned {
-        Ok(child) => Some((Process(child), port)),
-        Err(error) => {
-            assert!(std::env::var_os("CI").is_none(), "CI must install redis-server (see .ci/run): {error}");
-            eprintln!("skipped: redis-server is not installed ({error})");
-            None
-        }
+        Ok(child) => (Process(child), port),
+        Err(error) => panic!(
+            "redis-server is needed ({} could not be started: {error}): run scripts/test, or \
+             `apt-get install redis-server` (or set LIVECHECK_REDIS_SERVER to its path)",
+            std::path::Path::new(&binary).display()
+        ),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorial_passes_with_its_cache_in_redis() {
     let tutorial = Tutorial::new();
-    let Some((_redis, redis_port)) = redis_server(&tutorial.dir) else {
-        return;
-    };
+    let (_redis, redis_port) = redis_server(&tutorial.dir);
     let cache = format!("redis://127.0.0.1:{redis_port}");
     let base_url = format!("http://127.0.0.1:{}", tutorial.port);
     let port = tutorial.port.to_string();
@@ -211,12 +239,15 @@ async fn the_tutorial_passes_with_its_cache_in_redis() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut connection = connection.expect("redis-server accepts connections");
-    let _worker = tutorial.spawn(&["worker", "--port", &port, "--cache", &cache]);
+    let mut worker = tutorial.spawn(&["worker", "--port", &port, "--cache", &cache]);
     let status_port = free_port().to_string();
-    let _livecheck = tutorial.spawn(&["livecheck", "--base-url", &base_url, "--port", &status_port, "--cache", &cache]);
+    let mut livecheck =
+        tutorial.spawn(&["livecheck", "--base-url", &base_url, "--port", &status_port, "--cache", &cache]);
+    tutorial.wait_until_answering(&mut worker, "worker", &format!("{base_url}/")).await;
+    tutorial.wait_until_answering(&mut livecheck, "livecheck", &format!("http://127.0.0.1:{status_port}/")).await;
 
     let db = tutorial.broker.trim_start_matches("sqlite://");
-    let mut reports = SqliteTransport::open(db).unwrap().subscribe("livecheck-report", "e2e").await.unwrap();
+    let mut reports = SqliteTransport::open(db).unwrap().subscribe(&["livecheck-report"], "e2e").await.unwrap();
     let pass =
         expect_report(&mut reports, Duration::from_secs(30), "PASS", |r| r.test.is_some() && r.state == State::Pass)
             .await;

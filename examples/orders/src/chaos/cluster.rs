@@ -1,0 +1,209 @@
+//! The processes under test: one `worker` and a group of `livecheck` instances on one embedded log, each started,
+//! stopped and restarted by name, each logging into the run's directory.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitStatus,
+    time::Duration,
+};
+
+use super::process::{free_port, ChildProcess};
+
+/// How long a started process may take to answer over HTTP.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// One process of the cluster by name: its HTTP port, and its process while it runs.
+struct Node {
+    name: String,
+    port: u16,
+    process: Option<ChildProcess>,
+}
+
+impl Node {
+    fn new(name: String) -> anyhow::Result<Self> {
+        Ok(Node { name, port: free_port()?, process: None })
+    }
+}
+
+/// The worker and the LiveCheck instances, killed when dropped.
+pub(super) struct Cluster {
+    dir: PathBuf,
+    broker: String,
+    cache: Option<String>,
+    http: reqwest::Client,
+    worker: Node,
+    instances: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts the worker (probability 1: every order is a test execution) and `instances` LiveCheck instances on
+    /// `broker`, and waits until each answers over HTTP. Logs go to `dir`.
+    pub(super) async fn start(
+        dir: &Path,
+        broker: &str,
+        cache: Option<&str>,
+        instances: usize,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
+        let mut cluster = Cluster {
+            dir: dir.to_owned(),
+            broker: broker.to_owned(),
+            cache: cache.map(str::to_owned),
+            http: reqwest::Client::new(),
+            worker: Node::new("worker".into())?,
+            instances: Vec::new(),
+        };
+        let mut started = Vec::new();
+        let port = cluster.worker.port.to_string();
+        let args = cluster.args(&["worker", "--port", &port, "--probability", "1"]);
+        // Any answer will do, even 404: the worker binds its port once its agents run.
+        let url = format!("{}/", cluster.worker_url());
+        let ready = start_node(&mut cluster.worker, &cluster.http, &cluster.dir, &args, &url).await?;
+        started.push(format!("started worker {ready}"));
+        for _ in 0..instances {
+            let (index, ready) = cluster.add_instance().await?;
+            started.push(format!("started {} {ready}", cluster.instances[index].name));
+        }
+        Ok((cluster, started))
+    }
+
+    /// The worker's base URL.
+    pub(super) fn worker_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.worker.port)
+    }
+
+    /// The instance's name (`livecheck-1` …).
+    pub(super) fn instance_name(&self, index: usize) -> &str {
+        self.instances.get(index).map_or("livecheck-?", |node| &node.name)
+    }
+
+    /// Indices among `0..below` of the instances running now.
+    pub(super) fn running_instances(&self, below: usize) -> Vec<usize> {
+        (0..below.min(self.instances.len())).filter(|i| self.instances[*i].process.is_some()).collect()
+    }
+
+    /// How many instances there are, running or not.
+    pub(super) fn instance_count(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Starts one more instance (it joins the group); returns its index and a note on its start.
+    pub(super) async fn add_instance(&mut self) -> anyhow::Result<(usize, String)> {
+        self.instances.push(Node::new(format!("livecheck-{}", self.instances.len() + 1))?);
+        let index = self.instances.len() - 1;
+        let ready = self.start_instance(index).await?;
+        Ok((index, ready))
+    }
+
+    /// (Re)starts the stopped instance `index` on a fresh status port; returns a note on its start.
+    pub(super) async fn start_instance(&mut self, index: usize) -> anyhow::Result<String> {
+        let base_url = self.worker_url();
+        let node = self.instances.get_mut(index).ok_or_else(|| anyhow::anyhow!("no instance {index}"))?;
+        anyhow::ensure!(node.process.is_none(), "{} is running", node.name);
+        node.port = free_port()?;
+        let port = node.port.to_string();
+        let url = format!("http://127.0.0.1:{port}/");
+        let args = self.args(&["livecheck", "--base-url", &base_url, "--port", &port]);
+        let node = &mut self.instances[index];
+        start_node(node, &self.http, &self.dir, &args, &url).await
+    }
+
+    /// SIGKILLs instance `index`; returns its pid.
+    pub(super) fn kill_instance(&mut self, index: usize) -> anyhow::Result<u32> {
+        let node = self.instances.get_mut(index).ok_or_else(|| anyhow::anyhow!("no instance {index}"))?;
+        let mut process = node.process.take().ok_or_else(|| anyhow::anyhow!("{} is not running", node.name))?;
+        let pid = process.pid();
+        process.kill()?;
+        Ok(pid)
+    }
+
+    /// Stops instance `index` with SIGINT and waits up to `within` for its exit: its pid and exit status, `None`
+    /// when it did not exit in time (it is killed then).
+    pub(super) async fn interrupt_instance(
+        &mut self,
+        index: usize,
+        within: Duration,
+    ) -> anyhow::Result<(u32, Option<ExitStatus>)> {
+        let node = self.instances.get_mut(index).ok_or_else(|| anyhow::anyhow!("no instance {index}"))?;
+        let mut process = node.process.take().ok_or_else(|| anyhow::anyhow!("{} is not running", node.name))?;
+        let pid = process.pid();
+        Ok((pid, process.interrupt(within).await?))
+    }
+
+    /// The processes that exited without being told to since the last call, with their status; they are
+    /// forgotten (not restarted).
+    pub(super) fn unexpected_exits(&mut self) -> Vec<String> {
+        let mut exits = Vec::new();
+        for node in std::iter::once(&mut self.worker).chain(&mut self.instances) {
+            if let Some(status) = node.process.as_mut().and_then(ChildProcess::exit_status) {
+                exits.push(format!("{} exited by itself ({status})", node.name));
+                node.process = None;
+            }
+        }
+        exits
+    }
+
+    /// Tests executing now, summed over the running instances' status pages (an instance that does not answer
+    /// counts none).
+    pub(super) async fn tests_executing(&self) -> u64 {
+        let mut executing = 0;
+        for node in self.instances.iter().filter(|node| node.process.is_some()) {
+            let url = format!("http://127.0.0.1:{}/", node.port);
+            let status = self.http.get(&url).timeout(Duration::from_secs(2)).send().await;
+            if let Ok(status) = status {
+                if let Ok(status) = status.json::<serde_json::Value>().await {
+                    executing += status["metrics"]["tests_executing"].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        executing
+    }
+
+    /// The log files of the worker and of every instance.
+    pub(super) fn logs(&self) -> Vec<(String, PathBuf)> {
+        std::iter::once(&self.worker)
+            .chain(&self.instances)
+            .map(|node| (node.name.clone(), log_path(&self.dir, &node.name)))
+            .collect()
+    }
+
+    /// `command` followed by the options every process gets: the broker, the cache and the log level.
+    fn args(&self, command: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = command.iter().map(|arg| (*arg).to_owned()).collect();
+        args.extend(["--broker".into(), self.broker.clone(), "-l".into(), "warn".into()]);
+        if let Some(cache) = &self.cache {
+            args.extend(["--cache".into(), cache.clone()]);
+        }
+        args
+    }
+}
+
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
+
+/// Starts `node`'s process and waits until `url` answers; returns a note with its pid and how long that took. The
+/// process is kept in `node` even when it does not get ready, so that it is killed with the cluster.
+async fn start_node(
+    node: &mut Node,
+    http: &reqwest::Client,
+    dir: &Path,
+    args: &[String],
+    url: &str,
+) -> anyhow::Result<String> {
+    let log = log_path(dir, &node.name);
+    let process = node.process.insert(ChildProcess::spawn(&node.name, args, &log)?);
+    let pid = process.pid();
+    match process.wait_until_answering(http, url, READY_WITHIN).await {
+        Ok(took) => Ok(format!("(pid {pid}), ready after {:.1} s", took.as_secs_f64())),
+        Err(error) => {
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = log_text.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(error.context(format!(
+                "{} (pid {pid}) did not get ready; its log ends:\n{}",
+                node.name,
+                tail.join("\n")
+            )))
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The tutorial under faults, end to end: `orders chaos` places orders (each a test execution) while LiveCheck
+//! instances are killed, restarted, added and removed, and every execution must get exactly one PASS report.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orders");
+
+#[test]
+fn every_execution_gets_one_passing_report_while_instances_are_killed_and_restarted() {
+    let output = Command::new(BIN)
+        .args(["chaos", "--executions", "150", "--rate", "25", "--kills", "3", "--instances", "2"])
+        // Reports that are coming arrive well within this; a run that loses some must not take minutes.
+        .args(["--drain-timeout", "60"])
+        .env_remove("LIVECHECK_BROKER")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("orders chaos runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok().filter(serde_json::Value::is_object))
+        .unwrap_or_else(|| panic!("no JSON summary line; stdout:\n{stdout}\nstderr:\n{stderr}"));
+    for problem in ["lost", "duplicated", "wrong"] {
+        assert_eq!(summary[problem], 0, "{problem} executions; stdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+    assert_eq!(summary["issued"], 150, "executions issued; stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(output.status.success(), "orders chaos failed ({}); stdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+}
