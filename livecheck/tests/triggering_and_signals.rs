@@ -219,7 +219,9 @@ async fn a_later_signal_wakes_only_the_waiter_of_its_test() {
     livecheck::scope(Some(a), case.first.send(&9)).await.unwrap();
     until(Duration::from_secs(1), || case.woken.load(Ordering::SeqCst) == 1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(case.woken.load(Ordering::SeqCst), 1, "only test a's waiter woke");
+    assert_eq!(case.woken.load(Ordering::SeqCst), 1, "only test a's body went on");
+    // Counted in the router: a broadcast wake-up would wake b's waiter too (and send it back to sleep).
+    assert_eq!(app.metrics().signal_wakeups, 1, "only test a's waiter was woken");
     assert_eq!(case.seen.load(Ordering::SeqCst), 9);
     running.shutdown().await;
 }
@@ -365,6 +367,7 @@ async fn one_signal_among_ten_thousand_waiting_tests_wakes_exactly_one() {
     until(Duration::from_secs(1), || case.woken.load(Ordering::SeqCst) >= 1).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(case.woken.load(Ordering::SeqCst), 1);
+    assert_eq!(app.metrics().signal_wakeups, 1, "one wake-up, not one per waiting test");
     assert_eq!(case.seen.load(Ordering::SeqCst), 77);
     assert_eq!(app.metrics().tests_executing, 10_000, "the others still wait");
     assert!(reports(&transport).is_empty());

@@ -26,6 +26,9 @@ pub struct MemoryTransport {
     inner: Arc<Inner>,
 }
 
+/// Groups by name and subscribed streams.
+type Groups = Mutex<HashMap<(String, Vec<String>), Arc<Group>>>;
+
 /// Committed positions by (group, stream, partition): next offset and metadata.
 type Commits = Mutex<HashMap<(String, String, u32), (u64, String)>>;
 
@@ -33,8 +36,7 @@ struct Inner {
     default_partitions: u32,
     retention: AtomicUsize,
     streams: Mutex<HashMap<String, Arc<StreamLog>>>,
-    /// Groups by name and subscribed streams.
-    groups: Mutex<HashMap<(String, Vec<String>), Arc<Group>>>,
+    groups: Groups,
     commits: Arc<Commits>,
     elections: Arc<Mutex<HashMap<String, Vec<u64>>>>,
     next_member: AtomicU64,

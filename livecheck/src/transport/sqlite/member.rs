@@ -413,7 +413,7 @@ impl SqliteSubscription {
         }
     }
 
-    fn from_stash(&mut self) -> Option<Event> {
+    fn next_stashed(&mut self) -> Option<Event> {
         let i = self.stash.iter().position(|r| !self.is_paused(&r.stream))?;
         self.stash.remove(i).map(Event::Message)
     }
@@ -456,7 +456,7 @@ impl Subscription for SqliteSubscription {
     fn recv(&mut self) -> BoxFuture<'_, Result<Event>> {
         Box::pin(async move {
             self.release_revoked();
-            if let Some(event) = self.from_stash() {
+            if let Some(event) = self.next_stashed() {
                 return Ok(event);
             }
             loop {
@@ -470,7 +470,7 @@ impl Subscription for SqliteSubscription {
 
     fn try_recv(&mut self) -> Result<Option<Event>> {
         self.release_revoked();
-        if let Some(event) = self.from_stash() {
+        if let Some(event) = self.next_stashed() {
             return Ok(Some(event));
         }
         loop {

@@ -173,6 +173,16 @@ impl WriterThread {
     /// Deletes, partition by partition, the messages published before the retention horizon (the oldest come
     /// first in offset order, so only those are visited).
     fn apply_retention(&mut self) -> rusqlite::Result<()> {
+        // Members gone for an hour without leaving (killed), and what they held, in groups nobody rebalances any
+        // more (a table's private group, say).
+        let gone = now_ms() - 3_600_000;
+        self.connection.execute("DELETE FROM group_members WHERE heartbeat_ms < ?1", [gone])?;
+        self.connection.execute(
+            "DELETE FROM partition_owners WHERE NOT EXISTS (SELECT 1 FROM group_members m
+                 WHERE m.grp = partition_owners.grp AND m.streams = partition_owners.streams
+                 AND m.member = partition_owners.member)",
+            [],
+        )?;
         let horizon = now_ms() - self.retention.as_millis() as i64;
         let partitions: Vec<(String, u32)> = {
             let mut statement = self.connection.prepare("SELECT stream, partition FROM heads")?;
@@ -189,10 +199,7 @@ impl WriterThread {
                     |row| row.get(0),
                 )
                 .optional()?;
-            let keep_from = match keep_from {
-                Some(offset) => offset,
-                None => i64::MAX,
-            };
+            let keep_from = keep_from.unwrap_or(i64::MAX);
             tx.execute(
                 "DELETE FROM messages WHERE stream = ?1 AND partition = ?2 AND offset < ?3",
                 params![stream, partition, keep_from],
