@@ -129,6 +129,7 @@ async fn a_restart_does_not_run_again_the_tests_that_passed_behind_a_slow_one() 
     executed(&service, &slow).await;
     until(Duration::from_secs(60), || restarted.metrics().tests_finished >= 1).await;
     tokio::time::sleep(Duration::from_secs(35)).await;
+    assert_eq!(restarted.metrics().tests_redelivered, 29, "delivered again, found reported, not run");
     running.shutdown().await;
     assert_one_pass_each(&transport, &ids).await;
     assert_eq!(reports_count(&transport).await, 30);
@@ -231,4 +232,18 @@ async fn a_busy_instance_keeps_its_partitions_and_a_joining_one_causes_no_second
     running_joining.shutdown().await;
     let ids: Vec<String> = tests.iter().map(|t| t.id().to_owned()).collect();
     assert_one_pass_each(transport.as_ref(), &ids).await;
+}
+
+#[tokio::test]
+async fn streams_with_different_partition_counts_are_a_start_up_error_naming_both() {
+    let transport = MemoryTransport::new();
+    transport.create_stream("livecheck", 4).await.unwrap();
+    transport.create_stream("livecheck-bus", 8).await.unwrap();
+    let app = on_memory(&transport).build();
+    register(&app);
+    let error = app.start().await.err().expect("the instance does not start").to_string();
+    assert!(
+        error.contains("`livecheck` (4 partitions)") && error.contains("`livecheck-bus` (8 partitions)"),
+        "{error}"
+    );
 }

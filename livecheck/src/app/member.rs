@@ -137,8 +137,15 @@ impl Member {
             Event::Message(received) if *received.stream == *self.bus => self.signal(&received),
             Event::Message(received) => self.waiting.push_back(received),
             Event::Assigned(assignments) => {
-                if let Err(error) = self.assigned(assignments).await {
-                    tracing::error!(%error, "reading the reports of newly assigned partitions failed");
+                // Without knowing which of its executions have a report, a partition cannot be worked on: retry.
+                let mut delay = Duration::from_millis(100);
+                while let Err(error) = self.assigned(&assignments).await {
+                    tracing::error!(%error, retry_in = ?delay, "reading the reports of newly assigned partitions failed");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
             Event::Revoked(partitions) => self.revoked(&partitions, subscription, done_rx).await,
@@ -185,7 +192,7 @@ impl Member {
         work.running += 1;
         self.in_flight += 1;
         let mut completion = Completion::new(&received, &self.done);
-        let work = pending::handle(self.app.clone(), received, work.stop.clone(), work.reported.clone());
+        let work = pending::handle(self.app.clone(), received.message, work.stop.clone(), work.reported.clone());
         tokio::spawn(async move {
             let (handled, report) = work.await;
             completion.set(handled, report);
@@ -209,13 +216,16 @@ impl Member {
     }
 
     /// Reads the reports of the new partitions since their commits' marks, then starts reading them.
-    async fn assigned(&mut self, assignments: Vec<Assignment>) -> Result<()> {
+    async fn assigned(&mut self, assignments: &[Assignment]) -> Result<()> {
         let shared = &self.app.shared;
         let streams = &shared.streams;
         let report_ends = shared.transport.end_offsets(&streams.reports).await?;
         let pending_ends = shared.transport.end_offsets(&streams.pending).await?;
         for assignment in assignments {
             let partition = assignment.partition;
+            if self.partitions.contains_key(&partition) {
+                continue;
+            }
             let pending = assignment.committed(&self.pending).cloned().unwrap_or_default();
             let bus = assignment.committed(&self.bus).cloned().unwrap_or_default();
             let from = parse_mark(&pending.metadata).unwrap_or(0).min(parse_mark(&bus.metadata).unwrap_or(0));

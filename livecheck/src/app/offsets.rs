@@ -1,11 +1,13 @@
 //! Which offsets may be committed when messages finish out of order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
-/// Per partition: offsets being processed (each with a mark, stored with the commit), and the next one to read.
-/// The committable point is the lowest offset still in flight (or the next to read when none is), so nothing
-/// unprocessed is ever committed. An interrupted message stays in flight: it is read again by whoever holds the
-/// partition next.
+/// Per partition: offsets being processed, and the next one to read. The committable point is the lowest offset
+/// still in flight (or the next to read when none is), so nothing unprocessed is ever committed. An interrupted
+/// message stays in flight: it is read again by whoever holds the partition next.
+///
+/// Each commit carries a mark (see `reported.rs`): the mark of the message at the commit point. Marks never
+/// decrease along a partition, so only the offsets where the mark changed are kept.
 #[derive(Default)]
 pub(crate) struct OffsetTracker {
     partitions: HashMap<u32, PartitionOffsets>,
@@ -13,9 +15,18 @@ pub(crate) struct OffsetTracker {
 
 #[derive(Default)]
 struct PartitionOffsets {
-    in_flight: BTreeMap<u64, u64>,
+    in_flight: BTreeSet<u64>,
+    /// (first offset, mark) where the mark changed, in order.
+    marks: VecDeque<(u64, u64)>,
     next: u64,
     committed: Option<(u64, u64)>,
+}
+
+impl PartitionOffsets {
+    /// The mark of `offset`: that of the last change at or before it.
+    fn mark_of(&self, offset: u64) -> Option<u64> {
+        self.marks.iter().rev().find(|(from, _)| *from <= offset).map(|(_, mark)| *mark)
+    }
 }
 
 impl OffsetTracker {
@@ -31,14 +42,21 @@ impl OffsetTracker {
 
     pub(crate) fn started(&mut self, partition: u32, offset: u64, mark: u64) {
         let p = self.partitions.entry(partition).or_default();
-        p.in_flight.insert(offset, mark);
+        p.in_flight.insert(offset);
         p.next = p.next.max(offset + 1);
+        if p.marks.back().is_none_or(|(_, last)| *last != mark) {
+            p.marks.push_back((offset, mark));
+        }
     }
 
     /// Marks `offset` processed.
     pub(crate) fn finished(&mut self, partition: u32, offset: u64) {
-        if let Some(p) = self.partitions.get_mut(&partition) {
-            p.in_flight.remove(&offset);
+        let Some(p) = self.partitions.get_mut(&partition) else { return };
+        p.in_flight.remove(&offset);
+        // Changes of mark below the lowest offset in flight are no longer needed (but the one it falls under).
+        let lowest = p.in_flight.first().copied().unwrap_or(p.next);
+        while p.marks.len() > 1 && p.marks[1].0 <= lowest {
+            p.marks.pop_front();
         }
     }
 
@@ -46,8 +64,8 @@ impl OffsetTracker {
     /// last asked.
     pub(crate) fn commit_point(&mut self, partition: u32, mark_now: u64) -> Option<(u64, u64)> {
         let p = self.partitions.get_mut(&partition)?;
-        let point = match p.in_flight.first_key_value() {
-            Some((offset, mark)) => (*offset, *mark),
+        let point = match p.in_flight.first() {
+            Some(offset) => (*offset, p.mark_of(*offset).unwrap_or(mark_now)),
             None => (p.next, mark_now),
         };
         (p.committed != Some(point)).then(|| {

@@ -9,27 +9,36 @@ use crate::{
 
 use super::LiveCheck;
 
-/// Logs the execution with its steps, updates the case's health and publishes the report; returns where the
-/// report landed, when it was published.
+/// Logs the execution — a PASS as one line at `info` (its steps at `debug`), any other outcome with its steps —
+/// updates the case's health and publishes the report; returns where the report landed, when it was published.
 pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, finished: Finished) -> Option<Delivery> {
     let core = case.core();
     let report = &finished.report;
     let test = finished.test_id();
     let runtime = report.runtime.unwrap_or(0.0);
-    let log_enabled = if finished.verdict.state().is_ok() {
-        tracing::enabled!(tracing::Level::INFO)
+    let steps_seen = if finished.verdict.state().is_ok() {
+        tracing::enabled!(tracing::Level::DEBUG)
     } else {
         tracing::enabled!(tracing::Level::ERROR)
     };
     let steps = match &finished.run {
-        // Buffered step logs are printed with the outcome, whatever it is; formatted only when they will be seen.
-        Some(run) if log_enabled && !core.settings.realtime_logs => {
-            format!("\n{}", run.steps_text().trim_end())
-        }
+        // Buffered step logs, formatted only when they will be seen (realtime ones were logged as they happened).
+        Some(run) if steps_seen && !core.settings.realtime_logs => format!("\n{}", run.steps_text().trim_end()),
         _ => String::new(),
     };
     match &finished.verdict {
-        Verdict::Pass => tracing::info!("{}[{test}] PASS in {runtime:.3}s{steps}", core.name),
+        Verdict::Pass => {
+            let slowest = report.signal_latency.0.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+            match slowest {
+                Some((signal, secs)) => {
+                    tracing::info!("{}[{test}] PASS in {runtime:.3}s (slowest signal {signal}: {secs:.3}s)", core.name)
+                }
+                None => tracing::info!("{}[{test}] PASS in {runtime:.3}s", core.name),
+            }
+            if !steps.is_empty() {
+                tracing::debug!("{}[{test}] steps:{steps}", core.name);
+            }
+        }
         Verdict::Skip(reason) => tracing::info!("{}[{test}] SKIP: {reason}", core.name),
         Verdict::Fail { message, location } => tracing::error!(
             "{}[{test}] FAIL in {runtime:.3}s at {}: {message}{steps}",

@@ -8,7 +8,7 @@ use super::{consumer::Handled, outcome, reported::Reported, LiveCheck};
 use crate::{
     case::RegisteredCase,
     runner,
-    transport::{Delivery, Received},
+    transport::{Delivery, Message},
     wire::RawExecution,
 };
 
@@ -17,11 +17,11 @@ use crate::{
 /// keeps only small state across the wait (the body itself is boxed; the report is built after).
 pub(crate) async fn handle(
     app: LiveCheck,
-    received: Received,
+    message: Arc<Message>,
     stop: CancellationToken,
     reported: Option<Arc<Reported>>,
 ) -> (Handled, Option<Delivery>) {
-    let Some((case, start)) = prepare(&app, received, reported.as_deref()) else {
+    let Some((case, start)) = prepare(&app, message, reported.as_deref()) else {
         return (Handled::Done, None);
     };
     let finished = match start {
@@ -41,14 +41,14 @@ type Prepared = (Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Fi
 
 /// Decodes the execution and prepares it; `None` when it is dropped (malformed, unknown case) or was reported
 /// already.
-fn prepare(app: &LiveCheck, received: Received, reported: Option<&Reported>) -> Option<Prepared> {
+fn prepare(app: &LiveCheck, message: Arc<Message>, reported: Option<&Reported>) -> Option<Prepared> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
-    let execution: RawExecution = match serde_json::from_slice(&received.message.value) {
+    let execution: RawExecution = match serde_json::from_slice(&message.value) {
         Ok(execution) => execution,
         Err(error) => {
             metrics.tests_malformed.inc();
-            tracing::warn!(%error, partition = received.partition, offset = received.offset, "dropping a pending test that does not decode");
+            tracing::warn!(%error, key = ?message.key, "dropping a pending test that does not decode");
             return None;
         }
     };

@@ -33,10 +33,10 @@ pub(crate) struct BusPosition {
     pub(crate) mark: u64,
 }
 
-/// An executing test and the bus messages it was given.
+/// An executing test and where the bus messages it was given were read (boxed: most waiting tests have none).
 struct ActiveTest {
     run: Arc<TestRun>,
-    positions: Vec<BusPosition>,
+    positions: Option<Box<Vec<BusPosition>>>,
 }
 
 #[derive(Default)]
@@ -112,7 +112,7 @@ impl SignalRouter {
                 Some(t) if t > issued => {}
                 _ if test.run.case.name != *case => {}
                 _ => {
-                    test.positions.push(position);
+                    test.positions.get_or_insert_default().push(position);
                     let run = test.run.clone();
                     state.need(position);
                     drop(state);
@@ -183,6 +183,7 @@ impl SignalRouter {
             }
             state.compact_early_order();
         }
+        let positions = (!positions.is_empty()).then(|| Box::new(positions));
         state.active.insert(id.to_owned(), ActiveTest { run: test.clone(), positions });
         Some(stale)
     }
@@ -192,7 +193,7 @@ impl SignalRouter {
     /// interrupted, so that its signals are read again when it runs again.
     pub(crate) fn release(&self, test: &TestRun) -> Vec<BusPosition> {
         let mut state = lock(&self.state);
-        let positions = state.active.remove(test.id()).map(|t| t.positions).unwrap_or_default();
+        let positions = state.active.remove(test.id()).and_then(|t| t.positions).map_or_else(Vec::new, |p| *p);
         state.remember_finished(test.id().to_owned(), test.context().timestamp());
         positions
     }
