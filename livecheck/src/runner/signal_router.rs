@@ -36,6 +36,8 @@ pub(crate) struct BusPosition {
 /// An executing test and where the bus messages it was given were read (boxed: most waiting tests have none).
 struct ActiveTest {
     run: Arc<TestRun>,
+    // One pointer rather than a vector's three words: there is one of these per waiting test.
+    #[allow(clippy::box_collection)]
     positions: Option<Box<Vec<BusPosition>>>,
 }
 
