@@ -69,7 +69,7 @@ impl Drop for Completion {
 }
 
 /// Runs `handler` on every message of `subscription` (of one stream), each in a task of its own, at most
-/// `concurrency` at a time — at the limit the stream is paused, while assignment changes keep being handled —
+/// `concurrency` at a time — beyond that the stream is paused, while assignment changes keep being handled —
 /// until `shutdown`; then waits for the handlers in flight and commits what they finished. A revoked partition's
 /// handlers are waited for, and their work committed, before it is let go.
 pub(crate) async fn consume<H, F>(
@@ -158,14 +158,14 @@ impl AgentConsumer {
                 completion.set(handled, None);
             });
         }
-        let full = self.running.values().sum::<usize>() >= self.concurrency;
-        if full != self.paused {
-            self.paused = full;
-            if full {
-                subscription.pause(&self.stream);
-            } else {
-                subscription.resume(&self.stream);
-            }
+        // Up to another `concurrency` messages wait their turn; pausing and resuming is not free, so not at every
+        // message.
+        if !self.paused && self.waiting.len() >= self.concurrency {
+            self.paused = true;
+            subscription.pause(&self.stream);
+        } else if self.paused && self.waiting.len() <= self.concurrency / 2 {
+            self.paused = false;
+            subscription.resume(&self.stream);
         }
     }
 

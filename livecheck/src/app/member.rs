@@ -162,21 +162,21 @@ impl Member {
         bus::handle(&self.app, received, position);
     }
 
-    /// Starts the tests waiting, as far as the concurrency limit allows; pauses the pending stream at the limit.
+    /// Starts the tests waiting, as far as the concurrency limit allows. Up to another limit's worth of tests
+    /// wait their turn here, so that one starts the moment another ends; the pending stream is paused when that
+    /// many wait, and resumed once half of them started (not at every test: pausing is not free).
     fn start_waiting(&mut self, subscription: &mut dyn Subscription) {
         let limit = self.app.shared.config.max_concurrent_tests;
         while self.in_flight < limit {
             let Some(received) = self.waiting.pop_front() else { break };
             self.start(received);
         }
-        let full = self.in_flight >= limit;
-        if full != self.paused {
-            self.paused = full;
-            if full {
-                subscription.pause(&self.pending);
-            } else {
-                subscription.resume(&self.pending);
-            }
+        if !self.paused && self.waiting.len() >= limit {
+            self.paused = true;
+            subscription.pause(&self.pending);
+        } else if self.paused && self.waiting.len() <= limit / 2 {
+            self.paused = false;
+            subscription.resume(&self.pending);
         }
     }
 

@@ -77,8 +77,8 @@ pub(super) fn join(config: MemberConfig) -> Result<SqliteSubscription> {
         events,
         commands,
         paused: vec![false; streams.len()],
+        stash: vec![VecDeque::new(); streams.len()],
         streams,
-        stash: VecDeque::new(),
         revoked: Vec::new(),
         thread: Some(thread),
     })
@@ -394,8 +394,8 @@ pub(super) struct SqliteSubscription {
     commands: mpsc::Sender<Command>,
     streams: Vec<Arc<str>>,
     paused: Vec<bool>,
-    /// Messages of paused streams that were already on their way, in order.
-    stash: VecDeque<Received>,
+    /// Per stream: messages that came while it was paused (already on their way), in order.
+    stash: Vec<VecDeque<Received>>,
     /// Partitions revoked by the last event, let go of at the next call.
     revoked: Vec<u32>,
     thread: Option<JoinHandle<()>>,
@@ -406,6 +406,11 @@ impl SqliteSubscription {
         self.streams.iter().position(|s| &**s == stream)
     }
 
+    /// The index of a stream this member's thread named (the same `Arc`, so no string comparison).
+    fn index_of(&self, stream: &Arc<str>) -> Option<usize> {
+        self.streams.iter().position(|s| Arc::ptr_eq(s, stream)).or_else(|| self.stream_index(stream))
+    }
+
     /// Lets go of the partitions revoked by the previous event: the app is done with them.
     fn release_revoked(&mut self) {
         if !self.revoked.is_empty() {
@@ -414,25 +419,24 @@ impl SqliteSubscription {
     }
 
     fn next_stashed(&mut self) -> Option<Event> {
-        let i = self.stash.iter().position(|r| !self.is_paused(&r.stream))?;
-        self.stash.remove(i).map(Event::Message)
-    }
-
-    fn is_paused(&self, stream: &str) -> bool {
-        self.stream_index(stream).is_some_and(|i| self.paused[i])
+        let i = (0..self.stash.len()).find(|i| !self.paused[*i] && !self.stash[*i].is_empty())?;
+        self.stash[i].pop_front().map(Event::Message)
     }
 
     /// The event to give the app, or `None` when it was stashed.
     fn accept(&mut self, event: Event) -> Option<Event> {
         match event {
-            Event::Message(received)
-                if self.is_paused(&received.stream) || self.stash.iter().any(|r| r.stream == received.stream) =>
-            {
-                self.stash.push_back(received);
-                None
-            }
+            Event::Message(received) => match self.index_of(&received.stream) {
+                Some(i) if self.paused[i] || !self.stash[i].is_empty() => {
+                    self.stash[i].push_back(received);
+                    None
+                }
+                _ => Some(Event::Message(received)),
+            },
             Event::Revoked(partitions) => {
-                self.stash.retain(|r| !partitions.contains(&r.partition));
+                for stash in &mut self.stash {
+                    stash.retain(|r| !partitions.contains(&r.partition));
+                }
                 self.revoked = partitions.clone();
                 Some(Event::Revoked(partitions))
             }
