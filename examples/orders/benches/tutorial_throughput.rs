@@ -5,6 +5,10 @@
 //! Counts only the tests issued in that window — the orders the clients placed, by the id the worker answered
 //! with — and tells how many passed within the window and by the end of the drain, the backlog when the window
 //! ended, and how long the instance took to report every one of them.
+//!
+//! A test cannot pass before the worker's agents sent its four signals, and under this load the worker itself
+//! falls behind; so the bench also tells the instance's own backlog: tests whose four signals were all on the bus
+//! when the window ended, but that had no report yet.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -15,7 +19,7 @@ use std::{
 
 use livecheck::{
     transport::{Event, SqliteTransport, Subscription, Transport},
-    State, TestReport,
+    SignalEvent, State, TestReport,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_orders");
@@ -87,6 +91,25 @@ async fn place_order(http: &reqwest::Client, url: &str) -> Option<String> {
     let response = http.get(url).send().await.ok()?.error_for_status().ok()?;
     let order: serde_json::Value = response.json().await.ok()?;
     order["id"].as_str().map(str::to_owned)
+}
+
+/// The tests among `issued` whose four signals are all in the bus below `ends` (its end offsets at some moment).
+async fn all_signals_sent(log: &SqliteTransport, ends: &[u64], issued: &HashSet<String>) -> HashSet<String> {
+    let mut signals: HashMap<String, HashSet<String>> = HashMap::new();
+    for (partition, end) in ends.iter().enumerate() {
+        let mut next = 0;
+        while next < *end {
+            let page = log.read("livecheck-bus", partition as u32, next, 5000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            next = last.offset + 1;
+            for received in page.iter().filter(|r| r.offset < *end) {
+                if let Ok(signal) = serde_json::from_slice::<SignalEvent>(&received.message.value) {
+                    signals.entry(signal.key).or_default().insert(signal.signal_name);
+                }
+            }
+        }
+    }
+    signals.into_iter().filter(|(id, names)| names.len() == 4 && issued.contains(id)).map(|(id, _)| id).collect()
 }
 
 /// The state of each test's first report.
@@ -168,6 +191,8 @@ fn main() {
         while let Some(report) = reports.next(load_end).await {
             outcomes.record(report);
         }
+        let log = SqliteTransport::open(broker.trim_start_matches("sqlite://")).unwrap();
+        let bus_at_window_end = log.end_offsets("livecheck-bus").await.unwrap();
         let (mut issued, mut failed_requests) = (HashSet::new(), 0);
         for client in clients {
             let (placed, failed) = client.await.unwrap();
@@ -178,6 +203,7 @@ fn main() {
         let passed_in_window = outcomes.passed(&issued);
         let mut unreported: HashSet<String> = issued.iter().filter(|id| !outcomes.0.contains_key(*id)).cloned().collect();
         let backlog = unreported.len();
+        let reported_in_window: HashSet<String> = outcomes.0.keys().cloned().collect();
 
         let mut last_report = load_end;
         while !unreported.is_empty() {
@@ -189,6 +215,8 @@ fn main() {
             }
         }
         let passed = outcomes.passed(&issued);
+        let signalled = all_signals_sent(&log, &bus_at_window_end, &issued).await;
+        let waiting_on_instance = signalled.iter().filter(|id| !reported_in_window.contains(*id)).count();
         let mut not_passed = BTreeMap::new();
         for id in &issued {
             if let Some(state) = outcomes.0.get(id).filter(|state| **state != State::Pass) {
@@ -210,6 +238,11 @@ fn main() {
             per_second(passed_in_window)
         );
         println!("  backlog at the end of the window (issued, not yet reported): {backlog}");
+        println!(
+            "  of which waiting on the instance (all four signals on the bus, no report yet): {waiting_on_instance} \
+             of {} tests whose signals were all sent within the window; the rest waited on the worker's agents",
+            signalled.len()
+        );
         if unreported.is_empty() {
             println!("  drain: every issued test reported {:.1} s after the window", (last_report - load_end).as_secs_f64());
         } else {

@@ -77,11 +77,38 @@ fn now_ms() -> i64 {
 }
 
 fn connect(path: &Path) -> Result<Connection> {
-    let connection = Connection::open(path).map_err(sql)?;
-    connection.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
-    connection.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-    connection.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+    try_connect(path).map_err(sql)
+}
+
+fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(connection)
+}
+
+/// Connects and creates the schema. Processes that open a new log at the same moment can find it locked while
+/// another switches it to WAL mode or creates the tables (SQLite does not always wait then): retried for a while.
+fn open_schema(path: &Path) -> Result<Connection> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let opened = try_connect(path).and_then(|connection| {
+            connection.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
+            // Absent in logs this version created: nothing to carry over then.
+            let _ = connection.execute(CARRY_OVER_COMMITS, []);
+            Ok(connection)
+        });
+        match opened {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if matches!(error.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20 + fastrand::u64(..80)));
+            }
+            other => return other.map_err(sql),
+        }
+    }
 }
 
 impl SqliteTransport {
@@ -92,10 +119,7 @@ impl SqliteTransport {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Transport(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let connection = connect(&path)?;
-        connection.execute_batch(SCHEMA).map_err(sql)?;
-        // Absent in logs this version created: nothing to carry over then.
-        let _ = connection.execute(CARRY_OVER_COMMITS, []);
+        let connection = open_schema(&path)?;
         Ok(SqliteTransport {
             inner: Arc::new(Inner {
                 path,
