@@ -10,7 +10,6 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{mpsc, Arc},
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -20,7 +19,11 @@ use tokio::sync::mpsc as async_mpsc;
 use super::{decode_headers, now_ms, sql};
 use crate::{
     context::Headers,
-    transport::{owned_partitions, Assignment, BoxFuture, Committed, Event, Message, Received, Subscription},
+    transport::{
+        owned_partitions,
+        threaded::{MemberCommand, ThreadedSubscription},
+        Assignment, Committed, Event, Message, Received,
+    },
     Error, Result,
 };
 
@@ -33,12 +36,6 @@ const FETCH: i64 = 256;
 /// Events the thread keeps ready; it reads no more rows while this many wait.
 const READY: usize = 512;
 
-enum Command {
-    Commit { stream: usize, partition: u32, offset: u64, metadata: String },
-    Pause(usize),
-    Resume(usize),
-    Released(Vec<u32>),
-}
 
 /// Where a member's thread reads and who it is.
 pub(super) struct MemberConfig {
@@ -50,7 +47,7 @@ pub(super) struct MemberConfig {
 }
 
 /// Joins the group and starts the member's thread.
-pub(super) fn join(config: MemberConfig) -> Result<SqliteSubscription> {
+pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
     let (events_tx, events) = async_mpsc::channel(READY);
     let (commands, commands_rx) = mpsc::channel();
     let streams = config.streams.clone();
@@ -73,15 +70,7 @@ pub(super) fn join(config: MemberConfig) -> Result<SqliteSubscription> {
         .name("livecheck-sqlite-member".into())
         .spawn(move || member.run(commands_rx))
         .map_err(|e| Error::Transport(format!("cannot start a group member thread: {e}")))?;
-    Ok(SqliteSubscription {
-        events,
-        commands,
-        paused: vec![false; streams.len()],
-        stash: vec![VecDeque::new(); streams.len()],
-        streams,
-        revoked: Vec::new(),
-        thread: Some(thread),
-    })
+    Ok(ThreadedSubscription::new(streams, events, commands, thread))
 }
 
 struct MemberThread {
@@ -105,7 +94,7 @@ struct MemberThread {
 }
 
 impl MemberThread {
-    fn run(mut self, commands: mpsc::Receiver<Command>) {
+    fn run(mut self, commands: mpsc::Receiver<MemberCommand>) {
         loop {
             let wait = if self.ready.is_empty() { POLL } else { Duration::ZERO };
             let first = match commands.recv_timeout(wait) {
@@ -141,17 +130,17 @@ impl MemberThread {
         }
     }
 
-    fn handle(&mut self, command: Command) {
+    fn handle(&mut self, command: MemberCommand) {
         match command {
-            Command::Commit { stream, partition, offset, metadata } => {
+            MemberCommand::Commit { stream, partition, offset, metadata } => {
                 self.commits.insert((stream, partition), (offset, metadata));
             }
-            Command::Pause(stream) => self.paused[stream] = true,
-            Command::Resume(stream) => {
+            MemberCommand::Pause(stream) => self.paused[stream] = true,
+            MemberCommand::Resume(stream) => {
                 self.paused[stream] = false;
                 self.data_version = None;
             }
-            Command::Released(partitions) => {
+            MemberCommand::Released(partitions) => {
                 if let Err(error) = self.write_commits().and_then(|()| self.release(&partitions)) {
                     tracing::warn!(%error, "could not let go of revoked partitions; they move after the timeout");
                 }
@@ -388,133 +377,3 @@ impl MemberThread {
     }
 }
 
-/// The app's side of a member: events from the member's thread; commits and pauses to it.
-pub(super) struct SqliteSubscription {
-    events: async_mpsc::Receiver<Event>,
-    commands: mpsc::Sender<Command>,
-    streams: Vec<Arc<str>>,
-    paused: Vec<bool>,
-    /// Per stream: messages that came while it was paused (already on their way), in order.
-    stash: Vec<VecDeque<Received>>,
-    /// Partitions revoked by the last event, let go of at the next call.
-    revoked: Vec<u32>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl SqliteSubscription {
-    fn stream_index(&self, stream: &str) -> Option<usize> {
-        self.streams.iter().position(|s| &**s == stream)
-    }
-
-    /// The index of a stream this member's thread named (the same `Arc`, so no string comparison).
-    fn index_of(&self, stream: &Arc<str>) -> Option<usize> {
-        self.streams.iter().position(|s| Arc::ptr_eq(s, stream)).or_else(|| self.stream_index(stream))
-    }
-
-    /// Lets go of the partitions revoked by the previous event: the app is done with them.
-    fn release_revoked(&mut self) {
-        if !self.revoked.is_empty() {
-            let _ = self.commands.send(Command::Released(std::mem::take(&mut self.revoked)));
-        }
-    }
-
-    fn next_stashed(&mut self) -> Option<Event> {
-        let i = (0..self.stash.len()).find(|i| !self.paused[*i] && !self.stash[*i].is_empty())?;
-        self.stash[i].pop_front().map(Event::Message)
-    }
-
-    /// The event to give the app, or `None` when it was stashed.
-    fn accept(&mut self, event: Event) -> Option<Event> {
-        match event {
-            Event::Message(received) => match self.index_of(&received.stream) {
-                Some(i) if self.paused[i] || !self.stash[i].is_empty() => {
-                    self.stash[i].push_back(received);
-                    None
-                }
-                _ => Some(Event::Message(received)),
-            },
-            Event::Revoked(partitions) => {
-                for stash in &mut self.stash {
-                    stash.retain(|r| !partitions.contains(&r.partition));
-                }
-                self.revoked = partitions.clone();
-                Some(Event::Revoked(partitions))
-            }
-            event => Some(event),
-        }
-    }
-
-    fn set_paused(&mut self, stream: &str, paused: bool) {
-        if let Some(i) = self.stream_index(stream) {
-            self.paused[i] = paused;
-            let _ = self.commands.send(if paused { Command::Pause(i) } else { Command::Resume(i) });
-        }
-    }
-}
-
-fn stopped() -> Error {
-    Error::Transport("the embedded log's group member thread stopped".into())
-}
-
-impl Subscription for SqliteSubscription {
-    fn recv(&mut self) -> BoxFuture<'_, Result<Event>> {
-        Box::pin(async move {
-            self.release_revoked();
-            if let Some(event) = self.next_stashed() {
-                return Ok(event);
-            }
-            loop {
-                let event = self.events.recv().await.ok_or_else(stopped)?;
-                if let Some(event) = self.accept(event) {
-                    return Ok(event);
-                }
-            }
-        })
-    }
-
-    fn try_recv(&mut self) -> Result<Option<Event>> {
-        self.release_revoked();
-        if let Some(event) = self.next_stashed() {
-            return Ok(Some(event));
-        }
-        loop {
-            match self.events.try_recv() {
-                Ok(event) => {
-                    if let Some(event) = self.accept(event) {
-                        return Ok(Some(event));
-                    }
-                }
-                Err(async_mpsc::error::TryRecvError::Empty) => return Ok(None),
-                Err(async_mpsc::error::TryRecvError::Disconnected) => return Err(stopped()),
-            }
-        }
-    }
-
-    fn commit(&mut self, stream: &str, partition: u32, next_offset: u64, metadata: &str) -> Result<()> {
-        let stream = self
-            .stream_index(stream)
-            .ok_or_else(|| Error::Config(format!("commit for `{stream}`, which this member does not read")))?;
-        let command = Command::Commit { stream, partition, offset: next_offset, metadata: metadata.to_owned() };
-        self.commands.send(command).map_err(|_| stopped())
-    }
-
-    fn pause(&mut self, stream: &str) {
-        self.set_paused(stream, true);
-    }
-
-    fn resume(&mut self, stream: &str) {
-        self.set_paused(stream, false);
-    }
-}
-
-impl Drop for SqliteSubscription {
-    fn drop(&mut self) {
-        // Closing both channels ends the thread, which writes the last commits and leaves the group.
-        self.events.close();
-        let (closed, _) = mpsc::channel();
-        drop(std::mem::replace(&mut self.commands, closed));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
