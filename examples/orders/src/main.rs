@@ -25,7 +25,7 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace).
     #[arg(short = 'l', long, default_value = "info", global = true)]
     loglevel: String,
-    /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3) or memory://.
+    /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3), kafka://HOST:PORT or memory://.
     #[arg(long, env = "LIVECHECK_BROKER", global = true)]
     broker: Option<String>,
     /// The orders cache: redis://HOST:PORT, or (default) a table on the broker.

@@ -10,15 +10,21 @@
 //! keep reading the others; its liveness never depends on how often it reads.
 
 mod assignment;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod memory;
 mod partitioner;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "kafka"))]
+mod threaded;
 mod url;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
 pub(crate) use assignment::{check_co_partitioned, owned_partitions};
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaTransport;
 pub use memory::MemoryTransport;
 pub use partitioner::partition_for_key;
 #[cfg(feature = "sqlite")]

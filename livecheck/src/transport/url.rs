@@ -14,6 +14,8 @@ pub const DEFAULT_BROKER: &str = "sqlite://livecheck-data/livecheck.sqlite3";
 /// The transport a broker URL names:
 /// - `sqlite://PATH` — the embedded log shared by the processes of this machine (`sqlite://data/lc.db`,
 ///   `sqlite:///var/lib/app/lc.db`); `sqlite://` alone uses [`DEFAULT_BROKER`]'s path;
+/// - `kafka://host:port[,host:port][?name=value&…]` — a Kafka cluster (feature `kafka`); settings pass to
+///   librdkafka, as do `LIVECHECK_KAFKA_*` environment variables;
 /// - `memory://` — in this process only (tests).
 pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::Config(format!("not a broker URL: `{url}`")))?;
@@ -24,9 +26,13 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
             let path = if rest.is_empty() { DEFAULT_BROKER.trim_start_matches("sqlite://") } else { rest };
             Ok(Arc::new(super::SqliteTransport::open(path)?))
         }
-        other => {
-            Err(Error::Config(format!("unsupported broker `{other}://` in `{url}` (supported: sqlite://, memory://)")))
-        }
+        #[cfg(feature = "kafka")]
+        "kafka" => Ok(Arc::new(super::KafkaTransport::connect(url)?)),
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => Err(Error::Config(format!("`{url}` needs livecheck's `kafka` feature"))),
+        other => Err(Error::Config(format!(
+            "unsupported broker `{other}://` in `{url}` (supported: sqlite://, kafka://, memory://)"
+        ))),
     }
 }
 

@@ -36,7 +36,6 @@ const FETCH: i64 = 256;
 /// Events the thread keeps ready; it reads no more rows while this many wait.
 const READY: usize = 512;
 
-
 /// Where a member's thread reads and who it is.
 pub(super) struct MemberConfig {
     pub(super) connection: Connection,
@@ -376,4 +375,3 @@ impl MemberThread {
         Ok(())
     }
 }
-

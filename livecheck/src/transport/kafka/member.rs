@@ -1,0 +1,293 @@
+//! One consumer-group member on Kafka: a thread polls a librdkafka consumer (range assignor, manual commits) and
+//! turns its rebalance callbacks into events. A revocation blocks the callback until the app let go of the
+//! partitions and committed their work — librdkafka keeps heartbeating meanwhile on its own thread — and the
+//! commits are then written synchronously, before the partitions move.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{mpsc, Arc, Mutex},
+    time::Duration,
+};
+
+use rdkafka::{
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance},
+    ClientConfig, ClientContext, Message as _, Offset, TopicPartitionList,
+};
+use tokio::sync::mpsc as async_mpsc;
+
+use super::{kafka, received, set_if_absent, REQUEST_TIMEOUT};
+use crate::{
+    sync::lock,
+    transport::{
+        threaded::{MemberCommand, ThreadedSubscription},
+        Assignment, Committed, Event,
+    },
+    Error, Result,
+};
+
+/// Events the thread keeps ready; it polls no more messages while this many wait.
+const READY: usize = 512;
+/// How long the thread waits for a message when it has nothing else to do.
+const POLL: Duration = Duration::from_millis(5);
+/// How long a revocation waits for the app to let go before giving the partitions up anyway.
+const RELEASE_WITHIN: Duration = Duration::from_secs(120);
+
+/// Joins `group` for `streams` and starts the member's thread.
+pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) -> Result<ThreadedSubscription> {
+    let (events_tx, events) = async_mpsc::channel(READY);
+    let (commands, commands_rx) = mpsc::channel();
+    let context = MemberContext {
+        state: Mutex::new(MemberState {
+            streams: streams.clone(),
+            events: events_tx,
+            commands: commands_rx,
+            owned: HashSet::new(),
+            paused: vec![false; streams.len()],
+            commits: Vec::new(),
+            ready: VecDeque::new(),
+            stopping: false,
+        }),
+    };
+    let mut config = config;
+    set_if_absent(&mut config, "session.timeout.ms", "10000");
+    set_if_absent(&mut config, "heartbeat.interval.ms", "1000");
+    let consumer: BaseConsumer<MemberContext> = config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(context)
+        .map_err(|e| kafka("creating a group member", e))?;
+    let names: Vec<&str> = streams.iter().map(|s| &**s).collect();
+    consumer.subscribe(&names).map_err(|e| kafka(&format!("joining group `{group}`"), e))?;
+    let thread = std::thread::Builder::new()
+        .name("livecheck-kafka-member".into())
+        .spawn(move || run(consumer))
+        .map_err(|e| Error::Transport(format!("cannot start a group member thread: {e}")))?;
+    Ok(ThreadedSubscription::new(streams, events, commands, thread))
+}
+
+struct MemberContext {
+    state: Mutex<MemberState>,
+}
+
+struct MemberState {
+    streams: Vec<Arc<str>>,
+    events: async_mpsc::Sender<Event>,
+    commands: mpsc::Receiver<MemberCommand>,
+    /// Partitions held (of every stream).
+    owned: HashSet<u32>,
+    paused: Vec<bool>,
+    /// Commits the app made, not yet sent: (stream, partition, next offset, metadata).
+    commits: Vec<(usize, u32, u64, String)>,
+    ready: VecDeque<Event>,
+    /// The app is gone: revocations do not wait for it.
+    stopping: bool,
+}
+
+impl MemberState {
+    /// Applies what the app sent; `Released` ends a revocation (see `pre_rebalance`). Returns false when the app's
+    /// side is gone.
+    fn take_commands(&mut self, consumer: &BaseConsumer<MemberContext>, until_released: bool) -> bool {
+        loop {
+            let command = if until_released {
+                match self.commands.recv_timeout(RELEASE_WITHIN) {
+                    Ok(command) => command,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        tracing::error!("the app did not let go of revoked partitions in time; giving them up");
+                        return true;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(command) => command,
+                    Err(mpsc::TryRecvError::Empty) => return true,
+                    Err(mpsc::TryRecvError::Disconnected) => return false,
+                }
+            };
+            match command {
+                MemberCommand::Commit { stream, partition, offset, metadata } => {
+                    self.commits.retain(|(s, p, _, _)| (*s, *p) != (stream, partition));
+                    self.commits.push((stream, partition, offset, metadata));
+                }
+                MemberCommand::Pause(stream) => {
+                    self.paused[stream] = true;
+                    self.set_paused(consumer, stream, &self.owned.clone(), true);
+                }
+                MemberCommand::Resume(stream) => {
+                    self.paused[stream] = false;
+                    self.set_paused(consumer, stream, &self.owned.clone(), false);
+                }
+                MemberCommand::Released(_) if until_released => return true,
+                MemberCommand::Released(_) => {}
+            }
+        }
+    }
+
+    fn set_paused(&self, consumer: &BaseConsumer<MemberContext>, stream: usize, partitions: &HashSet<u32>, on: bool) {
+        if partitions.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            list.add_partition(&self.streams[stream], *partition as i32);
+        }
+        let result = if on { consumer.pause(&list) } else { consumer.resume(&list) };
+        if let Err(error) = result {
+            tracing::warn!(%error, stream = %self.streams[stream], "pausing or resuming failed");
+        }
+    }
+
+    /// Sends the app's commits to the group coordinator, with their metadata.
+    fn write_commits(&mut self, consumer: &BaseConsumer<MemberContext>, mode: CommitMode) {
+        if self.commits.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for (stream, partition, offset, metadata) in self.commits.drain(..) {
+            let topic = &self.streams[stream];
+            if list.add_partition_offset(topic, partition as i32, Offset::Offset(offset as i64)).is_err() {
+                continue;
+            }
+            if let Some(mut element) = list.find_partition(topic, partition as i32) {
+                element.set_metadata(metadata);
+            }
+        }
+        if let Err(error) = consumer.commit(&list, mode) {
+            tracing::warn!(%error, "committing offsets failed; the next commit covers them");
+        }
+    }
+
+    /// Hands ready events to the app, as many as its channel takes.
+    fn flush(&mut self) {
+        while let Some(event) = self.ready.pop_front() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(async_mpsc::error::TrySendError::Full(event)) => {
+                    self.ready.push_front(event);
+                    return;
+                }
+                Err(async_mpsc::error::TrySendError::Closed(_)) => {
+                    self.stopping = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn partitions_of(list: &TopicPartitionList) -> Vec<u32> {
+    let mut partitions: Vec<u32> = list.elements().iter().map(|e| e.partition() as u32).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    partitions
+}
+
+impl ClientContext for MemberContext {}
+
+impl ConsumerContext for MemberContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else { return };
+        let mut state = lock(&self.state);
+        let revoked: Vec<u32> = partitions_of(list).into_iter().filter(|p| state.owned.contains(p)).collect();
+        if revoked.is_empty() {
+            return;
+        }
+        state.ready.retain(|e| !matches!(e, Event::Message(r) if revoked.contains(&r.partition)));
+        state.ready.push_back(Event::Revoked(revoked.clone()));
+        // Everything before the revocation goes to the app first; then it lets go and commits.
+        while !state.stopping && !state.ready.is_empty() {
+            state.flush();
+            if !state.ready.is_empty() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if !state.stopping && !state.take_commands(consumer, true) {
+            state.stopping = true;
+        }
+        state.write_commits(consumer, CommitMode::Sync);
+        for partition in &revoked {
+            state.owned.remove(partition);
+        }
+        tracing::debug!(partitions = ?revoked, "partitions revoked");
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(list) = rebalance else { return };
+        let mut state = lock(&self.state);
+        let partitions = partitions_of(list);
+        let committed = match consumer.committed_offsets((*list).clone(), REQUEST_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(%error, "reading committed offsets failed; reading from the start of the partitions");
+                TopicPartitionList::new()
+            }
+        };
+        let mut assignments = Vec::new();
+        for &partition in &partitions {
+            let mut positions = Vec::new();
+            for stream in &state.streams {
+                let element = committed.find_partition(stream, partition as i32);
+                let offset = match element.as_ref().map(|e| e.offset()) {
+                    Some(Offset::Offset(offset)) => offset.max(0) as u64,
+                    _ => 0,
+                };
+                let metadata = element.map(|e| e.metadata().to_owned()).unwrap_or_default();
+                positions.push(Committed { stream: stream.clone(), offset, metadata });
+            }
+            assignments.push(Assignment { partition, committed: positions });
+        }
+        state.owned.extend(&partitions);
+        let new: HashSet<u32> = partitions.iter().copied().collect();
+        for stream in 0..state.streams.len() {
+            if state.paused[stream] {
+                state.set_paused(consumer, stream, &new, true);
+            }
+        }
+        state.ready.push_back(Event::Assigned(assignments));
+        tracing::debug!(?partitions, "partitions assigned");
+    }
+}
+
+fn run(consumer: BaseConsumer<MemberContext>) {
+    loop {
+        {
+            let mut state = lock(&consumer.context().state);
+            if !state.take_commands(&consumer, false) {
+                state.stopping = true;
+            }
+            state.write_commits(&consumer, CommitMode::Async);
+            state.flush();
+            if state.stopping || state.events.is_closed() {
+                state.stopping = true;
+                break;
+            }
+            if state.ready.len() >= READY {
+                drop(state);
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+        }
+        // Rebalance callbacks run inside `poll`, and take the state's lock themselves.
+        let polled = consumer.poll(POLL);
+        let mut state = lock(&consumer.context().state);
+        match polled {
+            Some(Ok(message)) => {
+                let stream = state.streams.iter().find(|s| &***s == message.topic()).cloned();
+                if let Some(stream) = stream {
+                    state.ready.push_back(Event::Message(received(stream, &message)));
+                }
+            }
+            Some(Err(error)) => tracing::warn!(%error, "kafka consumer error"),
+            None => {}
+        }
+    }
+    // The app is gone: write its last commits, then leave the group (revocations no longer wait).
+    let mut state = lock(&consumer.context().state);
+    let _ = state.take_commands(&consumer, false);
+    state.write_commits(&consumer, CommitMode::Sync);
+    drop(state);
+    consumer.unsubscribe();
+}

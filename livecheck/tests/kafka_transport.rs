@@ -1,0 +1,182 @@
+//! The Kafka transport against a real Kafka-protocol broker (tansu, started per test): keys, headers and the
+//! murmur2 partitioner; one member for co-partitioned topics and the hand-over between members; commit metadata;
+//! and LiveCheck instances on it, through a restart and with a second instance.
+#![cfg(feature = "kafka")]
+
+mod support;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use livecheck::{
+    transport::{partition_for_key, Event, KafkaTransport, Message, Subscription, Transport},
+    Case, CaseHandle, CaseResult, CaseSettings, Headers, LiveCheck, Signal, State, TestReport, TestRun,
+};
+use support::{read_all, tansu::Tansu};
+
+/// One record per batch: tansu 0.6 cannot fetch from an offset inside a record batch, which a consumer resuming
+/// from a committed offset does (Kafka can).
+fn transport(tansu: &Tansu) -> KafkaTransport {
+    KafkaTransport::connect(&format!("{}?batch.num.messages=1", tansu.url)).unwrap().with_partitions(4)
+}
+
+async fn next_event(subscription: &mut Box<dyn Subscription>) -> Event {
+    tokio::time::timeout(Duration::from_secs(30), subscription.recv()).await.expect("an event in time").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_keep_key_headers_and_the_murmur2_partition() {
+    let tansu = Tansu::start();
+    let kafka = transport(&tansu);
+    kafka.create_stream("orders", 4).await.unwrap();
+    let mut headers = Headers::new();
+    headers.push("LiveCheck-Test-Id", "order-1");
+    headers.push("other", vec![0xff, 0]);
+    let message = Message { key: Some("order-1".into()), value: b"{\"side\":\"sell\"}".to_vec(), headers };
+    let delivery = kafka.publish("orders", message.clone()).await.unwrap();
+    assert_eq!(delivery.partition, partition_for_key(b"order-1", 4), "Kafka's partitioner, as Faust uses");
+    let read = kafka.read("orders", delivery.partition, 0, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(*read[0].message, message);
+    assert_eq!(kafka.end_offsets("orders").await.unwrap().iter().sum::<u64>(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn co_partitioned_topics_go_to_one_member_and_move_only_after_it_let_go() {
+    let tansu = Tansu::start();
+    let kafka = transport(&tansu);
+    let mut a = kafka.subscribe(&["tests", "signals"], "g").await.unwrap();
+    let Event::Assigned(all) = next_event(&mut a).await else { panic!("a is assigned every partition") };
+    assert_eq!(all.len(), 4);
+    for i in 0..3 {
+        kafka.publish("tests", Message { key: Some(format!("t{i}")), ..Default::default() }).await.unwrap();
+    }
+    let committed = kafka.read("tests", 1, 0, 10).await.unwrap().len() as u64;
+    // (tansu 0.6 does not keep commit metadata; Kafka does, and LiveCheck reads more reports without it.)
+    a.commit("tests", 1, committed, "reports=7").unwrap();
+
+    let other = transport(&tansu);
+    let mut b = other.subscribe(&["tests", "signals"], "g").await.unwrap();
+    // b joining makes the group rebalance: a is told first, and b gets nothing until a asks for its next event.
+    let b_waits = tokio::spawn(async move {
+        let event = next_event(&mut b).await;
+        (b, event)
+    });
+    let revoked = loop {
+        match next_event(&mut a).await {
+            Event::Revoked(revoked) => break revoked,
+            Event::Message(_) => {}
+            Event::Assigned(_) => panic!("a gives its partitions up first"),
+        }
+    };
+    assert!(!revoked.is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!b_waits.is_finished(), "b waits for a to let go");
+    let mut a_got = Vec::new();
+    let (_b, event) = loop {
+        // a's next call lets go; it then gets its own share back.
+        while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(200), a.recv()).await {
+            let Event::Assigned(mine) = event else { continue };
+            a_got.extend(mine);
+            break;
+        }
+        if b_waits.is_finished() {
+            break b_waits.await.unwrap();
+        }
+    };
+    let Event::Assigned(b_got) = event else { panic!("b is assigned partitions") };
+    while a_got.len() + b_got.len() < 4 {
+        if let Event::Assigned(mine) = next_event(&mut a).await {
+            a_got.extend(mine);
+        }
+    }
+    let (a_partitions, b_partitions): (Vec<u32>, Vec<u32>) =
+        (a_got.iter().map(|x| x.partition).collect(), b_got.iter().map(|x| x.partition).collect());
+    assert_eq!(a_partitions.len() + b_partitions.len(), 4, "{a_partitions:?} {b_partitions:?}");
+    assert!(a_partitions.iter().all(|p| !b_partitions.contains(p)), "{a_partitions:?} {b_partitions:?}");
+    for assignment in a_got.iter().chain(&b_got) {
+        // Both topics' partition p come together, with the group's committed offsets.
+        assert_eq!(assignment.committed.len(), 2);
+        if assignment.partition == 1 {
+            assert_eq!(assignment.committed("tests").unwrap().offset, committed);
+        }
+    }
+}
+
+struct Order {
+    placed: Signal<String>,
+    executed: Signal<()>,
+}
+
+impl Case for Order {
+    type Args = String;
+    async fn run(&self, _test: &TestRun, side: String) -> CaseResult {
+        assert_eq!(self.placed.wait(Duration::from_secs(30)).await?, side);
+        self.executed.wait(Duration::from_secs(30)).await?;
+        Ok(())
+    }
+}
+
+fn app(kafka: &KafkaTransport) -> (LiveCheck, CaseHandle<Order>) {
+    let transport: Arc<dyn Transport> = Arc::new(kafka.clone());
+    let app = LiveCheck::builder().shared_transport(transport).build();
+    let case = app
+        .register(CaseSettings::new("order"), |s| Order {
+            placed: s.declare("placed"),
+            executed: s.declare("executed"),
+        })
+        .unwrap();
+    (app, case)
+}
+
+async fn reports_by_test(kafka: &KafkaTransport) -> HashMap<String, Vec<State>> {
+    let mut by_test: HashMap<String, Vec<State>> = HashMap::new();
+    for received in read_all(kafka, "livecheck-report").await {
+        let report: TestReport = serde_json::from_slice(&received.message.value).unwrap();
+        if let Some(test) = report.test {
+            by_test.entry(test.id).or_default().push(report.state);
+        }
+    }
+    by_test
+}
+
+async fn until(within: Duration, mut done: impl FnMut() -> bool) {
+    let _ = tokio::time::timeout(within, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_on_kafka_give_each_execution_one_pass_through_a_restart_and_a_second_instance() {
+    let tansu = Tansu::start();
+    let kafka = transport(&tansu);
+    let (_service_app, service) = app(&kafka);
+    let (first, _) = app(&transport(&tansu));
+    let running = first.start().await.unwrap();
+    let mut tests = Vec::new();
+    for i in 0..10 {
+        let test = service.trigger(Some(&format!("o-{i}")), &"sell".to_owned()).await.unwrap();
+        livecheck::scope(Some(test.clone()), service.placed.send(&"sell".to_owned())).await.unwrap();
+        tests.push(test);
+    }
+    until(Duration::from_secs(30), || first.metrics().signals_received >= 10).await;
+    // A restart with every test waiting for its second signal: the first must be read again.
+    running.shutdown().await;
+    let (restarted, _) = app(&transport(&tansu));
+    let running = restarted.start().await.unwrap();
+    let (second, _) = app(&transport(&tansu));
+    let running_second = second.start().await.unwrap();
+    for test in &tests {
+        livecheck::scope(Some(test.clone()), service.executed.send(&())).await.unwrap();
+    }
+    until(Duration::from_secs(60), || restarted.metrics().tests_finished + second.metrics().tests_finished >= 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    running.shutdown().await;
+    running_second.shutdown().await;
+    let reports = reports_by_test(&kafka).await;
+    for test in &tests {
+        assert_eq!(reports.get(test.id()), Some(&vec![State::Pass]), "{}: {reports:?}", test.id());
+    }
+}
