@@ -51,6 +51,9 @@ pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) ->
     let mut config = config;
     set_if_absent(&mut config, "session.timeout.ms", "10000");
     set_if_absent(&mut config, "heartbeat.interval.ms", "1000");
+    // Signals are latency-bound: a fetch waits at most this long for data (Kafka answers at once when data comes;
+    // some compatible brokers only at the end of the wait).
+    set_if_absent(&mut config, "fetch.wait.max.ms", "10");
     let consumer: BaseConsumer<MemberContext> = config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
