@@ -23,7 +23,6 @@ use std::{
 };
 
 use anyhow::Context;
-use livecheck::transport::{SqliteTransport, Transport};
 
 use self::{cluster::Cluster, faults::FaultRecord, tally::Tally, verdict::Verdict};
 
@@ -85,12 +84,11 @@ struct StoredMessage {
     value: Vec<u8>,
 }
 
-/// Every message of `stream` in the log at `broker` (`sqlite://PATH`) up to its end when called.
+/// Every message of `stream` on `broker` (any broker URL) up to its end when called.
 ///
 /// The only place the harness touches the transport: it reads each partition outside any group, from the start.
 async fn read_stream(broker: &str, stream: &str) -> anyhow::Result<Vec<StoredMessage>> {
-    let path = broker.strip_prefix("sqlite://").context("orders chaos reads the embedded log only (sqlite://PATH)")?;
-    let transport = SqliteTransport::open(path)?;
+    let transport = livecheck::transport::from_url(broker)?;
     let mut messages = Vec::new();
     for (partition, end) in transport.end_offsets(stream).await?.into_iter().enumerate() {
         let mut next = 0;

@@ -3,12 +3,28 @@
 
 use std::process::Command;
 
+#[path = "../../../livecheck/tests/support/tansu.rs"]
+mod tansu;
+
 const BIN: &str = env!("CARGO_BIN_EXE_orders");
 
 #[test]
 fn every_execution_gets_one_passing_report_while_instances_are_killed_and_restarted() {
+    run_chaos(&[]);
+}
+
+#[test]
+fn the_same_on_kafka() {
+    let broker = tansu::Tansu::start();
+    // One record per batch: tansu 0.6 cannot fetch from inside a record batch, as consumers that resume from a
+    // committed offset do (Kafka can).
+    run_chaos(&["--broker", &format!("{}?batch.num.messages=1", broker.url)]);
+}
+
+fn run_chaos(extra: &[&str]) {
     let output = Command::new(BIN)
         .args(["chaos", "--executions", "150", "--rate", "25", "--kills", "3", "--instances", "2"])
+        .args(extra)
         // Reports that are coming arrive well within this; a run that loses some must not take minutes.
         .args(["--drain-timeout", "60"])
         .env_remove("LIVECHECK_BROKER")

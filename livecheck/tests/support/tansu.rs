@@ -19,12 +19,10 @@ fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("LIVECHECK_TANSU") {
         return path.into();
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let installed = root.join(".tools/tansu/bin/tansu");
-    if installed.exists() {
-        return installed;
-    }
-    PathBuf::from("tansu")
+    // Where scripts/test builds it: .tools/tansu at the workspace root, above this crate.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let installed = manifest.ancestors().map(|dir| dir.join(".tools/tansu/bin/tansu")).find(|path| path.exists());
+    installed.unwrap_or_else(|| PathBuf::from("tansu"))
 }
 
 impl Tansu {
