@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
+/// The same broker starter as the library's tests.
 #[path = "../../../livecheck/tests/support/tansu.rs"]
+#[allow(unreachable_pub)]
 mod tansu;
 
 const BIN: &str = env!("CARGO_BIN_EXE_orders");
