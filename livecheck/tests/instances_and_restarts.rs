@@ -247,3 +247,35 @@ async fn streams_with_different_partition_counts_are_a_start_up_error_naming_bot
         "{error}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn tests_interrupted_by_a_rebalance_pass_when_their_partition_comes_back() {
+    let transport = MemoryTransport::new();
+    let service = register(&on_memory(&transport).build());
+    let first = on_memory(&transport).build();
+    register(&first);
+    let running_first = first.start().await.unwrap();
+    let mut tests = Vec::new();
+    for i in 0..8 {
+        let test = trigger(&service, &format!("o-{i}")).await;
+        placed(&service, &test).await;
+        tests.push(test);
+    }
+    until(Duration::from_secs(1), || first.metrics().tests_executing == 8).await;
+    // A second instance takes half the partitions (their tests stop here without a verdict), then leaves, and
+    // they come back: their tests run again here, and their first signal, read again, still counts.
+    let second = on_memory(&transport).build();
+    register(&second);
+    let running_second = second.start().await.unwrap();
+    until(Duration::from_secs(5), || second.metrics().tests_received > 0).await;
+    running_second.shutdown().await;
+    until(Duration::from_secs(5), || first.metrics().tests_executing == 8).await;
+    for test in &tests {
+        executed(&service, test).await;
+    }
+    until(Duration::from_secs(60), || first.metrics().tests_finished >= 8).await;
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    running_first.shutdown().await;
+    let ids: Vec<String> = tests.iter().map(|t| t.id().to_owned()).collect();
+    assert_one_pass_each(&transport, &ids).await;
+}

@@ -58,13 +58,13 @@ impl Started {
     /// Stops routing signals to the test, interrupted before its verdict: its signals stay needed, to be read
     /// again when it runs again.
     pub(crate) fn abandon(self) {
-        let _still_needed = self.run.case.shared.router.release(&self.run);
+        let _still_needed = self.run.case.shared.router.release(&self.run, false);
     }
 
     /// The verdict and report of what the body returned.
     pub(crate) fn conclude(self, result: Result<CaseResult, super::panic_capture::CaughtPanic>) -> Finished {
         let run = self.run;
-        let bus_positions = run.case.shared.router.release(&run);
+        let bus_positions = run.case.shared.router.release(&run, true);
         let verdict = Verdict::of(result);
         let mut report = TestReport::new(&*run.case.name, verdict.state(), None);
         report.runtime = Some(run.elapsed().as_secs_f64());

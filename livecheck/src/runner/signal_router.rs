@@ -193,10 +193,15 @@ impl SignalRouter {
     /// Stops routing to the test: its signals are released from memory. Returns where they were read: they stay
     /// needed until [`SignalRouter::settle`] (once the test's report is out), or for good if the test was
     /// interrupted, so that its signals are read again when it runs again.
-    pub(crate) fn release(&self, test: &TestRun) -> Vec<BusPosition> {
+    ///
+    /// A test that `finished` makes its later signals late; an interrupted one does not: it runs again (here, if
+    /// its partition comes back) and its signals, read again, must count.
+    pub(crate) fn release(&self, test: &TestRun, finished: bool) -> Vec<BusPosition> {
         let mut state = lock(&self.state);
         let positions = state.active.remove(test.id()).and_then(|t| t.positions).map_or_else(Vec::new, |p| *p);
-        state.remember_finished(test.id().to_owned(), test.context().timestamp());
+        if finished {
+            state.remember_finished(test.id().to_owned(), test.context().timestamp());
+        }
         positions
     }
 
