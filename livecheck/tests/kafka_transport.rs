@@ -180,3 +180,27 @@ async fn instances_on_kafka_give_each_execution_one_pass_through_a_restart_and_a
         assert_eq!(reports.get(test.id()), Some(&vec![State::Pass]), "{}: {reports:?}", test.id());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_per_group_and_another_takes_over_when_it_leaves() {
+    let tansu = Tansu::start();
+    let leader_now = |a: &dyn livecheck::transport::Leadership, b: &dyn livecheck::transport::Leadership| {
+        (a.is_leader(), b.is_leader())
+    };
+    let a = transport(&tansu).elect_leader("g").await.unwrap();
+    until(Duration::from_secs(30), || a.is_leader()).await;
+    assert!(a.is_leader(), "a lone candidate leads");
+    let b = transport(&tansu).elect_leader("g").await.unwrap();
+    // While the group rebalances, neither may lead for a moment; then exactly one does.
+    until(Duration::from_secs(30), || {
+        let (a_leads, b_leads) = leader_now(a.as_ref(), b.as_ref());
+        a_leads != b_leads
+    })
+    .await;
+    let (a_leads, b_leads) = leader_now(a.as_ref(), b.as_ref());
+    assert!(a_leads != b_leads, "exactly one leader: {a_leads} {b_leads}");
+    let (gone, stays) = if a_leads { (a, b) } else { (b, a) };
+    drop(gone);
+    until(Duration::from_secs(30), || stays.is_leader()).await;
+    assert!(stays.is_leader(), "the other takes over");
+}

@@ -156,7 +156,11 @@ impl KafkaTransport {
     async fn create_topic(&self, stream: &str, partitions: u32) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> =
             self.inner.config.create().map_err(|e| kafka("creating the admin client", e))?;
-        let topic = NewTopic::new(stream, partitions as i32, TopicReplication::Fixed(1));
+        let mut topic = NewTopic::new(stream, partitions as i32, TopicReplication::Fixed(1));
+        if stream.ends_with("-changelog") {
+            // A table's changelog (`stream::Table`): the latest value of each key is what matters.
+            topic = topic.set("cleanup.policy", "compact");
+        }
         let results = admin
             .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)))
             .await
