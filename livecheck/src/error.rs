@@ -69,12 +69,42 @@ pub enum Error {
     /// Invalid configuration, e.g. a signal declared twice or a case registered twice.
     #[error("configuration: {0}")]
     Config(String),
-    /// The transport failed (a broker went away, a stream is missing, …).
-    #[error("transport: {0}")]
-    Transport(String),
+    /// The transport failed: a broker went away, the database is busy, a stream is missing, …
+    #[error("transport: {context}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    Transport {
+        /// What was being done.
+        context: String,
+        /// Whether trying again later can help (a broker or database that is busy or away), or not (a bad
+        /// setting, a file that cannot be created).
+        retriable: bool,
+        /// The underlying error (SQLite's, librdkafka's, the system's), when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The LiveCheck instance is shutting down.
     #[error("shutting down")]
     Shutdown,
+}
+
+impl Error {
+    /// A transport error caused by `source`.
+    pub(crate) fn transport(
+        context: impl Into<String>,
+        retriable: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Transport { context: context.into(), retriable, source: Some(source.into()) }
+    }
+
+    /// A transport error with no underlying error.
+    pub(crate) fn transport_stopped(context: impl Into<String>) -> Self {
+        Error::Transport { context: context.into(), retriable: false, source: None }
+    }
+
+    /// Whether trying the same again later can succeed (a transport that is busy or away).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Error::Transport { retriable: true, .. })
+    }
 }
 
 /// `Result` with [`Error`] as its default error.
@@ -103,4 +133,21 @@ macro_rules! ensure {
             }.into());
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transport_error_keeps_its_cause_and_says_whether_to_retry() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = Error::transport("publishing to `livecheck`", true, cause);
+        assert_eq!(error.to_string(), "transport: publishing to `livecheck`: connection refused");
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert!(error.is_retriable());
+        assert!(!Error::transport_stopped("the writer stopped").is_retriable());
+        assert!(!Error::Config("x".into()).is_retriable());
+    }
 }

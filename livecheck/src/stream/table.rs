@@ -43,7 +43,7 @@ impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Table<V> {
         while read.iter().zip(&ends).any(|(read, end)| read < end) {
             let event = tokio::time::timeout(Duration::from_secs(30), subscription.recv())
                 .await
-                .map_err(|_| Error::Transport(format!("restoring table `{name}` timed out")))??;
+                .map_err(|e| Error::transport(format!("restoring table `{name}`"), true, e))??;
             let Event::Message(received) = event else { continue };
             if let Some(read) = read.get_mut(received.partition as usize) {
                 *read = received.offset + 1;

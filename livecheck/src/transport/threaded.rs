@@ -103,7 +103,7 @@ impl ThreadedSubscription {
 }
 
 fn stopped() -> Error {
-    Error::Transport("the group member's thread stopped".into())
+    Error::transport_stopped("the group member's thread stopped")
 }
 
 impl Subscription for ThreadedSubscription {

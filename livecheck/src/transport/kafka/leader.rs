@@ -45,7 +45,7 @@ pub(super) fn candidacy(config: ClientConfig, topic: &str, group: &str) -> Resul
                 leader.store(false, Ordering::SeqCst);
                 consumer.unsubscribe();
             })
-            .map_err(|e| Error::Transport(format!("cannot start the leader election thread: {e}")))?
+            .map_err(|e| Error::transport("starting the leader election thread", false, e))?
     };
     Ok(KafkaLeadership { leader, running, thread: Some(thread) })
 }

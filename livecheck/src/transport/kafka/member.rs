@@ -67,7 +67,7 @@ pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) ->
     let thread = std::thread::Builder::new()
         .name("livecheck-kafka-member".into())
         .spawn(move || run(consumer))
-        .map_err(|e| Error::Transport(format!("cannot start a group member thread: {e}")))?;
+        .map_err(|e| Error::transport("starting a group member thread", false, e))?;
     Ok(ThreadedSubscription::new(streams, events, commands, thread))
 }
 

@@ -49,8 +49,36 @@ struct Inner {
     partitions: Mutex<HashMap<String, u32>>,
 }
 
-fn kafka(context: &str, error: impl std::fmt::Display) -> Error {
-    Error::Transport(format!("kafka: {context}: {error}"))
+/// A Kafka error while doing `context`. Librdkafka retries what it can by itself; what reaches here is retriable
+/// unless it is about the client's own configuration.
+fn kafka(context: &str, error: impl Into<KafkaFailure>) -> Error {
+    let failure = error.into();
+    let retriable =
+        !matches!(failure, KafkaFailure::Client(KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)));
+    Error::transport(format!("kafka: {context}"), retriable, failure)
+}
+
+/// What a Kafka operation failed with.
+#[derive(Debug, thiserror::Error)]
+enum KafkaFailure {
+    #[error(transparent)]
+    Client(#[from] KafkaError),
+    #[error("{0}")]
+    Broker(RDKafkaErrorCode),
+    #[error("{0}")]
+    Other(&'static str),
+}
+
+impl From<RDKafkaErrorCode> for KafkaFailure {
+    fn from(code: RDKafkaErrorCode) -> Self {
+        KafkaFailure::Broker(code)
+    }
+}
+
+impl From<&'static str> for KafkaFailure {
+    fn from(what: &'static str) -> Self {
+        KafkaFailure::Other(what)
+    }
 }
 
 /// The librdkafka settings a `kafka://` URL and the environment name.
@@ -184,7 +212,7 @@ fn set_if_absent(config: &mut ClientConfig, name: &str, value: &str) {
 
 /// Runs blocking librdkafka work off the async threads.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Transport(format!("a kafka task failed: {e}")))?
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::transport("a kafka task", false, e))?
 }
 
 /// LiveCheck headers from a Kafka message's headers.

@@ -68,7 +68,7 @@ pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
     let thread = std::thread::Builder::new()
         .name("livecheck-sqlite-member".into())
         .spawn(move || member.run(commands_rx))
-        .map_err(|e| Error::Transport(format!("cannot start a group member thread: {e}")))?;
+        .map_err(|e| Error::transport("starting a group member thread", false, e))?;
     Ok(ThreadedSubscription::new(streams, events, commands, thread))
 }
 

@@ -69,7 +69,18 @@ struct Inner {
 }
 
 fn sql(error: rusqlite::Error) -> Error {
-    Error::Transport(format!("sqlite: {error}"))
+    Error::transport("the embedded log (sqlite)", is_retriable(&error), error)
+}
+
+/// Whether an SQLite error may go away by itself: the database busy or locked by another process, a full disk, an
+/// I/O error.
+fn is_retriable(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+    matches!(error.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure))
+}
+
+fn task_failed(what: &str, error: tokio::task::JoinError) -> Error {
+    Error::transport(what, false, error)
 }
 
 fn now_ms() -> i64 {
@@ -117,7 +128,7 @@ impl SqliteTransport {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Transport(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| Error::transport(format!("cannot create {}", dir.display()), false, e))?;
         }
         let connection = open_schema(&path)?;
         Ok(SqliteTransport {
@@ -203,7 +214,7 @@ impl SqliteTransport {
             result
         })
         .await
-        .map_err(|e| Error::Transport(format!("a query task failed: {e}")))?
+        .map_err(|e| task_failed("a query of the embedded log", e))?
     }
 
     /// The stream's partition count, creating the stream with `partitions` if it does not exist.
@@ -248,9 +259,8 @@ impl Transport for SqliteTransport {
                 let connection = connect(&path)?;
                 member::join(member::MemberConfig { connection, group, streams, partitions, member_timeout: timeout })
             };
-            let subscription = tokio::task::spawn_blocking(join)
-                .await
-                .map_err(|e| Error::Transport(format!("joining the group failed: {e}")))??;
+            let subscription =
+                tokio::task::spawn_blocking(join).await.map_err(|e| task_failed("joining the group", e))??;
             Ok(Box::new(subscription) as Box<dyn Subscription>)
         })
     }
@@ -308,7 +318,7 @@ impl Transport for SqliteTransport {
             let (path, group, lease) = (self.inner.path.clone(), group.to_owned(), self.inner.lease);
             tokio::task::spawn_blocking(move || Ok(leader::candidacy(connect(&path)?, &group, lease)))
                 .await
-                .map_err(|e| Error::Transport(format!("joining the election failed: {e}")))?
+                .map_err(|e| task_failed("joining the election", e))?
         })
     }
 }
@@ -491,6 +501,16 @@ mod tests {
         })
         .await
         .expect("b becomes leader");
+    }
+
+    #[test]
+    fn a_busy_database_is_worth_retrying_a_malformed_query_is_not() {
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert!(sql(busy).is_retriable());
+        let bad = Connection::open_in_memory().unwrap().execute("NOT SQL", []).unwrap_err();
+        let error = sql(bad);
+        assert!(!error.is_retriable());
+        assert!(std::error::Error::source(&error).is_some_and(|s| s.is::<rusqlite::Error>()), "{error}");
     }
 
     #[test]

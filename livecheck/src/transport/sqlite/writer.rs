@@ -43,7 +43,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("livecheck-sqlite-writer".into())
             .spawn(move || WriterThread::new(connection, partitions, retention).run(received))
-            .map_err(|e| Error::Transport(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| Error::transport("starting the embedded log's writer thread", false, e))?;
         Ok(Writer { requests: Some(requests), thread: Some(thread) })
     }
 
@@ -53,9 +53,9 @@ impl Writer {
         let publish = Publish { stream: stream.to_owned(), message, done };
         let sent = self.requests.as_ref().map(|r| r.send(publish));
         if !matches!(sent, Some(Ok(()))) {
-            return Err(Error::Transport("the embedded log's writer has stopped".into()));
+            return Err(Error::transport_stopped("the embedded log's writer has stopped"));
         }
-        delivered.await.map_err(|_| Error::Transport("the embedded log's writer stopped before writing".into()))?
+        delivered.await.map_err(|_| Error::transport_stopped("the embedded log's writer stopped before writing"))?
     }
 }
 
@@ -100,8 +100,15 @@ impl WriterThread {
                 }
                 Err(error) => {
                     tracing::error!(%error, "appending to the embedded log failed");
+                    // One failure for the whole transaction; each publish gets its own copy of it.
+                    let retriable = super::is_retriable(&error);
                     for done in done {
-                        let _ = done.send(Err(Error::Transport(format!("appending to the embedded log: {error}"))));
+                        let failed = Error::Transport {
+                            context: format!("appending to the embedded log: {error}"),
+                            retriable,
+                            source: None,
+                        };
+                        let _ = done.send(Err(failed));
                     }
                 }
             }
