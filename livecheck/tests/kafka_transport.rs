@@ -204,3 +204,16 @@ async fn one_leader_per_group_and_another_takes_over_when_it_leaves() {
     until(Duration::from_secs(30), || stays.is_leader()).await;
     assert!(stays.is_leader(), "the other takes over");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_is_down_at_start_up_is_waited_for() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kafka = KafkaTransport::connect(&format!("kafka://127.0.0.1:{port}?batch.num.messages=1")).unwrap();
+    let creating = tokio::spawn(async move { kafka.create_stream("late", 2).await });
+    // Longer than one metadata request may take (10 s): the first attempt has failed by then.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(!creating.is_finished(), "no broker yet: still trying, not failed");
+    let _tansu = Tansu::start_on(port);
+    let created = tokio::time::timeout(Duration::from_secs(60), creating).await.expect("done once the broker is up");
+    created.unwrap().unwrap();
+}

@@ -27,7 +27,11 @@ fn binary() -> PathBuf {
 
 impl Tansu {
     pub fn start() -> Tansu {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Tansu::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+    }
+
+    /// On a given loopback port.
+    pub fn start_on(port: u16) -> Tansu {
         let listener = format!("tcp://127.0.0.1:{port}");
         let binary = binary();
         let child = Command::new(&binary)

@@ -156,13 +156,16 @@ impl KafkaTransport {
         if let Some(n) = lock(&self.inner.partitions).get(stream) {
             return Ok(*n);
         }
-        let n = match self.existing_partitions(stream).await? {
-            Some(n) => n,
-            None => {
-                self.create_topic(stream, partitions).await?;
-                self.existing_partitions(stream).await?.unwrap_or(partitions)
+        let n = retrying(&format!("looking up `{stream}`"), || async {
+            match self.existing_partitions(stream).await? {
+                Some(n) => Ok(n),
+                None => {
+                    self.create_topic(stream, partitions).await?;
+                    Ok(self.existing_partitions(stream).await?.unwrap_or(partitions))
+                }
             }
-        };
+        })
+        .await?;
         lock(&self.inner.partitions).insert(stream.to_owned(), n);
         Ok(n)
     }
@@ -200,6 +203,36 @@ impl KafkaTransport {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails for good: while the cluster does not answer (a retriable error), tries
+/// again with a growing delay (up to 30 s), logging once when it stops answering and once when it answers again.
+async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut failing = false;
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                if failing {
+                    tracing::info!(what, "the Kafka cluster answers again");
+                }
+                return Ok(value);
+            }
+            Err(error) if error.is_retriable() => {
+                if !failing {
+                    tracing::warn!(%error, what, "the Kafka cluster does not answer; retrying with backoff until it does");
+                    failing = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
