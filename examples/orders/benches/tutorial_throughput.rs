@@ -6,6 +6,9 @@
 //! with — and tells how many passed within the window and by the end of the drain, the backlog when the window
 //! ended, and how long the instance took to report every one of them.
 //!
+//! `LIVECHECK_BENCH_BROKER=kafka` runs it on Kafka instead of the embedded log: a tansu broker started here, and a
+//! 20 s window.
+//!
 //! A test cannot pass before the worker's agents sent its four signals, and under this load the worker itself
 //! falls behind; so the bench also tells the instance's own backlog: tests whose four signals were all on the bus
 //! when the window ended, but that had no report yet.
@@ -18,12 +21,17 @@ use std::{
 };
 
 use livecheck::{
-    transport::{Event, SqliteTransport, Subscription, Transport},
+    transport::{from_url, Event, Subscription, Transport},
     SignalEvent, State, TestReport,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_orders");
+
+#[path = "../../../livecheck/tests/support/tansu.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod tansu;
 const CLIENTS: usize = 16;
+/// The load window on the embedded log; on Kafka it is twice that.
 const LOAD: Duration = Duration::from_secs(10);
 /// How long after the window the instance may take to report every test issued in it.
 const DRAIN: Duration = Duration::from_secs(60);
@@ -71,8 +79,7 @@ struct Reports(Box<dyn Subscription>);
 
 impl Reports {
     async fn open(broker: &str) -> Self {
-        let db = broker.trim_start_matches("sqlite://");
-        Reports(SqliteTransport::open(db).unwrap().subscribe(&["livecheck-report"], "bench").await.unwrap())
+        Reports(from_url(broker).unwrap().subscribe(&["livecheck-report"], "bench").await.unwrap())
     }
 
     /// The next report, or `None` if none comes before `until`.
@@ -94,7 +101,7 @@ async fn place_order(http: &reqwest::Client, url: &str) -> Option<String> {
 }
 
 /// The tests among `issued` whose four signals are all in the bus below `ends` (its end offsets at some moment).
-async fn all_signals_sent(log: &SqliteTransport, ends: &[u64], issued: &HashSet<String>) -> HashSet<String> {
+async fn all_signals_sent(log: &dyn Transport, ends: &[u64], issued: &HashSet<String>) -> HashSet<String> {
     let mut signals: HashMap<String, HashSet<String>> = HashMap::new();
     for (partition, end) in ends.iter().enumerate() {
         let mut next = 0;
@@ -138,7 +145,14 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("livecheck-tutorial-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let broker = format!("sqlite://{}/livecheck.sqlite3", dir.display());
+    let on_kafka = std::env::var("LIVECHECK_BENCH_BROKER").is_ok_and(|b| b == "kafka");
+    let tansu = on_kafka.then(tansu::Tansu::start);
+    let broker = match &tansu {
+        // One record per batch: tansu 0.6 cannot fetch from inside a batch (see the README).
+        Some(tansu) => format!("{}?batch.num.messages=1", tansu.url),
+        None => format!("sqlite://{}/livecheck.sqlite3", dir.display()),
+    };
+    let load = if on_kafka { 2 * LOAD } else { LOAD };
     let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let port = free_port();
     let base_url = format!("http://127.0.0.1:{port}");
@@ -168,7 +182,7 @@ fn main() {
 
         let url = format!("{base_url}/order/init/sell/");
         let load_start = Instant::now();
-        let load_end = load_start + LOAD;
+        let load_end = load_start + load;
         let clients: Vec<_> = (0..CLIENTS)
             .map(|_| {
                 let (http, url) = (http.clone(), url.clone());
@@ -191,7 +205,7 @@ fn main() {
         while let Some(report) = reports.next(load_end).await {
             outcomes.record(report);
         }
-        let log = SqliteTransport::open(broker.trim_start_matches("sqlite://")).unwrap();
+        let log = from_url(&broker).unwrap();
         let bus_at_window_end = log.end_offsets("livecheck-bus").await.unwrap();
         let (mut issued, mut failed_requests) = (HashSet::new(), 0);
         for client in clients {
@@ -215,7 +229,7 @@ fn main() {
             }
         }
         let passed = outcomes.passed(&issued);
-        let signalled = all_signals_sent(&log, &bus_at_window_end, &issued).await;
+        let signalled = all_signals_sent(log.as_ref(), &bus_at_window_end, &issued).await;
         let waiting_on_instance = signalled.iter().filter(|id| !reported_in_window.contains(*id)).count();
         let mut not_passed = BTreeMap::new();
         for id in &issued {
@@ -225,9 +239,10 @@ fn main() {
         }
 
         let placed = issued.len();
-        let per_second = |n: usize| n as f64 / LOAD.as_secs_f64();
+        let per_second = |n: usize| n as f64 / load.as_secs_f64();
         println!(
-            "tutorial end to end, probability 1.0, {CLIENTS} closed-loop clients for {LOAD:?}, both processes at -l info"
+            "tutorial end to end on {}, probability 1.0, {CLIENTS} closed-loop clients for {load:?}, both processes at -l info",
+            if on_kafka { "Kafka (tansu)" } else { "the embedded log" }
         );
         println!(
             "  orders placed in the window: {placed} ({:.0}/s), {failed_requests} requests not answered with an order",
