@@ -8,30 +8,12 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use livecheck::{
     transport::{MemoryTransport, SqliteTransport, Transport},
-    Case, CaseHandle, CaseResult, CaseSettings, Clock, LiveCheck, LiveCheckBuilder, Signal, State, TestContext,
-    TestReport, TestRun,
+    CaseHandle, Clock, LiveCheck, LiveCheckBuilder, State, TestContext, TestReport,
 };
-use support::{read_all, until, TempDb};
-
-/// Waits for `placed` then `executed`.
-struct Order {
-    placed: Signal<String>,
-    executed: Signal<()>,
-}
-
-impl Case for Order {
-    type Args = String;
-    async fn run(&self, _test: &TestRun, side: String) -> CaseResult {
-        assert_eq!(self.placed.wait(Duration::from_secs(30)).await?, side);
-        self.executed.wait(Duration::from_secs(30)).await?;
-        Ok(())
-    }
-}
-
-fn register(app: &LiveCheck) -> CaseHandle<Order> {
-    app.register(CaseSettings::new("order"), |s| Order { placed: s.declare("placed"), executed: s.declare("executed") })
-        .unwrap()
-}
+use support::{
+    order::{register, Order},
+    read_all, until, TempDb,
+};
 
 fn on_memory(transport: &MemoryTransport) -> LiveCheckBuilder {
     LiveCheck::builder().transport(transport.clone()).clock(Clock::follow_tokio())

@@ -9,9 +9,13 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use livecheck::{
     transport::{partition_for_key, Event, KafkaTransport, Message, Subscription, Transport},
-    Case, CaseHandle, CaseResult, CaseSettings, Headers, LiveCheck, Signal, State, TestReport, TestRun,
+    CaseHandle, Headers, LiveCheck, State, TestReport,
 };
-use support::{read_all, tansu::Tansu};
+use support::{
+    order::{register, Order},
+    read_all,
+    tansu::Tansu,
+};
 
 /// One record per batch: tansu 0.6 cannot fetch from an offset inside a record batch, which a consumer resuming
 /// from a committed offset does (Kafka can).
@@ -102,29 +106,10 @@ async fn co_partitioned_topics_go_to_one_member_and_move_only_after_it_let_go() 
     }
 }
 
-struct Order {
-    placed: Signal<String>,
-    executed: Signal<()>,
-}
-
-impl Case for Order {
-    type Args = String;
-    async fn run(&self, _test: &TestRun, side: String) -> CaseResult {
-        assert_eq!(self.placed.wait(Duration::from_secs(30)).await?, side);
-        self.executed.wait(Duration::from_secs(30)).await?;
-        Ok(())
-    }
-}
-
 fn app(kafka: &KafkaTransport) -> (LiveCheck, CaseHandle<Order>) {
     let transport: Arc<dyn Transport> = Arc::new(kafka.clone());
     let app = LiveCheck::builder().shared_transport(transport).build();
-    let case = app
-        .register(CaseSettings::new("order"), |s| Order {
-            placed: s.declare("placed"),
-            executed: s.declare("executed"),
-        })
-        .unwrap();
+    let case = register(&app);
     (app, case)
 }
 

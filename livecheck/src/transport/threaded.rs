@@ -13,6 +13,22 @@ use tokio::sync::mpsc as async_mpsc;
 use super::{BoxFuture, Event, Received, Subscription};
 use crate::{Error, Result};
 
+/// Hands `ready` events to the app, as many as its channel takes now (the rest stay, in order); false when the
+/// app's side is gone. For the member's thread.
+pub(crate) fn hand_over(ready: &mut VecDeque<Event>, events: &async_mpsc::Sender<Event>) -> bool {
+    while let Some(event) = ready.pop_front() {
+        match events.try_send(event) {
+            Ok(()) => {}
+            Err(async_mpsc::error::TrySendError::Full(event)) => {
+                ready.push_front(event);
+                return true;
+            }
+            Err(async_mpsc::error::TrySendError::Closed(_)) => return false,
+        }
+    }
+    true
+}
+
 /// What the app's side tells a member's thread.
 pub(crate) enum MemberCommand {
     Commit { stream: usize, partition: u32, offset: u64, metadata: String },

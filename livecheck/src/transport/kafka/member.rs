@@ -19,7 +19,7 @@ use super::{kafka, received, set_if_absent, REQUEST_TIMEOUT};
 use crate::{
     sync::lock,
     transport::{
-        threaded::{MemberCommand, ThreadedSubscription},
+        threaded::{hand_over, MemberCommand, ThreadedSubscription},
         Assignment, Committed, Event,
     },
     Error, Result,
@@ -165,18 +165,8 @@ impl MemberState {
 
     /// Hands ready events to the app, as many as its channel takes.
     fn flush(&mut self) {
-        while let Some(event) = self.ready.pop_front() {
-            match self.events.try_send(event) {
-                Ok(()) => {}
-                Err(async_mpsc::error::TrySendError::Full(event)) => {
-                    self.ready.push_front(event);
-                    return;
-                }
-                Err(async_mpsc::error::TrySendError::Closed(_)) => {
-                    self.stopping = true;
-                    return;
-                }
-            }
+        if !hand_over(&mut self.ready, &self.events) {
+            self.stopping = true;
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::{
     context::Headers,
     transport::{
         owned_partitions,
-        threaded::{MemberCommand, ThreadedSubscription},
+        threaded::{hand_over, MemberCommand, ThreadedSubscription},
         Assignment, Committed, Event, Message, Received,
     },
     Error, Result,
@@ -168,16 +168,8 @@ impl MemberThread {
 
     /// Hands ready events to the app, as many as its channel takes.
     fn flush(&mut self) {
-        while let Some(event) = self.ready.pop_front() {
-            match self.events.try_send(event) {
-                Ok(()) => {}
-                Err(async_mpsc::error::TrySendError::Full(event)) => {
-                    self.ready.push_front(event);
-                    return;
-                }
-                Err(async_mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        }
+        // A closed channel is noticed by the run loop.
+        let _ = hand_over(&mut self.ready, &self.events);
     }
 
     fn heartbeat(&mut self) -> rusqlite::Result<()> {
