@@ -1,0 +1,27 @@
+"""A Python Faust LiveCheck instance for tests/faust_on_kafka.rs: runs the case `faust_checker.test_order` for
+executions triggered by Rust services — waits for `placed` and asserts the order kept its side.
+
+Run with the broker in LIVECHECK_TEST_BROKER (host:port): `python -m faust -A faust_checker livecheck`.
+"""
+import os
+
+import faust
+import faust.livecheck
+
+app = faust.App(
+    "faust_checker",
+    broker="kafka://" + os.environ["LIVECHECK_TEST_BROKER"],
+    store="memory://",
+    topic_partitions=8,
+    web_enabled=False,
+)
+livecheck = app.LiveCheck()
+
+
+@livecheck.case(probability=1.0, warn_stalled_after=3600.0)
+class test_order(faust.livecheck.Case):
+    placed: faust.livecheck.Signal[dict]
+
+    async def run(self, side: str) -> None:
+        order = await self.placed.wait(timeout=20.0)
+        assert order["side"] == side, f"the order kept its side: {order['side']} != {side}"
