@@ -59,6 +59,24 @@ async fn assert_one_pass_each(transport: &dyn Transport, ids: &[String]) {
     assert!(wrong.is_empty(), "{} of {} tests did not get exactly one PASS: {examples:?}", wrong.len(), ids.len());
 }
 
+/// An instance on `transport` executing 8 tests that got `placed` and wait for `executed`.
+async fn eight_tests_waiting(
+    transport: &MemoryTransport,
+    service: &CaseHandle<Order>,
+) -> (LiveCheck, livecheck::Running, Vec<TestContext>) {
+    let instance = on_memory(transport).build();
+    register(&instance);
+    let running = instance.start().await.unwrap();
+    let mut tests = Vec::new();
+    for i in 0..8 {
+        let test = trigger(service, &format!("o-{i}")).await;
+        placed(service, &test).await;
+        tests.push(test);
+    }
+    until(Duration::from_secs(1), || instance.metrics().tests_executing == 8).await;
+    (instance, running, tests)
+}
+
 async fn reports_count(transport: &dyn Transport) -> usize {
     reports_by_test(transport).await.values().map(Vec::len).sum()
 }
@@ -121,16 +139,7 @@ async fn a_restart_does_not_run_again_the_tests_that_passed_behind_a_slow_one() 
 async fn a_member_joining_while_tests_wait_causes_no_second_report() {
     let transport = MemoryTransport::new();
     let service = register(&on_memory(&transport).build());
-    let first = on_memory(&transport).build();
-    register(&first);
-    let running_first = first.start().await.unwrap();
-    let mut tests = Vec::new();
-    for i in 0..8 {
-        let test = trigger(&service, &format!("o-{i}")).await;
-        placed(&service, &test).await;
-        tests.push(test);
-    }
-    until(Duration::from_secs(1), || first.metrics().tests_executing == 8).await;
+    let (first, running_first, tests) = eight_tests_waiting(&transport, &service).await;
 
     let second = on_memory(&transport).build();
     register(&second);
@@ -234,16 +243,7 @@ async fn streams_with_different_partition_counts_are_a_start_up_error_naming_bot
 async fn tests_interrupted_by_a_rebalance_pass_when_their_partition_comes_back() {
     let transport = MemoryTransport::new();
     let service = register(&on_memory(&transport).build());
-    let first = on_memory(&transport).build();
-    register(&first);
-    let running_first = first.start().await.unwrap();
-    let mut tests = Vec::new();
-    for i in 0..8 {
-        let test = trigger(&service, &format!("o-{i}")).await;
-        placed(&service, &test).await;
-        tests.push(test);
-    }
-    until(Duration::from_secs(1), || first.metrics().tests_executing == 8).await;
+    let (first, running_first, tests) = eight_tests_waiting(&transport, &service).await;
     // A second instance takes half the partitions (their tests stop here without a verdict), then leaves, and
     // they come back: their tests run again here, and their first signal, read again, still counts.
     let second = on_memory(&transport).build();

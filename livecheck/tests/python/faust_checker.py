@@ -3,19 +3,11 @@ executions triggered by Rust services — waits for `placed` and asserts the ord
 
 Run with the broker in LIVECHECK_TEST_BROKER (host:port): `python -m faust -A faust_checker livecheck`.
 """
-import os
-
-import faust
 import faust.livecheck
 
-app = faust.App(
-    "faust_checker",
-    broker="kafka://" + os.environ["LIVECHECK_TEST_BROKER"],
-    store="memory://",
-    topic_partitions=8,
-    web_enabled=False,
-)
-livecheck = app.LiveCheck()
+from livecheck_app import livecheck_app
+
+app, livecheck = livecheck_app("faust_checker")
 
 
 @livecheck.case(probability=1.0, warn_stalled_after=3600.0)

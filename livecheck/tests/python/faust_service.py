@@ -5,17 +5,11 @@ Run with the broker in LIVECHECK_TEST_BROKER (host:port): `python -m faust -A fa
 """
 import os
 
-import faust
 import faust.livecheck
 
-app = faust.App(
-    "faust_service",
-    broker="kafka://" + os.environ["LIVECHECK_TEST_BROKER"],
-    store="memory://",
-    topic_partitions=8,
-    web_enabled=False,
-)
-livecheck = app.LiveCheck()
+from livecheck_app import livecheck_app
+
+app, livecheck = livecheck_app("faust_service")
 
 
 @livecheck.case(probability=1.0, warn_stalled_after=3600.0)
