@@ -145,7 +145,7 @@ impl Case for CheckedInPython {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tests_triggered_and_signalled_by_rust_services_pass_in_a_python_faust_livecheck() {
     let tansu = Tansu::start();
-    let kafka = KafkaTransport::connect(&format!("{}?batch.num.messages=1", tansu.url)).unwrap();
+    let kafka = KafkaTransport::connect(&tansu.url.clone()).unwrap();
     for stream in ["livecheck", "livecheck-bus", "livecheck-report"] {
         kafka.create_stream(stream, 8).await.unwrap();
     }

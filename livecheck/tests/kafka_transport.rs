@@ -17,10 +17,8 @@ use support::{
     tansu::Tansu,
 };
 
-/// One record per batch: tansu 0.6 cannot fetch from an offset inside a record batch, which a consumer resuming
-/// from a committed offset does (Kafka can).
 fn transport(tansu: &Tansu) -> KafkaTransport {
-    KafkaTransport::connect(&format!("{}?batch.num.messages=1", tansu.url)).unwrap().with_partitions(4)
+    KafkaTransport::connect(&tansu.url).unwrap().with_partitions(4)
 }
 
 async fn next_event(subscription: &mut Box<dyn Subscription>) -> Event {
@@ -55,7 +53,6 @@ async fn co_partitioned_topics_go_to_one_member_and_move_only_after_it_let_go() 
         kafka.publish("tests", Message { key: Some(format!("t{i}")), ..Default::default() }).await.unwrap();
     }
     let committed = kafka.read("tests", 1, 0, 10).await.unwrap().len() as u64;
-    // (tansu 0.6 does not keep commit metadata; Kafka does, and LiveCheck reads more reports without it.)
     a.commit("tests", 1, committed, "reports=7").unwrap();
 
     let other = transport(&tansu);
@@ -101,7 +98,8 @@ async fn co_partitioned_topics_go_to_one_member_and_move_only_after_it_let_go() 
         // Both topics' partition p come together, with the group's committed offsets.
         assert_eq!(assignment.committed.len(), 2);
         if assignment.partition == 1 {
-            assert_eq!(assignment.committed("tests").unwrap().offset, committed);
+            let tests = assignment.committed("tests").unwrap();
+            assert_eq!((tests.offset, tests.metadata.as_str()), (committed, "reports=7"));
         }
     }
 }
@@ -193,7 +191,7 @@ async fn one_leader_per_group_and_another_takes_over_when_it_leaves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_is_down_at_start_up_is_waited_for() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let kafka = KafkaTransport::connect(&format!("kafka://127.0.0.1:{port}?batch.num.messages=1")).unwrap();
+    let kafka = KafkaTransport::connect(&format!("kafka://127.0.0.1:{port}")).unwrap();
     let creating = tokio::spawn(async move { kafka.create_stream("late", 2).await });
     // Longer than one metadata request may take (10 s): the first attempt has failed by then.
     tokio::time::sleep(Duration::from_secs(12)).await;

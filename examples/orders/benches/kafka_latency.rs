@@ -47,8 +47,7 @@ fn main() {
         return;
     }
     let broker = tansu::Tansu::start();
-    // One record per batch: tansu 0.6 cannot fetch from inside a batch (see the README).
-    let url = format!("{}?batch.num.messages=1", broker.url);
+    let url = broker.url.clone();
     let port = free_port();
     let base_url = format!("http://127.0.0.1:{port}");
     let spawn = |args: &[&str]| {

@@ -148,8 +148,7 @@ fn main() {
     let on_kafka = std::env::var("LIVECHECK_BENCH_BROKER").is_ok_and(|b| b == "kafka");
     let tansu = on_kafka.then(tansu::Tansu::start);
     let broker = match &tansu {
-        // One record per batch: tansu 0.6 cannot fetch from inside a batch (see the README).
-        Some(tansu) => format!("{}?batch.num.messages=1", tansu.url),
+        Some(tansu) => tansu.url.clone(),
         None => format!("sqlite://{}/livecheck.sqlite3", dir.display()),
     };
     let load = if on_kafka { 2 * LOAD } else { LOAD };

@@ -64,6 +64,9 @@ pub(crate) struct ChaosArgs {
     /// Keep the run's directory (the log when the harness made it, and each process's log).
     #[arg(long)]
     keep: bool,
+    /// Log level of the worker and the instances (their logs are in the run's directory).
+    #[arg(long, default_value = "warn")]
+    process_log_level: String,
 }
 
 /// Prints what happens, with the seconds since the run started.
@@ -148,7 +151,7 @@ pub(crate) async fn run(args: ChaosArgs, broker: Option<&str>, cache: Option<&st
 async fn run_in(args: &ChaosArgs, dir: &Path, broker: &str, cache: Option<&str>) -> anyhow::Result<bool> {
     let timeline = Timeline { started: Instant::now() };
     timeline.note(format!("run directory {}; broker {broker}", dir.display()));
-    let (mut cluster, started) = Cluster::start(dir, broker, cache, args.instances).await?;
+    let (mut cluster, started) = Cluster::start(dir, broker, cache, &args.process_log_level, args.instances).await?;
     for note in started {
         timeline.note(note);
     }

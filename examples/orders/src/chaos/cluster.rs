@@ -30,6 +30,7 @@ pub(super) struct Cluster {
     dir: PathBuf,
     broker: String,
     cache: Option<String>,
+    log_level: String,
     http: reqwest::Client,
     worker: Node,
     instances: Vec<Node>,
@@ -42,12 +43,14 @@ impl Cluster {
         dir: &Path,
         broker: &str,
         cache: Option<&str>,
+        log_level: &str,
         instances: usize,
     ) -> anyhow::Result<(Self, Vec<String>)> {
         let mut cluster = Cluster {
             dir: dir.to_owned(),
             broker: broker.to_owned(),
             cache: cache.map(str::to_owned),
+            log_level: log_level.to_owned(),
             http: reqwest::Client::new(),
             worker: Node::new("worker".into())?,
             instances: Vec::new(),
@@ -169,7 +172,7 @@ impl Cluster {
     /// `command` followed by the options every process gets: the broker, the cache and the log level.
     fn args(&self, command: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = command.iter().map(|arg| (*arg).to_owned()).collect();
-        args.extend(["--broker".into(), self.broker.clone(), "-l".into(), "warn".into()]);
+        args.extend(["--broker".into(), self.broker.clone(), "-l".into(), self.log_level.clone()]);
         if let Some(cache) = &self.cache {
             args.extend(["--cache".into(), cache.clone()]);
         }

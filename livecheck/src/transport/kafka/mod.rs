@@ -307,7 +307,8 @@ impl Transport for KafkaTransport {
             let config = self.inner.config.clone();
             let (streams, group): (Vec<Arc<str>>, String) =
                 (streams.iter().map(|s| (*s).into()).collect(), group.into());
-            let subscription = blocking(move || member::join(config, streams, &group)).await?;
+            let partitions = counts.first().map_or(0, |(_, n)| *n);
+            let subscription = blocking(move || member::join(config, streams, &group, partitions)).await?;
             Ok(Box::new(subscription) as Box<dyn Subscription>)
         })
     }
