@@ -6,7 +6,7 @@
 use std::{
     collections::{HashSet, VecDeque},
     sync::{mpsc, Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use rdkafka::{
@@ -31,16 +31,9 @@ const READY: usize = 512;
 const POLL: Duration = Duration::from_millis(5);
 /// How long a revocation waits for the app to let go before giving the partitions up anyway.
 const RELEASE_WITHIN: Duration = Duration::from_secs(120);
-/// How often the member checks that what it holds fits the group's membership (see [`AssignmentCheck`]).
-const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Joins `group` for `streams` and starts the member's thread.
-pub(super) fn join(
-    config: ClientConfig,
-    streams: Vec<Arc<str>>,
-    group: &str,
-    partitions: u32,
-) -> Result<ThreadedSubscription> {
+pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) -> Result<ThreadedSubscription> {
     let (events_tx, events) = async_mpsc::channel(READY);
     let (commands, commands_rx) = mpsc::channel();
     let context = MemberContext {
@@ -71,10 +64,9 @@ pub(super) fn join(
         .map_err(|e| kafka("creating a group member", e))?;
     let names: Vec<&str> = streams.iter().map(|s| &**s).collect();
     consumer.subscribe(&names).map_err(|e| kafka(&format!("joining group `{group}`"), e))?;
-    let check = AssignmentCheck { group: group.to_owned(), partitions, last: Instant::now(), misfits: 0 };
     let thread = std::thread::Builder::new()
         .name("livecheck-kafka-member".into())
-        .spawn(move || run(consumer, check))
+        .spawn(move || run(consumer))
         .map_err(|e| Error::transport("starting a group member thread", false, e))?;
     Ok(ThreadedSubscription::new(streams, events, commands, thread))
 }
@@ -252,11 +244,8 @@ impl ConsumerContext for MemberContext {
     }
 }
 
-fn run(consumer: BaseConsumer<MemberContext>, mut check: AssignmentCheck) {
+fn run(consumer: BaseConsumer<MemberContext>) {
     loop {
-        if check.last.elapsed() >= CHECK_EVERY {
-            check.run(&consumer);
-        }
         {
             let mut state = lock(&consumer.context().state);
             if !state.take_commands(&consumer, false) {
@@ -294,79 +283,4 @@ fn run(consumer: BaseConsumer<MemberContext>, mut check: AssignmentCheck) {
     state.write_commits(&consumer, CommitMode::Sync);
     drop(state);
     consumer.unsubscribe();
-}
-
-/// A guard against a group coordinator that hands out an assignment the group's membership contradicts: with
-/// tansu 0.6, after members were killed in quick succession, every remaining member was seen holding no partition
-/// at all, for good (nothing makes such a group rebalance again). Every few seconds the member asks the
-/// coordinator how many members the stable group has and compares its own share with what the range assignor
-/// gives each of that many members; two misfits in a row make it leave and rejoin the group, which rebalances it.
-/// Kafka's own coordinator never trips it (a group becomes stable only with every member's assignment).
-struct AssignmentCheck {
-    group: String,
-    /// Partitions of each co-partitioned stream.
-    partitions: u32,
-    last: Instant,
-    misfits: u32,
-}
-
-impl AssignmentCheck {
-    fn run(&mut self, consumer: &BaseConsumer<MemberContext>) {
-        self.last = Instant::now();
-        let held = lock(&consumer.context().state).owned.len() as u32;
-        let Some(members) = self.stable_members(consumer) else {
-            self.misfits = 0;
-            return;
-        };
-        if range_share_fits(self.partitions, members, held) {
-            self.misfits = 0;
-            return;
-        }
-        self.misfits += 1;
-        if self.misfits < 2 {
-            return;
-        }
-        self.misfits = 0;
-        tracing::warn!(
-            group = %self.group,
-            members,
-            held,
-            partitions = self.partitions,
-            "this member's partitions do not fit the group's membership (a group coordinator fault); rejoining"
-        );
-        let streams = lock(&consumer.context().state).streams.clone();
-        let names: Vec<&str> = streams.iter().map(|s| &**s).collect();
-        consumer.unsubscribe();
-        if let Err(error) = consumer.subscribe(&names) {
-            tracing::error!(%error, group = %self.group, "rejoining the group failed");
-        }
-    }
-
-    /// The number of members when the group is stable; `None` while it rebalances or when the coordinator does
-    /// not answer.
-    fn stable_members(&self, consumer: &BaseConsumer<MemberContext>) -> Option<u32> {
-        let list = consumer.fetch_group_list(Some(&self.group), Duration::from_secs(2)).ok()?;
-        let group = list.groups().first()?;
-        (group.state() == "Stable" && !group.members().is_empty()).then(|| group.members().len() as u32)
-    }
-}
-
-/// Whether `held` partitions is one member's share when the range assignor splits `partitions` over `members`.
-fn range_share_fits(partitions: u32, members: u32, held: u32) -> bool {
-    held == partitions / members || held == partitions.div_ceil(members)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::range_share_fits;
-
-    #[test]
-    fn a_member_s_share_fits_the_range_assignment() {
-        assert!(range_share_fits(8, 2, 4));
-        assert!(range_share_fits(8, 3, 2) && range_share_fits(8, 3, 3));
-        assert!(range_share_fits(4, 6, 0) && range_share_fits(4, 6, 1));
-        assert!(!range_share_fits(8, 2, 0), "nothing held while there is work for everyone");
-        assert!(!range_share_fits(8, 2, 8), "everything held while another member is there");
-        assert!(!range_share_fits(8, 3, 4));
-    }
 }

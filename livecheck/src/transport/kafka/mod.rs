@@ -307,8 +307,7 @@ impl Transport for KafkaTransport {
             let config = self.inner.config.clone();
             let (streams, group): (Vec<Arc<str>>, String) =
                 (streams.iter().map(|s| (*s).into()).collect(), group.into());
-            let partitions = counts.first().map_or(0, |(_, n)| *n);
-            let subscription = blocking(move || member::join(config, streams, &group, partitions)).await?;
+            let subscription = blocking(move || member::join(config, streams, &group)).await?;
             Ok(Box::new(subscription) as Box<dyn Subscription>)
         })
     }
