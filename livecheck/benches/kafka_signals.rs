@@ -113,7 +113,11 @@ async fn produce(url: &str, rate: u32, first: u64) {
         }
     }
     while tasks.join_next().await.is_some() {}
-    println!("{} {}", sent.load(std::sync::atomic::Ordering::Relaxed), failed.load(std::sync::atomic::Ordering::Relaxed));
+    println!(
+        "{} {}",
+        sent.load(std::sync::atomic::Ordering::Relaxed),
+        failed.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 struct Step {
@@ -129,6 +133,11 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
+    // Warnings and errors of the instance and the services (RUST_LOG for more) go to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if let Ok(role) = std::env::var("KAFKA_SIGNALS_PRODUCER") {
         let mut parts = role.split(' ');
@@ -187,6 +196,20 @@ fn main() {
                 step.cpu_per_signal.map_or("n/a".into(), |cpu| format!("{cpu:.1} us")),
             );
             let kept_up = step.drained_after.is_some_and(|after| after <= KEPT_UP_WITHIN);
+            if !kept_up {
+                let m = app.metrics();
+                println!(
+                    "    instance then: {} tests received, {} executing, {} signals received, {} held for tests not \
+                     started, {} evicted, {} expired, {} late",
+                    m.tests_received,
+                    m.tests_executing,
+                    m.signals_received,
+                    m.signals_held,
+                    m.signals_evicted,
+                    m.signals_expired,
+                    m.signals_late
+                );
+            }
             steps.push(step);
             if !kept_up {
                 break;
@@ -197,8 +220,8 @@ fn main() {
         running.shutdown().await;
         steps
     });
-    let sustained = steps.iter().filter(|s| s.drained_after.is_some_and(|a| a <= KEPT_UP_WITHIN)).last();
-    let cpu = steps.iter().filter_map(|s| s.cpu_per_signal).last();
+    let sustained = steps.iter().rev().find(|s| s.drained_after.is_some_and(|a| a <= KEPT_UP_WITHIN));
+    let cpu = steps.iter().rev().find_map(|s| s.cpu_per_signal);
     println!(
         "kafka_signals [one instance, {PARTITIONS} partitions, tansu on this machine, steps of {} s]: sustained {} \
          signals/s ({}); instance CPU {} per signal at the last step",

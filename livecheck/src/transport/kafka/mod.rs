@@ -388,13 +388,17 @@ impl Transport for KafkaTransport {
                 .map_err(|e| kafka("assigning a partition", e))?;
             consumer.assign(&assignment).map_err(|e| kafka("assigning a partition", e))?;
             let mut read = Vec::new();
-            let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+            // A long read on a slow broker is fine as long as it moves: the timeout is for no progress.
+            let mut deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
             while read.len() < limit {
                 if std::time::Instant::now() >= deadline {
                     return Err(kafka(&format!("reading `{name}` partition {partition}"), "timed out"));
                 }
                 match consumer.poll(Duration::from_millis(100)) {
-                    Some(Ok(message)) => read.push(received(name.clone(), &message)),
+                    Some(Ok(message)) => {
+                        read.push(received(name.clone(), &message));
+                        deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+                    }
                     Some(Err(KafkaError::PartitionEOF(_))) => break,
                     Some(Err(error)) => return Err(kafka(&format!("reading `{name}`"), error)),
                     None => {}
