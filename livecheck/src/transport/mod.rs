@@ -28,7 +28,7 @@ pub use kafka::KafkaTransport;
 pub use memory::MemoryTransport;
 pub use partitioner::partition_for_key;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteTransport;
+pub use sqlite::{PoisonCause, SqliteTransport};
 pub use url::{from_env, from_url, BROKER_ENV, DEFAULT_BROKER};
 
 use crate::{context::Headers, Result};

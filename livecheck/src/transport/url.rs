@@ -13,7 +13,9 @@ pub const DEFAULT_BROKER: &str = "sqlite://livecheck-data/livecheck.sqlite3";
 
 /// The transport a broker URL names:
 /// - `sqlite://PATH` — the embedded log shared by the processes of this machine (`sqlite://data/lc.db`,
-///   `sqlite:///var/lib/app/lc.db`); `sqlite://` alone uses [`DEFAULT_BROKER`]'s path;
+///   `sqlite:///var/lib/app/lc.db`); `sqlite://` alone uses [`DEFAULT_BROKER`]'s path. Options:
+///   `?retention=7d` (how long messages are kept: `s`, `m`, `h` or `d`), `?recreate=1` (start a new, empty log
+///   when the one created there before is gone, instead of failing);
 /// - `kafka://host:port[,host:port][?name=value&…]` — a Kafka cluster (feature `kafka`); settings pass to
 ///   librdkafka, as do `LIVECHECK_KAFKA_*` environment variables;
 /// - `memory://` — in this process only (tests).
@@ -22,10 +24,7 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
     match scheme {
         "memory" => Ok(Arc::new(MemoryTransport::new())),
         #[cfg(feature = "sqlite")]
-        "sqlite" => {
-            let path = if rest.is_empty() { DEFAULT_BROKER.trim_start_matches("sqlite://") } else { rest };
-            Ok(Arc::new(super::SqliteTransport::open(path)?))
-        }
+        "sqlite" => sqlite(url, rest),
         #[cfg(feature = "kafka")]
         "kafka" => Ok(Arc::new(super::KafkaTransport::connect(url)?)),
         #[cfg(not(feature = "kafka"))]
@@ -34,6 +33,49 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
             "unsupported broker `{other}://` in `{url}` (supported: sqlite://, kafka://, memory://)"
         ))),
     }
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite(url: &str, rest: &str) -> Result<Arc<dyn Transport>> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = if path.is_empty() { DEFAULT_BROKER.trim_start_matches("sqlite://") } else { path };
+    let (mut recreate, mut retention) = (false, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let bad = |why: &str| Error::Config(format!("`{pair}` in `{url}`: {why}"));
+        match pair.split_once('=') {
+            Some(("recreate", value)) => {
+                recreate = match value {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(bad("recreate is 1 or 0")),
+                }
+            }
+            Some(("retention", value)) => {
+                retention = Some(parse_duration(value).ok_or_else(|| bad("not a duration like 30s, 15m, 12h or 7d"))?)
+            }
+            _ => return Err(bad("sqlite:// options are retention=DURATION and recreate=1")),
+        }
+    }
+    let transport =
+        if recreate { super::SqliteTransport::recreate(path)? } else { super::SqliteTransport::open(path)? };
+    Ok(Arc::new(match retention {
+        Some(retention) => transport.with_retention(retention),
+        None => transport,
+    }))
+}
+
+/// `30s`, `15m`, `12h`, `7d`: a positive number and a unit.
+#[cfg(feature = "sqlite")]
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let unit = match text.chars().last()? {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86400.0,
+        _ => return None,
+    };
+    let number: f64 = text[..text.len() - 1].parse().ok()?;
+    (number.is_finite() && number > 0.0).then(|| std::time::Duration::from_secs_f64(number * unit))
 }
 
 /// The transport named by `url`, else by the `LIVECHECK_BROKER` environment variable, else the default.
@@ -53,5 +95,21 @@ mod tests {
         assert!(matches!(from_url("localhost:9092"), Err(Error::Config(_))));
         assert!(matches!(from_url("redis://localhost"), Err(Error::Config(_))));
         assert!(from_url("memory://").is_ok());
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn sqlite_options_are_checked() {
+        assert_eq!(parse_duration("7d"), Some(std::time::Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("90s"), Some(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Some(std::time::Duration::from_secs(5400)));
+        assert_eq!(parse_duration("-1d"), None);
+        assert_eq!(parse_duration("7"), None);
+        let dir = std::env::temp_dir().join(format!("livecheck-url-test-{}", fastrand::u64(..)));
+        let url = |query: &str| format!("sqlite://{}/lc.sqlite3{query}", dir.display());
+        assert!(matches!(from_url(&url("?retention=forever")), Err(Error::Config(_))));
+        assert!(matches!(from_url(&url("?colour=blue")), Err(Error::Config(_))));
+        assert!(from_url(&url("?retention=1d&recreate=0")).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,13 +16,12 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::mpsc as async_mpsc;
 
-use super::{decode_headers, now_ms, sql};
+use super::{now_ms, sql};
 use crate::{
-    context::Headers,
     transport::{
         owned_partitions,
         threaded::{hand_over, MemberCommand, ThreadedSubscription},
-        Assignment, Committed, Event, Message, Received,
+        Assignment, Committed, Event, Received,
     },
     Error, Result,
 };
@@ -43,6 +42,8 @@ pub(super) struct MemberConfig {
     pub(super) streams: Vec<Arc<str>>,
     pub(super) partitions: u32,
     pub(super) member_timeout: Duration,
+    pub(super) poison: super::stored::PoisonCounts,
+    pub(super) identity: super::identity::FileIdentity,
 }
 
 /// Joins the group and starts the member's thread.
@@ -63,6 +64,7 @@ pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
         events: events_tx,
         data_version: None,
         next_heartbeat: Instant::now(),
+        file_gone: false,
     };
     member.heartbeat().map_err(sql)?;
     let thread = std::thread::Builder::new()
@@ -90,6 +92,8 @@ struct MemberThread {
     events: async_mpsc::Sender<Event>,
     data_version: Option<i64>,
     next_heartbeat: Instant,
+    /// Whether the log's file was found gone at the last heartbeat (logged once per change).
+    file_gone: bool,
 }
 
 impl MemberThread {
@@ -153,6 +157,14 @@ impl MemberThread {
         self.write_commits()?;
         if Instant::now() >= self.next_heartbeat {
             self.next_heartbeat = Instant::now() + HEARTBEAT;
+            // Reading a deleted log would show nothing new, silently, for good.
+            if let Err(gone) = self.config.identity.check() {
+                if !std::mem::replace(&mut self.file_gone, true) {
+                    tracing::error!(error = %gone, group = %self.config.group, "stopped reading");
+                }
+                return Ok(());
+            }
+            self.file_gone = false;
             self.heartbeat()?;
             if !self.releasing {
                 self.rebalance()?;
@@ -329,10 +341,7 @@ impl MemberThread {
         if self.data_version == Some(version) {
             return Ok(());
         }
-        let mut statement = connection.prepare_cached(
-            "SELECT offset, key, value, headers FROM messages
-             WHERE stream = ?1 AND partition = ?2 AND offset >= ?3 ORDER BY offset LIMIT ?4",
-        )?;
+        let mut statement = connection.prepare_cached(super::stored::SELECT_MESSAGES)?;
         let mut complete = true;
         for (i, stream) in self.config.streams.iter().enumerate() {
             if self.paused[i] {
@@ -340,24 +349,31 @@ impl MemberThread {
             }
             for &partition in &self.owned {
                 let next = self.cursors.entry((i, partition)).or_default();
-                let rows = statement.query_map(params![&**stream, partition, *next as i64, FETCH], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get::<_, Vec<u8>>(3)?))
-                })?;
+                let rows = statement
+                    .query_map(params![&**stream, partition, *next as i64, FETCH], |row| super::stored::message(row))?;
                 let mut count = 0;
                 for row in rows {
-                    let (offset, key, value, headers) = row?;
-                    let headers = decode_headers(&headers).unwrap_or_else(|| {
-                        tracing::warn!(%stream, offset, "stored headers do not decode; dropped them");
-                        Headers::new()
-                    });
-                    *next = offset as u64 + 1;
+                    let (offset, message) = row?;
+                    *next = offset + 1;
                     count += 1;
-                    self.ready.push_back(Event::Message(Received {
-                        stream: stream.clone(),
-                        partition,
-                        offset: offset as u64,
-                        message: Arc::new(Message { key, value, headers }),
-                    }));
+                    match message {
+                        Ok(message) => self.ready.push_back(Event::Message(Received {
+                            stream: stream.clone(),
+                            partition,
+                            offset,
+                            message: Arc::new(message),
+                        })),
+                        Err(cause) => {
+                            self.config.poison.count(cause);
+                            tracing::warn!(
+                                %stream,
+                                partition,
+                                offset,
+                                cause = cause.as_str(),
+                                "a stored row is not a message (poison message); skipped it"
+                            );
+                        }
+                    }
                 }
                 complete &= count < FETCH;
             }

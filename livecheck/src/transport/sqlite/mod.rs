@@ -7,9 +7,13 @@
 //! queries run on a small pool of connections off the async threads. Members notice new rows by polling SQLite's
 //! `data_version` every 2 ms, which is cheap and keeps the latency between processes in the low milliseconds.
 
+mod identity;
 mod leader;
 mod member;
+mod stored;
 mod writer;
+
+pub use stored::PoisonCause;
 
 use std::{
     collections::HashMap,
@@ -66,6 +70,10 @@ struct Inner {
     /// Connections for queries, used off the async threads.
     readers: Mutex<Vec<Connection>>,
     partitions: Mutex<HashMap<String, u32>>,
+    /// Rows skipped because they cannot be messages.
+    poison: stored::PoisonCounts,
+    /// The file opened: every writer transaction and member heartbeat checks it is still there.
+    identity: identity::FileIdentity,
 }
 
 fn sql(error: rusqlite::Error) -> Error {
@@ -123,14 +131,23 @@ fn open_schema(path: &Path) -> Result<Connection> {
 }
 
 impl SqliteTransport {
-    /// Opens (creating if needed) the log at `path`; its directory is created too.
+    /// Opens the log at `path`, creating it on first use (the file 0600, its directory 0700 when missing). A log
+    /// that was created there before and is gone now is an error: see [`SqliteTransport::recreate`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::transport(format!("cannot create {}", dir.display()), false, e))?;
-        }
+        Self::open_with(path.as_ref(), false)
+    }
+
+    /// Opens the log at `path` like [`SqliteTransport::open`], but starts a new, empty log when it was deleted
+    /// (`?recreate=1` on a `sqlite://` URL).
+    pub fn recreate(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), true)
+    }
+
+    fn open_with(path: &Path, recreate: bool) -> Result<Self> {
+        let path = path.to_path_buf();
+        identity::create_or_check(&path, recreate)?;
         let connection = open_schema(&path)?;
+        let identity = identity::FileIdentity::of(&path)?;
         Ok(SqliteTransport {
             inner: Arc::new(Inner {
                 path,
@@ -141,6 +158,8 @@ impl SqliteTransport {
                 writer: OnceLock::new(),
                 readers: Mutex::new(vec![connection]),
                 partitions: Mutex::default(),
+                poison: stored::PoisonCounts::default(),
+                identity,
             }),
         })
     }
@@ -148,6 +167,12 @@ impl SqliteTransport {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Stored rows that could not be read as messages (written by another program: a key that is not UTF-8, no
+    /// value), skipped by cause. Each is also logged with its stream, partition and offset.
+    pub fn poison_messages(&self) -> std::collections::BTreeMap<PoisonCause, u64> {
+        self.inner.poison.snapshot()
     }
 
     /// Partitions of streams created on first use (default 8). Call before sharing the transport.
@@ -189,7 +214,9 @@ impl SqliteTransport {
         if let Some(writer) = self.inner.writer.get() {
             return Ok(writer);
         }
-        let started = writer::Writer::start(&self.inner.path, self.inner.default_partitions, self.inner.retention)?;
+        let inner = &self.inner;
+        let started =
+            writer::Writer::start(&inner.path, inner.default_partitions, inner.retention, inner.identity.clone())?;
         // Another task may have started one meanwhile; the spare one stops at once.
         Ok(self.inner.writer.get_or_init(|| started))
     }
@@ -255,9 +282,19 @@ impl Transport for SqliteTransport {
             let partitions = check_co_partitioned(&counts)?;
             let (path, group, timeout) = (self.inner.path.clone(), group.to_owned(), self.inner.member_timeout);
             let streams: Vec<Arc<str>> = streams.iter().map(|s| Arc::<str>::from(*s)).collect();
+            let (poison, identity) = (self.inner.poison.clone(), self.inner.identity.clone());
             let join = move || {
                 let connection = connect(&path)?;
-                member::join(member::MemberConfig { connection, group, streams, partitions, member_timeout: timeout })
+                let member_timeout = timeout;
+                member::join(member::MemberConfig {
+                    connection,
+                    group,
+                    streams,
+                    partitions,
+                    member_timeout,
+                    poison,
+                    identity,
+                })
             };
             let subscription =
                 tokio::task::spawn_blocking(join).await.map_err(|e| task_failed("joining the group", e))??;
@@ -295,19 +332,15 @@ impl Transport for SqliteTransport {
     ) -> BoxFuture<'a, Result<Vec<Received>>> {
         let name: Arc<str> = stream.into();
         Box::pin(self.query(move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT offset, key, value, headers FROM messages
-                 WHERE stream = ?1 AND partition = ?2 AND offset >= ?3 ORDER BY offset LIMIT ?4",
-            )?;
-            let rows = statement.query_map(params![&*name, partition, from as i64, limit as i64], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get::<_, Vec<u8>>(3)?))
-            })?;
+            let mut statement = connection.prepare_cached(stored::SELECT_MESSAGES)?;
+            let rows = statement
+                .query_map(params![&*name, partition, from as i64, limit as i64], |row| stored::message(row))?;
             let mut read = Vec::new();
             for row in rows {
-                let (offset, key, value, headers) = row?;
-                let headers = decode_headers(&headers).unwrap_or_default();
-                let message = Arc::new(Message { key, value, headers });
-                read.push(Received { stream: name.clone(), partition, offset: offset as u64, message });
+                // A poison message is left out here; the group members that consume the stream count it.
+                if let (offset, Ok(message)) = row? {
+                    read.push(Received { stream: name.clone(), partition, offset, message: Arc::new(message) });
+                }
             }
             Ok(read)
         }))
@@ -411,6 +444,92 @@ mod tests {
         assert_eq!(recv(&mut sub).await.message.value, b"2");
         let read = producer.read("s", a.partition, 1, 10).await.unwrap();
         assert_eq!(read.iter().map(|r| r.message.value.clone()).collect::<Vec<_>>(), vec![b"2".to_vec()]);
+    }
+
+    /// Rows written by another program: a value stored as TEXT is read; a key that is not UTF-8 (as BLOB or as
+    /// TEXT) is a poison message, skipped and counted; the partition and the partitions read after it go on.
+    #[tokio::test]
+    async fn rows_another_program_wrote_are_read_or_skipped_as_poison_and_reading_goes_on() {
+        let db = TempDb::new();
+        let transport = db.open();
+        let mut sub = transport.subscribe(&["s"], "g").await.unwrap();
+        let first = transport.publish("s", msg("k", "a")).await.unwrap();
+        let other_key = (0..)
+            .map(|i| format!("o{i}"))
+            .find(|k| crate::transport::partition_for_key(k.as_bytes(), 4) > first.partition)
+            .unwrap();
+        let connection = connect(db.0.as_path()).unwrap();
+        let insert = |offset: i64, key: &str, value: &str| {
+            connection
+                .execute(
+                    &format!(
+                        "INSERT INTO messages (stream, partition, offset, key, value, headers, published_ms)
+                         VALUES ('s', ?1, ?2, {key}, {value}, x'', 0)"
+                    ),
+                    params![first.partition, offset],
+                )
+                .unwrap();
+        };
+        insert(1, "'k'", "'{\"as\":\"text\"}'");
+        insert(2, "x'ff00'", "x'01'");
+        insert(3, "CAST(x'c328' AS TEXT)", "x'02'");
+        insert(4, "x'6b32'", "x'03'");
+        connection
+            .execute("UPDATE heads SET next_offset = 5 WHERE stream = 's' AND partition = ?1", [first.partition])
+            .unwrap();
+        let after = transport.publish("s", msg("k", "b")).await.unwrap();
+        assert_eq!(after.offset, 5);
+        transport.publish("s", msg(&other_key, "c")).await.unwrap();
+
+        let mut values = Vec::new();
+        for _ in 0..5 {
+            let received = recv(&mut sub).await;
+            values.push((received.message.key.clone(), String::from_utf8(received.message.value.clone()).unwrap()));
+        }
+        values.sort();
+        let expected: Vec<(Option<String>, String)> = vec![
+            (Some("k".into()), "a".into()),
+            (Some("k".into()), "b".into()),
+            (Some("k".into()), "{\"as\":\"text\"}".into()),
+            (Some("k2".into()), "\u{3}".into()),
+            (Some(other_key.clone()), "c".into()),
+        ];
+        assert_eq!(values, expected);
+        assert_eq!(transport.poison_messages().get(&PoisonCause::KeyNotUtf8), Some(&2));
+        assert_eq!(transport.read("s", first.partition, 0, 10).await.unwrap().len(), 4, "read skips them too");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_log_fails_publishes_and_is_not_silently_created_again() {
+        let dir = std::env::temp_dir().join(format!("livecheck-deleted-{}", fastrand::u64(..)));
+        let path = dir.join("lc.sqlite3");
+        let transport = SqliteTransport::open(&path).unwrap();
+        transport.publish("s", msg("k", "1")).await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let error = transport.publish("s", msg("k", "2")).await.unwrap_err();
+        assert!(error.to_string().contains("was deleted while in use"), "{error}");
+        assert!(!error.is_retriable());
+        let reopened = SqliteTransport::open(&path).err().expect("a gone log is an error");
+        assert!(reopened.to_string().contains("recreate=1"), "{reopened}");
+        assert!(!path.exists(), "nothing created");
+        let recreated = SqliteTransport::recreate(&path).unwrap();
+        recreated.publish("s", msg("k", "3")).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_log_is_private_to_its_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("livecheck-private-{}", fastrand::u64(..)));
+        let path = dir.join("lc.sqlite3");
+        let _transport = SqliteTransport::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

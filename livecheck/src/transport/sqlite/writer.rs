@@ -12,7 +12,7 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{connect, encode_headers, now_ms};
+use super::{connect, encode_headers, identity::FileIdentity, now_ms};
 use crate::{
     transport::{partition_for_key, Delivery, Message},
     Error, Result,
@@ -37,12 +37,12 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer on its own connection to `path`; streams it creates get `partitions` partitions.
-    pub(super) fn start(path: &Path, partitions: u32, retention: Duration) -> Result<Writer> {
+    pub(super) fn start(path: &Path, partitions: u32, retention: Duration, identity: FileIdentity) -> Result<Writer> {
         let connection = connect(path)?;
         let (requests, received) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("livecheck-sqlite-writer".into())
-            .spawn(move || WriterThread::new(connection, partitions, retention).run(received))
+            .spawn(move || WriterThread::new(connection, partitions, retention, identity).run(received))
             .map_err(|e| Error::transport("starting the embedded log's writer thread", false, e))?;
         Ok(Writer { requests: Some(requests), thread: Some(thread) })
     }
@@ -74,16 +74,21 @@ struct WriterThread {
     retention: Duration,
     partitions: HashMap<String, u32>,
     next_retention: Instant,
+    identity: FileIdentity,
+    /// Whether the last check found the log's file gone (logged once per change).
+    file_gone: bool,
 }
 
 impl WriterThread {
-    fn new(connection: Connection, default_partitions: u32, retention: Duration) -> Self {
+    fn new(connection: Connection, default_partitions: u32, retention: Duration, identity: FileIdentity) -> Self {
         WriterThread {
             connection,
             default_partitions,
             retention,
             partitions: HashMap::new(),
             next_retention: Instant::now() + RETENTION_EVERY,
+            identity,
+            file_gone: false,
         }
     }
 
@@ -92,6 +97,19 @@ impl WriterThread {
             let mut batch = vec![first];
             batch.extend(requests.try_iter().take(MAX_BATCH - 1));
             let (done, work): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.done, (p.stream, p.message))).unzip();
+            // Writing into a deleted file would be acknowledged and lost: every publish fails instead.
+            if let Err(gone) = self.identity.check() {
+                if !std::mem::replace(&mut self.file_gone, true) {
+                    tracing::error!(error = %gone, "publishing refused");
+                }
+                let message = gone.to_string();
+                for done in done {
+                    let failed = Error::Transport { context: message.clone(), retriable: false, source: None };
+                    let _ = done.send(Err(failed));
+                }
+                continue;
+            }
+            self.file_gone = false;
             match self.append(work) {
                 Ok(deliveries) => {
                     for (done, delivery) in done.into_iter().zip(deliveries) {
