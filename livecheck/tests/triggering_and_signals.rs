@@ -373,3 +373,36 @@ async fn one_signal_among_ten_thousand_waiting_tests_wakes_exactly_one() {
     assert!(reports(&transport).is_empty());
     running.shutdown().await;
 }
+
+/// A flood of big signals for tests that never start (forged headers, say) takes no more memory than
+/// `early_signal_bytes`: the oldest are dropped and counted. A message over `max_message_bytes` is not even decoded.
+#[tokio::test(start_paused = true)]
+async fn signals_held_for_tests_not_started_are_bounded_in_bytes_and_huge_messages_are_dropped() {
+    let transport = MemoryTransport::with_partitions(1);
+    let app = builder(&transport).early_signal_bytes(1 << 20).max_message_bytes(2 << 20).build();
+    let case = two_steps(&app, CaseSettings::new("c"), Duration::from_secs(30));
+    let mut reader = ReportReader::new(&transport).await;
+    let running = app.start().await.unwrap();
+    let big = "x".repeat(100_000);
+    for i in 0..100 {
+        let value = format!(r#"{{"signal_name":"first","case_name":"c","key":"forged-{i}","value":"{big}"}}"#);
+        support::publish_raw(&transport, "livecheck-bus", &format!("forged-{i}"), value.as_bytes()).await;
+    }
+    let huge = format!(r#"{{"signal_name":"first","case_name":"c","key":"h","value":"{}"}}"#, "y".repeat(3 << 20));
+    support::publish_raw(&transport, "livecheck-bus", "h", huge.as_bytes()).await;
+    until(Duration::from_secs(5), || app.metrics().signals_received == 101).await;
+    let m = app.metrics();
+    assert!(m.signals_held_bytes <= 1 << 20, "{} bytes held", m.signals_held_bytes);
+    assert!(m.signals_held >= 5, "the newest are kept: {}", m.signals_held);
+    assert_eq!(m.signals_evicted, 100 - m.signals_held, "every dropped one is counted");
+    assert_eq!(m.messages_too_large, 1);
+    // The instance goes on.
+    let test = case.trigger(Some("t"), &sell()).await.unwrap();
+    livecheck::scope(Some(test), async {
+        case.first.send(&1).await.unwrap();
+        case.second.send(&()).await.unwrap();
+    })
+    .await;
+    assert_eq!(reader.next(Duration::from_secs(1)).await.state, State::Pass);
+    running.shutdown().await;
+}

@@ -20,6 +20,8 @@ pub struct LiveCheckBuilder {
     clock: Clock,
     draw: Option<Box<dyn Fn() -> f64 + Send + Sync>>,
     early_signal_limit: usize,
+    early_signal_bytes: usize,
+    max_message_bytes: usize,
     stats_interval: Duration,
 }
 
@@ -36,6 +38,8 @@ impl Default for LiveCheckBuilder {
             clock: Clock::System,
             draw: None,
             early_signal_limit: 100_000,
+            early_signal_bytes: 64 << 20,
+            max_message_bytes: 1 << 20,
             stats_interval: Duration::from_secs(10),
         }
     }
@@ -111,6 +115,21 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// How many bytes the signals held for tests that have not started executing yet may take (default 64 MiB:
+    /// their values and test ids, plus ~160 bytes each); beyond it the oldest are dropped and counted
+    /// (`metrics().signals_evicted`). A forged flood of big signals cannot take more.
+    pub fn early_signal_bytes(mut self, bytes: usize) -> Self {
+        self.early_signal_bytes = bytes;
+        self
+    }
+
+    /// The largest pending-test or signal message the instance reads (default 1 MiB); bigger ones are dropped and
+    /// counted (`metrics().messages_too_large`) without being decoded.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes.max(1);
+        self
+    }
+
     /// How often case statistics are logged (default 10 s).
     pub fn stats_interval(mut self, every: Duration) -> Self {
         self.stats_interval = every.max(Duration::from_millis(1));
@@ -125,7 +144,7 @@ impl LiveCheckBuilder {
                 streams: self.streams,
                 clock: self.clock,
                 draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
-                router: SignalRouter::new(self.early_signal_limit),
+                router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 metrics: Metrics::default(),
                 config: Config {
                     group: self.group,
@@ -133,6 +152,7 @@ impl LiveCheckBuilder {
                     max_concurrent_tests: self.max_concurrent_tests,
                     bus_concurrency: self.bus_concurrency,
                     send_reports: self.send_reports,
+                    max_message_bytes: self.max_message_bytes,
                     stats_interval: self.stats_interval,
                 },
             }),

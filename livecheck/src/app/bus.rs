@@ -29,6 +29,9 @@ struct SignalEventRef<'a> {
 pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition) {
     let metrics = &app.shared.metrics;
     metrics.signals_received.inc();
+    if too_large(app, &received.message.value, "signal") {
+        return;
+    }
     let event: SignalEventRef<'_> = match serde_json::from_slice(&received.message.value) {
         Ok(event) => event,
         Err(error) => {
@@ -85,4 +88,18 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition
 
 fn null() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
+}
+
+/// Whether `value` is over the instance's message size limit; such a message is counted and logged (once).
+pub(crate) fn too_large(app: &LiveCheck, value: &[u8], what: &str) -> bool {
+    let limit = app.shared.config.max_message_bytes;
+    if value.len() <= limit {
+        return false;
+    }
+    let metrics = &app.shared.metrics;
+    metrics.messages_too_large.inc();
+    if metrics.first_time("message too large") {
+        tracing::warn!(bytes = value.len(), limit, "dropping a {what} message over the size limit (logged once)");
+    }
+    true
 }

@@ -46,11 +46,13 @@ macro_rules! metrics {
             pub tests_executing: u64,
             /// Signals held now for tests that have not started executing.
             pub signals_held: u64,
+            /// The bytes those signals take (bounded by `early_signal_bytes`).
+            pub signals_held_bytes: u64,
         }
 
         impl Metrics {
             pub(crate) fn snapshot(&self) -> MetricsSnapshot {
-                MetricsSnapshot { $($name: self.$name.get(),)* tests_executing: 0, signals_held: 0 }
+                MetricsSnapshot { $($name: self.$name.get(),)* tests_executing: 0, signals_held: 0, signals_held_bytes: 0 }
             }
         }
     };
@@ -69,6 +71,8 @@ metrics! {
     tests_redelivered,
     /// Bus messages received.
     signals_received,
+    /// Pending-test and bus messages bigger than `max_message_bytes` (dropped without decoding).
+    messages_too_large,
     /// Bus messages that were not a valid SignalEvent (dropped).
     signals_malformed,
     /// Signals for a case this instance does not have (dropped).

@@ -80,6 +80,7 @@ pub(crate) struct Config {
     pub(crate) max_concurrent_tests: usize,
     pub(crate) bus_concurrency: usize,
     pub(crate) send_reports: bool,
+    pub(crate) max_message_bytes: usize,
     pub(crate) stats_interval: Duration,
 }
 
@@ -178,6 +179,7 @@ impl LiveCheck {
         MetricsSnapshot {
             tests_executing: executing as u64,
             signals_held: held as u64,
+            signals_held_bytes: self.shared.router.early_bytes() as u64,
             ..self.shared.metrics.snapshot()
         }
     }

@@ -44,6 +44,9 @@ type Prepared = (Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Fi
 fn prepare(app: &LiveCheck, message: Arc<Message>, reported: Option<&Reported>) -> Option<Prepared> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
+    if super::bus::too_large(app, &message.value, "pending-test") {
+        return None;
+    }
     let execution: RawExecution = match serde_json::from_slice(&message.value) {
         Ok(execution) => execution,
         Err(error) => {

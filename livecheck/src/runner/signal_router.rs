@@ -22,6 +22,8 @@ use crate::sync::lock;
 pub(crate) struct SignalRouter {
     state: Mutex<RouterState>,
     early_limit: usize,
+    /// The most bytes early signals may take (their values and test ids, plus a fixed cost each).
+    early_byte_limit: usize,
 }
 
 /// Where a signal was read: its bus partition and offset, and the report stream's mark at that moment (see
@@ -51,6 +53,7 @@ struct RouterState {
     /// Arrival order of early signals, for eviction at the limit: (test id, sequence number).
     early_order: VecDeque<(String, u64)>,
     early_len: usize,
+    early_bytes: usize,
     next_seq: u64,
     /// Recently finished executions, to recognise signals that come after their test ended.
     finished: HashSet<(String, DateTime<Utc>)>,
@@ -65,6 +68,15 @@ struct EarlySignal {
     timestamp: Option<DateTime<Utc>>,
     value: Box<RawValue>,
     expires: Instant,
+}
+
+/// What an early signal costs besides its value and test id: the struct, its map and queue entries.
+const EARLY_OVERHEAD: usize = 160;
+
+impl EarlySignal {
+    fn bytes(&self, key: &str) -> usize {
+        self.value.get().len() + 2 * key.len() + EARLY_OVERHEAD
+    }
 }
 
 /// The signals received so far by one executing test, and the wake-up of its waiter.
@@ -89,8 +101,8 @@ pub(crate) enum Routed {
 const FINISHED_REMEMBERED: usize = 10_000;
 
 impl SignalRouter {
-    pub(crate) fn new(early_limit: usize) -> Self {
-        SignalRouter { state: Mutex::default(), early_limit: early_limit.max(1) }
+    pub(crate) fn new(early_limit: usize, early_byte_limit: usize) -> Self {
+        SignalRouter { state: Mutex::default(), early_limit: early_limit.max(1), early_byte_limit }
     }
 
     /// Routes the signal `index` of `case` for test `key`, issued at `timestamp` (from the message headers, when it
@@ -128,26 +140,28 @@ impl SignalRouter {
                 return Routed::Late;
             }
         }
+        let seq = state.next_seq;
+        let signal = EarlySignal { seq, position, case: case.clone(), index, timestamp, value, expires };
+        let bytes = signal.bytes(key);
+        if bytes > self.early_byte_limit {
+            // Bigger than all the room there is: not kept, and nothing else makes room for it.
+            return Routed::Early { evicted: 1 };
+        }
         let mut evicted = 0;
-        while state.early_len >= self.early_limit {
+        // The oldest go first, by count and by bytes.
+        while state.early_len > 0
+            && (state.early_len >= self.early_limit || state.early_bytes + bytes > self.early_byte_limit)
+        {
             if state.evict_oldest() {
                 evicted += 1;
             }
         }
-        let seq = state.next_seq;
         state.next_seq += 1;
         state.early_order.push_back((key.to_owned(), seq));
         state.early_len += 1;
+        state.early_bytes += bytes;
         state.need(position);
-        state.early.entry(key.to_owned()).or_default().push(EarlySignal {
-            seq,
-            position,
-            case: case.clone(),
-            index,
-            timestamp,
-            value,
-            expires,
-        });
+        state.early.entry(key.to_owned()).or_default().push(signal);
         Routed::Early { evicted }
     }
 
@@ -164,6 +178,7 @@ impl SignalRouter {
         let mut positions = Vec::new();
         if let Some(early) = state.early.remove(id) {
             let held = early.len();
+            let held_bytes: usize = early.iter().map(|s| s.bytes(id)).sum();
             let mut kept = Vec::new();
             for signal in early {
                 match signal.timestamp {
@@ -180,6 +195,7 @@ impl SignalRouter {
                 }
             }
             state.early_len -= held - kept.len();
+            state.early_bytes -= held_bytes - kept.iter().map(|s| s.bytes(id)).sum::<usize>();
             if !kept.is_empty() {
                 state.early.insert(id.to_owned(), kept);
             }
@@ -274,6 +290,11 @@ impl SignalRouter {
         let state = lock(&self.state);
         (state.active.len(), state.early_len)
     }
+
+    /// The bytes early signals take.
+    pub(crate) fn early_bytes(&self) -> usize {
+        lock(&self.state).early_bytes
+    }
 }
 
 impl RouterState {
@@ -303,6 +324,7 @@ impl RouterState {
     fn evict_oldest(&mut self) -> bool {
         let Some((key, seq)) = self.early_order.pop_front() else {
             self.early_len = 0;
+            self.early_bytes = 0;
             return false;
         };
         let Some(signals) = self.early.get_mut(&key) else {
@@ -311,17 +333,19 @@ impl RouterState {
         let Some(i) = signals.iter().position(|s| s.seq == seq) else {
             return false;
         };
-        let position = signals.remove(i).position;
+        let signal = signals.remove(i);
         if signals.is_empty() {
             self.early.remove(&key);
         }
-        self.release_position(position);
+        self.release_position(signal.position);
         self.early_len -= 1;
+        self.early_bytes -= signal.bytes(&key);
         true
     }
 
     fn recount_early(&mut self) {
         self.early_len = self.early.values().map(Vec::len).sum();
+        self.early_bytes = self.early.iter().flat_map(|(key, signals)| signals.iter().map(|s| s.bytes(key))).sum();
         self.compact_early_order();
     }
 
