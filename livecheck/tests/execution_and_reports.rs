@@ -11,7 +11,8 @@ use std::{
 };
 
 use livecheck::{
-    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestExecution, TestRun,
+    transport::{BoxFuture, Delivery, Leadership, MemoryTransport, Message, Received, Subscription},
+    Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestExecution, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use support::{builder, publish_raw, reports, until, ReportReader};
@@ -286,4 +287,92 @@ async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_oth
     assert!(transport.messages("livecheck").is_empty());
     running.0.shutdown().await;
     running.1.shutdown().await;
+}
+
+/// A transport whose report publishes fail while `failing` is above zero (counting down), as on a full disk:
+/// transient (`retriable`) or lasting.
+#[derive(Clone)]
+struct ReportsFail {
+    inner: MemoryTransport,
+    failing: Arc<AtomicU32>,
+    retriable: bool,
+}
+
+impl livecheck::transport::Transport for ReportsFail {
+    fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, livecheck::Result<()>> {
+        self.inner.create_stream(stream, partitions)
+    }
+    fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, livecheck::Result<Delivery>> {
+        let fail = stream == "livecheck-report"
+            && self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if fail {
+            let context = "database or disk is full".to_owned();
+            return Box::pin(async move {
+                Err(livecheck::Error::Transport { context, retriable: self.retriable, source: None })
+            });
+        }
+        self.inner.publish(stream, message)
+    }
+    fn subscribe<'a>(
+        &'a self,
+        streams: &'a [&'a str],
+        group: &'a str,
+    ) -> BoxFuture<'a, livecheck::Result<Box<dyn Subscription>>> {
+        self.inner.subscribe(streams, group)
+    }
+    fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, livecheck::Result<Vec<u64>>> {
+        self.inner.end_offsets(stream)
+    }
+    fn read<'a>(
+        &'a self,
+        stream: &'a str,
+        partition: u32,
+        from: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, livecheck::Result<Vec<Received>>> {
+        self.inner.read(stream, partition, from, limit)
+    }
+    fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, livecheck::Result<Box<dyn Leadership>>> {
+        self.inner.elect_leader(group)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
+    let inner = MemoryTransport::new();
+    let transport = ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true };
+    let app = LiveCheck::builder().transport(transport).clock(livecheck::Clock::follow_tokio()).build();
+    let case = scripted(&app, CaseSettings::new("c"));
+    let running = app.start().await.unwrap();
+    case.trigger(Some("t"), &args("pass")).await.unwrap();
+    until(Duration::from_secs(30), || app.metrics().reports_published == 1).await;
+    let m = app.metrics();
+    assert_eq!((m.reports_retried, m.reports_failed), (3, 0));
+    assert_eq!(reports(&inner).len(), 1);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_runs_again() {
+    let inner = MemoryTransport::new();
+    let failing = Arc::new(AtomicU32::new(u32::MAX));
+    let transport = ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false };
+    let app = LiveCheck::builder().transport(transport.clone()).clock(livecheck::Clock::follow_tokio()).build();
+    let case = scripted(&app, CaseSettings::new("c"));
+    let running = app.start().await.unwrap();
+    case.trigger(Some("t"), &args("pass")).await.unwrap();
+    until(Duration::from_secs(5), || app.metrics().reports_failed == 1).await;
+    running.shutdown().await;
+    assert!(reports(&inner).is_empty());
+
+    // The disk has room again; the restarted instance runs the execution again and its report is out.
+    failing.store(0, Ordering::SeqCst);
+    let app = LiveCheck::builder().transport(transport).clock(livecheck::Clock::follow_tokio()).build();
+    let case = scripted(&app, CaseSettings::new("c"));
+    let running = app.start().await.unwrap();
+    until(Duration::from_secs(30), || app.metrics().reports_published == 1).await;
+    assert_eq!(case.started.load(Ordering::SeqCst), 1, "ran again");
+    let reports = reports(&inner);
+    assert_eq!((reports.len(), reports[0].state), (1, State::Pass));
+    running.shutdown().await;
 }

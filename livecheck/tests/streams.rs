@@ -106,3 +106,46 @@ async fn a_table_on_the_embedded_log_survives_a_restart() {
     assert_eq!((table.get("a"), table.get("b"), table.len()), (Some(3), Some(2), 2));
     drop(table);
 }
+
+/// A handler that fails on a transient error (its own publish hit a full disk, say) gets the message again, with
+/// backoff, until it succeeds; a handler's other errors are logged and the agent goes on.
+#[tokio::test(start_paused = true)]
+async fn an_agent_retries_a_message_whose_handler_failed_on_a_transient_error() {
+    let transport = MemoryTransport::with_partitions(1);
+    let app = LiveCheck::builder().transport(transport.clone()).build();
+    let orders: Topic<Order> = Topic::new(&app, "orders");
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let agent = {
+        let attempts = attempts.clone();
+        orders
+            .agent("worker", 1, move |event| {
+                let attempts = attempts.clone();
+                async move {
+                    let tries = {
+                        let mut attempts = attempts.lock().unwrap();
+                        attempts.push(event.value.id.clone());
+                        attempts.iter().filter(|id| **id == event.value.id).count()
+                    };
+                    match (event.value.id.as_str(), tries) {
+                        ("full-disk", 1 | 2) => Err(livecheck::Error::Transport {
+                            context: "database or disk is full".into(),
+                            retriable: true,
+                            source: None,
+                        })?,
+                        ("bug", _) => anyhow::bail!("a bug in the handler"),
+                        _ => Ok(()),
+                    }
+                }
+            })
+            .await
+            .unwrap()
+    };
+    orders.send("a", &order("full-disk")).await.unwrap();
+    orders.send("b", &order("bug")).await.unwrap();
+    orders.send("c", &order("next")).await.unwrap();
+    until(|| attempts.lock().unwrap().len() == 5).await;
+    let expected = ["full-disk", "full-disk", "full-disk", "bug", "next"];
+    assert_eq!(*attempts.lock().unwrap(), expected.map(str::to_owned));
+    assert_eq!((app.metrics().stream_messages_retried, app.metrics().stream_messages_failed), (2, 0));
+    agent.shutdown().await;
+}

@@ -89,6 +89,10 @@ metrics! {
     signals_expired,
     /// Times a test waiting for a signal was woken (once per signal it waited for, when only its own wake it).
     signal_wakeups,
+    /// Stream messages retried after their agent's handler failed on a transient error.
+    stream_messages_retried,
+    /// Stream messages left uncommitted after their handler kept failing on a transient error.
+    stream_messages_failed,
     /// Stream messages an agent could not decode (dropped).
     stream_messages_malformed,
     /// Messages whose LiveCheck headers were partial or malformed (handled as no test).
@@ -97,6 +101,8 @@ metrics! {
     reports_published,
     /// Reports not published because `send_reports` is off.
     reports_suppressed,
+    /// Report publishes retried after a transient error.
+    reports_retried,
     /// Reports that failed to publish.
     reports_failed,
     /// Suite failures (reported or not).

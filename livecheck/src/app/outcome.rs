@@ -1,5 +1,9 @@
 //! What happens after an execution or a suite reached a verdict: logs, health, reports, hooks.
 
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     case::{HealthChange, RegisteredCase, SuiteFailure},
     runner::{Finished, Verdict},
@@ -9,9 +13,28 @@ use crate::{
 
 use super::LiveCheck;
 
+/// How long a report that fails to publish on a transient error (a full disk, a broker away) is retried.
+const REPORT_RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// What became of a report.
+pub(crate) enum Published {
+    /// On the report stream, there.
+    Out(Delivery),
+    /// Not sent: reports are off, or it could not be encoded.
+    NotSent,
+    /// Could not be published (a lasting error, retries used up, or stopped meanwhile): the execution must not be
+    /// committed, so that it runs again.
+    Failed,
+}
+
 /// Logs the execution — a PASS as one line at `info` (its steps at `debug`), any other outcome with its steps —
-/// updates the case's health and publishes the report; returns where the report landed, when it was published.
-pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, finished: Finished) -> Option<Delivery> {
+/// updates the case's health and publishes the report, retrying on transient errors until `stop`.
+pub(crate) async fn test_finished(
+    app: &LiveCheck,
+    case: &dyn RegisteredCase,
+    finished: Finished,
+    stop: &CancellationToken,
+) -> Published {
     let core = case.core();
     let report = &finished.report;
     let test = finished.test_id();
@@ -61,9 +84,11 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
         tokio::time::Instant::now(),
         shared.clock.now(),
     );
-    let delivery = publish(app, test, &report.case_name, report.state, finished.encode()).await;
-    // The report is out: the signals the test was given are no longer needed.
-    shared.router.settle(&finished.bus_positions);
+    let published = publish(app, test, &report.case_name, report.state, finished.encode(), stop).await;
+    if !matches!(published, Published::Failed) {
+        // The report is out: the signals the test was given are no longer needed.
+        shared.router.settle(&finished.bus_positions);
+    }
     match change {
         HealthChange::Nothing => {}
         HealthChange::SuiteFailed(failure) => suite_failed(app, case, failure).await,
@@ -72,7 +97,7 @@ pub(crate) async fn test_finished(app: &LiveCheck, case: &dyn RegisteredCase, fi
             case.on_suite_pass().await;
         }
     }
-    delivery
+    published
 }
 
 /// Records a suite failure; posts a suite report and calls the hook unless one was posted within
@@ -94,41 +119,68 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     tracing::error!("{}: suite {}: {}", core.name, failure.state, failure.reason);
     let mut report = TestReport::new(&*core.name, failure.state, None);
     report.error = Some(failure.reason.clone());
-    publish(app, &core.name, &core.name, failure.state, serde_json::to_vec(&report)).await;
+    // Suite reports are retried too, but nothing waits for them: a stop ends the retries.
+    publish(app, &core.name, &core.name, failure.state, serde_json::to_vec(&report), &CancellationToken::new()).await;
     case.on_suite_fail(failure).await;
 }
 
-/// Publishes an encoded report keyed by `key` (the test id; the case name for suite reports).
+/// Publishes an encoded report keyed by `key` (the test id; the case name for suite reports). A transient error
+/// (retriable: a full disk, a broker away) is retried with backoff for up to [`REPORT_RETRY_FOR`], until `stop`.
 async fn publish(
     app: &LiveCheck,
     key: &str,
     case: &str,
     state: State,
     encoded: serde_json::Result<Vec<u8>>,
-) -> Option<Delivery> {
+    stop: &CancellationToken,
+) -> Published {
     let shared = &app.shared;
     if !shared.config.send_reports {
         shared.metrics.reports_suppressed.inc();
-        return None;
+        return Published::NotSent;
     }
     let value = match encoded {
         Ok(value) => value,
         Err(error) => {
             shared.metrics.reports_failed.inc();
             tracing::error!(%error, %case, "a report could not be encoded");
-            return None;
+            return Published::NotSent;
         }
     };
     let message = Message { key: Some(key.to_owned()), value, headers: Default::default() };
-    match shared.transport.publish(&shared.streams.reports, message).await {
-        Ok(delivery) => {
-            shared.metrics.reports_published.inc();
-            Some(delivery)
-        }
-        Err(error) => {
+    let give_up = tokio::time::Instant::now() + REPORT_RETRY_FOR;
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let error = match shared.transport.publish(&shared.streams.reports, message.clone()).await {
+            Ok(delivery) => {
+                shared.metrics.reports_published.inc();
+                if attempts > 1 {
+                    tracing::info!(%case, %state, key, attempts, "a report was published after retries");
+                }
+                return Published::Out(delivery);
+            }
+            Err(error) => error,
+        };
+        if !error.is_retriable() || tokio::time::Instant::now() + delay > give_up {
             shared.metrics.reports_failed.inc();
-            tracing::error!(%error, %case, %state, "a report could not be published");
-            None
+            tracing::error!(%error, %case, %state, key, attempts, "a report could not be published; the execution \
+                             is not committed and runs again after a restart");
+            return Published::Failed;
         }
+        shared.metrics.reports_retried.inc();
+        if attempts == 1 {
+            tracing::warn!(%error, %case, %state, key, "publishing a report failed; retrying with backoff");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {
+                shared.metrics.reports_failed.inc();
+                tracing::warn!(%case, key, "stopped while retrying a report; the execution runs again");
+                return Published::Failed;
+            }
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

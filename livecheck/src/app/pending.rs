@@ -32,8 +32,12 @@ pub(crate) async fn handle(
         },
     };
     // Boxed: its state is only needed once the test is over.
-    let report = Box::pin(outcome::test_finished(&app, case.as_ref(), *finished)).await;
-    (Handled::Done, report)
+    match Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &stop)).await {
+        outcome::Published::Out(delivery) => (Handled::Done, Some(delivery)),
+        outcome::Published::NotSent => (Handled::Done, None),
+        // Not committed: it runs again (after a restart or when its partition moves).
+        outcome::Published::Failed => (Handled::Abandoned, None),
+    }
 }
 
 /// A pending test's case, and its body ready to run or its verdict already (skipped).

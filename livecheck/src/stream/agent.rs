@@ -1,4 +1,4 @@
-use std::{future::Future, marker::PhantomData, sync::Arc};
+use std::{future::Future, marker::PhantomData, sync::Arc, time::Duration};
 
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -45,40 +45,59 @@ impl Agent {
         let shutdown = CancellationToken::new();
         let handler = Arc::new(handler);
         let _value = PhantomData::<V>;
-        let task = tokio::spawn(consume(
-            "agent",
-            topic.clone(),
-            subscription,
-            concurrency.max(1),
-            shutdown.clone(),
+        let task = tokio::spawn(consume("agent", topic.clone(), subscription, concurrency.max(1), shutdown.clone(), {
+            let shutdown = shutdown.clone();
             move |received| {
-                let (app, handler, topic) = (app.clone(), handler.clone(), topic.clone());
+                let (app, handler, topic, shutdown) = (app.clone(), handler.clone(), topic.clone(), shutdown.clone());
                 async move {
                     let message = &received.message;
-                    let value: V = match serde_json::from_slice(&message.value) {
-                        Ok(value) => value,
-                        Err(error) => {
-                            app.shared.metrics.stream_messages_malformed.inc();
-                            if app.shared.metrics.first_time(&format!("malformed message on {topic}")) {
-                                tracing::warn!(%topic, %error, "dropping a message that does not decode (logged once per topic)");
+                    let give_up = tokio::time::Instant::now() + RETRY_FOR;
+                    let mut delay = Duration::from_millis(100);
+                    loop {
+                        let value: V = match serde_json::from_slice(&message.value) {
+                            Ok(value) => value,
+                            Err(error) => {
+                                app.shared.metrics.stream_messages_malformed.inc();
+                                if app.shared.metrics.first_time(&format!("malformed message on {topic}")) {
+                                    tracing::warn!(%topic, %error, "dropping a message that does not decode (logged once per topic)");
+                                }
+                                return Handled::Done;
                             }
+                        };
+                        let test = app.test_from_headers(&message.headers);
+                        let event = Event {
+                            key: message.key.clone(),
+                            value,
+                            partition: received.partition,
+                            offset: received.offset,
+                        };
+                        let Err(error) = crate::context::scope(test, handler(event)).await else {
+                            return Handled::Done;
+                        };
+                        let error_text = format!("{error:#}");
+                        if !is_transient(&error) {
+                            tracing::warn!(%topic, error = %error_text, "agent failed to handle a message");
                             return Handled::Done;
                         }
-                    };
-                    let test = app.test_from_headers(&message.headers);
-                    let event = Event {
-                        key: message.key.clone(),
-                        value,
-                        partition: received.partition,
-                        offset: received.offset,
-                    };
-                    if let Err(error) = crate::context::scope(test, handler(event)).await {
-                        tracing::warn!(%topic, error = %format!("{error:#}"), "agent failed to handle a message");
+                        if tokio::time::Instant::now() + delay > give_up {
+                            app.shared.metrics.stream_messages_failed.inc();
+                            tracing::error!(%topic, error = %error_text, offset = received.offset,
+                                    "agent kept failing on a transient error; the message is left uncommitted and \
+                                     is delivered again after a restart");
+                            return Handled::Abandoned;
+                        }
+                        app.shared.metrics.stream_messages_retried.inc();
+                        tracing::warn!(%topic, error = %error_text, retry_in = ?delay,
+                                "agent failed on a transient error; retrying the message");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Handled::Abandoned,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(5));
                     }
-                    Handled::Done
                 }
-            },
-        ));
+            }
+        }));
         Ok(Agent { shutdown, task: Some(task) })
     }
 
@@ -95,4 +114,12 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// How long a message whose handler fails on a transient error is retried before it is left uncommitted.
+const RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Whether a handler's error is transient: it comes from a retriable LiveCheck error (a full disk, a broker away).
+fn is_transient(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<crate::Error>().is_some_and(crate::Error::is_retriable))
 }
