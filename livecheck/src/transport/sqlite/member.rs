@@ -349,8 +349,8 @@ impl MemberThread {
             }
             for &partition in &self.owned {
                 let next = self.cursors.entry((i, partition)).or_default();
-                let rows = statement
-                    .query_map(params![&**stream, partition, *next as i64, FETCH], |row| super::stored::message(row))?;
+                let rows =
+                    statement.query_map(params![&**stream, partition, *next as i64, FETCH], super::stored::message)?;
                 let mut count = 0;
                 for row in rows {
                     let (offset, message) = row?;

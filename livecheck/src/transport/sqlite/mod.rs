@@ -333,8 +333,7 @@ impl Transport for SqliteTransport {
         let name: Arc<str> = stream.into();
         Box::pin(self.query(move |connection| {
             let mut statement = connection.prepare_cached(stored::SELECT_MESSAGES)?;
-            let rows = statement
-                .query_map(params![&*name, partition, from as i64, limit as i64], |row| stored::message(row))?;
+            let rows = statement.query_map(params![&*name, partition, from as i64, limit as i64], stored::message)?;
             let mut read = Vec::new();
             for row in rows {
                 // A poison message is left out here; the group members that consume the stream count it.
