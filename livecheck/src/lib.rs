@@ -77,7 +77,8 @@ pub use case::{Case, CaseHandle, CaseSettings, HealthSnapshot, Signal, Signals, 
 pub use clock::Clock;
 pub use context::{
     append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext, HEADER_EXPIRES,
-    HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP,
+    HEADER_SIGNATURE, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, SIGNING_SECRET_ENV,
+    SIGNING_SECRET_PREVIOUS_ENV,
 };
 pub use error::{CaseResult, Error, Result};
 pub use runner::TestRun;

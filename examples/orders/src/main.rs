@@ -7,6 +7,9 @@
 //! orders livecheck -l info       # terminal 2: runs test_order, fake order every 0.5 s
 //! orders post-order --side=sell  # terminal 3 (or open http://localhost:6066/order/init/sell/)
 //! ```
+//!
+//! With `LIVECHECK_SIGNING_SECRET` set (the same value for `worker` and `livecheck`), test context is signed and
+//! requests that claim to be tests without the signature are handled as ordinary orders.
 
 mod cache;
 mod chaos;
@@ -84,6 +87,7 @@ enum Command {
     Chaos(chaos::ChaosArgs),
 }
 
+/// The app on the broker; its builder reads `LIVECHECK_SIGNING_SECRET` (and `_PREVIOUS`) to sign test context.
 fn app(broker: Option<&str>) -> anyhow::Result<LiveCheck> {
     Ok(LiveCheck::builder().shared_transport(transport::from_env(broker)?).build())
 }

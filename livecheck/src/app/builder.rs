@@ -3,6 +3,7 @@ use std::{sync::Arc, time::Duration};
 use super::{Config, LiveCheck, Metrics, Registry, Shared, StreamNames};
 use crate::{
     clock::Clock,
+    context::{Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
     runner::SignalRouter,
     transport::{MemoryTransport, Transport},
 };
@@ -23,6 +24,8 @@ pub struct LiveCheckBuilder {
     early_signal_bytes: usize,
     max_message_bytes: usize,
     stats_interval: Duration,
+    signing_secret: Option<Vec<u8>>,
+    previous_signing_secret: Option<Vec<u8>>,
 }
 
 impl Default for LiveCheckBuilder {
@@ -41,6 +44,8 @@ impl Default for LiveCheckBuilder {
             early_signal_bytes: 64 << 20,
             max_message_bytes: 1 << 20,
             stats_interval: Duration::from_secs(10),
+            signing_secret: None,
+            previous_signing_secret: None,
         }
     }
 }
@@ -136,8 +141,39 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Signs the test context this app writes with `secret`, and requires a valid signature on the test context
+    /// it reads (HTTP requests through the `http` layer, messages of agents and of
+    /// [`LiveCheck::test_from_headers`], signals on the bus). Headers without one, or with one that matches neither
+    /// this secret nor the [previous](LiveCheckBuilder::previous_signing_secret) one, mean no test, and are counted
+    /// (`headers_unsigned`, `headers_bad_signature`).
+    ///
+    /// The signature travels in a fifth header, [`crate::HEADER_SIGNATURE`]: lowercase hex of
+    /// HMAC-SHA256(secret, `id \n name \n timestamp \n expires`), over the four header values. Every service and
+    /// LiveCheck instance sharing tests needs the same secret.
+    ///
+    /// Default: the [`LIVECHECK_SIGNING_SECRET`](crate::SIGNING_SECRET_ENV) environment variable (and
+    /// [`LIVECHECK_SIGNING_SECRET_PREVIOUS`](crate::SIGNING_SECRET_PREVIOUS_ENV)), read by [`Self::build`];
+    /// unset or empty, signing is off and test context is read and written as without this option. An empty
+    /// `secret` here turns signing off whatever the environment says.
+    pub fn signing_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.signing_secret = Some(secret.into());
+        self
+    }
+
+    /// A secret still accepted on the test context read, not used to sign: the one used before the current
+    /// [`signing_secret`](Self::signing_secret), while a new secret is rolled out.
+    ///
+    /// To rotate without losing tests: give every process the new secret as the previous one; then make it the
+    /// current one everywhere, with the old one as the previous; then drop the old one.
+    pub fn previous_signing_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.previous_signing_secret = Some(secret.into());
+        self
+    }
+
     /// The app.
     pub fn build(self) -> LiveCheck {
+        let env = |name: &str| std::env::var_os(name).map(std::ffi::OsString::into_encoded_bytes);
+        let signer = signer(self.signing_secret, self.previous_signing_secret, env);
         LiveCheck {
             shared: Arc::new(Shared {
                 transport: self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new())),
@@ -146,6 +182,7 @@ impl LiveCheckBuilder {
                 draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 metrics: Metrics::default(),
+                signer,
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,
@@ -158,5 +195,60 @@ impl LiveCheckBuilder {
             }),
             registry: Arc::new(Registry::default()),
         }
+    }
+}
+
+/// The signer for the secrets set on the builder, else those in the environment (read through `env`).
+fn signer(
+    current: Option<Vec<u8>>,
+    previous: Option<Vec<u8>>,
+    env: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Option<Signer> {
+    let (current, previous) = match current {
+        Some(current) => (current, previous),
+        None => (env(SIGNING_SECRET_ENV).unwrap_or_default(), previous.or_else(|| env(SIGNING_SECRET_PREVIOUS_ENV))),
+    };
+    let signer = Signer::new(&current, previous.as_deref());
+    if signer.is_none() && previous.is_some_and(|p| !p.is_empty()) {
+        tracing::warn!("a previous signing secret without a current one: test context signing is off");
+    }
+    signer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<Vec<u8>> {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes().to_vec())
+    }
+
+    const VALUES: [&str; 4] = ["id", "case", "2026-11-25T01:51:06+00:00", "2026-11-25T04:51:06+00:00"];
+
+    /// Which of `secrets` the signer signs with.
+    fn signs_with(signer: &Signer, secret: &str) -> bool {
+        signer.sign(VALUES) == Signer::new(secret.as_bytes(), None).unwrap().sign(VALUES)
+    }
+
+    #[test]
+    fn signing_is_off_without_secrets() {
+        assert!(signer(None, None, env(&[])).is_none());
+        assert!(signer(None, None, env(&[(SIGNING_SECRET_ENV, "")])).is_none());
+        assert!(signer(None, Some(b"old".to_vec()), env(&[])).is_none(), "a previous secret alone signs nothing");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_unless_set_on_the_builder() {
+        let vars = env(&[(SIGNING_SECRET_ENV, "from-env"), (SIGNING_SECRET_PREVIOUS_ENV, "old-env")]);
+        let from_env = signer(None, None, &vars).unwrap();
+        assert!(signs_with(&from_env, "from-env"));
+        let old = Signer::new(b"old-env", None).unwrap();
+        assert!(from_env.verify(VALUES, old.sign(VALUES).as_bytes()).is_some(), "previous secret from the environment");
+
+        let explicit = signer(Some(b"explicit".to_vec()), None, &vars).unwrap();
+        assert!(signs_with(&explicit, "explicit"));
+        assert!(explicit.verify(VALUES, old.sign(VALUES).as_bytes()).is_none(), "set on the builder: no environment");
+
+        assert!(signer(Some(Vec::new()), None, &vars).is_none(), "an empty secret turns signing off");
     }
 }

@@ -97,6 +97,11 @@ metrics! {
     stream_messages_malformed,
     /// Messages whose LiveCheck headers were partial or malformed (handled as no test).
     headers_malformed,
+    /// With test context signing on: messages whose LiveCheck headers had no signature (handled as no test).
+    headers_unsigned,
+    /// With test context signing on: messages whose LiveCheck signature matched neither secret (handled as no
+    /// test).
+    headers_bad_signature,
     /// Reports published.
     reports_published,
     /// Reports not published because `send_reports` is off.

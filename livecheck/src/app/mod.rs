@@ -27,7 +27,7 @@ pub use running::Running;
 use crate::{
     case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},
     clock::Clock,
-    context::{HeaderParts, Headers, TestContext},
+    context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
     runner::SignalRouter,
     transport::Transport,
     Error, Result,
@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
     pub(crate) router: SignalRouter,
     pub(crate) metrics: Metrics,
+    /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
+    pub(crate) signer: Option<Signer>,
     pub(crate) config: Config,
 }
 
@@ -200,15 +202,17 @@ impl LiveCheck {
     }
 
     /// The test carried by message headers. Partial or malformed headers mean no test: the first occurrence of each
-    /// cause is logged, every one is counted.
+    /// cause is logged, every one is counted. When the app signs test context, so do headers without a signature or
+    /// with one that matches neither secret (counted in `headers_unsigned` and `headers_bad_signature`); the test
+    /// read then carries a signature, written on wherever it goes.
     pub fn test_from_headers(&self, headers: &Headers) -> Option<TestContext> {
-        self.read_test_headers(headers).map(|p| TestContext::new(p.id, p.case_name, p.timestamp, p.expires))
+        self.read_test_headers(headers).map(HeaderParts::into_context)
     }
 
     /// The test carried by headers read through a case-insensitive lookup (e.g. HTTP headers), with the same
-    /// counting as [`LiveCheck::test_from_headers`].
+    /// checks and counting as [`LiveCheck::test_from_headers`].
     pub fn test_from_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Option<TestContext> {
-        self.read_lookup(lookup).map(|p| TestContext::new(p.id, p.case_name, p.timestamp, p.expires))
+        self.read_lookup(lookup).map(HeaderParts::into_context)
     }
 
     /// [`LiveCheck::test_from_headers`] without copying the text.
@@ -217,12 +221,19 @@ impl LiveCheck {
     }
 
     fn read_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Option<HeaderParts<'a>> {
-        match HeaderParts::read(lookup) {
+        match HeaderParts::read(lookup, self.shared.signer.as_ref()) {
             Ok(test) => test,
             Err(error) => {
-                self.shared.metrics.headers_malformed.inc();
-                if self.shared.metrics.first_time(error.cause()) {
-                    tracing::warn!(%error, "ignoring malformed LiveCheck headers (logged once per cause)");
+                let metrics = &self.shared.metrics;
+                match error {
+                    HeaderError::Unsigned => metrics.headers_unsigned.inc(),
+                    HeaderError::BadSignature => metrics.headers_bad_signature.inc(),
+                    _ => metrics.headers_malformed.inc(),
+                }
+                if metrics.first_time(error.cause()) {
+                    tracing::warn!(%error, cause = error.cause(), "ignoring LiveCheck headers: no test (logged once per cause)");
+                } else {
+                    tracing::debug!(%error, cause = error.cause(), "ignoring LiveCheck headers: no test");
                 }
                 None
             }

@@ -67,7 +67,7 @@ impl<C: Case> CaseHandle<C> {
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
         let execution = TestExecution::new(id, &*self.core.name, now, expires, args)?;
-        let context = TestContext::of(&execution);
+        let context = TestContext::of(&execution).signed_by(shared.signer.as_ref());
         let mut headers = Headers::new();
         context.append_to(&mut headers);
         let message = Message { key: Some(execution.id.clone()), value: serde_json::to_vec(&execution)?, headers };

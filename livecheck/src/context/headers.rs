@@ -1,6 +1,9 @@
 use std::borrow::Cow;
 
-use super::TestContext;
+use super::{
+    signing::{Signer, Verified, HEADER_SIGNATURE},
+    TestContext,
+};
 use crate::wire::timestamp;
 
 /// Header carrying the test id.
@@ -80,6 +83,12 @@ pub enum HeaderError {
         /// Its value.
         value: String,
     },
+    /// Test context signing is on and the headers carry no signature.
+    #[error("LiveCheck headers without the `LiveCheck-Test-Signature` this app requires")]
+    Unsigned,
+    /// Test context signing is on and the signature is not that of these headers with either secret.
+    #[error("LiveCheck headers with a `LiveCheck-Test-Signature` that does not match them")]
+    BadSignature,
 }
 
 impl HeaderError {
@@ -89,19 +98,22 @@ impl HeaderError {
             HeaderError::Partial { .. } => "partial",
             HeaderError::NotUtf8 { .. } => "not_utf8",
             HeaderError::BadTimestamp { .. } => "bad_timestamp",
+            HeaderError::Unsigned => "unsigned",
+            HeaderError::BadSignature => "bad_signature",
         }
     }
 }
 
 impl TestContext {
-    /// Reads the test from message headers: `Ok(None)` when there are no test headers at all.
+    /// Reads the test from message headers: `Ok(None)` when there are no test headers at all. A signature is
+    /// neither checked nor kept: [`crate::LiveCheck::test_from_headers`] checks it when the app signs test context.
     pub fn from_headers(headers: &Headers) -> Result<Option<TestContext>, HeaderError> {
         Self::from_lookup(|name| headers.get(name))
     }
 
     /// Reads the test through a case-insensitive header lookup (message headers, HTTP headers, …).
     pub fn from_lookup<'a>(lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Option<TestContext>, HeaderError> {
-        Ok(HeaderParts::read(lookup)?.map(|p| TestContext::new(p.id, p.case_name, p.timestamp, p.expires)))
+        Ok(HeaderParts::read(lookup, None)?.map(HeaderParts::into_context))
     }
 }
 
@@ -111,11 +123,19 @@ pub(crate) struct HeaderParts<'a> {
     pub(crate) case_name: &'a str,
     pub(crate) timestamp: chrono::DateTime<chrono::Utc>,
     pub(crate) expires: chrono::DateTime<chrono::Utc>,
+    /// The signature to pass on: the one received, or a new one when it was made with the previous secret.
+    /// `None` when the reader does not sign test context.
+    pub(crate) signature: Option<Cow<'a, str>>,
 }
 
 impl<'a> HeaderParts<'a> {
-    pub(crate) fn read(lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Option<Self>, HeaderError> {
-        let values = ALL.map(lookup);
+    /// Reads the four headers and, with a `signer`, checks their signature: unsigned or badly signed headers are
+    /// an error, as malformed ones are. Without one, a signature header is ignored.
+    pub(crate) fn read(
+        lookup: impl Fn(&str) -> Option<&'a [u8]>,
+        signer: Option<&Signer>,
+    ) -> Result<Option<Self>, HeaderError> {
+        let values = ALL.map(&lookup);
         if values.iter().all(Option::is_none) {
             return Ok(None);
         }
@@ -130,15 +150,60 @@ impl<'a> HeaderParts<'a> {
         let time = |i: usize| {
             timestamp::parse(text[i]).ok_or_else(|| HeaderError::BadTimestamp { header: ALL[i], value: text[i].into() })
         };
-        Ok(Some(HeaderParts { id: text[0], case_name: text[1], timestamp: time(2)?, expires: time(3)? }))
+        let (timestamp, expires) = (time(2)?, time(3)?);
+        let signature = match signer {
+            None => None,
+            Some(signer) => {
+                let received = lookup(HEADER_SIGNATURE).ok_or(HeaderError::Unsigned)?;
+                Some(match signer.verify(text, received) {
+                    None => return Err(HeaderError::BadSignature),
+                    Some(Verified::Current) => match std::str::from_utf8(received) {
+                        Ok(received) => Cow::Borrowed(received.trim()),
+                        Err(_) => Cow::Owned(signer.sign(text)),
+                    },
+                    Some(Verified::Previous) => Cow::Owned(signer.sign(text)),
+                })
+            }
+        };
+        Ok(Some(HeaderParts { id: text[0], case_name: text[1], timestamp, expires, signature }))
+    }
+
+    /// The context, carrying the signature.
+    pub(crate) fn into_context(self) -> TestContext {
+        let context = TestContext::new(self.id, self.case_name, self.timestamp, self.expires);
+        match self.signature {
+            Some(signature) => context.with_signature(signature),
+            None => context,
+        }
     }
 }
 
 impl TestContext {
-    /// The four headers of this test, as name/value pairs.
-    pub fn header_pairs(&self) -> [(&'static str, String); 4] {
-        let [id, name, issued, expires] = self.header_values();
-        [(HEADER_TEST_ID, id), (HEADER_TEST_NAME, name), (HEADER_TIMESTAMP, issued), (HEADER_EXPIRES, expires)]
+    /// The headers of this test, as name/value pairs: the four, then [`HEADER_SIGNATURE`] when the context
+    /// carries a signature.
+    pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs: Vec<_> = ALL.into_iter().zip(self.header_values()).collect();
+        if let Some(signature) = self.signature() {
+            pairs.push((HEADER_SIGNATURE, signature.to_owned()));
+        }
+        pairs
+    }
+
+    /// The context signed by `signer`, if there is one and the context carries no signature yet. For contexts
+    /// just made, not yet shared.
+    pub(crate) fn signed_by(self, signer: Option<&Signer>) -> Self {
+        match signer {
+            Some(signer) if self.signature().is_none() => {
+                let signature = self.sign_with(signer);
+                self.with_signature(signature)
+            }
+            _ => self,
+        }
+    }
+
+    fn sign_with(&self, signer: &Signer) -> String {
+        let values = self.header_values();
+        signer.sign(values.each_ref().map(|v| v.trim()))
     }
 
     pub(super) fn render_header_values(&self) -> [String; 4] {
@@ -150,13 +215,24 @@ impl TestContext {
         ]
     }
 
-    /// Appends the four headers after the ones present, unless test headers are already there (never twice).
+    /// Appends the four headers (and the signature the context carries) after the ones present, unless test
+    /// headers are already there (never twice).
     pub fn append_to(&self, headers: &mut Headers) {
-        if ALL.iter().any(|name| headers.get(name).is_some()) {
+        self.append_signed(headers, None);
+    }
+
+    /// [`TestContext::append_to`], signing with `signer` a context that carries no signature.
+    pub(crate) fn append_signed(&self, headers: &mut Headers, signer: Option<&Signer>) {
+        if ALL.iter().chain([&HEADER_SIGNATURE]).any(|name| headers.get(name).is_some()) {
             return;
         }
         for (name, value) in ALL.iter().zip(self.header_values()) {
             headers.push(*name, value);
+        }
+        match (self.signature(), signer) {
+            (Some(signature), _) => headers.push(HEADER_SIGNATURE, signature.to_owned()),
+            (None, Some(signer)) => headers.push(HEADER_SIGNATURE, self.sign_with(signer)),
+            (None, None) => {}
         }
     }
 }
@@ -206,5 +282,83 @@ mod tests {
         let mut not_utf8: Headers = sample().header_pairs().into_iter().collect();
         not_utf8.0[0].1 = vec![0xff, 0xfe];
         assert_eq!(TestContext::from_headers(&not_utf8).unwrap_err().cause(), "not_utf8");
+    }
+
+    fn signer(current: &str, previous: Option<&str>) -> Signer {
+        Signer::new(current.as_bytes(), previous.map(str::as_bytes)).unwrap()
+    }
+
+    fn read(headers: &Headers, signer: &Signer) -> Result<Option<TestContext>, HeaderError> {
+        Ok(HeaderParts::read(|name| headers.get(name), Some(signer))?.map(HeaderParts::into_context))
+    }
+
+    #[test]
+    fn a_signed_context_writes_five_headers_and_reads_back_carrying_its_signature() {
+        let s = signer("secret", None);
+        let signed = sample().signed_by(Some(&s));
+        let mut headers: Headers = [("trace", "x")].into_iter().collect();
+        signed.append_to(&mut headers);
+        signed.append_to(&mut headers);
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["trace", HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, HEADER_EXPIRES, HEADER_SIGNATURE]
+        );
+        assert_eq!(signed.header_pairs().len(), 5);
+        let read_back = read(&headers, &s).unwrap().unwrap();
+        assert_eq!(read_back, sample());
+        assert_eq!(read_back.signature(), signed.signature());
+        // An unsigned context written by an app that signs gets the same signature.
+        let mut by_app = Headers::new();
+        sample().append_signed(&mut by_app, Some(&s));
+        assert_eq!(by_app.get(HEADER_SIGNATURE), signed.signature().map(str::as_bytes));
+    }
+
+    #[test]
+    fn with_a_signer_unsigned_and_badly_signed_headers_are_errors() {
+        let s = signer("secret", None);
+        let unsigned: Headers = sample().header_pairs().into_iter().collect();
+        assert_eq!(read(&unsigned, &s), Err(HeaderError::Unsigned));
+        assert_eq!(HeaderError::Unsigned.cause(), "unsigned");
+
+        let mut forged = unsigned.clone();
+        forged.push(HEADER_SIGNATURE, "0".repeat(64));
+        assert_eq!(read(&forged, &s), Err(HeaderError::BadSignature));
+        assert_eq!(HeaderError::BadSignature.cause(), "bad_signature");
+
+        let mut other_secret = Headers::new();
+        sample().append_signed(&mut other_secret, Some(&signer("guess", None)));
+        assert_eq!(read(&other_secret, &s), Err(HeaderError::BadSignature));
+
+        // A field changed after signing: the expiry pushed far out.
+        let mut tampered = Headers::new();
+        sample().append_signed(&mut tampered, Some(&s));
+        tampered.0[3].1 = b"9999-12-31T23:59:59+00:00".to_vec();
+        assert_eq!(read(&tampered, &s), Err(HeaderError::BadSignature));
+
+        // Malformed headers stay malformed, signed or not; no headers at all are no test.
+        let mut partial = Headers::new();
+        partial.push(HEADER_TEST_ID, "id-1");
+        assert_eq!(read(&partial, &s).unwrap_err().cause(), "partial");
+        assert_eq!(read(&Headers::new(), &s), Ok(None));
+    }
+
+    #[test]
+    fn a_context_signed_with_the_previous_secret_is_signed_again_with_the_current_one() {
+        let rotated = signer("new", Some("old"));
+        let mut headers = Headers::new();
+        sample().append_signed(&mut headers, Some(&signer("old", None)));
+        let read_back = read(&headers, &rotated).unwrap().unwrap();
+        assert_eq!(read_back.signature(), sample().signed_by(Some(&signer("new", None))).signature());
+    }
+
+    #[test]
+    fn without_a_signer_the_signature_is_ignored_and_not_kept() {
+        let mut headers: Headers = sample().header_pairs().into_iter().collect();
+        headers.push(HEADER_SIGNATURE, "not even hex");
+        let read_back = TestContext::from_headers(&headers).unwrap().unwrap();
+        assert_eq!(read_back, sample());
+        assert_eq!(read_back.signature(), None);
+        assert_eq!(read_back.header_pairs().len(), 4);
     }
 }

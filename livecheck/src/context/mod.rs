@@ -2,10 +2,13 @@
 
 mod current;
 mod headers;
+mod signing;
 mod test_context;
 
 pub use current::{append_current_test, carry_current_test, current_test, scope};
-pub(crate) use current::{current_test_ref, scope_future};
+pub(crate) use current::{append_current_test_signed, current_test_ref, scope_future};
 pub(crate) use headers::HeaderParts;
 pub use headers::{HeaderError, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP};
+pub(crate) use signing::Signer;
+pub use signing::{HEADER_SIGNATURE, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV};
 pub use test_context::TestContext;

@@ -6,6 +6,10 @@ use crate::wire::TestExecution;
 
 /// The identity of a test execution as it travels with a request: id, case name, issue time and expiry.
 ///
+/// When the app that made or read it signs test context (see [`crate::LiveCheckBuilder::signing_secret`]), it
+/// also carries its signature, written with the four headers wherever they are written. Two contexts are equal
+/// when their identity is, whatever their signatures.
+///
 /// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct TestContext(Arc<ContextInner>);
@@ -18,6 +22,8 @@ struct ContextInner {
     expires: DateTime<Utc>,
     /// The header values, rendered once: a test's context is attached to many messages.
     header_values: OnceLock<Box<[String; 4]>>,
+    /// The signature of the header values, when the app that made or read the context signs test context.
+    signature: OnceLock<Box<str>>,
 }
 
 impl PartialEq for TestContext {
@@ -42,6 +48,7 @@ impl TestContext {
             timestamp: timestamp.trunc_subsecs(6),
             expires: expires.trunc_subsecs(6),
             header_values: OnceLock::new(),
+            signature: OnceLock::new(),
         }))
     }
 
@@ -73,6 +80,17 @@ impl TestContext {
     /// Values of the id, name, timestamp and expiry headers.
     pub(crate) fn header_values(&self) -> [String; 4] {
         (**self.0.header_values.get_or_init(|| Box::new(self.render_header_values()))).clone()
+    }
+
+    /// The signature carried, if any.
+    pub(crate) fn signature(&self) -> Option<&str> {
+        self.0.signature.get().map(|s| &**s)
+    }
+
+    /// The context carrying `signature` (when it carries none yet).
+    pub(crate) fn with_signature(self, signature: impl Into<Box<str>>) -> Self {
+        let _ = self.0.signature.set(signature.into());
+        self
     }
 
     /// Whether the test is expired at `now`; computed on each call.

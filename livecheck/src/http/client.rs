@@ -9,7 +9,8 @@ use crate::context::current_test_ref;
 /// # Ok(()) }
 /// ```
 pub trait RequestBuilderExt {
-    /// The request with the four LiveCheck headers when a test is current; unchanged otherwise.
+    /// The request with the four LiveCheck headers (and the signature the test carries) when a test is current;
+    /// unchanged otherwise.
     #[must_use]
     fn with_current_test(self) -> Self;
 }

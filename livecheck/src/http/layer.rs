@@ -8,7 +8,8 @@ use crate::{context::TestContext, LiveCheck};
 
 /// A tower layer (works with axum's `Router::layer`) that reads the LiveCheck headers of each request and makes
 /// that test current for the handler, and only for it. Partial or malformed headers mean no test: logged once per
-/// cause, counted in [`LiveCheck::metrics`].
+/// cause, counted in [`LiveCheck::metrics`]. So do headers without a valid signature when the app signs test
+/// context ([`crate::LiveCheckBuilder::signing_secret`]).
 #[derive(Clone)]
 pub struct LiveCheckLayer {
     app: LiveCheck,

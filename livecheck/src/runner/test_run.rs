@@ -60,7 +60,7 @@ impl TestRun {
     pub(crate) fn new(execution: RawExecution, case: Arc<CaseCore>) -> Self {
         let ((id, case_name, timestamp, expires), args) = execution.into_parts();
         TestRun {
-            context: TestContext::new(id, case_name, timestamp, expires),
+            context: TestContext::new(id, case_name, timestamp, expires).signed_by(case.shared.signer.as_ref()),
             args,
             signals: SignalSlots::new(case.signal_count()),
             case,
