@@ -14,7 +14,8 @@ pub const DEFAULT_BROKER: &str = "sqlite://livecheck-data/livecheck.sqlite3";
 /// The transport a broker URL names:
 /// - `sqlite://PATH` — the embedded log shared by the processes of this machine (`sqlite://data/lc.db`,
 ///   `sqlite:///var/lib/app/lc.db`); `sqlite://` alone uses [`DEFAULT_BROKER`]'s path. Options:
-///   `?retention=7d` (how long messages are kept: `s`, `m`, `h` or `d`), `?recreate=1` (start a new, empty log
+///   `?retention=7d` (how long messages are kept: `s`, `m`, `h` or `d`), `?max_bytes=500MB` (the most data kept:
+///   bytes, or `KB`, `MB`, `GB`), `?recreate=1` (start a new, empty log
 ///   when the one created there before is gone, instead of failing);
 /// - `kafka://host:port[,host:port][?name=value&…]` — a Kafka cluster (feature `kafka`); settings pass to
 ///   librdkafka, as do `LIVECHECK_KAFKA_*` environment variables;
@@ -39,7 +40,7 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
 fn sqlite(url: &str, rest: &str) -> Result<Arc<dyn Transport>> {
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let path = if path.is_empty() { DEFAULT_BROKER.trim_start_matches("sqlite://") } else { path };
-    let (mut recreate, mut retention) = (false, None);
+    let (mut recreate, mut retention, mut max_bytes) = (false, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let bad = |why: &str| Error::Config(format!("`{pair}` in `{url}`: {why}"));
         match pair.split_once('=') {
@@ -53,15 +54,41 @@ fn sqlite(url: &str, rest: &str) -> Result<Arc<dyn Transport>> {
             Some(("retention", value)) => {
                 retention = Some(parse_duration(value).ok_or_else(|| bad("not a duration like 30s, 15m, 12h or 7d"))?)
             }
-            _ => return Err(bad("sqlite:// options are retention=DURATION and recreate=1")),
+            Some(("max_bytes", value)) => {
+                max_bytes = Some(parse_bytes(value).ok_or_else(|| bad("not a size like 500MB, 2GB or 1000000"))?)
+            }
+            _ => return Err(bad("sqlite:// options are retention=DURATION, max_bytes=SIZE and recreate=1")),
         }
     }
     let transport =
         if recreate { super::SqliteTransport::recreate(path)? } else { super::SqliteTransport::open(path)? };
-    Ok(Arc::new(match retention {
+    let transport = match retention {
         Some(retention) => transport.with_retention(retention),
         None => transport,
+    };
+    Ok(Arc::new(match max_bytes {
+        Some(max_bytes) => transport.with_max_bytes(max_bytes),
+        None => transport,
     }))
+}
+
+/// `1000000`, `64KB`, `500MB`, `2GB` (powers of 1000; `KiB`, `MiB`, `GiB` for powers of 1024): a positive size.
+#[cfg(feature = "sqlite")]
+fn parse_bytes(text: &str) -> Option<u64> {
+    let digits = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let unit = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let number: f64 = number.parse().ok()?;
+    (number.is_finite() && number > 0.0).then(|| (number * unit) as u64)
 }
 
 /// `30s`, `15m`, `12h`, `7d`: a positive number and a unit.
@@ -105,6 +132,10 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Some(std::time::Duration::from_secs(5400)));
         assert_eq!(parse_duration("-1d"), None);
         assert_eq!(parse_duration("7"), None);
+        assert_eq!(parse_bytes("500MB"), Some(500_000_000));
+        assert_eq!(parse_bytes("2GiB"), Some(2 << 30));
+        assert_eq!(parse_bytes("1000"), Some(1000));
+        assert_eq!((parse_bytes("lots"), parse_bytes("0")), (None, None));
         let dir = std::env::temp_dir().join(format!("livecheck-url-test-{}", fastrand::u64(..)));
         let url = |query: &str| format!("sqlite://{}/lc.sqlite3{query}", dir.display());
         assert!(matches!(from_url(&url("?retention=forever")), Err(Error::Config(_))));

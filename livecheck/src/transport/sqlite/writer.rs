@@ -20,8 +20,16 @@ use crate::{
 
 /// The most publishes one transaction takes.
 const MAX_BATCH: usize = 1024;
-/// How often messages older than the retention are deleted.
-const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// What the writer deletes, and how often it looks.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Retention {
+    /// Messages older than this go.
+    pub(super) age: Duration,
+    /// Above this many bytes of data, the oldest messages of every partition go (a share each), down to 90 %.
+    pub(super) max_bytes: Option<u64>,
+    /// How often the writer applies it (every minute).
+    pub(super) every: Duration,
+}
 
 struct Publish {
     stream: String,
@@ -37,7 +45,7 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer on its own connection to `path`; streams it creates get `partitions` partitions.
-    pub(super) fn start(path: &Path, partitions: u32, retention: Duration, identity: FileIdentity) -> Result<Writer> {
+    pub(super) fn start(path: &Path, partitions: u32, retention: Retention, identity: FileIdentity) -> Result<Writer> {
         let connection = connect(path)?;
         let (requests, received) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -71,7 +79,7 @@ impl Drop for Writer {
 struct WriterThread {
     connection: Connection,
     default_partitions: u32,
-    retention: Duration,
+    retention: Retention,
     partitions: HashMap<String, u32>,
     next_retention: Instant,
     identity: FileIdentity,
@@ -80,13 +88,13 @@ struct WriterThread {
 }
 
 impl WriterThread {
-    fn new(connection: Connection, default_partitions: u32, retention: Duration, identity: FileIdentity) -> Self {
+    fn new(connection: Connection, default_partitions: u32, retention: Retention, identity: FileIdentity) -> Self {
         WriterThread {
             connection,
             default_partitions,
             retention,
             partitions: HashMap::new(),
-            next_retention: Instant::now() + RETENTION_EVERY,
+            next_retention: Instant::now() + retention.every,
             identity,
             file_gone: false,
         }
@@ -131,7 +139,7 @@ impl WriterThread {
                 }
             }
             if Instant::now() >= self.next_retention {
-                self.next_retention = Instant::now() + RETENTION_EVERY;
+                self.next_retention = Instant::now() + self.retention.every;
                 if let Err(error) = self.apply_retention() {
                     tracing::warn!(%error, "deleting old messages from the embedded log failed");
                 }
@@ -208,7 +216,7 @@ impl WriterThread {
                  AND m.member = partition_owners.member)",
             [],
         )?;
-        let horizon = now_ms() - self.retention.as_millis() as i64;
+        let horizon = now_ms() - self.retention.age.as_millis() as i64;
         let partitions: Vec<(String, u32)> = {
             let mut statement = self.connection.prepare("SELECT stream, partition FROM heads")?;
             let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -231,6 +239,53 @@ impl WriterThread {
             )?;
             tx.commit()?;
         }
+        if let Some(max_bytes) = self.retention.max_bytes {
+            self.limit_size(max_bytes)?;
+        }
+        Ok(())
+    }
+
+    /// When the log's data takes more than `max_bytes`, deletes the oldest messages of every partition — the same
+    /// share of each — to bring it down to 90 % of that. Freed pages are reused by later writes (the file does not
+    /// shrink). Unread messages go too, as with Kafka's size retention.
+    fn limit_size(&mut self, max_bytes: u64) -> rusqlite::Result<()> {
+        let pragma = |name: &str| self.connection.query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0));
+        let used =
+            (pragma("page_count")? - pragma("freelist_count")?).max(0) as u64 * pragma("page_size")?.max(0) as u64;
+        if used <= max_bytes {
+            return Ok(());
+        }
+        let share = (used - max_bytes * 9 / 10) as f64 / used as f64;
+        let heads: Vec<(String, u32, i64)> = {
+            let mut statement = self.connection.prepare("SELECT stream, partition, next_offset FROM heads")?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut deleted = 0;
+        for (stream, partition, next) in heads {
+            let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let low: Option<i64> = tx
+                .query_row(
+                    "SELECT offset FROM messages WHERE stream = ?1 AND partition = ?2 ORDER BY offset LIMIT 1",
+                    params![stream, partition],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(low) = low {
+                let drop = ((next - low).max(0) as f64 * share).ceil() as i64;
+                deleted += tx.execute(
+                    "DELETE FROM messages WHERE stream = ?1 AND partition = ?2 AND offset < ?3",
+                    params![stream, partition, low + drop],
+                )?;
+            }
+            tx.commit()?;
+        }
+        tracing::warn!(
+            used,
+            max_bytes,
+            deleted,
+            "the embedded log is over its size limit: deleted its oldest messages"
+        );
         Ok(())
     }
 }
