@@ -88,7 +88,7 @@ fn parse_bytes(text: &str) -> Option<u64> {
         _ => return None,
     };
     let number: f64 = number.parse().ok()?;
-    (number.is_finite() && number > 0.0).then(|| (number * unit) as u64)
+    (number.is_finite() && number > 0.0).then_some((number * unit) as u64)
 }
 
 /// `30s`, `15m`, `12h`, `7d`: a positive number and a unit.
