@@ -20,6 +20,10 @@ use livecheck::{
     transport::KafkaTransport, Case, CaseHandle, CaseResult, CaseSettings, LiveCheck, Signal, State, TestRun,
 };
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_time;
+
 #[path = "../tests/support/tansu.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod tansu;
@@ -65,14 +69,6 @@ fn app(url: &str) -> LiveCheck {
     let transport = KafkaTransport::connect(url).unwrap().with_partitions(PARTITIONS);
     // Enough room for the tests in flight at the highest step while signals of later tests arrive.
     LiveCheck::builder().transport(transport).max_concurrent_tests(4000).early_signal_limit(100_000).build()
-}
-
-/// CPU time (user + system) this process used so far, from `/proc/self/stat` (Linux; `None` elsewhere).
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_secs_f64(ticks as f64 / 100.0)) // USER_HZ is 100 on Linux
 }
 
 /// The services: `rate` tests/s for the window, each triggered and its 4 signals sent in its scope. Prints the

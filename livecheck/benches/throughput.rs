@@ -20,6 +20,10 @@ use std::{
 use livecheck::{transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestRun};
 use tokio::sync::Semaphore;
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_time;
+
 struct FourStages {
     db: Signal<()>,
     kafka: Signal<()>,
@@ -47,14 +51,6 @@ const IN_FLIGHT: usize = 100;
 /// Messages kept per partition of each stream (8 partitions): memory stays bounded over millions of messages.
 const RETENTION: usize = 4096;
 const RUNS: usize = 5;
-
-/// CPU time (user + system) this process used so far, from `/proc/self/stat` (Linux; `None` elsewhere).
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_secs_f64(ticks as f64 / 100.0)) // USER_HZ is 100 on Linux
-}
 
 /// CPU time all processes of the machine used so far (busy time of every CPU), from `/proc/stat` (Linux).
 fn machine_busy_time() -> Option<Duration> {
