@@ -144,13 +144,18 @@ impl<'a> HeaderParts<'a> {
             let value = value.ok_or(HeaderError::Partial { missing: ALL[i] })?;
             text[i] = std::str::from_utf8(value).map_err(|_| HeaderError::NotUtf8 { header: ALL[i] })?.trim();
         }
-        if text[0].is_empty() {
-            return Err(HeaderError::Partial { missing: HEADER_TEST_ID });
+        // An empty id or case name is as good as a missing one.
+        if let Some(i) = text[..2].iter().position(|t| t.is_empty()) {
+            return Err(HeaderError::Partial { missing: ALL[i] });
         }
         let time = |i: usize| {
             timestamp::parse(text[i]).ok_or_else(|| HeaderError::BadTimestamp { header: ALL[i], value: text[i].into() })
         };
         let (timestamp, expires) = (time(2)?, time(3)?);
+        if expires < timestamp {
+            let value = format!("{} (before the test's timestamp {})", text[3], text[2]);
+            return Err(HeaderError::BadTimestamp { header: HEADER_EXPIRES, value });
+        }
         let signature = match signer {
             None => None,
             Some(signer) => {
