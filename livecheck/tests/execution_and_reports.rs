@@ -290,12 +290,13 @@ async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_oth
 }
 
 /// A transport whose report publishes fail while `failing` is above zero (counting down), as on a full disk:
-/// transient (`retriable`) or lasting.
+/// transient (`retriable`) or lasting; and whose bus publishes never complete when `bus_away` (a broker away).
 #[derive(Clone)]
 struct ReportsFail {
     inner: MemoryTransport,
     failing: Arc<AtomicU32>,
     retriable: bool,
+    bus_away: bool,
 }
 
 impl livecheck::transport::Transport for ReportsFail {
@@ -305,6 +306,9 @@ impl livecheck::transport::Transport for ReportsFail {
     fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, livecheck::Result<Delivery>> {
         let fail = stream == "livecheck-report"
             && self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if self.bus_away && stream == "livecheck-bus" {
+            return Box::pin(std::future::pending());
+        }
         if fail {
             let context = "database or disk is full".to_owned();
             return Box::pin(async move {
@@ -340,7 +344,8 @@ impl livecheck::transport::Transport for ReportsFail {
 #[tokio::test(start_paused = true)]
 async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
     let inner = MemoryTransport::new();
-    let transport = ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true };
+    let transport =
+        ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true, bus_away: false };
     let app = LiveCheck::builder().transport(transport).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
@@ -356,7 +361,7 @@ async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
 async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_runs_again() {
     let inner = MemoryTransport::new();
     let failing = Arc::new(AtomicU32::new(u32::MAX));
-    let transport = ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false };
+    let transport = ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false, bus_away: false };
     let app = LiveCheck::builder().transport(transport.clone()).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
@@ -375,4 +380,22 @@ async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_r
     let reports = reports(&inner);
     assert_eq!((reports.len(), reports[0].state), (1, State::Pass));
     running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_sending_a_signal_is_not_held_up_while_the_broker_is_away() {
+    let inner = MemoryTransport::new();
+    let failing = Arc::new(AtomicU32::new(0));
+    let transport = ReportsFail { inner, failing, retriable: true, bus_away: true };
+    let app = LiveCheck::builder()
+        .transport(transport)
+        .clock(livecheck::Clock::follow_tokio())
+        .signal_send_timeout(Duration::from_secs(2))
+        .build();
+    let case = scripted(&app, CaseSettings::new("c"));
+    let test = case.trigger(Some("t"), &args("pass")).await.unwrap();
+    let started = tokio::time::Instant::now();
+    livecheck::scope(Some(test), case.ready.send(&1)).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "the request went on after the timeout");
+    assert_eq!(app.metrics().signals_unconfirmed, 1);
 }

@@ -23,6 +23,7 @@ pub struct LiveCheckBuilder {
     early_signal_limit: usize,
     early_signal_bytes: usize,
     max_message_bytes: usize,
+    signal_send_timeout: Duration,
     stats_interval: Duration,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
@@ -43,6 +44,7 @@ impl Default for LiveCheckBuilder {
             early_signal_limit: 100_000,
             early_signal_bytes: 64 << 20,
             max_message_bytes: 1 << 20,
+            signal_send_timeout: Duration::from_secs(2),
             stats_interval: Duration::from_secs(10),
             signing_secret: None,
             previous_signing_secret: None,
@@ -135,6 +137,14 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// The longest `Signal::send` waits for the log or broker to take a signal (default 2 s). A service's request
+    /// is not held up longer when the broker is away: the signal stays queued in the producer and goes out when it
+    /// can, unconfirmed (counted in `metrics().signals_unconfirmed`, logged once).
+    pub fn signal_send_timeout(mut self, timeout: Duration) -> Self {
+        self.signal_send_timeout = timeout;
+        self
+    }
+
     /// How often case statistics are logged (default 10 s).
     pub fn stats_interval(mut self, every: Duration) -> Self {
         self.stats_interval = every.max(Duration::from_millis(1));
@@ -190,6 +200,7 @@ impl LiveCheckBuilder {
                     bus_concurrency: self.bus_concurrency,
                     send_reports: self.send_reports,
                     max_message_bytes: self.max_message_bytes,
+                    signal_send_timeout: self.signal_send_timeout,
                     stats_interval: self.stats_interval,
                 },
             }),

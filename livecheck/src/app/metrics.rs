@@ -71,6 +71,8 @@ metrics! {
     tests_redelivered,
     /// Bus messages received.
     signals_received,
+    /// Signals a service sent whose publish was not confirmed within `signal_send_timeout` (left queued).
+    signals_unconfirmed,
     /// Pending-test and bus messages bigger than `max_message_bytes` (dropped without decoding).
     messages_too_large,
     /// Bus messages that were not a valid SignalEvent (dropped).

@@ -83,6 +83,7 @@ pub(crate) struct Config {
     pub(crate) bus_concurrency: usize,
     pub(crate) send_reports: bool,
     pub(crate) max_message_bytes: usize,
+    pub(crate) signal_send_timeout: Duration,
     pub(crate) stats_interval: Duration,
 }
 
