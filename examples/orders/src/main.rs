@@ -25,8 +25,8 @@ use livecheck::{transport, LiveCheck};
 #[derive(Parser)]
 #[command(version, about = "The LiveCheck tutorial: a stock ordering system and its live tests")]
 struct Cli {
-    /// Log level (error, warn, info, debug, trace).
-    #[arg(short = 'l', long, default_value = "info", global = true)]
+    /// Log level (error, warn, info, debug, trace, off), or directives like `warn,livecheck=debug`.
+    #[arg(short = 'l', long, default_value = "info", global = true, value_parser = log_filter)]
     loglevel: String,
     /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3), kafka://HOST:PORT or memory://.
     #[arg(long, env = "LIVECHECK_BROKER", global = true)]
@@ -45,7 +45,7 @@ enum Command {
         #[arg(long, default_value_t = 6066)]
         port: u16,
         /// Break a stage on purpose: do not send this signal.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(test_order::SIGNALS))]
         skip_signal: Option<String>,
         /// Break a stage on purpose: store orders with the opposite side.
         #[arg(long)]
@@ -155,6 +155,21 @@ async fn serve_status(app: LiveCheck, port: u16) -> anyhow::Result<tokio::task::
             tracing::error!(%error, "status server failed");
         }
     }))
+}
+
+/// A log level, or comma-separated directives `LEVEL` / `TARGET=LEVEL`; anything else is an error (an unknown
+/// word would otherwise be taken for a target name and silence everything).
+fn log_filter(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let is_level = |level: &str| LEVELS.contains(&level.to_ascii_lowercase().as_str());
+    for directive in text.split(',') {
+        let level =
+            directive.rsplit_once('=').map_or(directive, |(target, level)| if target.is_empty() { "" } else { level });
+        if !is_level(level) {
+            return Err(format!("`{directive}` is not a log level ({}) or TARGET=LEVEL", LEVELS.join(", ")));
+        }
+    }
+    Ok(text.to_owned())
 }
 
 async fn post_order(base_url: &str, side: &str) -> anyhow::Result<String> {

@@ -20,9 +20,20 @@ pub(crate) struct Tuning {
     /// Retries of a failing fake request before the service is declared down.
     #[arg(long, default_value_t = 10)]
     url_error_retries: u32,
-    /// Chance that an order is tested (the worker draws).
-    #[arg(long, default_value_t = 0.5)]
+    /// Chance that an order is tested (the worker draws), from 0 to 1.
+    #[arg(long, default_value_t = 0.5, value_parser = probability)]
     probability: f64,
+}
+
+/// The signals of the case, as the worker sends them.
+pub(crate) const SIGNALS: [&str; 4] =
+    ["order_sent_to_db", "order_sent_to_kafka", "order_cache_in_redis", "order_executed"];
+
+fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{text}` is not a probability from 0 to 1")),
+    }
 }
 
 impl Default for Tuning {
