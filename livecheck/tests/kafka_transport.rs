@@ -203,3 +203,36 @@ async fn a_broker_that_is_down_at_start_up_is_waited_for() {
     let created = tokio::time::timeout(Duration::from_secs(60), creating).await.expect("done once the broker is up");
     created.unwrap().unwrap();
 }
+
+/// An instance starting while the broker is killed and restarted (the fault run once caught one exiting with
+/// "Broker transport failure" while it read the streams' ends): it waits, starts, and runs the next test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_starting_while_the_broker_restarts_waits_for_it() {
+    let mut tansu = Tansu::start();
+    let kafka = transport(&tansu);
+    let (_service_app, service) = app(&kafka);
+    // The streams exist, as after an earlier run.
+    for stream in ["livecheck", "livecheck-bus", "livecheck-report"] {
+        kafka.create_stream(stream, 4).await.unwrap();
+    }
+    let (instance, _) = app(&transport(&tansu));
+    let starting = tokio::spawn(async move {
+        let running = instance.start().await;
+        (instance, running)
+    });
+    for delay_ms in [150, 400] {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        tansu.restart();
+    }
+    let (instance, running) = tokio::time::timeout(Duration::from_secs(120), starting).await.unwrap().unwrap();
+    let running = running.expect("started once the broker was back");
+    let test = service.trigger(Some("after-restart"), &"sell".to_owned()).await.unwrap();
+    livecheck::scope(Some(test), async {
+        service.placed.send(&"sell".to_owned()).await.unwrap();
+        service.executed.send(&()).await.unwrap();
+    })
+    .await;
+    until(Duration::from_secs(60), || instance.metrics().tests_finished >= 1).await;
+    running.shutdown().await;
+    assert_eq!(reports_by_test(&kafka).await.get("after-restart"), Some(&vec![State::Pass]));
+}

@@ -1,12 +1,15 @@
 //! A started LiveCheck instance and its shutdown.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{member, watchers, LiveCheck};
 use crate::{transport::check_co_partitioned, Result};
+
+/// How long starting waits for a broker that is away (retriable errors) before giving up.
+const START_WAITS_FOR: Duration = Duration::from_secs(300);
 
 /// A running LiveCheck instance. Dropping it stops the instance too, without waiting.
 #[must_use = "the instance stops when this is dropped"]
@@ -48,7 +51,22 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     // (Asking for the end offsets creates a missing stream with the transport's default partitions.)
     let mut counts = Vec::new();
     for stream in [&streams.pending, &streams.bus, &streams.reports] {
-        counts.push((stream.as_str(), shared.transport.end_offsets(stream).await?.len() as u32));
+        // A broker away at start-up is waited for (retriable errors), with one warning.
+        let mut delay = Duration::from_millis(200);
+        let started = tokio::time::Instant::now();
+        let ends = loop {
+            match shared.transport.end_offsets(stream).await {
+                Err(error) if error.is_retriable() && started.elapsed() < START_WAITS_FOR => {
+                    if delay == Duration::from_millis(200) {
+                        tracing::warn!(%error, %stream, "the broker is not answering; waiting for it");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                other => break other?,
+            }
+        };
+        counts.push((stream.as_str(), ends.len() as u32));
     }
     check_co_partitioned(&counts)?;
     let subscription = shared.transport.subscribe(&[&streams.pending, &streams.bus], &config.group).await?;

@@ -350,7 +350,8 @@ impl Transport for KafkaTransport {
                         Some(Err(KafkaError::PartitionEOF(p))) => {
                             unknown.remove(&(p as u32));
                         }
-                        Some(Err(error)) => return Err(kafka(&format!("the end of `{stream}`"), error)),
+                        // A broker restarting or away for a moment: librdkafka reconnects; the deadline bounds it.
+                        Some(Err(error)) => tracing::debug!(%error, %stream, "reading to the end: retrying"),
                         None => {}
                     }
                     // A broker that cannot serve a fetch from inside a record batch (tansu 0.6, after its low
@@ -400,7 +401,8 @@ impl Transport for KafkaTransport {
                         deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(error)) => return Err(kafka(&format!("reading `{name}`"), error)),
+                    // A broker restarting or away for a moment: librdkafka reconnects; the deadline bounds it.
+                    Some(Err(error)) => tracing::debug!(%error, stream = %name, "reading: retrying"),
                     None => {}
                 }
             }
