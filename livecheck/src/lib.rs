@@ -60,6 +60,7 @@
 //! ```
 
 mod app;
+mod backoff;
 mod case;
 mod clock;
 mod context;

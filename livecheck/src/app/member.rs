@@ -30,6 +30,7 @@ use super::{
     LiveCheck,
 };
 use crate::{
+    backoff::Backoff,
     runner::BusPosition,
     transport::{Assignment, Event, Received, Subscription},
     Result,
@@ -138,14 +139,14 @@ impl Member {
             Event::Message(received) => self.waiting.push_back(received),
             Event::Assigned(assignments) => {
                 // Without knowing which of its executions have a report, a partition cannot be worked on: retry.
-                let mut delay = Duration::from_millis(100);
+                let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
                 while let Err(error) = self.assigned(&assignments).await {
+                    let delay = backoff.next();
                     tracing::error!(%error, retry_in = ?delay, "reading the reports of newly assigned partitions failed");
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return,
                         _ = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
             Event::Revoked(partitions) => self.revoked(&partitions, subscription, done_rx).await,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    backoff::Backoff,
     case::{HealthChange, RegisteredCase, SuiteFailure},
     runner::{Finished, Verdict},
     transport::{Delivery, Message},
@@ -149,7 +150,7 @@ async fn publish(
     };
     let message = Message { key: Some(key.to_owned()), value, headers: Default::default() };
     let give_up = tokio::time::Instant::now() + REPORT_RETRY_FOR;
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -163,7 +164,7 @@ async fn publish(
             }
             Err(error) => error,
         };
-        if !error.is_retriable() || tokio::time::Instant::now() + delay > give_up {
+        if !error.is_retriable() || tokio::time::Instant::now() + backoff.peek() > give_up {
             shared.metrics.reports_failed.inc();
             tracing::error!(%error, %case, %state, key, attempts, "a report could not be published; the execution \
                              is not committed and runs again after a restart");
@@ -179,8 +180,7 @@ async fn publish(
                 tracing::warn!(%case, key, "stopped while retrying a report; the execution runs again");
                 return Published::Failed;
             }
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next()) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

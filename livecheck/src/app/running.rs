@@ -6,7 +6,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{member, watchers, LiveCheck};
-use crate::{transport::check_co_partitioned, Result};
+use crate::{backoff::Backoff, transport::check_co_partitioned, Result};
 
 /// How long starting waits for a broker that is away (retriable errors) before giving up.
 const START_WAITS_FOR: Duration = Duration::from_secs(300);
@@ -52,16 +52,15 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     let mut counts = Vec::new();
     for stream in [&streams.pending, &streams.bus, &streams.reports] {
         // A broker away at start-up is waited for (retriable errors), with one warning.
-        let mut delay = Duration::from_millis(200);
-        let started = tokio::time::Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let (started, mut warned) = (tokio::time::Instant::now(), false);
         let ends = loop {
             match shared.transport.end_offsets(stream).await {
                 Err(error) if error.is_retriable() && started.elapsed() < START_WAITS_FOR => {
-                    if delay == Duration::from_millis(200) {
+                    if !std::mem::replace(&mut warned, true) {
                         tracing::warn!(%error, %stream, "the broker is not answering; waiting for it");
                     }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    tokio::time::sleep(backoff.next()).await;
                 }
                 other => break other?,
             }

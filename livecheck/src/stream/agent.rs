@@ -5,6 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     app::{consume, Handled},
+    backoff::Backoff,
     LiveCheck, Result,
 };
 
@@ -52,7 +53,7 @@ impl Agent {
                 async move {
                     let message = &received.message;
                     let give_up = tokio::time::Instant::now() + RETRY_FOR;
-                    let mut delay = Duration::from_millis(100);
+                    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
                     loop {
                         let value: V = match serde_json::from_slice(&message.value) {
                             Ok(value) => value,
@@ -79,7 +80,7 @@ impl Agent {
                             tracing::warn!(%topic, error = %error_text, "agent failed to handle a message");
                             return Handled::Done;
                         }
-                        if tokio::time::Instant::now() + delay > give_up {
+                        if tokio::time::Instant::now() + backoff.peek() > give_up {
                             app.shared.metrics.stream_messages_failed.inc();
                             tracing::error!(%topic, error = %error_text, offset = received.offset,
                                     "agent kept failing on a transient error; the message is left uncommitted and \
@@ -87,13 +88,13 @@ impl Agent {
                             return Handled::Abandoned;
                         }
                         app.shared.metrics.stream_messages_retried.inc();
+                        let delay = backoff.next();
                         tracing::warn!(%topic, error = %error_text, retry_in = ?delay,
                                 "agent failed on a transient error; retrying the message");
                         tokio::select! {
                             _ = shutdown.cancelled() => return Handled::Abandoned,
                             _ = tokio::time::sleep(delay) => {}
                         }
-                        delay = (delay * 2).min(Duration::from_secs(5));
                     }
                 }
             }

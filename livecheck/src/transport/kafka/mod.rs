@@ -213,7 +213,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let mut failing = false;
     loop {
         match attempt().await {
@@ -228,8 +228,7 @@ where
                     tracing::warn!(%error, what, "the Kafka cluster does not answer; retrying with backoff until it does");
                     failing = true;
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
+                tokio::time::sleep(backoff.next()).await;
             }
             Err(error) => return Err(error),
         }
