@@ -56,10 +56,10 @@ impl FakeRequestClient {
                 }
                 Ok(response) => match response.bytes().await {
                     Ok(body) => return Ok(body.to_vec()),
-                    Err(error) => format!("reading the body failed: {error}"),
+                    Err(error) => format!("reading the body failed: {}", with_causes(&error)),
                 },
-                Err(error) if error.is_timeout() => format!("timed out: {error}"),
-                Err(error) => format!("{error}"),
+                Err(error) if error.is_timeout() => format!("timed out: {}", with_causes(&error)),
+                Err(error) => with_causes(&error),
             };
             if attempt >= self.retries {
                 return Err(Error::ServiceDown { reason: format!("{url}: {failure} (after {attempt} retries)") });
@@ -70,4 +70,20 @@ impl FakeRequestClient {
             delay = delay.mul_f64(self.backoff).min(self.delay_max);
         }
     }
+}
+
+/// The error and its causes, `: `-separated: reqwest's own message ("error sending request for url …") leaves out
+/// what actually happened ("Connection refused").
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
