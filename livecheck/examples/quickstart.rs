@@ -42,7 +42,7 @@ impl Case for TestOrder {
 async fn handle_order(test_order: &livecheck::CaseHandle<TestOrder>, n: u64) -> livecheck::Result<()> {
     let id = format!("order-{n}");
     let side = if n % 2 == 0 { "buy" } else { "sell" };
-    let test = test_order.maybe_trigger(Some(&id), &OrderArgs { side: side.into() }).await?;
+    let test = test_order.maybe_trigger_with_id(&id, &OrderArgs { side: side.into() }).await?;
     livecheck::scope(test, async {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(5..50))).await;
         let stored_side = if n % 10 == 3 { "flipped" } else { side };
@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    running.shutdown().await;
+    running.shutdown().await?;
 
     let health = test_order.health();
     println!(

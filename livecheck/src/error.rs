@@ -84,6 +84,10 @@ pub enum Error {
     /// The LiveCheck instance is shutting down.
     #[error("shutting down")]
     Shutdown,
+    /// Tasks of the instance panicked (a bug, or a panic in a case's hook such as `make_fake_request`); their
+    /// messages. Reported by [`crate::Running::shutdown`].
+    #[error("{} task(s) of the LiveCheck instance panicked: {}", .0.len(), .0.join("; "))]
+    TasksPanicked(Vec<String>),
 }
 
 impl Error {

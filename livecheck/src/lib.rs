@@ -46,7 +46,7 @@
 //! let running = livecheck.start().await?;
 //!
 //! // In the service: sample the request, then signal each stage while the test is current.
-//! let test = test_order.maybe_trigger(Some("order-1"), &OrderArgs { side: "sell".into() }).await?;
+//! let test = test_order.maybe_trigger_with_id("order-1", &OrderArgs { side: "sell".into() }).await?;
 //! livecheck::scope(test, async {
 //!     let order = Order { id: "order-1".into(), side: "sell".into() };
 //!     test_order.order_sent_to_db.send(&order).await?;
@@ -55,7 +55,7 @@
 //! .await?;
 //! # tokio::time::sleep(Duration::from_millis(50)).await;
 //! # assert_eq!(test_order.health().count(livecheck::State::Pass), 1);
-//! running.shutdown().await;
+//! running.shutdown().await?;
 //! # Ok(()) }
 //! ```
 

@@ -92,7 +92,7 @@ async fn after_any_malformed_pending_test_or_signal_the_instance_runs_the_next_v
         let (stream, valid) =
             if n % 2 == 0 { ("livecheck", &valid_test[..]) } else { ("livecheck-bus", &valid_signal[..]) };
         support::publish_raw(&transport, stream, &format!("junk-{n}"), &mutate(&mut rng, valid)).await;
-        let test = case.trigger(Some(&format!("t-{n}")), &n).await.unwrap();
+        let test = case.trigger_with_id(&format!("t-{n}"), &n).await.unwrap();
         livecheck::scope(Some(test), case.done.send(&n)).await.unwrap();
         let report = reader.next(Duration::from_secs(10)).await;
         if report.test.as_ref().is_some_and(|t| t.id == format!("t-{n}")) {
@@ -103,5 +103,5 @@ async fn after_any_malformed_pending_test_or_signal_the_instance_runs_the_next_v
             assert_eq!((report.test.unwrap().id, report.state), (format!("t-{n}"), State::Pass));
         }
     }
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }

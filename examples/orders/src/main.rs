@@ -263,7 +263,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let status = serve_status(app.clone(), port).await?;
             until_stopped(None).await;
             status.abort();
-            running.shutdown().await;
+            running.shutdown().await?;
         }
         Command::PostOrder { side, base_url } => {
             println!("{}", post_order(&base_url, &side).await?)
@@ -291,7 +291,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             until_stopped(seconds).await;
             orders.abort();
-            livecheck.shutdown().await;
+            livecheck.shutdown().await?;
             worker.stop().await;
         }
         Command::Chaos { args, backend } => {

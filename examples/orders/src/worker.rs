@@ -82,7 +82,7 @@ async fn init_order(
         price: 3.33,
         fake: query.fake.is_some_and(|f| f == "1" || f == "true"),
     };
-    let test = worker.test_order.maybe_trigger(Some(&order.id), &OrderArgs { side }).await.map_err(internal)?;
+    let test = worker.test_order.maybe_trigger_with_id(&order.id, &OrderArgs { side }).await.map_err(internal)?;
     livecheck::scope(test, async {
         let response = worker
             .http
@@ -128,11 +128,11 @@ impl Worker {
         // Resolves once the log acknowledged the message.
         self.executions.send(&order.id, &execution).await?;
         if self.signals("order_sent_to_kafka") {
-            self.test_order.order_sent_to_kafka.send(&()).await?;
+            self.test_order.order_sent_to_kafka.notify().await?;
         }
         self.cache.add(&order.user_id, &order.id).await?;
         if self.signals("order_cache_in_redis") {
-            self.test_order.order_cache_in_redis.send(&()).await?;
+            self.test_order.order_cache_in_redis.notify().await?;
         }
         Ok(())
     }

@@ -90,6 +90,8 @@ pub(crate) struct Config {
 #[derive(Default)]
 pub(crate) struct Registry {
     cases: RwLock<HashMap<Arc<str>, Arc<dyn RegisteredCase>>>,
+    /// The app was started (or is starting): no more cases, no second start.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -118,9 +120,9 @@ impl Registry {
 /// let livecheck = LiveCheck::builder().build();
 /// let ping = livecheck.register(CaseSettings::new("ping"), |signals| Ping { pong: signals.declare("pong") })?;
 /// let running = livecheck.start().await?;
-/// let test = ping.trigger(None, &()).await?;
-/// livecheck::scope(Some(test), ping.pong.send(&())).await?;
-/// running.shutdown().await;
+/// let test = ping.trigger(&()).await?;
+/// livecheck::scope(Some(test), ping.pong.notify()).await?;
+/// running.shutdown().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -145,6 +147,11 @@ impl LiveCheck {
         build: impl FnOnce(&mut Signals) -> C,
     ) -> Result<CaseHandle<C>> {
         let name: Arc<str> = settings.name.as_str().into();
+        if self.registry.started.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Config(format!(
+                "case `{name}` registered after start(): register every case before starting the instance"
+            )));
+        }
         if name.is_empty() {
             return Err(Error::Config("a case needs a name".into()));
         }
@@ -172,8 +179,19 @@ impl LiveCheck {
 
     /// Runs the instance: consumes pending tests and signals, executes tests, watches case health and, on the
     /// leader, makes fake requests. Stops with [`Running::shutdown`].
+    ///
+    /// An app starts once: a second `start` is an error (so is [`LiveCheck::register`] after it), unless the first
+    /// one failed.
     pub async fn start(&self) -> Result<Running> {
-        running::start(self.clone()).await
+        use std::sync::atomic::Ordering;
+        if self.registry.started.swap(true, Ordering::SeqCst) {
+            return Err(Error::Config("this LiveCheck app is started already: start() once per app".into()));
+        }
+        let running = running::start(self.clone()).await;
+        if running.is_err() {
+            self.registry.started.store(false, Ordering::SeqCst);
+        }
+        running
     }
 
     /// The instance's counters.

@@ -43,22 +43,39 @@ impl<C: Case> CaseHandle<C> {
         self.core.health().snapshot()
     }
 
-    /// With the case's probability, starts a test: publishes the execution and returns its context, to be made
-    /// current with [`crate::scope`] for the work the request does. On a miss returns `None` and publishes nothing.
-    ///
-    /// `id` is the test id (a new UUID when `None`).
-    pub async fn maybe_trigger(&self, id: Option<&str>, args: &C::Args) -> Result<Option<TestContext>> {
+    /// With the case's probability, starts a test with a new id (a UUID): publishes the execution and returns its
+    /// context, to be made current with [`crate::scope`] for the work the request does. On a miss returns `None`
+    /// and publishes nothing.
+    pub async fn maybe_trigger(&self, args: &C::Args) -> Result<Option<TestContext>> {
+        self.maybe_trigger_inner(None, args).await
+    }
+
+    /// [`CaseHandle::maybe_trigger`] with the test id given, e.g. the id of the order the request creates.
+    pub async fn maybe_trigger_with_id(&self, id: &str, args: &C::Args) -> Result<Option<TestContext>> {
+        self.maybe_trigger_inner(Some(id), args).await
+    }
+
+    async fn maybe_trigger_inner(&self, id: Option<&str>, args: &C::Args) -> Result<Option<TestContext>> {
         let probability = self.core.settings.probability;
         let hit = (self.core.shared.draw)() < probability;
         if !hit {
             return Ok(None);
         }
-        self.trigger(id, args).await.map(Some)
+        self.trigger_inner(id, args).await.map(Some)
     }
 
-    /// Starts a test whatever the probability: publishes the execution (issued now, expiring after
-    /// `test_expires`) keyed by its id and returns its context.
-    pub async fn trigger(&self, id: Option<&str>, args: &C::Args) -> Result<TestContext> {
+    /// Starts a test with a new id (a UUID) whatever the probability: publishes the execution (issued now,
+    /// expiring after `test_expires`) keyed by its id and returns its context.
+    pub async fn trigger(&self, args: &C::Args) -> Result<TestContext> {
+        self.trigger_inner(None, args).await
+    }
+
+    /// [`CaseHandle::trigger`] with the test id given.
+    pub async fn trigger_with_id(&self, id: &str, args: &C::Args) -> Result<TestContext> {
+        self.trigger_inner(Some(id), args).await
+    }
+
+    async fn trigger_inner(&self, id: Option<&str>, args: &C::Args) -> Result<TestContext> {
         let shared = &self.core.shared;
         let now = shared.clock.now();
         let expires = chrono::Duration::from_std(self.core.settings.test_expires)

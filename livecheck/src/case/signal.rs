@@ -145,3 +145,11 @@ impl<T: Serialize + DeserializeOwned> Signal<T> {
         })
     }
 }
+
+impl Signal<()> {
+    /// Announces this stage for the current test, for a signal that carries no value: `send(&())` without the
+    /// `&()`.
+    pub async fn notify(&self) -> Result<()> {
+        self.send(&()).await
+    }
+}
