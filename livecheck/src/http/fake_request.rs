@@ -8,6 +8,9 @@ use crate::{CaseSettings, Error, Result};
 /// `url_error_retries` times, waiting `url_error_delay_min`, then ×`url_error_delay_backoff` each time, at most
 /// `url_error_delay_max`; after that the service is down ([`Error::ServiceDown`], a suite failure). A 4xx answer is
 /// an error at once ([`Error::HttpStatus`]), never retried.
+///
+/// `https://` URLs are verified against the system's trusted certificates (rustls; `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` name others, e.g. a private CA's).
 #[derive(Clone, Debug)]
 pub struct FakeRequestClient {
     client: reqwest::Client,
