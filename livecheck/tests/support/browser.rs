@@ -218,9 +218,11 @@ impl Browser {
     /// Makes the page's viewport `width` × `height` CSS pixels, as on a phone when `mobile`.
     pub async fn set_viewport(&mut self, width: u32, height: u32, mobile: bool) {
         let scale = if mobile { 2 } else { 1 };
-        let params = json!({"width": width, "height": height, "deviceScaleFactor": scale, "mobile": mobile});
+        let params = json!({"width": width, "height": height, "deviceScaleFactor": scale, "mobile": mobile,
+                            "screenWidth": width, "screenHeight": height});
         self.page("Emulation.setDeviceMetricsOverride", params).await;
-        let expression = format!("window.innerWidth === {width}");
+        // The screen, not the window: a page wider than a phone's screen widens its window (zoomed out).
+        let expression = format!("screen.width === {width}");
         self.wait_for(&format!("a viewport {width} px wide"), &expression, Duration::from_secs(10)).await;
     }
 
