@@ -28,8 +28,18 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace, off), or directives like `warn,livecheck=debug`.
     #[arg(short = 'l', long, default_value = "info", global = true, value_parser = log_filter)]
     loglevel: String,
+    /// Log lines as text, or as JSON objects (one per line, with fields such as case, test, state and runtime).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where the processes meet: the broker, and the orders cache.
@@ -237,12 +247,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(cli.loglevel.as_str())
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(cli.loglevel.as_str()).with_writer(std::io::stderr);
+    match cli.log_format {
+        // Colours only when a terminal reads them.
+        LogFormat::Text => {
+            logs.with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
+        }
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     match cli.command {
         Command::Worker { port, skip_signal, flip_side, tuning, backend } => {
             log_backend("worker", &backend);

@@ -50,29 +50,42 @@ pub(crate) async fn test_finished(
         Some(run) if steps_seen && !core.settings.realtime_logs => format!("\n{}", run.steps_text().trim_end()),
         _ => String::new(),
     };
+    // The case, test id, state and runtime are fields too, for JSON logs and filters; the message reads alone.
+    let (case_name, state) = (&*core.name, report.state.as_str());
     match &finished.verdict {
         Verdict::Pass => {
             let slowest = report.signal_latency.0.iter().max_by(|a, b| a.1.total_cmp(&b.1));
             match slowest {
-                Some((signal, secs)) => {
-                    tracing::info!("{}[{test}] PASS in {runtime:.3}s (slowest signal {signal}: {secs:.3}s)", core.name)
+                Some((signal, secs)) => tracing::info!(
+                    case = case_name, test, state, runtime, slowest_signal = %signal, slowest_signal_seconds = secs,
+                    "{case_name}[{test}] PASS in {runtime:.3}s (slowest signal {signal}: {secs:.3}s)"
+                ),
+                None => {
+                    tracing::info!(case = case_name, test, state, runtime, "{case_name}[{test}] PASS in {runtime:.3}s")
                 }
-                None => tracing::info!("{}[{test}] PASS in {runtime:.3}s", core.name),
             }
             if !steps.is_empty() {
-                tracing::debug!("{}[{test}] steps:{steps}", core.name);
+                tracing::debug!(case = case_name, test, "{case_name}[{test}] steps:{steps}");
             }
         }
-        Verdict::Skip(reason) => tracing::info!("{}[{test}] SKIP: {reason}", core.name),
-        Verdict::Fail { message, location } => tracing::error!(
-            "{}[{test}] FAIL in {runtime:.3}s at {}: {message}{steps}",
-            core.name,
-            location.as_deref().unwrap_or("?")
-        ),
-        Verdict::Error(message) => tracing::error!("{}[{test}] ERROR in {runtime:.3}s: {message}{steps}", core.name),
-        Verdict::Timeout(message) => {
-            tracing::error!("{}[{test}] TIMEOUT in {runtime:.3}s: {message}{steps}", core.name)
+        Verdict::Skip(reason) => {
+            tracing::info!(case = case_name, test, state, reason = %reason, "{case_name}[{test}] SKIP: {reason}")
         }
+        Verdict::Fail { message, location } => {
+            let location = location.as_deref().unwrap_or("?");
+            tracing::error!(
+                case = case_name, test, state, runtime, error = %message, location,
+                "{case_name}[{test}] FAIL in {runtime:.3}s at {location}: {message}{steps}"
+            )
+        }
+        Verdict::Error(message) => tracing::error!(
+            case = case_name, test, state, runtime, error = %message,
+            "{case_name}[{test}] ERROR in {runtime:.3}s: {message}{steps}"
+        ),
+        Verdict::Timeout(message) => tracing::error!(
+            case = case_name, test, state, runtime, error = %message,
+            "{case_name}[{test}] TIMEOUT in {runtime:.3}s: {message}{steps}"
+        ),
     }
 
     let shared = &app.shared;
