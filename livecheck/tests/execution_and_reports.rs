@@ -290,13 +290,13 @@ async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_oth
 }
 
 /// A transport whose report publishes fail while `failing` is above zero (counting down), as on a full disk:
-/// transient (`retriable`) or lasting; and whose bus publishes never complete when `bus_away` (a broker away).
+/// transient (`retriable`) or lasting; and whose bus and pending-test publishes never complete when `broker_away`.
 #[derive(Clone)]
 struct ReportsFail {
     inner: MemoryTransport,
     failing: Arc<AtomicU32>,
     retriable: bool,
-    bus_away: bool,
+    broker_away: bool,
 }
 
 impl livecheck::transport::Transport for ReportsFail {
@@ -306,7 +306,7 @@ impl livecheck::transport::Transport for ReportsFail {
     fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, livecheck::Result<Delivery>> {
         let fail = stream == "livecheck-report"
             && self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if self.bus_away && stream == "livecheck-bus" {
+        if self.broker_away && (stream == "livecheck-bus" || stream == "livecheck") {
             return Box::pin(std::future::pending());
         }
         if fail {
@@ -345,7 +345,7 @@ impl livecheck::transport::Transport for ReportsFail {
 async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
     let inner = MemoryTransport::new();
     let transport =
-        ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true, bus_away: false };
+        ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true, broker_away: false };
     let app = LiveCheck::builder().transport(transport).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
@@ -361,7 +361,8 @@ async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
 async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_runs_again() {
     let inner = MemoryTransport::new();
     let failing = Arc::new(AtomicU32::new(u32::MAX));
-    let transport = ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false, bus_away: false };
+    let transport =
+        ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false, broker_away: false };
     let app = LiveCheck::builder().transport(transport.clone()).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
@@ -383,17 +384,21 @@ async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_r
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_service_sending_a_signal_is_not_held_up_while_the_broker_is_away() {
+async fn a_service_triggering_a_test_or_sending_a_signal_is_not_held_up_while_the_broker_is_away() {
     let inner = MemoryTransport::new();
     let failing = Arc::new(AtomicU32::new(0));
-    let transport = ReportsFail { inner, failing, retriable: true, bus_away: true };
+    let transport = ReportsFail { inner, failing, retriable: true, broker_away: true };
     let app = LiveCheck::builder()
         .transport(transport)
         .clock(livecheck::Clock::follow_tokio())
         .signal_send_timeout(Duration::from_secs(2))
         .build();
     let case = scripted(&app, CaseSettings::new("c"));
+    let started = tokio::time::Instant::now();
     let test = case.trigger_with_id("t", &args("pass")).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "the request went on after the timeout");
+    assert_eq!(test.id(), "t", "the test goes on with the request");
+    assert_eq!(app.metrics().tests_unconfirmed, 1);
     let started = tokio::time::Instant::now();
     livecheck::scope(Some(test), case.ready.send(&1)).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_secs(2), "the request went on after the timeout");

@@ -73,6 +73,9 @@ metrics! {
     signals_received,
     /// Signals a service sent whose publish was not confirmed within `signal_send_timeout` (left queued).
     signals_unconfirmed,
+    /// Test executions a service triggered whose publish was not confirmed within `signal_send_timeout` (left
+    /// queued).
+    tests_unconfirmed,
     /// Pending-test and bus messages bigger than `max_message_bytes` (dropped without decoding).
     messages_too_large,
     /// Bus messages that were not a valid SignalEvent (dropped).

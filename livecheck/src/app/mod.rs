@@ -29,7 +29,7 @@ use crate::{
     clock::Clock,
     context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
     runner::SignalRouter,
-    transport::Transport,
+    transport::{Message, Transport},
     Error, Result,
 };
 
@@ -74,6 +74,36 @@ pub(crate) struct Shared {
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
     pub(crate) config: Config,
+}
+
+impl Shared {
+    /// Publishes a service's message (`what`: "a signal", "a test execution"), waiting at most
+    /// `signal_send_timeout` for the broker: past it the service's request goes on and the message stays queued
+    /// in the producer (or the embedded log's writer), counted in `unconfirmed` and logged once.
+    pub(crate) async fn publish_bounded(
+        &self,
+        stream: &str,
+        message: Message,
+        unconfirmed: &metrics::Counter,
+        what: &'static str,
+    ) -> Result<()> {
+        let timeout = self.config.signal_send_timeout;
+        match tokio::time::timeout(timeout, self.transport.publish(stream, message)).await {
+            Ok(published) => published.map(|_| ()),
+            Err(_) => {
+                unconfirmed.inc();
+                if self.metrics.first_time(what) {
+                    tracing::warn!(
+                        %stream,
+                        ?timeout,
+                        "the broker did not take {what} in time; it stays queued and the request goes on \
+                         (logged once; counted in the metrics' *_unconfirmed)"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 pub(crate) struct Config {

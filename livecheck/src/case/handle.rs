@@ -65,7 +65,9 @@ impl<C: Case> CaseHandle<C> {
     }
 
     /// Starts a test with a new id (a UUID) whatever the probability: publishes the execution (issued now,
-    /// expiring after `test_expires`) keyed by its id and returns its context.
+    /// expiring after `test_expires`) keyed by its id and returns its context. A broker that does not take it
+    /// within `signal_send_timeout` does not hold the request up: the execution stays queued, the context is
+    /// returned (counted in `tests_unconfirmed`).
     pub async fn trigger(&self, args: &C::Args) -> Result<TestContext> {
         self.trigger_inner(None, args).await
     }
@@ -88,7 +90,8 @@ impl<C: Case> CaseHandle<C> {
         let mut headers = Headers::new();
         context.append_to(&mut headers);
         let message = Message { key: Some(execution.id.clone()), value: serde_json::to_vec(&execution)?, headers };
-        shared.transport.publish(&shared.streams.pending, message).await?;
+        let unconfirmed = &shared.metrics.tests_unconfirmed;
+        shared.publish_bounded(&shared.streams.pending, message, unconfirmed, "a test execution").await?;
         Ok(context)
     }
 }
