@@ -52,12 +52,14 @@ pub(crate) fn verdict(report: &TestReport, paint: Paint) -> Vec<String> {
         lines.push(format!("error: {error}"));
     }
     if let Some(trace) = &report.traceback {
-        // Our trace starts with the error itself for ERROR and TIMEOUT: not twice.
-        let trace = match (&report.error, trace.split_once('\n')) {
-            (Some(error), Some((first, rest))) if first == error => rest,
-            _ => trace.as_str(),
-        };
-        lines.extend(trace.lines().map(str::to_owned));
+        // Our trace repeats the error (`assertion failed at LOCATION: ERROR`, or `ERROR` first): not twice.
+        let (before, after) =
+            match report.error.as_deref().filter(|e| !e.is_empty()).and_then(|e| trace.find(e).map(|at| (e, at))) {
+                Some((error, at)) => (trace[..at].trim_end_matches(": "), &trace[at + error.len()..]),
+                None => ("", trace.as_str()),
+            };
+        lines.extend([before].into_iter().filter(|b| !b.is_empty()).map(str::to_owned));
+        lines.extend(after.trim_start_matches('\n').lines().map(str::to_owned));
     }
     lines
 }
@@ -106,7 +108,7 @@ mod tests {
                 "FAIL  orders  test id-1  in 250ms",
                 "signals waited for: order_sent_to_db 20ms",
                 "error: side is buy",
-                "assertion failed at src/case.rs:10:5: side is buy",
+                "assertion failed at src/case.rs:10:5",
                 "steps:",
                 "  started",
                 "  waiting for x",

@@ -38,8 +38,8 @@ pub(crate) struct TriggerArgs {
     /// How long to wait for the report (e.g. 60s, 2m).
     #[arg(long, default_value = "60s", value_parser = args::duration)]
     timeout: Duration,
-    /// When the execution expires: an instance that gets to it later skips it (default: the --timeout, so a test
-    /// nobody waits for any more does not run later).
+    /// How long the execution stays valid: an instance that gets to it after that skips it (default: the
+    /// --timeout, so that a test nobody waits for any more does not run later).
     #[arg(long, value_parser = args::duration)]
     expires: Option<Duration>,
     /// Print the report as JSON instead of the verdict.
