@@ -1,6 +1,6 @@
 //! Which broker, and which streams on it: the options `tail` and `trigger` share.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
@@ -31,7 +31,26 @@ impl BrokerArgs {
                 "`{url}` lives inside one process: the livecheck command cannot share it; use sqlite:// or kafka://"
             );
         }
+        if let Some(path) = sqlite_path(url) {
+            // Opening a log that is not there would create an empty one, which nothing else writes to.
+            if !std::path::Path::new(path).exists() {
+                anyhow::bail!(
+                    "broker `{url}`: there is no LiveCheck log at `{path}` (run from the directory the services run \
+                     in, or give --broker / LIVECHECK_BROKER)"
+                );
+            }
+        }
         transport::from_url(url).with_context(|| format!("broker `{url}`"))
+    }
+
+    /// How long to wait before reading the streams again when nothing new came: reading Kafka outside a group
+    /// takes a consumer per partition and read, so it is looked at less often than the embedded log.
+    pub(crate) fn idle_poll(&self) -> Duration {
+        if self.url().starts_with("kafka://") {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(200)
+        }
     }
 
     /// The app's stream names.
@@ -43,7 +62,27 @@ impl BrokerArgs {
     }
 }
 
+/// The file of a `sqlite://PATH[?options]` URL (`sqlite://` alone: the default's).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    Some(if path.is_empty() { transport::DEFAULT_BROKER.trim_start_matches("sqlite://") } else { path })
+}
+
 /// Whether trying again can help: a broker or database that is busy or away.
 pub(crate) fn is_retriable(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| cause.downcast_ref::<livecheck::Error>().is_some_and(livecheck::Error::is_retriable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        assert_eq!(sqlite_path("sqlite:///var/lc.db?retention=1d"), Some("/var/lc.db"));
+        assert_eq!(sqlite_path("sqlite://data/lc.db"), Some("data/lc.db"));
+        assert_eq!(sqlite_path("sqlite://"), Some("livecheck-data/livecheck.sqlite3"));
+        assert_eq!(sqlite_path("kafka://localhost:9092"), None);
+    }
 }

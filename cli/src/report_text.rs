@@ -70,7 +70,7 @@ pub(crate) fn time_text(time: DateTime<Utc>) -> String {
 }
 
 fn secs_to_std(secs: f64) -> Option<std::time::Duration> {
-    (secs.is_finite() && secs >= 0.0 && secs < 1e9).then(|| std::time::Duration::from_secs_f64(secs))
+    (0.0..1e9).contains(&secs).then(|| std::time::Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]

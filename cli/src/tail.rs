@@ -28,9 +28,6 @@ pub(crate) struct TailArgs {
     from_beginning: bool,
 }
 
-/// How long to wait before reading again when nothing new came.
-const IDLE_POLL: Duration = Duration::from_millis(200);
-
 /// Prints reports until Ctrl-C (or SIGTERM) or until stdout is closed.
 pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     let transport = args.broker.connect()?;
@@ -53,7 +50,7 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
             batch = follower.poll() => batch,
         };
         let wait = match batch {
-            Ok(batch) if batch.is_empty() => IDLE_POLL,
+            Ok(batch) if batch.is_empty() => args.broker.idle_poll(),
             Ok(batch) => {
                 retry = Duration::from_millis(500);
                 for received in &batch {

@@ -63,9 +63,6 @@ impl TriggerArgs {
     }
 }
 
-/// How long to wait before reading the report stream again when nothing new came.
-const POLL: Duration = Duration::from_millis(100);
-
 /// Exit 0 on PASS, 1 on any other verdict, 2 when no report comes in time.
 pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
     let transport = args.broker.connect()?;
@@ -83,7 +80,7 @@ pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
         args.broker.url(),
         args::seconds_text(args.timeout.as_secs_f64())
     );
-    let Some(report) = wait_for_report(&mut reports, &test, args.timeout).await? else {
+    let Some(report) = wait_for_report(&mut reports, &test, args.timeout, args.broker.idle_poll()).await? else {
         eprintln!(
             "livecheck: no report for test {} within {}: is a LiveCheck instance with case `{}` running on {}{}?",
             test.id(),
@@ -104,12 +101,14 @@ pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.state == State::Pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The report of `test` (same id, case and issue time), or `None` if none comes within `timeout`. Other reports,
-/// and messages that are not reports, are passed over.
+/// The report of `test` (same id, case and issue time), or `None` if none comes within `timeout`; the stream is
+/// read again every `idle_poll` while nothing comes. Other reports, and messages that are not reports, are passed
+/// over.
 async fn wait_for_report(
     reports: &mut StreamFollower,
     test: &TestContext,
     timeout: Duration,
+    idle_poll: Duration,
 ) -> anyhow::Result<Option<TestReport>> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -138,6 +137,6 @@ async fn wait_for_report(
         if left.is_zero() {
             return Ok(None);
         }
-        tokio::time::sleep(left.min(POLL)).await;
+        tokio::time::sleep(left.min(idle_poll)).await;
     }
 }

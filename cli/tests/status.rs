@@ -71,7 +71,10 @@ async fn a_failing_case_is_listed_first_with_its_cause_and_the_exit_code_is_1() 
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "2 cases, 1 failing; instance leader, started 2026-01-02 03:00:00Z, on sqlite:///tmp/lc.sqlite3");
+    assert_eq!(
+        lines[0],
+        "2 cases, 1 failing; instance leader, started 2026-01-02 03:00:00Z, on sqlite:///tmp/lc.sqlite3"
+    );
     assert!(lines[1].starts_with("CASE") && lines[1].ends_with("CAUSE"), "{}", lines[1]);
     let failing: Vec<&str> = lines[2].split("  ").filter(|cell| !cell.is_empty()).map(str::trim).collect();
     assert_eq!(
@@ -102,7 +105,10 @@ async fn all_passing_is_exit_0_and_json_prints_the_answer_as_is() {
     assert_eq!(json.status.code(), Some(1), "the exit code tells with --json too");
     let answer: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(answer["cases"][0]["name"], "orders.test_order");
-    assert_eq!(answer["instance"]["metrics"]["tests_received"], 12, "the whole answer, fields the table leaves out too");
+    assert_eq!(
+        answer["instance"]["metrics"]["tests_received"], 12,
+        "the whole answer, fields the table leaves out too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -222,6 +222,10 @@ async fn bad_arguments_are_clear_errors_with_exit_2() {
     assert!(text(&twice.stderr).contains("--arg `a` is given twice"), "{}", text(&twice.stderr));
     let both = run(&["trigger", CASE, "--arg", "a=1", "--args-json", "{}"]).await;
     assert_eq!(both.status.code(), Some(2));
+    let nowhere = run(&["tail", "--broker", "sqlite:///nonexistent/livecheck.sqlite3"]).await;
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(text(&nowhere.stderr).contains("no LiveCheck log at `/nonexistent/livecheck.sqlite3`"));
+    assert!(!std::path::Path::new("/nonexistent").exists(), "not created");
     let broker = run(&["tail", "--broker", "redis://localhost"]).await;
     assert_eq!(broker.status.code(), Some(2));
     assert!(text(&broker.stderr).contains("broker `redis://localhost`"), "{}", text(&broker.stderr));
