@@ -110,7 +110,9 @@ struct SuiteFailure {
 /// Exit 1 when any case is failing, 0 otherwise; an instance that cannot be reached or answers something else
 /// than its status is an error (exit 2).
 pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let base = args.url.trim_end_matches('/');
+    // `127.0.0.1:9999` is taken as `http://127.0.0.1:9999`.
+    let base = if args.url.contains("://") { args.url.clone() } else { format!("http://{}", args.url) };
+    let base = base.trim_end_matches('/');
     let url = format!("{base}/api/status");
     let client = reqwest::Client::builder().timeout(args.timeout).build().context("setting up the HTTP client")?;
     let response =

@@ -72,7 +72,15 @@ pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
     // The report comes after the execution is published: start reading from the report stream's end now.
     let mut reports = StreamFollower::new(transport, &streams.reports, Start::End).await?;
     let expires = args.expires.unwrap_or(args.timeout);
-    let test = app.trigger_by_name(&args.case, args.id.as_deref(), &args.arguments(), expires).await?;
+    let arguments = args.arguments();
+    let publish = app.trigger_by_name(&args.case, args.id.as_deref(), &arguments, expires);
+    let test = tokio::time::timeout(args.timeout, publish).await.map_err(|_| {
+        anyhow::anyhow!(
+            "the broker {} did not take the execution within {}",
+            args.broker.url(),
+            args::seconds_text(args.timeout.as_secs_f64())
+        )
+    })??;
     eprintln!(
         "livecheck: triggered test {} of {} on {}; waiting up to {} for its report",
         test.id(),

@@ -97,7 +97,7 @@ async fn a_failing_case_is_listed_first_with_its_cause_and_the_exit_code_is_1() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_passing_is_exit_0_and_json_prints_the_answer_as_is() {
     let base = serve().await;
-    let out = livecheck(&["status", "--url", &format!("{base}/passing")]).await;
+    let out = livecheck(&["status", "--url", &format!("{}/passing", base.trim_start_matches("http://"))]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("2 cases, 0 failing"));
 
