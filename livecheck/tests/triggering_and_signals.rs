@@ -126,6 +126,37 @@ async fn trigger_publishes_the_execution_with_id_case_args_and_expiry() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn trigger_by_name_publishes_what_the_case_handle_would_for_a_case_this_app_does_not_have() {
+    let transport = MemoryTransport::new();
+    // A tool that knows the case only by name (the `livecheck trigger` command), signing as the services do.
+    let tool = builder(&transport).signing_secret("secret").build();
+    let args = serde_json::json!({"side": "sell", "quantity": 3});
+    let test = tool.trigger_by_name("test_order", Some("id1"), &args, Duration::from_secs(60)).await.unwrap();
+    let published = transport.messages("livecheck").pop().unwrap();
+    let execution: livecheck::TestExecution = serde_json::from_slice(&published.message.value).unwrap();
+    assert_eq!(published.message.key.as_deref(), Some("id1"));
+    assert_eq!((execution.id.as_str(), execution.case_name.as_str()), ("id1", "test_order"));
+    assert_eq!(serde_json::Value::Object(execution.test_kwargs.clone()), args);
+    assert_eq!(execution.expires - execution.timestamp, chrono::Duration::seconds(60));
+    assert_eq!((test.timestamp(), test.expires()), (execution.timestamp, execution.expires));
+    // The signed headers a case handle writes: an instance with the same secret takes it for a test.
+    let instance = builder(&transport).signing_secret("secret").build();
+    assert_eq!(instance.test_from_headers(&published.message.headers), Some(test));
+    assert!(published.message.headers.get(livecheck::HEADER_SIGNATURE).is_some());
+    // An instance running the case executes it with those arguments.
+    let case = two_steps(&instance, CaseSettings::new("test_order"), Duration::from_secs(1));
+    let running = instance.start().await.unwrap();
+    let mut reports = ReportReader::new(&transport).await;
+    let report = reports.next(Duration::from_secs(5)).await;
+    assert_eq!((report.case_name.as_str(), report.state), ("test_order", State::Timeout), "{report:?}");
+    assert_eq!(case.health().count(State::Timeout), 1);
+    running.shutdown().await;
+    // A case needs a name.
+    let nameless = tool.trigger_by_name("", None, &(), Duration::from_secs(60)).await;
+    assert!(matches!(nameless, Err(Error::Config(_))), "{nameless:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn send_outside_a_test_publishes_nothing_unless_forced_with_a_key() {
     let transport = MemoryTransport::new();
     let app = builder(&transport).build();

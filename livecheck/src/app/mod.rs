@@ -10,6 +10,7 @@ mod outcome;
 mod pending;
 mod reported;
 mod running;
+mod trigger;
 mod watchers;
 
 use std::{
@@ -23,6 +24,7 @@ pub(crate) use consumer::{consume, Handled};
 pub(crate) use metrics::Metrics;
 pub use metrics::MetricsSnapshot;
 pub use running::Running;
+pub(crate) use trigger::execution_message;
 
 use crate::{
     case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},

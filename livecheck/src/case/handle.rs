@@ -1,12 +1,7 @@
 use std::{ops::Deref, sync::Arc};
 
 use super::{Case, CaseCore, CaseSettings, HealthSnapshot};
-use crate::{
-    context::{Headers, TestContext},
-    transport::Message,
-    wire::TestExecution,
-    Result,
-};
+use crate::{context::TestContext, Result};
 
 /// A registered case: its signals (through `Deref`), its triggers and its health.
 pub struct CaseHandle<C> {
@@ -78,18 +73,10 @@ impl<C: Case> CaseHandle<C> {
     }
 
     async fn trigger_inner(&self, id: Option<&str>, args: &C::Args) -> Result<TestContext> {
-        let shared = &self.core.shared;
-        let now = shared.clock.now();
-        let expires = chrono::Duration::from_std(self.core.settings.test_expires)
-            .ok()
-            .and_then(|ttl| now.checked_add_signed(ttl))
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
-        let execution = TestExecution::new(id, &*self.core.name, now, expires, args)?;
-        let context = TestContext::of(&execution).signed_by(shared.signer.as_ref());
-        let mut headers = Headers::new();
-        context.append_to(&mut headers);
-        let message = Message { key: Some(execution.id.clone()), value: serde_json::to_vec(&execution)?, headers };
+        let core = &self.core;
+        let shared = &core.shared;
+        let (context, message) =
+            crate::app::execution_message(shared, &core.name, id, args, core.settings.test_expires)?;
         let unconfirmed = &shared.metrics.tests_unconfirmed;
         shared.publish_bounded(&shared.streams.pending, message, unconfirmed, "a test execution").await?;
         Ok(context)
