@@ -1,10 +1,14 @@
 //! The app's side of a group member that runs on a thread of its own (the embedded log's and Kafka's): events
 //! come from the thread through a channel; commits, pauses and the end of a revocation go to it. Messages of a
-//! paused stream that were already on their way wait here until it resumes.
+//! paused stream that were already on their way wait here until it resumes. What the thread reads ahead of the
+//! app is bounded in bytes ([`ReadAhead`]), not only in count, so a burst of big messages cannot fill memory.
 
 use std::{
     collections::VecDeque,
-    sync::{mpsc, Arc},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc, Arc,
+    },
     thread::JoinHandle,
 };
 
@@ -12,6 +16,73 @@ use tokio::sync::mpsc as async_mpsc;
 
 use super::{BoxFuture, Event, Received, Subscription};
 use crate::{Error, Result};
+
+/// The most bytes of messages a member's thread reads ahead of the app (default): messages are read in batches
+/// of up to hundreds, which for big messages would be hundreds of megabytes.
+pub(crate) const READ_AHEAD_BYTES: usize = 8 << 20;
+
+/// The bytes of the messages a member's thread has read and the app has not taken yet — in the thread's queue or
+/// in the channel — shared by the thread, which reads no more while they reach the limit, and the app's side,
+/// which gives them back as it takes each message. At least one message is always let through, however big.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadAhead {
+    bytes: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl ReadAhead {
+    pub(crate) fn new(limit: usize) -> Self {
+        ReadAhead { bytes: Arc::new(AtomicUsize::new(0)), limit }
+    }
+
+    /// Whether the thread may read more.
+    pub(crate) fn has_room(&self) -> bool {
+        self.bytes.load(Ordering::Acquire) < self.limit
+    }
+
+    /// Counts `event` (when it is a message) as read ahead.
+    pub(crate) fn read(&self, event: &Event) {
+        self.bytes.fetch_add(message_bytes(event), Ordering::AcqRel);
+    }
+
+    /// Gives back `event`'s bytes: the app took it, or the thread dropped it.
+    pub(crate) fn taken(&self, event: &Event) {
+        let bytes = message_bytes(event);
+        if bytes > 0 {
+            // Never below zero, whatever the order of the updates.
+            let _ = self.bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(bytes)));
+        }
+    }
+
+    /// The bytes read ahead now.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+}
+
+/// The bytes a message event holds (key, value, headers); 0 for other events.
+fn message_bytes(event: &Event) -> usize {
+    match event {
+        Event::Message(received) => {
+            let message = &received.message;
+            let headers: usize = message.headers.iter().map(|(name, value)| name.len() + value.len()).sum();
+            message.key.as_ref().map_or(0, String::len) + message.value.len() + headers
+        }
+        _ => 0,
+    }
+}
+
+/// Drops the queued messages of `revoked` partitions from `ready`, giving their bytes back to `read_ahead`.
+pub(crate) fn drop_revoked(ready: &mut VecDeque<Event>, revoked: &[u32], read_ahead: &ReadAhead) {
+    ready.retain(|event| {
+        let drop = matches!(event, Event::Message(r) if revoked.contains(&r.partition));
+        if drop {
+            read_ahead.taken(event);
+        }
+        !drop
+    });
+}
 
 /// Hands `ready` events to the app, as many as its channel takes now (the rest stay, in order); false when the
 /// app's side is gone. For the member's thread.
@@ -47,6 +118,8 @@ pub(crate) struct ThreadedSubscription {
     stash: Vec<VecDeque<Received>>,
     /// Partitions revoked by the last event, let go of at the next call.
     revoked: Vec<u32>,
+    /// What the thread read ahead, given back as messages arrive here.
+    read_ahead: ReadAhead,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -55,6 +128,7 @@ impl ThreadedSubscription {
         streams: Vec<Arc<str>>,
         events: async_mpsc::Receiver<Event>,
         commands: mpsc::Sender<MemberCommand>,
+        read_ahead: ReadAhead,
         thread: JoinHandle<()>,
     ) -> Self {
         ThreadedSubscription {
@@ -64,8 +138,15 @@ impl ThreadedSubscription {
             stash: vec![VecDeque::new(); streams.len()],
             streams,
             revoked: Vec::new(),
+            read_ahead,
             thread: Some(thread),
         }
+    }
+
+    /// The bytes of messages the thread has read ahead of the app now.
+    #[cfg(test)]
+    pub(crate) fn read_ahead_bytes(&self) -> usize {
+        self.read_ahead.bytes()
     }
 
     fn stream_index(&self, stream: &str) -> Option<usize> {
@@ -91,6 +172,9 @@ impl ThreadedSubscription {
 
     /// The event to give the app, or `None` when it was stashed.
     fn accept(&mut self, event: Event) -> Option<Event> {
+        // Out of the thread's hands: it may read more. (A stashed message waits for a paused stream to resume;
+        // the thread reads no more of that stream meanwhile.)
+        self.read_ahead.taken(&event);
         match event {
             Event::Message(received) => match self.index_of(&received.stream) {
                 Some(i) if self.paused[i] || !self.stash[i].is_empty() => {

@@ -19,7 +19,7 @@ use super::{kafka, received, set_if_absent, REQUEST_TIMEOUT};
 use crate::{
     sync::lock,
     transport::{
-        threaded::{hand_over, MemberCommand, ThreadedSubscription},
+        threaded::{drop_revoked, hand_over, MemberCommand, ReadAhead, ThreadedSubscription, READ_AHEAD_BYTES},
         Assignment, Committed, Event,
     },
     Error, Result,
@@ -36,6 +36,7 @@ const RELEASE_WITHIN: Duration = Duration::from_secs(120);
 pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) -> Result<ThreadedSubscription> {
     let (events_tx, events) = async_mpsc::channel(READY);
     let (commands, commands_rx) = mpsc::channel();
+    let read_ahead = ReadAhead::new(READ_AHEAD_BYTES);
     let context = MemberContext {
         state: Mutex::new(MemberState {
             streams: streams.clone(),
@@ -45,6 +46,7 @@ pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) ->
             paused: vec![false; streams.len()],
             commits: Vec::new(),
             ready: VecDeque::new(),
+            read_ahead: read_ahead.clone(),
             stopping: false,
         }),
     };
@@ -68,7 +70,7 @@ pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) ->
         .name("livecheck-kafka-member".into())
         .spawn(move || run(consumer))
         .map_err(|e| Error::transport("starting a group member thread", false, e))?;
-    Ok(ThreadedSubscription::new(streams, events, commands, thread))
+    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, thread))
 }
 
 struct MemberContext {
@@ -85,6 +87,8 @@ struct MemberState {
     /// Commits the app made, not yet sent: (stream, partition, next offset, metadata).
     commits: Vec<(usize, u32, u64, String)>,
     ready: VecDeque<Event>,
+    /// The bytes of messages polled and not yet taken by the app: no more polling at its limit.
+    read_ahead: ReadAhead,
     /// The app is gone: revocations do not wait for it.
     stopping: bool,
 }
@@ -188,7 +192,8 @@ impl ConsumerContext for MemberContext {
         if revoked.is_empty() {
             return;
         }
-        state.ready.retain(|e| !matches!(e, Event::Message(r) if revoked.contains(&r.partition)));
+        let MemberState { ready, read_ahead, .. } = &mut *state;
+        drop_revoked(ready, &revoked, read_ahead);
         state.ready.push_back(Event::Revoked(revoked.clone()));
         // Everything before the revocation goes to the app first; then it lets go and commits.
         while !state.stopping && !state.ready.is_empty() {
@@ -257,7 +262,7 @@ fn run(consumer: BaseConsumer<MemberContext>) {
                 state.stopping = true;
                 break;
             }
-            if state.ready.len() >= READY {
+            if state.ready.len() >= READY || !state.read_ahead.has_room() {
                 drop(state);
                 std::thread::sleep(Duration::from_millis(1));
                 continue;
@@ -270,7 +275,9 @@ fn run(consumer: BaseConsumer<MemberContext>) {
             Some(Ok(message)) => {
                 let stream = state.streams.iter().find(|s| &***s == message.topic()).cloned();
                 if let Some(stream) = stream {
-                    state.ready.push_back(Event::Message(received(stream, &message)));
+                    let event = Event::Message(received(stream, &message));
+                    state.read_ahead.read(&event);
+                    state.ready.push_back(event);
                 }
             }
             Some(Err(error)) => tracing::warn!(%error, "kafka consumer error"),

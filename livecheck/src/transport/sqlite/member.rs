@@ -20,7 +20,7 @@ use super::{now_ms, sql};
 use crate::{
     transport::{
         owned_partitions,
-        threaded::{hand_over, MemberCommand, ThreadedSubscription},
+        threaded::{drop_revoked, hand_over, MemberCommand, ReadAhead, ThreadedSubscription},
         Assignment, Committed, Event, Received,
     },
     Error, Result,
@@ -44,6 +44,8 @@ pub(super) struct MemberConfig {
     pub(super) member_timeout: Duration,
     pub(super) poison: super::stored::PoisonCounts,
     pub(super) identity: super::identity::FileIdentity,
+    /// The most bytes of messages read ahead of the app.
+    pub(super) read_ahead_bytes: usize,
 }
 
 /// Joins the group and starts the member's thread.
@@ -51,6 +53,7 @@ pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
     let (events_tx, events) = async_mpsc::channel(READY);
     let (commands, commands_rx) = mpsc::channel();
     let streams = config.streams.clone();
+    let read_ahead = ReadAhead::new(config.read_ahead_bytes);
     let mut member = MemberThread {
         key: config.streams.iter().map(|s| &**s).collect::<Vec<_>>().join("\n"),
         me: crate::sync::random_uuid(),
@@ -65,13 +68,14 @@ pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
         data_version: None,
         next_heartbeat: Instant::now(),
         file_gone: false,
+        read_ahead: read_ahead.clone(),
     };
     member.heartbeat().map_err(sql)?;
     let thread = std::thread::Builder::new()
         .name("livecheck-sqlite-member".into())
         .spawn(move || member.run(commands_rx))
         .map_err(|e| Error::transport("starting a group member thread", false, e))?;
-    Ok(ThreadedSubscription::new(streams, events, commands, thread))
+    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, thread))
 }
 
 struct MemberThread {
@@ -94,6 +98,8 @@ struct MemberThread {
     next_heartbeat: Instant,
     /// Whether the log's file was found gone at the last heartbeat (logged once per change).
     file_gone: bool,
+    /// The bytes of messages read and not yet taken by the app: no more reading at its limit.
+    read_ahead: ReadAhead,
 }
 
 impl MemberThread {
@@ -171,7 +177,7 @@ impl MemberThread {
             }
         }
         self.flush();
-        if self.ready.len() < READY / 2 {
+        if self.ready.len() < READY / 2 && self.read_ahead.has_room() {
             self.fetch()?;
             self.flush();
         }
@@ -262,7 +268,7 @@ impl MemberThread {
         if !revoked.is_empty() {
             self.owned.retain(|p| !revoked.contains(p));
             self.cursors.retain(|(_, p), _| !revoked.contains(p));
-            self.ready.retain(|e| !matches!(e, Event::Message(r) if revoked.contains(&r.partition)));
+            drop_revoked(&mut self.ready, &revoked, &self.read_ahead);
             self.ready.push_back(Event::Revoked(revoked));
             self.releasing = !give_up.is_empty();
         }
@@ -334,7 +340,8 @@ impl MemberThread {
         Ok(())
     }
 
-    /// Reads the next rows of the held, unpaused partitions, if the database changed since last time.
+    /// Reads the next rows of the held, unpaused partitions, if the database changed since last time — until the
+    /// bytes read ahead of the app reach their limit.
     fn fetch(&mut self) -> rusqlite::Result<()> {
         let connection = &self.config.connection;
         let version: i64 = connection.query_row("PRAGMA data_version", [], |row| row.get(0))?;
@@ -343,7 +350,7 @@ impl MemberThread {
         }
         let mut statement = connection.prepare_cached(super::stored::SELECT_MESSAGES)?;
         let mut complete = true;
-        for (i, stream) in self.config.streams.iter().enumerate() {
+        'streams: for (i, stream) in self.config.streams.iter().enumerate() {
             if self.paused[i] {
                 continue;
             }
@@ -357,12 +364,21 @@ impl MemberThread {
                     *next = offset + 1;
                     count += 1;
                     match message {
-                        Ok(message) => self.ready.push_back(Event::Message(Received {
-                            stream: stream.clone(),
-                            partition,
-                            offset,
-                            message: Arc::new(message),
-                        })),
+                        Ok(message) => {
+                            let event = Event::Message(Received {
+                                stream: stream.clone(),
+                                partition,
+                                offset,
+                                message: Arc::new(message),
+                            });
+                            self.read_ahead.read(&event);
+                            self.ready.push_back(event);
+                            if !self.read_ahead.has_room() {
+                                // The rest next time, once the app has taken some.
+                                complete = false;
+                                break 'streams;
+                            }
+                        }
                         Err(cause) => {
                             self.config.poison.count(cause);
                             tracing::warn!(

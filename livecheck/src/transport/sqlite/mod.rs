@@ -69,6 +69,8 @@ struct Inner {
     writer: OnceLock<writer::Writer>,
     /// The most bytes of messages waiting for the writer.
     max_queued_bytes: usize,
+    /// The most bytes of messages a group member reads ahead of the app.
+    read_ahead_bytes: usize,
     /// Connections for queries, used off the async threads.
     readers: Mutex<Vec<Connection>>,
     partitions: Mutex<HashMap<String, u32>>,
@@ -163,6 +165,7 @@ impl SqliteTransport {
                 lease: Duration::from_secs(5),
                 writer: OnceLock::new(),
                 max_queued_bytes: writer::MAX_QUEUED_BYTES,
+                read_ahead_bytes: super::threaded::READ_AHEAD_BYTES,
                 readers: Mutex::new(vec![connection]),
                 partitions: Mutex::default(),
                 poison: stored::PoisonCounts::default(),
@@ -304,6 +307,7 @@ impl Transport for SqliteTransport {
             let (path, group, timeout) = (self.inner.path.clone(), group.to_owned(), self.inner.member_timeout);
             let streams: Vec<Arc<str>> = streams.iter().map(|s| Arc::<str>::from(*s)).collect();
             let (poison, identity) = (self.inner.poison.clone(), self.inner.identity.clone());
+            let read_ahead_bytes = self.inner.read_ahead_bytes;
             let join = move || {
                 let connection = connect(&path)?;
                 let member_timeout = timeout;
@@ -315,6 +319,7 @@ impl Transport for SqliteTransport {
                     member_timeout,
                     poison,
                     identity,
+                    read_ahead_bytes,
                 })
             };
             let subscription =
@@ -608,6 +613,41 @@ mod tests {
             publish.await.unwrap().unwrap();
         }
         transport.publish("s", msg("k9", &big)).await.unwrap();
+    }
+
+    /// A burst of big messages is not read into memory all at once: a member reads ahead of the app up to its
+    /// byte limit (plus the message that crossed it), whatever the count, and the rest follows as the app takes
+    /// them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_reads_ahead_of_the_app_only_up_to_its_byte_limit() {
+        let db = TempDb::new();
+        let transport = db.open();
+        let big = "x".repeat(100_000);
+        for i in 0..40 {
+            transport.publish("s", msg(&format!("k{i}"), &big)).await.unwrap();
+        }
+        let limit = 1 << 20;
+        let config = member::MemberConfig {
+            connection: connect(&db.0).unwrap(),
+            group: "g".into(),
+            streams: vec!["s".into()],
+            partitions: 4,
+            member_timeout: Duration::from_millis(600),
+            poison: stored::PoisonCounts::default(),
+            identity: identity::FileIdentity::of(&db.0).unwrap(),
+            read_ahead_bytes: limit,
+        };
+        let sub = tokio::task::spawn_blocking(move || member::join(config)).await.unwrap().unwrap();
+        // The app takes nothing for a while: the thread reads what it may.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let ahead = sub.read_ahead_bytes();
+        assert!((limit..limit + 100_100).contains(&ahead), "{ahead} bytes read ahead of the app (limit {limit})");
+        let mut sub: Box<dyn Subscription> = Box::new(sub);
+        let mut values = 0;
+        while values < 40 {
+            assert_eq!(recv(&mut sub).await.message.value.len(), big.len());
+            values += 1;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
