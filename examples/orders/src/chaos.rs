@@ -11,6 +11,7 @@
 
 mod cluster;
 mod faults;
+pub(crate) mod inject;
 mod load;
 mod process;
 mod tally;
@@ -80,9 +81,11 @@ impl Timeline {
     }
 }
 
-/// A message as stored in the log (the harness needs only its value).
+/// A message as stored in the log (the harness needs only its key and value).
 #[derive(Clone, Debug)]
 struct StoredMessage {
+    /// Its key (the test id on LiveCheck's streams).
+    key: Option<String>,
     /// Its value (JSON on LiveCheck's streams).
     value: Vec<u8>,
 }
@@ -100,7 +103,7 @@ async fn read_stream(broker: &str, stream: &str) -> anyhow::Result<Vec<StoredMes
             let Some(last) = page.last() else { break };
             next = last.offset + 1;
             let read = page.iter().filter(|r| r.offset < end);
-            messages.extend(read.map(|r| StoredMessage { value: r.message.value.clone() }));
+            messages.extend(read.map(|r| StoredMessage { key: r.message.key.clone(), value: r.message.value.clone() }));
         }
     }
     Ok(messages)
@@ -114,7 +117,12 @@ struct RunDir {
 
 impl RunDir {
     fn create(keep: bool) -> anyhow::Result<Self> {
-        let name = format!("livecheck-chaos-{}-{:x}", std::process::id(), fastrand::u32(..));
+        Self::create_named("chaos", keep)
+    }
+
+    /// A new directory `livecheck-{what}-…` in the temporary directory.
+    fn create_named(what: &str, keep: bool) -> anyhow::Result<Self> {
+        let name = format!("livecheck-{what}-{}-{:x}", std::process::id(), fastrand::u32(..));
         let path = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(RunDir { path, keep })
@@ -151,7 +159,8 @@ pub(crate) async fn run(args: ChaosArgs, broker: Option<&str>, cache: Option<&st
 async fn run_in(args: &ChaosArgs, dir: &Path, broker: &str, cache: Option<&str>) -> anyhow::Result<bool> {
     let timeline = Timeline { started: Instant::now() };
     timeline.note(format!("run directory {}; broker {broker}", dir.display()));
-    let (mut cluster, started) = Cluster::start(dir, broker, cache, &args.process_log_level, args.instances).await?;
+    let setup = cluster::Setup { cache: cache.map(str::to_owned), ..cluster::Setup::new(&args.process_log_level) };
+    let (mut cluster, started) = Cluster::start(dir, broker, setup, args.instances).await?;
     for note in started {
         timeline.note(note);
     }

@@ -13,6 +13,7 @@
 
 mod cache;
 mod chaos;
+mod limits;
 mod order;
 mod test_order;
 mod worker;
@@ -82,6 +83,8 @@ enum Command {
         #[command(flatten)]
         tuning: test_order::Tuning,
         #[command(flatten)]
+        limits: limits::MemoryLimits,
+        #[command(flatten)]
         backend: Backend,
     },
     /// Places one order.
@@ -114,6 +117,13 @@ enum Command {
         args: chaos::ChaosArgs,
         #[command(flatten)]
         backend: Backend,
+    },
+    /// Fault injection, one scenario after the other: a full disk, a deleted log, SIGTERM, forged test headers,
+    /// poison rows, 1 MB fields. Prints per scenario the messages and reports lost, the orders answered 200 but
+    /// never executed and the instance's peak memory. Exit status 1 if a scenario failed, 3 if one could not run.
+    Inject {
+        #[command(flatten)]
+        args: chaos::inject::InjectArgs,
     },
 }
 
@@ -267,10 +277,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             until_stopped(None).await;
             running.stop().await;
         }
-        Command::Livecheck { base_url, port, tuning, backend } => {
+        Command::Livecheck { base_url, port, tuning, limits, backend } => {
             log_backend("livecheck", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
-            let app = app(broker)?;
+            let app = limits.apply(LiveCheck::builder()).shared_transport(transport::from_env(broker)?).build();
             let running = start_livecheck(&app, base_url, &tuning, cache_url).await?;
             let status = serve_status(app.clone(), port).await?;
             until_stopped(None).await;
@@ -311,6 +321,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Inject { args } => return chaos::inject::run(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use super::process::{free_port, ChildProcess};
+use super::process::{free_port, ChildProcess, StopSignal};
 
 /// How long a started process may take to answer over HTTP.
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -25,12 +25,42 @@ impl Node {
     }
 }
 
+/// How the processes are started, besides their broker.
+#[derive(Clone, Debug)]
+pub(super) struct Setup {
+    /// The orders cache (`--cache`), or the table on the broker.
+    pub(super) cache: Option<String>,
+    /// `-l` of every process.
+    pub(super) log_level: String,
+    /// Options every process gets (after its subcommand's).
+    pub(super) common_args: Vec<String>,
+    /// Options the worker gets.
+    pub(super) worker_args: Vec<String>,
+    /// Options each LiveCheck instance gets.
+    pub(super) instance_args: Vec<String>,
+    /// Environment variables every process gets.
+    pub(super) env: Vec<(String, String)>,
+}
+
+impl Setup {
+    /// Processes logging at `log_level`, on the broker's cache, with nothing else added.
+    pub(super) fn new(log_level: &str) -> Self {
+        Setup {
+            cache: None,
+            log_level: log_level.to_owned(),
+            common_args: Vec::new(),
+            worker_args: Vec::new(),
+            instance_args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
 /// The worker and the LiveCheck instances, killed when dropped.
 pub(super) struct Cluster {
     dir: PathBuf,
     broker: String,
-    cache: Option<String>,
-    log_level: String,
+    setup: Setup,
     http: reqwest::Client,
     worker: Node,
     instances: Vec<Node>,
@@ -42,25 +72,19 @@ impl Cluster {
     pub(super) async fn start(
         dir: &Path,
         broker: &str,
-        cache: Option<&str>,
-        log_level: &str,
+        setup: Setup,
         instances: usize,
     ) -> anyhow::Result<(Self, Vec<String>)> {
         let mut cluster = Cluster {
             dir: dir.to_owned(),
             broker: broker.to_owned(),
-            cache: cache.map(str::to_owned),
-            log_level: log_level.to_owned(),
+            setup,
             http: reqwest::Client::new(),
             worker: Node::new("worker".into())?,
             instances: Vec::new(),
         };
         let mut started = Vec::new();
-        let port = cluster.worker.port.to_string();
-        let args = cluster.args(&["worker", "--port", &port, "--probability", "1"]);
-        // Any answer will do, even 404: the worker binds its port once its agents run.
-        let url = format!("{}/", cluster.worker_url());
-        let ready = start_node(&mut cluster.worker, &cluster.http, &cluster.dir, &args, &url).await?;
+        let ready = cluster.start_worker().await?;
         started.push(format!("started worker {ready}"));
         for _ in 0..instances {
             let (index, ready) = cluster.add_instance().await?;
@@ -72,6 +96,47 @@ impl Cluster {
     /// The worker's base URL.
     pub(super) fn worker_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.worker.port)
+    }
+
+    /// (Re)starts the stopped worker, on its port; returns a note on its start.
+    pub(super) async fn start_worker(&mut self) -> anyhow::Result<String> {
+        anyhow::ensure!(self.worker.process.is_none(), "the worker is running");
+        let port = self.worker.port.to_string();
+        let mut args = self.args(&["worker", "--port", &port, "--probability", "1"]);
+        args.extend(self.setup.worker_args.iter().cloned());
+        // Any answer will do, even 404: the worker binds its port once its agents run.
+        let url = format!("{}/", self.worker_url());
+        start_node(&mut self.worker, &self.http, &self.dir, &self.setup.env, &args, &url).await
+    }
+
+    /// Stops the worker with `signal` and waits up to `within` for its exit: its pid and exit status, `None` when
+    /// it did not exit in time (it is killed then).
+    pub(super) async fn stop_worker(
+        &mut self,
+        signal: StopSignal,
+        within: Duration,
+    ) -> anyhow::Result<(u32, Option<ExitStatus>)> {
+        let mut process = self.worker.process.take().ok_or_else(|| anyhow::anyhow!("the worker is not running"))?;
+        let pid = process.pid();
+        Ok((pid, process.stop_with(signal, within).await?))
+    }
+
+    /// The process id of instance `index`, while it runs.
+    pub(super) fn instance_pid(&self, index: usize) -> Option<u32> {
+        self.instances.get(index)?.process.as_ref().map(ChildProcess::pid)
+    }
+
+    /// The status page of instance `index` (its case's health and its counters), if it answers.
+    pub(super) async fn instance_status(&self, index: usize) -> Option<serde_json::Value> {
+        let node = self.instances.get(index).filter(|node| node.process.is_some())?;
+        let url = format!("http://127.0.0.1:{}/", node.port);
+        let response = self.http.get(&url).timeout(Duration::from_secs(5)).send().await.ok()?;
+        response.json::<serde_json::Value>().await.ok()
+    }
+
+    /// The log file of the process named `name` (`worker`, `livecheck-1` …).
+    pub(super) fn log_of(&self, name: &str) -> PathBuf {
+        log_path(&self.dir, name)
     }
 
     /// The instance's name (`livecheck-1` …).
@@ -105,9 +170,10 @@ impl Cluster {
         node.port = free_port()?;
         let port = node.port.to_string();
         let url = format!("http://127.0.0.1:{port}/");
-        let args = self.args(&["livecheck", "--base-url", &base_url, "--port", &port]);
+        let mut args = self.args(&["livecheck", "--base-url", &base_url, "--port", &port]);
+        args.extend(self.setup.instance_args.iter().cloned());
         let node = &mut self.instances[index];
-        start_node(node, &self.http, &self.dir, &args, &url).await
+        start_node(node, &self.http, &self.dir, &self.setup.env, &args, &url).await
     }
 
     /// SIGKILLs instance `index`; returns its pid.
@@ -126,10 +192,21 @@ impl Cluster {
         index: usize,
         within: Duration,
     ) -> anyhow::Result<(u32, Option<ExitStatus>)> {
+        self.stop_instance(index, StopSignal::Interrupt, within).await
+    }
+
+    /// Stops instance `index` with `signal` and waits up to `within` for its exit: its pid and exit status,
+    /// `None` when it did not exit in time (it is killed then).
+    pub(super) async fn stop_instance(
+        &mut self,
+        index: usize,
+        signal: StopSignal,
+        within: Duration,
+    ) -> anyhow::Result<(u32, Option<ExitStatus>)> {
         let node = self.instances.get_mut(index).ok_or_else(|| anyhow::anyhow!("no instance {index}"))?;
         let mut process = node.process.take().ok_or_else(|| anyhow::anyhow!("{} is not running", node.name))?;
         let pid = process.pid();
-        Ok((pid, process.interrupt(within).await?))
+        Ok((pid, process.stop_with(signal, within).await?))
     }
 
     /// The processes that exited without being told to since the last call, with their status; they are
@@ -169,13 +246,15 @@ impl Cluster {
             .collect()
     }
 
-    /// `command` followed by the options every process gets: the broker, the cache and the log level.
+    /// `command` followed by the options every process gets: the broker, the cache, the log level and the
+    /// setup's common options.
     fn args(&self, command: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = command.iter().map(|arg| (*arg).to_owned()).collect();
-        args.extend(["--broker".into(), self.broker.clone(), "-l".into(), self.log_level.clone()]);
-        if let Some(cache) = &self.cache {
+        args.extend(["--broker".into(), self.broker.clone(), "-l".into(), self.setup.log_level.clone()]);
+        if let Some(cache) = &self.setup.cache {
             args.extend(["--cache".into(), cache.clone()]);
         }
+        args.extend(self.setup.common_args.iter().cloned());
         args
     }
 }
@@ -190,11 +269,12 @@ async fn start_node(
     node: &mut Node,
     http: &reqwest::Client,
     dir: &Path,
+    env: &[(String, String)],
     args: &[String],
     url: &str,
 ) -> anyhow::Result<String> {
     let log = log_path(dir, &node.name);
-    let process = node.process.insert(ChildProcess::spawn(&node.name, args, &log)?);
+    let process = node.process.insert(ChildProcess::spawn(&node.name, args, env, &log)?);
     let pid = process.pid();
     match process.wait_until_answering(http, url, READY_WITHIN).await {
         Ok(took) => Ok(format!("(pid {pid}), ready after {:.1} s", took.as_secs_f64())),

@@ -20,8 +20,9 @@ pub(super) struct ChildProcess {
 }
 
 impl ChildProcess {
-    /// Starts this binary with `args`; its stderr is appended to `log`, after a line saying who started it.
-    pub(super) fn spawn(name: &str, args: &[String], log: &Path) -> anyhow::Result<Self> {
+    /// Starts this binary with `args` and the environment variables `env` added; its stderr is appended to `log`,
+    /// after a line saying who started it.
+    pub(super) fn spawn(name: &str, args: &[String], env: &[(String, String)], log: &Path) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating this binary")?;
         let mut log_file = OpenOptions::new()
             .create(true)
@@ -31,6 +32,7 @@ impl ChildProcess {
         writeln!(log_file, "--- orders chaos: starting {name}: {}", args.join(" "))?;
         let child = Command::new(exe)
             .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -52,12 +54,16 @@ impl ChildProcess {
         Ok(())
     }
 
-    /// Sends SIGINT (what Ctrl-C sends: the binary shuts down gracefully) and waits up to `within` for the exit.
-    /// `None` when it did not exit in time; it is then killed.
-    pub(super) async fn interrupt(&mut self, within: Duration) -> anyhow::Result<Option<ExitStatus>> {
-        let pid = self.pid().to_string();
-        let sent = Command::new("kill").args(["-INT", &pid]).status().context("running kill -INT")?;
-        anyhow::ensure!(sent.success(), "kill -INT {pid}: {sent}");
+    /// Sends `signal` (the binary shuts down gracefully on either) and waits up to `within` for the exit. `None`
+    /// when it did not exit in time; it is then killed.
+    pub(super) async fn stop_with(
+        &mut self,
+        signal: StopSignal,
+        within: Duration,
+    ) -> anyhow::Result<Option<ExitStatus>> {
+        let (pid, flag) = (self.pid().to_string(), signal.kill_flag());
+        let sent = Command::new("kill").args([flag, &pid]).status().with_context(|| format!("running kill {flag}"))?;
+        anyhow::ensure!(sent.success(), "kill {flag} {pid}: {sent}");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -94,6 +100,24 @@ impl ChildProcess {
             }
             anyhow::ensure!(started.elapsed() < within, "{url} did not answer within {within:?}");
             tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// A signal that asks a process to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StopSignal {
+    /// SIGINT, what Ctrl-C sends.
+    Interrupt,
+    /// SIGTERM, what systemd, Kubernetes and Docker send.
+    Terminate,
+}
+
+impl StopSignal {
+    fn kill_flag(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "-INT",
+            StopSignal::Terminate => "-TERM",
         }
     }
 }
