@@ -20,7 +20,7 @@ fn main() {
         return;
     }
     let status = Command::new(BIN)
-        .arg("inject")
+        .args(["-l", "error", "inject"])
         .env_remove("LIVECHECK_BROKER")
         .env_remove("LIVECHECK_SIGNING_SECRET")
         .env_remove("LIVECHECK_SIGNING_SECRET_PREVIOUS")

@@ -1,0 +1,90 @@
+//! The tutorial under the faults and hostile input of issue 10, end to end: `orders inject --short` runs each
+//! scenario with real processes on a fresh embedded log, and nothing may be lost — no message, no report, no
+//! order answered 200 and never executed — and the instance's memory under the 1 MB-field attack stays within its
+//! configured byte limits plus the stated allowance. (`cargo bench -p orders --bench fault_injection` runs the
+//! long version of every scenario and prints the table.)
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orders");
+
+#[test]
+fn a_deleted_log_is_refused_loudly_and_never_silently_recreated() {
+    run_scenario("deleted-log");
+}
+
+#[test]
+fn sigterm_stops_instance_and_worker_cleanly_and_loses_nothing() {
+    run_scenario("sigterm");
+}
+
+#[test]
+fn forged_test_headers_become_no_test_with_signing_on() {
+    run_scenario("forged-headers");
+}
+
+#[test]
+fn poison_rows_are_skipped_and_counted_and_every_execution_is_reported() {
+    run_scenario("poison-rows");
+}
+
+#[test]
+fn one_megabyte_fields_leave_the_instance_within_its_byte_limits() {
+    let scenario = run_scenario("big-fields");
+    let peak = &scenario["peak_rss"];
+    assert_eq!(peak["within_bound"], true, "peak RSS {peak}");
+    assert!(peak["after"].as_u64() <= peak["bound"].as_u64(), "peak RSS {peak}");
+}
+
+/// Mounting a tmpfs needs root (or CAP_SYS_ADMIN). Run with
+/// `cargo test -p orders --test fault_injection -- --ignored full_disk` as root; without the permission it fails,
+/// saying why.
+#[test]
+#[ignore = "needs root to mount a tmpfs for the log; run with `-- --ignored full_disk` as root"]
+fn a_full_disk_loses_nothing_and_answers_200_only_for_what_it_stored() {
+    run_scenario("full-disk");
+}
+
+/// A known, open problem (issue 10, item 5): the tutorial's cache is a `livecheck::stream::Table`, which holds
+/// every key it reads in memory with no bound in bytes, and the worker's `POST /order/create/` takes an order with
+/// any user id. 100 orders with a 1 MB user id take the instance from ~23 MiB to ~123 MiB. Run with
+/// `-- --ignored cache_flood`.
+#[test]
+#[ignore = "known open problem: the tutorial's cache table is unbounded in bytes (issue 10, item 5)"]
+fn a_cache_flood_leaves_the_instance_within_its_byte_limits() {
+    let scenario = run_scenario("cache-flood");
+    assert_eq!(scenario["peak_rss"]["within_bound"], true, "peak RSS {}", scenario["peak_rss"]);
+}
+
+/// Runs `orders inject --short --scenario NAME`; asserts it passed with nothing lost, and returns its JSON.
+fn run_scenario(name: &str) -> serde_json::Value {
+    let output = Command::new(BIN)
+        .args(["-l", "error", "inject", "--short", "--scenario", name])
+        .env_remove("LIVECHECK_BROKER")
+        .env_remove("LIVECHECK_SIGNING_SECRET")
+        .env_remove("LIVECHECK_SIGNING_SECRET_PREVIOUS")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("orders inject runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok().filter(serde_json::Value::is_object))
+        .unwrap_or_else(|| panic!("no JSON line; stdout:\n{stdout}\nstderr:\n{stderr}"));
+    let scenario = run["scenarios"]
+        .as_array()
+        .and_then(|scenarios| scenarios.iter().find(|s| s["scenario"] == name))
+        .unwrap_or_else(|| panic!("no scenario {name} in the run; stdout:\n{stdout}"))
+        .clone();
+    assert_ne!(scenario["result"], "NOT RUN", "{name} could not run: {}", scenario["not_run_reason"]);
+    let figures = &scenario["figures"];
+    for lost in ["messages_lost", "reports_lost", "reports_duplicated", "reports_wrong", "never_executed"] {
+        assert_eq!(figures[lost], 0, "{name}: {lost}; stdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+    assert!(figures["answered_ok"].as_u64() > Some(0), "{name}: no order was taken; stdout:\n{stdout}");
+    assert_eq!(scenario["result"], "PASS", "{name}: {}; stdout:\n{stdout}\nstderr:\n{stderr}", scenario["problems"]);
+    assert!(output.status.success(), "orders inject exited with {}; stdout:\n{stdout}", output.status);
+    scenario
+}
