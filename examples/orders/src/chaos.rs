@@ -92,7 +92,8 @@ struct StoredMessage {
 
 /// Every message of `stream` on `broker` (any broker URL) up to its end when called.
 ///
-/// The only place the harness touches the transport: it reads each partition outside any group, from the start.
+/// The only place `orders chaos` touches the transport: it reads each partition outside any group, from the
+/// start. (`orders inject` also writes forged messages, and rows with SQL.)
 async fn read_stream(broker: &str, stream: &str) -> anyhow::Result<Vec<StoredMessage>> {
     let transport = livecheck::transport::from_url(broker)?;
     let mut messages = Vec::new();

@@ -67,14 +67,17 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
 
     let after_deletion = sent_between(&during, deleted_at, None);
     let ok_after: Vec<&&OrderRecord> = after_deletion.iter().filter(|o| o.answered_ok()).collect();
-    let said_deleted = after_deletion.iter().filter(|o| o.refused.as_deref().is_some_and(|r| r.contains(DELETED)));
+    let said_deleted =
+        after_deletion.iter().filter(|o| o.refused.as_deref().is_some_and(|r| r.contains(DELETED))).count();
     notes.push(format!(
-        "{} orders sent after the deletion: {} answered 200, {} refused ({} saying the log {DELETED})",
+        "{} orders sent after the deletion: {} answered 200, {} refused ({said_deleted} saying the log {DELETED})",
         after_deletion.len(),
         ok_after.len(),
         after_deletion.len() - ok_after.len(),
-        said_deleted.count()
     ));
+    if said_deleted == 0 && !after_deletion.is_empty() {
+        problems.push(format!("no refusal after the deletion said the log {DELETED}"));
+    }
     if !ok_after.is_empty() {
         problems.push(format!("{} orders sent after the deletion were answered 200", ok_after.len()));
     }
@@ -94,6 +97,11 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
         match errors.first() {
             Some(first) => notes.push(format!("{name} logged: {}", one_line(first))),
             None => problems.push(format!("{name} logged no ERROR saying the log {DELETED}")),
+        }
+        // Not a transient error: nothing retries it, hoping it goes away.
+        let retried = log.at_level_containing("WARN", DELETED).into_iter().filter(|l| l.to_string().contains("retry"));
+        if let Some(line) = retried.into_iter().next() {
+            problems.push(format!("{name} retries the deleted log's error as transient: {}", one_line(line)));
         }
     }
     if stage.log_file.exists() {
