@@ -84,6 +84,23 @@ pub enum Error {
     /// The LiveCheck instance is shutting down.
     #[error("shutting down")]
     Shutdown,
+    /// The instance's web server cannot listen on its address: the port is in use, the address is not one of
+    /// this machine's, …
+    #[error("LiveCheck web server: {}", listen_problem(address, source))]
+    WebServer {
+        /// The address asked for (`host:port`).
+        address: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn listen_problem(address: &str, error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => format!("{address} is in use"),
+        _ => format!("cannot listen on {address}"),
+    }
 }
 
 impl Error {

@@ -65,16 +65,19 @@ mod case;
 mod clock;
 mod context;
 mod error;
+mod history;
 #[cfg(feature = "http")]
 pub mod http;
 mod runner;
 pub mod stream;
 mod sync;
 pub mod transport;
+#[cfg(feature = "web")]
+mod web;
 mod wire;
 
 pub use app::{LiveCheck, LiveCheckBuilder, MetricsSnapshot, Running, StreamNames};
-pub use case::{Case, CaseHandle, CaseSettings, HealthSnapshot, Signal, Signals, SuiteFailure};
+pub use case::{Case, CaseHandle, CaseSettings, CaseStatus, HealthSnapshot, Signal, Signals, SuiteFailure};
 pub use clock::Clock;
 pub use context::{
     append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext, HEADER_EXPIRES,
@@ -82,7 +85,10 @@ pub use context::{
     SIGNING_SECRET_PREVIOUS_ENV,
 };
 pub use error::{CaseResult, Error, Result};
+pub use history::{ExecutionRecord, SignalRecord, SignalStatus};
 pub use runner::TestRun;
+#[cfg(feature = "web")]
+pub use web::DEFAULT_WEB_ADDRESS;
 pub use wire::{SignalEvent, SignalLatency, State, TestExecution, TestReport};
 
 /// Re-exported so that case code and `?` on any error work without adding `anyhow` yourself.

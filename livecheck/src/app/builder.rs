@@ -25,6 +25,9 @@ pub struct LiveCheckBuilder {
     max_message_bytes: usize,
     signal_send_timeout: Duration,
     stats_interval: Duration,
+    execution_history: usize,
+    #[cfg(feature = "web")]
+    web_address: Option<String>,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
 }
@@ -46,6 +49,9 @@ impl Default for LiveCheckBuilder {
             max_message_bytes: 1 << 20,
             signal_send_timeout: Duration::from_secs(2),
             stats_interval: Duration::from_secs(10),
+            execution_history: 50,
+            #[cfg(feature = "web")]
+            web_address: None,
             signing_secret: None,
             previous_signing_secret: None,
         }
@@ -151,6 +157,23 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// How many finished executions each case keeps for [`LiveCheck::recent_executions`] and the web API
+    /// (default 50; 0 keeps none). They are kept without their signal values, with at most their last 100 steps.
+    pub fn execution_history(mut self, executions: usize) -> Self {
+        self.execution_history = executions;
+        self
+    }
+
+    /// Serves the instance's web server — JSON API, dashboard, `/healthz` and Prometheus `/metrics` — on `address`
+    /// (`host:port`, e.g. [`crate::DEFAULT_WEB_ADDRESS`]; port 0 picks a free one, see
+    /// [`crate::Running::web_address`]) while the instance runs. Off by default. [`LiveCheck::start`] fails if it
+    /// cannot listen there (e.g. the port is in use), before anything else starts.
+    #[cfg(feature = "web")]
+    pub fn web_address(mut self, address: impl Into<String>) -> Self {
+        self.web_address = Some(address.into());
+        self
+    }
+
     /// Signs the test context this app writes with `secret`, and requires a valid signature on the test context
     /// it reads (HTTP requests through the `http` layer, messages of agents and of
     /// [`LiveCheck::test_from_headers`], signals on the bus). Headers without one, or with one that matches neither
@@ -184,6 +207,8 @@ impl LiveCheckBuilder {
     pub fn build(self) -> LiveCheck {
         let env = |name: &str| std::env::var_os(name).map(std::ffi::OsString::into_encoded_bytes);
         let signer = signer(self.signing_secret, self.previous_signing_secret, env);
+        #[cfg(feature = "web")]
+        let web_metrics = self.web_address.is_some().then(crate::web::ExecutionMetrics::default);
         LiveCheck {
             shared: Arc::new(Shared {
                 transport: self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new())),
@@ -193,6 +218,8 @@ impl LiveCheckBuilder {
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 metrics: Metrics::default(),
                 signer,
+                #[cfg(feature = "web")]
+                web_metrics,
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,
@@ -202,6 +229,9 @@ impl LiveCheckBuilder {
                     max_message_bytes: self.max_message_bytes,
                     signal_send_timeout: self.signal_send_timeout,
                     stats_interval: self.stats_interval,
+                    execution_history: self.execution_history,
+                    #[cfg(feature = "web")]
+                    web_address: self.web_address,
                 },
             }),
             registry: Arc::new(Registry::default()),

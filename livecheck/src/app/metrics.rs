@@ -29,7 +29,7 @@ impl Counter {
 }
 
 macro_rules! metrics {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// The counters of one LiveCheck instance.
         #[derive(Default)]
         pub(crate) struct Metrics {
@@ -41,7 +41,7 @@ macro_rules! metrics {
         #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
         #[non_exhaustive]
         pub struct MetricsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
             /// Tests executing now.
             pub tests_executing: u64,
             /// Signals held now for tests that have not started executing.
@@ -53,6 +53,14 @@ macro_rules! metrics {
         impl Metrics {
             pub(crate) fn snapshot(&self) -> MetricsSnapshot {
                 MetricsSnapshot { $($name: self.$name.get(),)* tests_executing: 0, signals_held: 0, signals_held_bytes: 0 }
+            }
+        }
+
+        impl MetricsSnapshot {
+            /// Every counter: its name, what it counts (its doc comment) and its value.
+            #[cfg_attr(not(feature = "web"), allow(dead_code))]
+            pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); [$(stringify!($name)),*].len()] {
+                [$((stringify!($name), concat!($($doc),*), self.$name)),*]
             }
         }
     };

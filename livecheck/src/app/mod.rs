@@ -3,6 +3,7 @@
 mod builder;
 mod bus;
 mod consumer;
+mod inspect;
 mod member;
 mod metrics;
 mod offsets;
@@ -28,6 +29,7 @@ use crate::{
     case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},
     clock::Clock,
     context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
+    history::ExecutionHistory,
     runner::SignalRouter,
     transport::Transport,
     Error, Result,
@@ -74,6 +76,9 @@ pub(crate) struct Shared {
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
     pub(crate) config: Config,
+    /// What the web server's `/metrics` observes as executions finish; `None` when the server is off.
+    #[cfg(feature = "web")]
+    pub(crate) web_metrics: Option<crate::web::ExecutionMetrics>,
 }
 
 pub(crate) struct Config {
@@ -85,6 +90,11 @@ pub(crate) struct Config {
     pub(crate) max_message_bytes: usize,
     pub(crate) signal_send_timeout: Duration,
     pub(crate) stats_interval: Duration,
+    /// Finished executions kept per case for the API.
+    pub(crate) execution_history: usize,
+    /// Where the web server listens, when it is on.
+    #[cfg(feature = "web")]
+    pub(crate) web_address: Option<String>,
 }
 
 #[derive(Default)]
@@ -157,6 +167,7 @@ impl LiveCheck {
             settings,
             shared: self.shared.clone(),
             signal_names: Default::default(),
+            history: std::sync::Mutex::new(ExecutionHistory::new(self.shared.config.execution_history)),
         });
         let mut signals = Signals::new(core.clone());
         let case = Arc::new(build(&mut signals));

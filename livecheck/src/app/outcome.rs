@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     backoff::Backoff,
     case::{HealthChange, RegisteredCase, SuiteFailure},
+    history::FinishedExecution,
     runner::{Finished, Verdict},
     transport::{Delivery, Message},
     wire::{State, TestReport},
@@ -77,14 +78,20 @@ pub(crate) async fn test_finished(
 
     let shared = &app.shared;
     shared.metrics.tests_finished.inc();
-    let issued = finished.issued().unwrap_or_else(|| shared.clock.now());
-    let change = core.health().test_finished(
-        report.state,
-        issued,
-        report.runtime,
-        tokio::time::Instant::now(),
-        shared.clock.now(),
-    );
+    let now_wall = shared.clock.now();
+    // Kept for the API (its steps are taken out of the run: logged above already).
+    if core.history().capacity() > 0 {
+        if let Some(kept) = FinishedExecution::new(&finished, now_wall) {
+            core.history().push(kept);
+        }
+    }
+    #[cfg(feature = "web")]
+    if let Some(metrics) = &shared.web_metrics {
+        metrics.test_finished(core, report);
+    }
+    let issued = finished.issued().unwrap_or(now_wall);
+    let change =
+        core.health().test_finished(report.state, issued, report.runtime, tokio::time::Instant::now(), now_wall);
     let published = publish(app, test, &report.case_name, report.state, finished.encode(), stop).await;
     if !matches!(published, Published::Failed) {
         // The report is out: the signals the test was given are no longer needed.
@@ -107,6 +114,10 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     let core = case.core();
     let shared = &app.shared;
     shared.metrics.suite_failures.inc();
+    #[cfg(feature = "web")]
+    if let Some(metrics) = &shared.web_metrics {
+        metrics.suite_failed(&core.name, &failure);
+    }
     let due = core.health().suite_failed(&failure, tokio::time::Instant::now(), shared.clock.now());
     if !due {
         tracing::warn!(

@@ -4,6 +4,7 @@ mod handle;
 mod health;
 mod settings;
 mod signal;
+mod status;
 
 use std::{
     future::Future,
@@ -17,8 +18,9 @@ pub(crate) use health::{CaseHealth, HealthChange};
 pub use health::{HealthSnapshot, SuiteFailure};
 pub use settings::CaseSettings;
 pub use signal::{Signal, Signals};
+pub use status::CaseStatus;
 
-use crate::{app::Shared, runner::TestRun, transport::BoxFuture, CaseResult, Result};
+use crate::{app::Shared, history::ExecutionHistory, runner::TestRun, transport::BoxFuture, CaseResult, Result};
 
 /// A test case: code that reads like a unit test, run for every sampled execution.
 ///
@@ -80,6 +82,8 @@ pub(crate) struct CaseCore {
     /// Names of the declared signals by index; set once the case is built.
     pub(crate) signal_names: OnceLock<Vec<Arc<str>>>,
     pub(crate) health: Mutex<CaseHealth>,
+    /// Its recent finished executions.
+    pub(crate) history: Mutex<ExecutionHistory>,
 }
 
 impl CaseCore {
@@ -97,6 +101,10 @@ impl CaseCore {
 
     pub(crate) fn health(&self) -> MutexGuard<'_, CaseHealth> {
         crate::sync::lock(&self.health)
+    }
+
+    pub(crate) fn history(&self) -> MutexGuard<'_, ExecutionHistory> {
+        crate::sync::lock(&self.history)
     }
 }
 

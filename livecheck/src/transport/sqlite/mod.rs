@@ -278,6 +278,10 @@ impl SqliteTransport {
 }
 
 impl Transport for SqliteTransport {
+    fn describe(&self) -> String {
+        format!("sqlite://{}", self.inner.path.display())
+    }
+
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.ensure_stream(stream, partitions.max(1)).await.map(|_| ()) })
     }
