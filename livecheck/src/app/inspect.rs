@@ -41,7 +41,7 @@ impl LiveCheck {
         Some(status(core, oldest.map(|oldest| (running.len() as u64, oldest))))
     }
 
-    /// The case's recent executions, newest (by start) first: those running now and those finished, at most
+    /// The case's recent executions, newest (by issue time) first: those running now and those finished, at most
     /// [`execution_history`](crate::LiveCheckBuilder::execution_history) of them. `None` for an unknown case.
     pub fn recent_executions(&self, case: &str) -> Option<Vec<ExecutionRecord>> {
         let case = self.registry.get(case)?;
@@ -54,7 +54,7 @@ impl LiveCheck {
             records.extend(history.newest_first().map(|execution| ExecutionRecord::finished(execution, core)));
             history.capacity()
         };
-        records.sort_by_key(|record| std::cmp::Reverse(record.started_at));
+        records.sort_by_key(|record| std::cmp::Reverse((record.issued_at, record.started_at)));
         records.truncate(limit);
         Some(records)
     }
@@ -72,7 +72,7 @@ impl LiveCheck {
                 let history = core.history();
                 history.find(id).map(|execution| ExecutionRecord::finished(execution, core))
             })
-            .max_by(|a, b| a.started_at.cmp(&b.started_at))
+            .max_by_key(|record| (record.issued_at, record.started_at))
     }
 
     /// The executions of `case` running now.

@@ -1,6 +1,6 @@
 //! The record of one execution, as the JSON API shows it: its verdict, its step log and each signal's fate.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -110,7 +110,7 @@ impl ExecutionRecord {
     pub(crate) fn running(run: &TestRun, now: DateTime<Utc>) -> Self {
         let case = &*run.case;
         let elapsed = run.elapsed();
-        let started_at = now - chrono::Duration::from_std(elapsed).unwrap_or_default();
+        let started_at = (now - chrono::Duration::from_std(elapsed).unwrap_or_default()).trunc_subsecs(6);
         let arrivals = run.signals.arrivals();
         let (steps, traces) = run.with_steps(|steps| {
             let omitted = steps.len().saturating_sub(MAX_STEPS);

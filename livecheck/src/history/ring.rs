@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::trace::{truncate, ExecutionTrace, MAX_TEXT};
 use crate::{
@@ -38,7 +38,7 @@ impl FinishedExecution {
         let ran_for = chrono::Duration::microseconds((runtime.unwrap_or(0.0) * 1e6) as i64);
         Some(FinishedExecution {
             context,
-            started_at: finished_at.checked_sub_signed(ran_for).unwrap_or(finished_at),
+            started_at: finished_at.checked_sub_signed(ran_for).unwrap_or(finished_at).trunc_subsecs(6),
             finished_at,
             runtime,
             verdict: kept(&finished.verdict),

@@ -78,3 +78,30 @@ pub(super) async fn healthz(State(instance): State<Arc<Instance>>) -> (StatusCod
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(Health { ok, transport_reachable, consumers_alive, leader: instance.is_leader() }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watched_task_is_alive_until_it_ends_however_it_ends() {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (task, alive) = TaskAlive::watch(async move {
+            let _ = stopped.await;
+        });
+        let task = tokio::spawn(task);
+        tokio::task::yield_now().await;
+        assert!(alive.is_alive());
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        assert!(!alive.is_alive(), "returned");
+
+        let (task, alive) = TaskAlive::watch(async { panic!("the member failed") });
+        assert!(tokio::spawn(task).await.is_err());
+        assert!(!alive.is_alive(), "panicked");
+
+        let (task, alive) = TaskAlive::watch(std::future::pending());
+        drop(task);
+        assert!(!alive.is_alive(), "dropped");
+    }
+}

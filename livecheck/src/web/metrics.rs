@@ -204,7 +204,8 @@ fn registry(instance: &Instance) -> Registry {
         } else {
             let counter: Counter = Counter::default();
             counter.inc_by(value);
-            registry.register(name, help.trim(), counter);
+            // (The encoder ends the help text with a full stop.)
+            registry.register(name, help.trim().trim_end_matches('.'), counter);
         }
     }
     registry.register(

@@ -56,7 +56,7 @@ impl WebServer {
 
     /// Serves `instance` until `shutdown`; then lets the requests in progress finish, for up to [`DRAIN_FOR`].
     pub(crate) fn serve(self, instance: Instance, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
-        tracing::info!(url = %format!("http://{}/", self.address), "LiveCheck web server: dashboard, /api, /healthz, /metrics");
+        tracing::info!(url = %format!("http://{}/", self.address), "LiveCheck web server listening (dashboard, /api, /healthz, /metrics)");
         let router = routes(Arc::new(instance));
         async move {
             let stopped = shutdown.clone().cancelled_owned();

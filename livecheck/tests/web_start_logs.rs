@@ -1,0 +1,71 @@
+//! A LiveCheck instance whose web server cannot listen does not say it started (feature `web`).
+//!
+//! A test binary of its own: the log capture uses a scoped subscriber, and tracing caches per call site whether
+//! anyone listens, which races with call sites first reached by other tests running in parallel.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use livecheck::{Case, CaseResult, CaseSettings, LiveCheck, TestRun};
+use tracing::instrument::WithSubscriber;
+
+struct Audit;
+
+impl Case for Audit {
+    type Args = ();
+    async fn run(&self, _test: &TestRun, _: ()) -> CaseResult {
+        Ok(())
+    }
+}
+
+/// Log lines written by futures run with [`Captured::subscriber`].
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_cannot_listen_logs_no_start() {
+    let logs = Captured::default();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let app = LiveCheck::builder().web_address(address.clone()).build();
+    app.register(CaseSettings::new("audit"), |_| Audit).unwrap();
+
+    let error = app.start().with_subscriber(logs.subscriber()).await.err().expect("the start fails");
+    assert_eq!(error.to_string(), format!("LiveCheck web server: {address} is in use"));
+    assert!(!logs.text().contains("started"), "nothing says it started:\n{}", logs.text());
+
+    // Once the port is free, the same app starts and says so: the capture does see these lines.
+    drop(taken);
+    let running = app.start().with_subscriber(logs.subscriber()).await.unwrap();
+    let text = logs.text();
+    assert!(text.contains("LiveCheck instance started"), "{text}");
+    assert!(
+        text.contains("LiveCheck web server listening") && text.contains(&format!("url=http://{address}/")),
+        "{text}"
+    );
+    running.shutdown().await;
+}
