@@ -72,7 +72,7 @@ struct Shop {
 fn shop(builder: LiveCheckBuilder) -> Shop {
     let app = builder.web_address("127.0.0.1:0").build();
     let checkout = app
-        .register(CaseSettings::new("checkout"), |s| Checkout {
+        .register(CaseSettings::new("checkout").max_consecutive_failures(1), |s| Checkout {
             paid: s.declare("paid"),
             shipped: s.declare("shipped"),
         })
@@ -295,6 +295,7 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
         (r#"livecheck_tests_in_flight{case="refund"}"#, 1.0),
         (r#"livecheck_tests_in_flight{case="checkout"}"#, 0.0),
         (r#"livecheck_inputs_dropped_total{cause="signals_unknown_name"}"#, 1.0),
+        (r#"livecheck_suite_failures_total{case="checkout",kind="consecutive_failures"}"#, 1.0),
         (r#"livecheck_inputs_dropped_total{cause="tests_malformed"}"#, 0.0),
         ("livecheck_tests_finished_total", 4.0),
         ("livecheck_tests_executing", 1.0),
@@ -308,6 +309,9 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
     );
     assert!(text.contains("# TYPE livecheck_test_runtime_seconds histogram"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));
+    let families: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let unique: std::collections::HashSet<&&str> = families.iter().collect();
+    assert_eq!(unique.len(), families.len(), "each family once: {families:#?}");
 
     let page = reqwest::get(format!("{base}/")).await.unwrap();
     assert_eq!(page.status(), 200);

@@ -127,7 +127,8 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let base_url = format!("http://127.0.0.1:{}", tutorial.port);
     let mut worker = tutorial.worker(&[]);
     let status_port = free_port().to_string();
-    let status_url = format!("http://127.0.0.1:{status_port}/");
+    let web = format!("http://127.0.0.1:{status_port}");
+    let status_url = format!("{web}/api/status");
     let mut livecheck = tutorial.spawn(&[
         "livecheck",
         "--base-url",
@@ -157,9 +158,18 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let pass = expect_report(&mut reports, Duration::from_secs(30), "PASS", is_test(State::Pass)).await;
     assert_eq!(pass.case_name, "orders.test_order");
     assert_eq!(pass.signal_latency.0.len(), 4, "{pass:?}");
+    // The instance's web server shows the case and the execution, with its four signals received.
     let status: serde_json::Value = client.get(&status_url).send().await.unwrap().json().await.unwrap();
-    assert!(status["cases"]["orders.test_order"]["counts"].is_array(), "{status}");
-    assert!(status["metrics"]["tests_finished"].as_u64().unwrap() >= 1, "{status}");
+    assert_eq!(status["cases"][0]["name"], "orders.test_order", "{status}");
+    assert!(status["instance"]["metrics"]["tests_finished"].as_u64().unwrap() >= 1, "{status}");
+    let id = &pass.test.as_ref().unwrap().id;
+    let execution: serde_json::Value =
+        client.get(format!("{web}/api/executions/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(execution["state"], "PASS", "{execution}");
+    let signals = execution["signals"].as_array().unwrap();
+    assert!(signals.len() == 4 && signals.iter().all(|s| s["status"] == "received"), "{execution}");
+    let metrics = client.get(format!("{web}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"livecheck_executions_total{case="orders.test_order",state="PASS"}"#), "{metrics}");
 
     // A worker that changes the side: FAIL, with the assertion's message.
     drop(worker);

@@ -56,7 +56,8 @@ impl WebServer {
 
     /// Serves `instance` until `shutdown`; then lets the requests in progress finish, for up to [`DRAIN_FOR`].
     pub(crate) fn serve(self, instance: Instance, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
-        tracing::info!(url = %format!("http://{}/", self.address), "LiveCheck web server listening (dashboard, /api, /healthz, /metrics)");
+        let url = format!("http://{}/", self.address);
+        tracing::info!(%url, "LiveCheck web server listening on {url} (dashboard, /api/status, /healthz, /metrics)");
         let router = routes(Arc::new(instance));
         async move {
             let stopped = shutdown.clone().cancelled_owned();
