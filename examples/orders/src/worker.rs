@@ -166,6 +166,10 @@ pub(crate) async fn start(
     breakage: Breakage,
     cache: Cache,
 ) -> anyhow::Result<RunningWorker> {
+    // The port first: a second worker on it fails before joining the agents' group.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|error| in_use("the worker's web server", port, error))?;
     let worker = Arc::new(Worker {
         test_order,
         orders: Topic::new(app, "orders"),
@@ -196,7 +200,6 @@ pub(crate) async fn start(
         .route("/order/create/", post(create_order))
         .layer(LiveCheckLayer::new(app))
         .with_state(worker);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("worker listening on http://127.0.0.1:{port}");
     let server = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
@@ -204,4 +207,12 @@ pub(crate) async fn start(
         }
     });
     Ok(RunningWorker { _agents: vec![orders_agent, executions_agent], server })
+}
+
+/// A bind error naming the server and its address ("… 127.0.0.1:6066 is in use").
+pub(crate) fn in_use(server: &str, port: u16, error: std::io::Error) -> anyhow::Error {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!("{server}: 127.0.0.1:{port} is in use"),
+        _ => anyhow::anyhow!("{server}: cannot listen on 127.0.0.1:{port}: {error}"),
+    }
 }
