@@ -3,6 +3,7 @@
 
 #[cfg(feature = "web")]
 pub mod browser;
+pub mod hostile;
 pub mod order;
 #[cfg(feature = "kafka")]
 pub mod tansu;
