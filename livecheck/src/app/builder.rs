@@ -27,6 +27,7 @@ pub struct LiveCheckBuilder {
     stats_interval: Duration,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
+    dead_letter_stream: Option<String>,
 }
 
 impl Default for LiveCheckBuilder {
@@ -48,6 +49,7 @@ impl Default for LiveCheckBuilder {
             stats_interval: Duration::from_secs(10),
             signing_secret: None,
             previous_signing_secret: None,
+            dead_letter_stream: None,
         }
     }
 }
@@ -130,6 +132,16 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Copies every pending-test, signal or agent message that cannot be read (too large, or not what its stream
+    /// carries) to `stream` before skipping it, with headers saying why (`LiveCheck-Dead-Letter-Cause`: `too_large`
+    /// or `malformed`, `-Error`) and where from (`-Stream`, `-Partition`, `-Offset`); values are cut at
+    /// `max_message_bytes` (`-Truncated-From` gives the size). Default: off, such messages are only counted.
+    /// Counted in `metrics().dead_letters_published` / `dead_letters_failed`.
+    pub fn dead_letter_stream(mut self, stream: impl Into<String>) -> Self {
+        self.dead_letter_stream = Some(stream.into()).filter(|s| !s.is_empty());
+        self
+    }
+
     /// The largest pending-test or signal message the instance reads (default 1 MiB); bigger ones are dropped and
     /// counted (`metrics().messages_too_large`) without being decoded.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
@@ -193,6 +205,7 @@ impl LiveCheckBuilder {
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 metrics: Metrics::default(),
                 signer,
+                dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,

@@ -107,6 +107,11 @@ metrics! {
     /// With test context signing on: messages whose LiveCheck signature matched neither secret (handled as no
     /// test).
     headers_bad_signature,
+    /// Poison messages copied to the dead-letter stream.
+    dead_letters_published,
+    /// Poison messages that could not be copied to the dead-letter stream (it failed, or too many were on their
+    /// way).
+    dead_letters_failed,
     /// Reports published.
     reports_published,
     /// Reports not published because `send_reports` is off.

@@ -3,6 +3,7 @@
 mod builder;
 mod bus;
 mod consumer;
+pub(crate) mod dead_letter;
 mod member;
 mod metrics;
 mod offsets;
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
+    /// Where poison messages are copied; `None` when they are only counted.
+    pub(crate) dead_letters: Option<dead_letter::DeadLetters>,
     pub(crate) config: Config,
 }
 
