@@ -98,6 +98,19 @@ async fn receive(Extract(hook): Extract<Arc<Hook>>, headers: HeaderMap, body: By
     StatusCode::from_u16(answer).unwrap()
 }
 
+/// The README's signature check, as a receiver would write it: whether `header` (the
+/// `LiveCheck-Webhook-Signature` value) signs `body` with `secret`.
+fn signed(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex) = header.strip_prefix("sha256=") else { return false };
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|byte| u8::from_str_radix(byte, 16).ok()))
+        .collect();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    bytes.is_some_and(|bytes| mac.verify_slice(&bytes).is_ok()) // constant-time comparison
+}
+
 /// Waits in real time (up to 30 s) until `cond` holds. Paused time does not move meanwhile (a blocking task is
 /// running), so the instance's timers stay where they are while the alert sender does its HTTP.
 async fn wait_real(cond: impl Fn() -> bool + Send + 'static) {
@@ -198,7 +211,11 @@ async fn a_suite_failure_is_posted_signed_and_retried_until_delivered() {
     mac.update(&posts[0].body);
     let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
     for post in &posts {
-        assert_eq!(post.signature.as_deref(), Some(format!("sha256={expected}").as_str()));
+        let header = post.signature.as_deref().expect("signed");
+        assert_eq!(header, format!("sha256={expected}"));
+        assert!(signed(b"s3cret", &post.body, header), "the README's check accepts it");
+        assert!(!signed(b"other", &post.body, header), "and rejects another secret");
+        assert!(!signed(b"s3cret", b"{}", header), "and another body");
     }
 
     // Every attempt in the record.
