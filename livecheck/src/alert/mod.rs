@@ -96,3 +96,24 @@ impl Alerts {
         }))
     }
 }
+
+#[cfg(all(test, feature = "http"))]
+mod tests {
+    use super::*;
+    use crate::case::SuiteFailureKind;
+
+    #[test]
+    fn alerts_beyond_the_queue_are_dropped_and_counted_never_waited_for() {
+        let alerts = Alerts::new(None);
+        let alert = || Alert::recovered("c", SuiteFailureKind::Stall, chrono::Utc::now());
+        alerts.send(alert());
+        assert_eq!(alerts.counts().dropped, 0, "no instance running, no webhooks: nowhere to go, not a drop");
+        let (queue, mut waiting) = mpsc::channel(2);
+        *crate::sync::lock(&alerts.queue) = Some(queue);
+        for _ in 0..5 {
+            alerts.send(alert());
+        }
+        assert_eq!(alerts.counts().dropped, 3);
+        assert!(waiting.try_recv().is_ok() && waiting.try_recv().is_ok() && waiting.try_recv().is_err());
+    }
+}
