@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let health = test_order.health();
     println!(
         "{n} orders, {} tests: {} passed, {} failed, {} timed out; status {}",
-        health.counts.iter().map(|(_, c)| c).sum::<u64>(),
+        health.counts.total(),
         health.count(livecheck::State::Pass),
         health.count(livecheck::State::Fail),
         health.count(livecheck::State::Timeout),

@@ -59,6 +59,7 @@
 //! # Ok(()) }
 //! ```
 
+mod alert;
 mod app;
 mod backoff;
 mod case;
@@ -73,8 +74,14 @@ mod sync;
 pub mod transport;
 mod wire;
 
+pub use alert::{Alert, AlertAttempt, AlertDelivery, AlertEvent};
+#[cfg(feature = "http")]
+pub use alert::{ALERT_WEBHOOKS_ENV, ALERT_WEBHOOK_SECRET_ENV, HEADER_WEBHOOK_SIGNATURE};
 pub use app::{LiveCheck, LiveCheckBuilder, MetricsSnapshot, Running, StreamNames};
-pub use case::{Case, CaseHandle, CaseSettings, HealthSnapshot, Signal, Signals, SuiteFailure};
+pub use case::{
+    Case, CaseHandle, CaseSettings, FailureRate, HealthSnapshot, MinPassRate, PassRate, ServiceDownState, Signal,
+    Signals, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
+};
 pub use clock::Clock;
 pub use context::{
     append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext, HEADER_EXPIRES,

@@ -48,11 +48,26 @@ macro_rules! metrics {
             pub signals_held: u64,
             /// The bytes those signals take (bounded by `early_signal_bytes`).
             pub signals_held_bytes: u64,
+            /// Alerts a webhook answered with 2xx (one per alert and webhook).
+            pub alerts_delivered: u64,
+            /// Alerts not delivered to a webhook: attempts used up, an answer not worth retrying, or the instance
+            /// stopped.
+            pub alerts_failed: u64,
+            /// Alerts dropped before delivery because the queue to the webhooks was full.
+            pub alerts_dropped: u64,
         }
 
         impl Metrics {
             pub(crate) fn snapshot(&self) -> MetricsSnapshot {
-                MetricsSnapshot { $($name: self.$name.get(),)* tests_executing: 0, signals_held: 0, signals_held_bytes: 0 }
+                MetricsSnapshot {
+                    $($name: self.$name.get(),)*
+                    tests_executing: 0,
+                    signals_held: 0,
+                    signals_held_bytes: 0,
+                    alerts_delivered: 0,
+                    alerts_failed: 0,
+                    alerts_dropped: 0,
+                }
             }
         }
     };

@@ -28,6 +28,7 @@ pub use running::Running;
 pub(crate) use trigger::execution_message;
 
 use crate::{
+    alert::{AlertDelivery, Alerts},
     case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},
     clock::Clock,
     context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
@@ -78,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) signer: Option<Signer>,
     /// Where poison messages are copied; `None` when they are only counted.
     pub(crate) dead_letters: Option<dead_letter::DeadLetters>,
+    /// Where alerts go, and the record of their deliveries.
+    pub(crate) alerts: Alerts,
     pub(crate) config: Config,
 }
 
@@ -193,6 +196,7 @@ impl LiveCheck {
         if !(0.0..=1.0).contains(&settings.probability) {
             return Err(Error::Config(format!("case `{name}`: probability must be within 0..=1")));
         }
+        settings.check_alert_policies()?;
         let core = Arc::new(CaseCore {
             name: name.clone(),
             health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),
@@ -232,12 +236,22 @@ impl LiveCheck {
     /// The instance's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         let (executing, held) = self.shared.router.sizes();
+        let alerts = self.shared.alerts.counts();
         MetricsSnapshot {
             tests_executing: executing as u64,
             signals_held: held as u64,
             signals_held_bytes: self.shared.router.early_bytes() as u64,
+            alerts_delivered: alerts.delivered,
+            alerts_failed: alerts.failed,
+            alerts_dropped: alerts.dropped,
             ..self.shared.metrics.snapshot()
         }
+    }
+
+    /// The latest alert deliveries (at most 200), newest first: each alert sent to each webhook, with every
+    /// attempt. Empty without webhooks.
+    pub fn alert_deliveries(&self) -> Vec<AlertDelivery> {
+        self.shared.alerts.deliveries()
     }
 
     /// The health of the case named `name`.

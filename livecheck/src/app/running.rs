@@ -97,6 +97,10 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    #[cfg(feature = "http")]
+    if let Some(alert_sender) = shared.alerts.start(shutdown.clone())? {
+        tasks.spawn(alert_sender);
+    }
     tasks.spawn(member::run(app.clone(), subscription, shutdown.clone()));
     for case in cases {
         tasks.spawn(watchers::watch_stalls(app.clone(), case.clone(), shutdown.clone()));
