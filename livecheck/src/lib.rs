@@ -59,6 +59,9 @@
 //! # Ok(()) }
 //! ```
 
+// The derives name this crate `::livecheck`, which then also resolves inside it.
+extern crate self as livecheck;
+
 mod app;
 mod backoff;
 mod case;
@@ -74,7 +77,7 @@ pub mod transport;
 mod wire;
 
 pub use app::{LiveCheck, LiveCheckBuilder, MetricsSnapshot, Running, StreamNames};
-pub use case::{Case, CaseHandle, CaseSettings, HealthSnapshot, Signal, Signals, SuiteFailure};
+pub use case::{Case, CaseHandle, CaseSender, CaseSettings, HealthSnapshot, Signal, SignalSet, Signals, SuiteFailure};
 pub use clock::Clock;
 pub use context::{
     append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext, HEADER_EXPIRES,
@@ -82,6 +85,8 @@ pub use context::{
     SIGNING_SECRET_PREVIOUS_ENV,
 };
 pub use error::{CaseResult, Error, Result};
+/// `#[derive(SignalSet)]`: a struct of `Signal<T>` fields whose signals are named after the fields.
+pub use livecheck_macros::SignalSet;
 pub use runner::TestRun;
 pub use wire::{SignalEvent, SignalLatency, State, TestExecution, TestReport};
 
