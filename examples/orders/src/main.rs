@@ -20,7 +20,7 @@ mod worker;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use livecheck::{transport, LiveCheck};
+use livecheck::{transport, LiveCheck, SignalSet};
 
 #[derive(Parser)]
 #[command(version, about = "The LiveCheck tutorial: a stock ordering system and its live tests")]
@@ -61,7 +61,7 @@ enum Command {
         #[arg(long, default_value_t = 6066)]
         port: u16,
         /// Break a stage on purpose: do not send this signal.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(test_order::SIGNALS))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(test_order::OrderSignals::NAMES))]
         skip_signal: Option<String>,
         /// Break a stage on purpose: store orders with the opposite side.
         #[arg(long)]
@@ -168,7 +168,7 @@ async fn until_interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Starts the LiveCheck instance: the case gets the cache table and the worker's URL.
+/// Starts the LiveCheck instance: the case gets the cache and the worker's URL.
 async fn start_livecheck(
     app: &LiveCheck,
     base_url: String,
@@ -176,7 +176,7 @@ async fn start_livecheck(
     cache_url: Option<&str>,
 ) -> anyhow::Result<livecheck::Running> {
     let cache = cache::Cache::open(app, cache_url).await?;
-    test_order::register(app, Some(cache), Some(base_url), tuning)?;
+    test_order::register(app, cache, base_url, tuning)?;
     Ok(app.start().await?)
 }
 
@@ -260,10 +260,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             log_backend("worker", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let app = app(broker)?;
-            let case = test_order::register(&app, None, None, &tuning)?;
+            let test_order = test_order::sender(&app, &tuning)?;
             let cache = cache::Cache::open(&app, cache_url).await?;
             let breakage = worker::Breakage { skip_signal, flip_side };
-            let running = worker::start(&app, case, port, breakage, cache).await?;
+            let running = worker::start(&app, test_order, port, breakage, cache).await?;
             until_stopped(None).await;
             running.stop().await;
         }
@@ -285,9 +285,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let worker_app = app(broker)?;
             let tuning = test_order::Tuning::default();
-            let case = test_order::register(&worker_app, None, None, &tuning)?;
+            let test_order = test_order::sender(&worker_app, &tuning)?;
             let cache = cache::Cache::open(&worker_app, cache_url).await?;
-            let worker = worker::start(&worker_app, case, port, worker::Breakage::default(), cache).await?;
+            let worker = worker::start(&worker_app, test_order, port, worker::Breakage::default(), cache).await?;
             let livecheck_app = app(broker)?;
             let base = format!("http://127.0.0.1:{port}");
             let livecheck = start_livecheck(&livecheck_app, base, &tuning, cache_url).await?;

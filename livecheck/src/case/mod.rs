@@ -2,8 +2,11 @@
 
 mod handle;
 mod health;
+mod sender;
 mod settings;
 mod signal;
+mod signal_set;
+mod trigger;
 
 use std::{
     future::Future,
@@ -15,8 +18,10 @@ use serde::{de::DeserializeOwned, Serialize};
 pub use handle::CaseHandle;
 pub(crate) use health::{CaseHealth, HealthChange};
 pub use health::{HealthSnapshot, PassRate, ServiceDownState, StallState, StateCounts, SuiteFailure, SuiteFailureKind};
+pub use sender::CaseSender;
 pub use settings::{CaseSettings, FailureRate, MinPassRate};
 pub use signal::{Signal, Signals};
+pub use signal_set::SignalSet;
 
 use crate::{app::Shared, runner::TestRun, transport::BoxFuture, CaseResult, Result};
 
