@@ -41,7 +41,7 @@ fn app(db: &str, latencies: Arc<Mutex<Vec<u64>>>) -> (LiveCheck, livecheck::Case
 async fn child(db: &str) {
     let (_app, case) = app(db, Arc::default());
     for _ in 0..TESTS {
-        let test = case.trigger(None, &()).await.unwrap();
+        let test = case.trigger(&()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(25)).await;
         livecheck::scope(Some(test), case.ping.send(&now_micros())).await.unwrap();
     }
@@ -67,7 +67,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(sender.wait().unwrap().success());
-        running.shutdown().await;
+        running.shutdown().await.unwrap();
         let mut micros = latencies.lock().unwrap().clone();
         assert_eq!(micros.len() as u64, TESTS, "every test passed");
         micros.sort_unstable();

@@ -43,7 +43,7 @@ fn hot_path(c: &mut Criterion) {
         app.register(CaseSettings::new("order").probability(0.0), |s| Order { placed: s.declare("placed") }).unwrap();
     c.bench_function("maybe_trigger miss, probability 0.0, default draw [target <= 50 ns]", |b| {
         b.iter(|| {
-            let hit = complete(never.maybe_trigger(Some(black_box("order-1")), black_box(&7))).unwrap();
+            let hit = complete(never.maybe_trigger_with_id(black_box("order-1"), black_box(&7))).unwrap();
             assert!(hit.is_none());
         })
     });
@@ -54,7 +54,7 @@ fn hot_path(c: &mut Criterion) {
         app.register(CaseSettings::new("order").probability(0.5), |s| Order { placed: s.declare("placed") }).unwrap();
     c.bench_function("maybe_trigger miss, probability 0.5, draw fn -> 0.99 [target <= 50 ns]", |b| {
         b.iter(|| {
-            let hit = complete(half.maybe_trigger(None, black_box(&7))).unwrap();
+            let hit = complete(half.maybe_trigger(black_box(&7))).unwrap();
             assert!(hit.is_none());
         })
     });

@@ -92,11 +92,11 @@ async fn produce(url: &str, rate: u32, first: u64) {
             let (case, sent, failed) = (case.clone(), sent.clone(), failed.clone());
             tasks.spawn(async move {
                 let result = async {
-                    let test = case.trigger(None, &n).await?;
+                    let test = case.trigger(&n).await?;
                     livecheck::scope(Some(test), async {
-                        case.db.send(&()).await?;
-                        case.kafka.send(&()).await?;
-                        case.cache.send(&()).await?;
+                        case.db.notify().await?;
+                        case.kafka.notify().await?;
+                        case.cache.notify().await?;
                         case.executed.send(&n).await
                     })
                     .await
@@ -213,7 +213,7 @@ fn main() {
         }
         let health = case.health();
         assert_eq!(health.count(State::Fail) + health.count(State::Error), 0, "no test failed: {health:?}");
-        running.shutdown().await;
+        running.shutdown().await.unwrap();
         steps
     });
     let sustained = steps.iter().rev().find(|s| s.drained_after.is_some_and(|a| a <= KEPT_UP_WITHIN));

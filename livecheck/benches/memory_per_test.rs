@@ -92,10 +92,10 @@ fn main() {
         let running = app.start().await.unwrap();
         // Warm up: lazily allocated structures (maps, timer wheel levels, thread-locals) exist before measuring.
         for _ in 0..WARM_UP {
-            let test = case.trigger(None, &OrderArgs { side: "sell".into() }).await.unwrap();
+            let test = case.trigger(&OrderArgs { side: "sell".into() }).await.unwrap();
             livecheck::scope(Some(test), async {
-                case.order_sent_to_db.send(&()).await.unwrap();
-                case.order_executed.send(&()).await.unwrap();
+                case.order_sent_to_db.notify().await.unwrap();
+                case.order_executed.notify().await.unwrap();
             })
             .await;
         }
@@ -105,7 +105,7 @@ fn main() {
 
         let (bytes_before, allocations_before) = (live_bytes(), live_allocations());
         for _ in 0..TESTS {
-            case.trigger(None, &OrderArgs { side: "sell".into() }).await.unwrap();
+            case.trigger(&OrderArgs { side: "sell".into() }).await.unwrap();
         }
         let (bytes_published, allocations_published) = (live_bytes(), live_allocations());
         until("all tests executing", &app, |m| m.tests_executing == TESTS).await;
@@ -143,6 +143,6 @@ fn main() {
              + headers, from MemoryTransport::messages) is {content_per_message:.0} bytes",
             (allocations_published - allocations_before) as f64 / n
         );
-        running.shutdown().await;
+        running.shutdown().await.unwrap();
     });
 }

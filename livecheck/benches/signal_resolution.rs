@@ -66,23 +66,23 @@ async fn measure(crowd: u64, samples: usize) -> Stats {
         .unwrap();
     let running = app.start().await.unwrap();
     for _ in 0..crowd {
-        case.trigger(None, &()).await.unwrap();
+        case.trigger(&()).await.unwrap();
     }
     until("the crowd to execute", &app, |n| n == crowd).await;
 
     let mut micros = Vec::with_capacity(samples);
     for _ in 0..samples {
-        let probe = case.trigger(None, &()).await.unwrap();
+        let probe = case.trigger(&()).await.unwrap();
         until("the probe to execute", &app, |n| n == crowd + 1).await;
         let sent = Instant::now();
-        livecheck::scope(Some(probe.clone()), case.first.send(&())).await.unwrap();
+        livecheck::scope(Some(probe.clone()), case.first.notify()).await.unwrap();
         let woke = wakes.recv().await.unwrap();
         micros.push(woke.duration_since(sent).as_secs_f64() * 1e6);
-        livecheck::scope(Some(probe), case.second.send(&())).await.unwrap();
+        livecheck::scope(Some(probe), case.second.notify()).await.unwrap();
         until("the probe to finish", &app, |n| n == crowd).await;
     }
     assert!(wakes.try_recv().is_err(), "only the probe was woken past its first signal");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     micros.sort_by(f64::total_cmp);
     Stats {
         median: micros[micros.len() / 2],

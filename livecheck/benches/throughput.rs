@@ -94,11 +94,11 @@ async fn run(duration: Duration, send_reports: bool) -> Run {
             let case = case.clone();
             let n = issued;
             tokio::spawn(async move {
-                let test = case.trigger(None, &n).await.unwrap();
+                let test = case.trigger(&n).await.unwrap();
                 livecheck::scope(Some(test), async {
-                    case.db.send(&()).await.unwrap();
-                    case.kafka.send(&()).await.unwrap();
-                    case.cache.send(&()).await.unwrap();
+                    case.db.notify().await.unwrap();
+                    case.kafka.notify().await.unwrap();
+                    case.cache.notify().await.unwrap();
                     case.executed.send(&n).await.unwrap();
                 })
                 .await;
@@ -128,7 +128,7 @@ async fn run(duration: Duration, send_reports: bool) -> Run {
     if send_reports {
         assert_eq!(metrics.reports_published, issued);
     }
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     Run { tests: issued, rate: issued as f64 / elapsed.as_secs_f64(), cpu_per_test: cpu, other_load }
 }
 

@@ -47,7 +47,7 @@ impl Case for Verdicts {
     async fn make_fake_request(&self) -> CaseResult {
         self.hooks.fake_requests.fetch_add(1, Ordering::SeqCst);
         if self.hooks.service_down.load(Ordering::SeqCst) {
-            return Err(Error::ServiceDown { reason: "connection refused after 10 retries".into() }.into());
+            return Err(Error::service_down(None, "connection refused after 10 retries").into());
         }
         Ok(())
     }
@@ -68,7 +68,7 @@ fn verdicts(app: &LiveCheck, settings: CaseSettings) -> CaseHandle<Verdicts> {
 /// Triggers one test and waits until it finished.
 async fn run_test(app: &LiveCheck, case: &CaseHandle<Verdicts>, pass: bool) {
     let before = app.metrics().tests_finished;
-    case.trigger(None, &Args { pass, runtime_ms: 0 }).await.unwrap();
+    case.trigger(&Args { pass, runtime_ms: 0 }).await.unwrap();
     until(Duration::from_secs(5), || app.metrics().tests_finished > before).await;
 }
 
@@ -92,7 +92,7 @@ async fn thirty_failing_tests_in_a_row_fail_the_suite_with_a_suite_report() {
     assert_eq!(suite[0].state, State::Fail);
     assert!(suite[0].error.as_deref().unwrap().contains("30 consecutive failures"));
     assert_eq!(case.hooks.suite_failures.lock().unwrap().len(), 1, "on_suite_fail called");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -112,7 +112,7 @@ async fn twenty_nine_failures_then_a_pass_is_no_suite_failure() {
     }
     assert!(suite_reports(&transport).is_empty());
     assert_eq!(case.health().total_failures, 58);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -133,7 +133,7 @@ async fn a_stall_is_reported_once_per_period_not_once_per_tick() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(suite_reports(&transport).len(), 2, "one more alert after another quiet period");
     assert_eq!(case.hooks.suite_failures.lock().unwrap().len(), 2);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -147,7 +147,7 @@ async fn a_test_received_in_time_prevents_the_stall() {
         run_test(&app, &case, true).await;
     }
     assert!(suite_reports(&transport).is_empty());
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,7 +186,7 @@ async fn recovery_needs_a_passing_test_issued_after_the_failure_and_after_the_de
     let health = case.health();
     assert_eq!((health.status, health.consecutive_failures), (State::Pass, 0));
     assert_eq!(case.hooks.recoveries.load(Ordering::SeqCst), 1);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,7 +201,7 @@ async fn a_passing_test_within_the_delay_does_not_recover() {
     run_test(&app, &case, true).await;
     assert_eq!(case.health().status, State::Fail);
     assert_eq!(case.hooks.recoveries.load(Ordering::SeqCst), 0);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,7 +220,7 @@ async fn a_second_suite_failure_within_the_delay_updates_the_status_but_posts_no
     tokio::time::sleep(Duration::from_secs(31)).await;
     run_test(&app, &case, false).await;
     assert_eq!(suite_reports(&transport).len(), 2, "after the delay the repeated failure is reported again");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -236,7 +236,7 @@ async fn failing_tests_reach_the_limit_while_fake_requests_succeed() {
     assert!(case.hooks.fake_requests.load(Ordering::SeqCst) >= 100);
     let suite = suite_reports(&transport);
     assert_eq!(suite.len(), 1, "max_consecutive_failures reached despite the fake requests");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -247,15 +247,15 @@ async fn medians_are_over_the_last_max_history_samples() {
     let running = app.start().await.unwrap();
     for runtime_ms in [10_000, 100, 200, 300, 400] {
         let before = app.metrics().tests_finished;
-        case.trigger(None, &Args { pass: true, runtime_ms }).await.unwrap();
+        case.trigger(&Args { pass: true, runtime_ms }).await.unwrap();
         until(Duration::from_secs(20), || app.metrics().tests_finished > before).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let median = case.health().runtime_median.unwrap();
+    let median = case.health().runtime_median_seconds.unwrap();
     assert!((median - 0.3).abs() < 0.01, "median of 0.2, 0.3, 0.4 is 0.3, not {median}");
-    let between = case.health().frequency_median.unwrap();
+    let between = case.health().interval_median_seconds.unwrap();
     assert!((1.2..1.6).contains(&between), "time between the last tests ~1.3-1.4 s, not {between}");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -266,7 +266,7 @@ async fn without_frequency_no_fake_requests_are_made() {
     let running = app.start().await.unwrap();
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(case.hooks.fake_requests.load(Ordering::SeqCst), 0);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -284,12 +284,12 @@ async fn fake_requests_come_every_period_from_the_leader_only_and_stop_at_shutdo
         (a.hooks.fake_requests.load(Ordering::SeqCst), b.hooks.fake_requests.load(Ordering::SeqCst));
     assert_eq!((calls_a, calls_b), (10, 0), "only the leader calls, once a period");
     // The leader goes away: the other instance takes over.
-    running_a.shutdown().await;
+    running_a.shutdown().await.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(a.hooks.fake_requests.load(Ordering::SeqCst), 10, "never after shutdown");
     let taken_over = b.hooks.fake_requests.load(Ordering::SeqCst);
     assert!((4..=5).contains(&taken_over), "{taken_over}");
-    running_b.shutdown().await;
+    running_b.shutdown().await.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(b.hooks.fake_requests.load(Ordering::SeqCst), taken_over);
 }
@@ -309,5 +309,5 @@ async fn a_service_down_fake_request_is_a_suite_failure_with_the_reason() {
     assert_eq!(case.health().status, State::Fail);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(suite_reports(&transport).len(), 1, "rate limited by state_transition_delay");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }

@@ -38,10 +38,10 @@ fn app(db: &TempDb) -> (LiveCheck, livecheck::CaseHandle<Order>) {
 }
 
 async fn place(case: &livecheck::CaseHandle<Order>, id: &str, side: &str) {
-    let test = case.trigger(Some(id), &side.to_owned()).await.unwrap();
+    let test = case.trigger_with_id(id, &side.to_owned()).await.unwrap();
     livecheck::scope(Some(test), async {
         case.placed.send(&side.to_owned()).await.unwrap();
-        case.executed.send(&()).await.unwrap();
+        case.executed.notify().await.unwrap();
     })
     .await;
 }
@@ -66,7 +66,7 @@ async fn tests_pass_through_the_embedded_log_and_a_restarted_instance_loses_noth
     place(&service, "o-1", "sell").await;
     until(Duration::from_secs(10), || instance.metrics().tests_finished == 1).await;
     assert_eq!(instance.case_health("order").unwrap().count(State::Pass), 1);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 
     // Published while no instance runs.
     place(&service, "o-2", "buy").await;
@@ -79,5 +79,5 @@ async fn tests_pass_through_the_embedded_log_and_a_restarted_instance_loses_noth
     assert_eq!(health.count(State::Pass), 2, "{health:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(restarted.metrics().tests_finished, 2, "o-1 was committed and is not run again");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }

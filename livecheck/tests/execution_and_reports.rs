@@ -69,13 +69,13 @@ async fn an_inactive_case_skips_its_tests_with_a_report_giving_the_reason() {
     let case = scripted(&app, CaseSettings::new("c").active(false));
     let mut reader = ReportReader::new(&transport).await;
     let running = app.start().await.unwrap();
-    case.trigger(Some("t"), &args("pass")).await.unwrap();
+    case.trigger_with_id("t", &args("pass")).await.unwrap();
     let report = reader.next(Duration::from_secs(1)).await;
     assert_eq!(report.state, State::Skip);
     assert!(report.error.unwrap().contains("inactive"));
     assert_eq!(report.test.unwrap().id, "t");
     assert_eq!(case.started.load(Ordering::SeqCst), 0, "the body did not run");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -85,7 +85,7 @@ async fn an_execution_expired_by_the_time_it_runs_is_skipped_with_a_report() {
     let case = scripted(&app, CaseSettings::new("c").test_expires(Duration::from_secs(60)));
     let mut reader = ReportReader::new(&transport).await;
     // Not expired when published; the instance only starts after it expired.
-    case.trigger(Some("late"), &args("pass")).await.unwrap();
+    case.trigger_with_id("late", &args("pass")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(61)).await;
     let running = app.start().await.unwrap();
     let report = reader.next(Duration::from_secs(1)).await;
@@ -93,7 +93,7 @@ async fn an_execution_expired_by_the_time_it_runs_is_skipped_with_a_report() {
     assert!(report.error.as_deref().unwrap().contains("expired"), "{report:?}");
     assert_eq!(case.started.load(Ordering::SeqCst), 0);
     assert_eq!(case.health().count(State::Skip), 1);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,12 +103,12 @@ async fn outcomes_pass_fail_error_timeout_and_the_instance_keeps_running() {
     let case = scripted(&app, CaseSettings::new("c"));
     let mut reader = ReportReader::new(&transport).await;
     let running = app.start().await.unwrap();
-    let failing = case.trigger(Some("assert"), &args("assert")).await.unwrap();
+    let failing = case.trigger_with_id("assert", &args("assert")).await.unwrap();
     livecheck::scope(Some(failing), case.ready.send(&2)).await.unwrap();
     let mut by_id = std::collections::HashMap::new();
     by_id.insert("assert".to_owned(), reader.next(Duration::from_secs(1)).await);
     for behaviour in ["pass", "ensure", "error", "wait"] {
-        case.trigger(Some(behaviour), &args(behaviour)).await.unwrap();
+        case.trigger_with_id(behaviour, &args(behaviour)).await.unwrap();
         let report = reader.next(Duration::from_secs(11)).await;
         by_id.insert(report.test.as_ref().unwrap().id.clone(), report);
     }
@@ -131,9 +131,9 @@ async fn outcomes_pass_fail_error_timeout_and_the_instance_keeps_running() {
     assert!(by_id["wait"].error.as_deref().unwrap().contains("`ready` did not arrive within 10s"));
 
     // Still running after all that.
-    case.trigger(Some("after"), &args("pass")).await.unwrap();
+    case.trigger_with_id("after", &args("pass")).await.unwrap();
     assert_eq!(reader.next(Duration::from_secs(1)).await.state, State::Pass);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -147,12 +147,12 @@ async fn an_unknown_case_or_malformed_execution_is_dropped_counted_and_the_next_
     let unknown = TestExecution::new("u", "no_such_case", now, now + chrono::Duration::hours(1), &()).unwrap();
     publish_raw(&transport, "livecheck", "u", &serde_json::to_vec(&unknown).unwrap()).await;
     publish_raw(&transport, "livecheck", "m", b"{\"id\": 12").await;
-    case.trigger(Some("ok"), &args("pass")).await.unwrap();
+    case.trigger_with_id("ok", &args("pass")).await.unwrap();
     let report = reader.next(Duration::from_secs(1)).await;
     assert_eq!(report.test.unwrap().id, "ok");
     let m = app.metrics();
     assert_eq!((m.tests_unknown_case, m.tests_malformed, m.tests_received), (1, 1, 3));
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,7 +169,7 @@ async fn arguments_that_do_not_decode_are_an_error() {
     assert_eq!(report.state, State::Error);
     assert!(report.error.unwrap().contains("arguments"));
     assert_eq!(case.started.load(Ordering::SeqCst), 0);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,7 +179,7 @@ async fn a_report_carries_case_state_execution_runtime_latency_and_null_error_on
     let case = scripted(&app, CaseSettings::new("c"));
     let mut reader = ReportReader::new(&transport).await;
     let running = app.start().await.unwrap();
-    let test = case.trigger(Some("r"), &args("wait")).await.unwrap();
+    let test = case.trigger_with_id("r", &args("wait")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     livecheck::scope(Some(test), case.ready.send(&1)).await.unwrap();
     let report = reader.next(Duration::from_secs(1)).await;
@@ -190,7 +190,7 @@ async fn a_report_carries_case_state_execution_runtime_latency_and_null_error_on
     assert!((1.4..1.6).contains(&waited), "latency {waited}");
     assert!((1.4..1.6).contains(&report.runtime.unwrap()));
     assert_eq!((report.error, report.traceback), (None, None));
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -200,13 +200,13 @@ async fn a_failed_tests_report_and_log_carry_its_steps() {
     let case = scripted(&app, CaseSettings::new("c"));
     let mut reader = ReportReader::new(&transport).await;
     let running = app.start().await.unwrap();
-    case.trigger(Some("w"), &args("wait")).await.unwrap();
+    case.trigger_with_id("w", &args("wait")).await.unwrap();
     let report = reader.next(Duration::from_secs(11)).await;
     let trace = report.traceback.unwrap();
     assert!(trace.contains("starting"), "{trace}");
     assert!(trace.contains("waiting for `ready` (timeout 10s)"), "{trace}");
     assert!(trace.contains("`ready` did not arrive within 10s"), "{trace}");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -216,7 +216,7 @@ async fn with_send_reports_off_nothing_is_published_but_counters_and_status_chan
     let case = scripted(&app, CaseSettings::new("c").max_consecutive_failures(2));
     let running = app.start().await.unwrap();
     for (i, behaviour) in ["pass", "error", "error", "pass"].iter().enumerate() {
-        case.trigger(Some(&format!("t{i}")), &args(behaviour)).await.unwrap();
+        case.trigger_with_id(&format!("t{i}"), &args(behaviour)).await.unwrap();
     }
     until(Duration::from_secs(5), || app.metrics().tests_finished == 4).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -226,7 +226,7 @@ async fn with_send_reports_off_nothing_is_published_but_counters_and_status_chan
     assert_eq!(health.status, State::Fail, "the suite failed after 2 errors in a row");
     assert_eq!(app.metrics().reports_suppressed, 5, "4 tests and 1 suite report");
     assert_eq!(app.metrics().reports_published, 0);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -235,9 +235,9 @@ async fn a_test_interrupted_by_shutdown_gets_no_report_and_runs_again_after_a_re
     let app = builder(&transport).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
-    let test = case.trigger(Some("interrupted"), &args("wait")).await.unwrap();
+    let test = case.trigger_with_id("interrupted", &args("wait")).await.unwrap();
     until(Duration::from_secs(1), || case.started.load(Ordering::SeqCst) == 1).await;
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     assert!(reports(&transport).is_empty());
     assert_eq!(app.metrics().tests_finished, 0);
 
@@ -250,7 +250,7 @@ async fn a_test_interrupted_by_shutdown_gets_no_report_and_runs_again_after_a_re
     livecheck::scope(Some(test), again.ready.send(&1)).await.unwrap();
     let report = reader.next(Duration::from_secs(1)).await;
     assert_eq!((report.test.unwrap().id.as_str(), report.state), ("interrupted", State::Pass));
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -260,13 +260,13 @@ async fn a_second_execution_of_an_id_that_is_running_is_skipped() {
     let case = scripted(&app, CaseSettings::new("c"));
     let mut reader = ReportReader::new(&transport).await;
     let running = app.start().await.unwrap();
-    case.trigger(Some("dup"), &args("wait")).await.unwrap();
+    case.trigger_with_id("dup", &args("wait")).await.unwrap();
     until(Duration::from_secs(1), || case.started.load(Ordering::SeqCst) == 1).await;
-    case.trigger(Some("dup"), &args("pass")).await.unwrap();
+    case.trigger_with_id("dup", &args("pass")).await.unwrap();
     let report = reader.next(Duration::from_secs(1)).await;
     assert_eq!(report.state, State::Skip);
     assert!(report.error.unwrap().contains("already running"));
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -277,7 +277,7 @@ async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_oth
     let shop_case = scripted(&shop, CaseSettings::new("c"));
     let bank_case = scripted(&bank, CaseSettings::new("c"));
     let running = (shop.start().await.unwrap(), bank.start().await.unwrap());
-    shop_case.trigger(Some("s"), &args("pass")).await.unwrap();
+    shop_case.trigger_with_id("s", &args("pass")).await.unwrap();
     until(Duration::from_secs(1), || shop.metrics().tests_finished == 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(bank.metrics().tests_received, 0);
@@ -285,18 +285,18 @@ async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_oth
     assert_eq!(transport.messages("shop-livecheck").len(), 1);
     assert_eq!(transport.messages("shop-livecheck-report").len(), 1);
     assert!(transport.messages("livecheck").is_empty());
-    running.0.shutdown().await;
-    running.1.shutdown().await;
+    running.0.shutdown().await.unwrap();
+    running.1.shutdown().await.unwrap();
 }
 
 /// A transport whose report publishes fail while `failing` is above zero (counting down), as on a full disk:
-/// transient (`retriable`) or lasting; and whose bus publishes never complete when `bus_away` (a broker away).
+/// transient (`retriable`) or lasting; and whose bus and pending-test publishes never complete when `broker_away`.
 #[derive(Clone)]
 struct ReportsFail {
     inner: MemoryTransport,
     failing: Arc<AtomicU32>,
     retriable: bool,
-    bus_away: bool,
+    broker_away: bool,
 }
 
 impl livecheck::transport::Transport for ReportsFail {
@@ -306,7 +306,7 @@ impl livecheck::transport::Transport for ReportsFail {
     fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, livecheck::Result<Delivery>> {
         let fail = stream == "livecheck-report"
             && self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if self.bus_away && stream == "livecheck-bus" {
+        if self.broker_away && (stream == "livecheck-bus" || stream == "livecheck") {
             return Box::pin(std::future::pending());
         }
         if fail {
@@ -345,29 +345,30 @@ impl livecheck::transport::Transport for ReportsFail {
 async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
     let inner = MemoryTransport::new();
     let transport =
-        ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true, bus_away: false };
+        ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true, broker_away: false };
     let app = LiveCheck::builder().transport(transport).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
-    case.trigger(Some("t"), &args("pass")).await.unwrap();
+    case.trigger_with_id("t", &args("pass")).await.unwrap();
     until(Duration::from_secs(30), || app.metrics().reports_published == 1).await;
     let m = app.metrics();
     assert_eq!((m.reports_retried, m.reports_failed), (3, 0));
     assert_eq!(reports(&inner).len(), 1);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_runs_again() {
     let inner = MemoryTransport::new();
     let failing = Arc::new(AtomicU32::new(u32::MAX));
-    let transport = ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false, bus_away: false };
+    let transport =
+        ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false, broker_away: false };
     let app = LiveCheck::builder().transport(transport.clone()).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
-    case.trigger(Some("t"), &args("pass")).await.unwrap();
+    case.trigger_with_id("t", &args("pass")).await.unwrap();
     until(Duration::from_secs(5), || app.metrics().reports_failed == 1).await;
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     assert!(reports(&inner).is_empty());
 
     // The disk has room again; the restarted instance runs the execution again and its report is out.
@@ -379,21 +380,25 @@ async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_r
     assert_eq!(case.started.load(Ordering::SeqCst), 1, "ran again");
     let reports = reports(&inner);
     assert_eq!((reports.len(), reports[0].state), (1, State::Pass));
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_service_sending_a_signal_is_not_held_up_while_the_broker_is_away() {
+async fn a_service_triggering_a_test_or_sending_a_signal_is_not_held_up_while_the_broker_is_away() {
     let inner = MemoryTransport::new();
     let failing = Arc::new(AtomicU32::new(0));
-    let transport = ReportsFail { inner, failing, retriable: true, bus_away: true };
+    let transport = ReportsFail { inner, failing, retriable: true, broker_away: true };
     let app = LiveCheck::builder()
         .transport(transport)
         .clock(livecheck::Clock::follow_tokio())
         .signal_send_timeout(Duration::from_secs(2))
         .build();
     let case = scripted(&app, CaseSettings::new("c"));
-    let test = case.trigger(Some("t"), &args("pass")).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let test = case.trigger_with_id("t", &args("pass")).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "the request went on after the timeout");
+    assert_eq!(test.id(), "t", "the test goes on with the request");
+    assert_eq!(app.metrics().tests_unconfirmed, 1);
     let started = tokio::time::Instant::now();
     livecheck::scope(Some(test), case.ready.send(&1)).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_secs(2), "the request went on after the timeout");

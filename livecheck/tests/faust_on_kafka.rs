@@ -106,7 +106,7 @@ async fn verdicts_of_a_faust_service(side: &str) -> Vec<State> {
     })
     .await
     .unwrap_or_else(|_| panic!("no 3 verdicts from the Faust service's tests: {:?}", app.metrics()));
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     let mut states = Vec::new();
     for received in read_all(&kafka, "livecheck-report").await {
         let report: livecheck::TestReport = serde_json::from_slice(&received.message.value).unwrap();
@@ -158,7 +158,7 @@ async fn tests_triggered_and_signalled_by_rust_services_pass_in_a_python_faust_l
     let _checker = faust("faust_checker", &["livecheck"], &tansu.url, "");
     let mut ids = Vec::new();
     for i in 0..3 {
-        let test = case.trigger(Some(&format!("rust-order-{i}")), &Args { side: "sell".into() }).await.unwrap();
+        let test = case.trigger_with_id(&format!("rust-order-{i}"), &Args { side: "sell".into() }).await.unwrap();
         livecheck::scope(Some(test.clone()), case.placed.send(&serde_json::json!({"side": "sell"}))).await.unwrap();
         ids.push(test.id().to_owned());
     }

@@ -28,7 +28,7 @@ fn sqlite(db: &TempDb) -> Arc<dyn Transport> {
 }
 
 async fn trigger(service: &CaseHandle<Order>, id: &str) -> TestContext {
-    service.trigger(Some(id), &"sell".to_owned()).await.unwrap()
+    service.trigger_with_id(id, &"sell".to_owned()).await.unwrap()
 }
 
 async fn placed(service: &CaseHandle<Order>, test: &TestContext) {
@@ -36,7 +36,7 @@ async fn placed(service: &CaseHandle<Order>, test: &TestContext) {
 }
 
 async fn executed(service: &CaseHandle<Order>, test: &TestContext) {
-    livecheck::scope(Some(test.clone()), service.executed.send(&())).await.unwrap();
+    livecheck::scope(Some(test.clone()), service.executed.notify()).await.unwrap();
 }
 
 /// Every test report on the stream, by test id.
@@ -91,14 +91,14 @@ async fn a_signal_consumed_before_a_restart_still_counts_after_it() {
     let test = trigger(&service, "o-1").await;
     placed(&service, &test).await;
     until(Duration::from_secs(1), || instance.metrics().signals_received == 1).await;
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 
     let restarted = on_memory(&transport).build();
     register(&restarted);
     let running = restarted.start().await.unwrap();
     executed(&service, &test).await;
     until(Duration::from_secs(60), || restarted.metrics().tests_finished == 1).await;
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     assert_one_pass_each(&transport, &["o-1".into()]).await;
 }
 
@@ -120,7 +120,7 @@ async fn a_restart_does_not_run_again_the_tests_that_passed_behind_a_slow_one() 
         ids.push(id);
     }
     until(Duration::from_secs(5), || instance.metrics().tests_finished == 29).await;
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 
     let restarted = on_memory(&transport).build();
     register(&restarted);
@@ -130,7 +130,7 @@ async fn a_restart_does_not_run_again_the_tests_that_passed_behind_a_slow_one() 
     until(Duration::from_secs(60), || restarted.metrics().tests_finished >= 1).await;
     tokio::time::sleep(Duration::from_secs(35)).await;
     assert_eq!(restarted.metrics().tests_redelivered, 29, "delivered again, found reported, not run");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     assert_one_pass_each(&transport, &ids).await;
     assert_eq!(reports_count(&transport).await, 30);
 }
@@ -150,8 +150,8 @@ async fn a_member_joining_while_tests_wait_causes_no_second_report() {
     }
     until(Duration::from_secs(60), || first.metrics().tests_finished + second.metrics().tests_finished >= 8).await;
     tokio::time::sleep(Duration::from_secs(35)).await;
-    running_first.shutdown().await;
-    running_second.shutdown().await;
+    running_first.shutdown().await.unwrap();
+    running_second.shutdown().await.unwrap();
     let ids: Vec<String> = tests.iter().map(|t| t.id().to_owned()).collect();
     assert_one_pass_each(&transport, &ids).await;
 }
@@ -183,8 +183,8 @@ async fn two_instances_in_one_group_on_the_embedded_log_pass_every_test() {
     .await
     .ok();
     assert!(a.metrics().tests_finished > 0 && b.metrics().tests_finished > 0, "both instances run tests");
-    running_a.shutdown().await;
-    running_b.shutdown().await;
+    running_a.shutdown().await.unwrap();
+    running_b.shutdown().await.unwrap();
     assert_one_pass_each(transport.as_ref(), &ids).await;
 }
 
@@ -219,8 +219,8 @@ async fn a_busy_instance_keeps_its_partitions_and_a_joining_one_causes_no_second
     .await
     .ok();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    running_busy.shutdown().await;
-    running_joining.shutdown().await;
+    running_busy.shutdown().await.unwrap();
+    running_joining.shutdown().await.unwrap();
     let ids: Vec<String> = tests.iter().map(|t| t.id().to_owned()).collect();
     assert_one_pass_each(transport.as_ref(), &ids).await;
 }
@@ -250,14 +250,14 @@ async fn tests_interrupted_by_a_rebalance_pass_when_their_partition_comes_back()
     register(&second);
     let running_second = second.start().await.unwrap();
     until(Duration::from_secs(5), || second.metrics().tests_received > 0).await;
-    running_second.shutdown().await;
+    running_second.shutdown().await.unwrap();
     until(Duration::from_secs(5), || first.metrics().tests_executing == 8).await;
     for test in &tests {
         executed(&service, test).await;
     }
     until(Duration::from_secs(60), || first.metrics().tests_finished >= 8).await;
     tokio::time::sleep(Duration::from_secs(35)).await;
-    running_first.shutdown().await;
+    running_first.shutdown().await.unwrap();
     let ids: Vec<String> = tests.iter().map(|t| t.id().to_owned()).collect();
     assert_one_pass_each(&transport, &ids).await;
 }

@@ -143,24 +143,24 @@ async fn instances_on_kafka_give_each_execution_one_pass_through_a_restart_and_a
     let running = first.start().await.unwrap();
     let mut tests = Vec::new();
     for i in 0..10 {
-        let test = service.trigger(Some(&format!("o-{i}")), &"sell".to_owned()).await.unwrap();
+        let test = service.trigger_with_id(&format!("o-{i}"), &"sell".to_owned()).await.unwrap();
         livecheck::scope(Some(test.clone()), service.placed.send(&"sell".to_owned())).await.unwrap();
         tests.push(test);
     }
     until(Duration::from_secs(30), || first.metrics().signals_received >= 10).await;
     // A restart with every test waiting for its second signal: the first must be read again.
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     let (restarted, _) = app(&transport(&tansu));
     let running = restarted.start().await.unwrap();
     let (second, _) = app(&transport(&tansu));
     let running_second = second.start().await.unwrap();
     for test in &tests {
-        livecheck::scope(Some(test.clone()), service.executed.send(&())).await.unwrap();
+        livecheck::scope(Some(test.clone()), service.executed.notify()).await.unwrap();
     }
     until(Duration::from_secs(60), || restarted.metrics().tests_finished + second.metrics().tests_finished >= 10).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    running.shutdown().await;
-    running_second.shutdown().await;
+    running.shutdown().await.unwrap();
+    running_second.shutdown().await.unwrap();
     let reports = reports_by_test(&kafka).await;
     for test in &tests {
         assert_eq!(reports.get(test.id()), Some(&vec![State::Pass]), "{}: {reports:?}", test.id());
@@ -226,13 +226,13 @@ async fn an_instance_starting_while_the_broker_restarts_waits_for_it() {
     }
     let (instance, running) = tokio::time::timeout(Duration::from_secs(120), starting).await.unwrap().unwrap();
     let running = running.expect("started once the broker was back");
-    let test = service.trigger(Some("after-restart"), &"sell".to_owned()).await.unwrap();
+    let test = service.trigger_with_id("after-restart", &"sell".to_owned()).await.unwrap();
     livecheck::scope(Some(test), async {
         service.placed.send(&"sell".to_owned()).await.unwrap();
-        service.executed.send(&()).await.unwrap();
+        service.executed.notify().await.unwrap();
     })
     .await;
     until(Duration::from_secs(60), || instance.metrics().tests_finished >= 1).await;
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     assert_eq!(reports_by_test(&kafka).await.get("after-restart"), Some(&vec![State::Pass]));
 }

@@ -130,7 +130,7 @@ async fn two_apps_in_one_process_put_each_header_on_a_signal_once() {
     let second = builder(&transport).build();
     let a = first.register(CaseSettings::new("orders"), |s| Noop { stage: s.declare("stage") }).unwrap();
     let _b = second.register(CaseSettings::new("orders"), |s| Noop { stage: s.declare("stage") }).unwrap();
-    livecheck::scope(Some(test("t-1")), a.stage.send(&())).await.unwrap();
+    livecheck::scope(Some(test("t-1")), a.stage.notify()).await.unwrap();
     let (message, _) = &signals(&transport)[0];
     for name in [HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, HEADER_EXPIRES] {
         let count = message.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count();

@@ -75,15 +75,15 @@ async fn python_faust_decodes_our_executions_signals_and_reports() {
         })
         .unwrap();
     let running = app.start().await.unwrap();
-    let pass = case.trigger(Some("order-1"), &Args { side: "sell".into() }).await.unwrap();
+    let pass = case.trigger_with_id("order-1", &Args { side: "sell".into() }).await.unwrap();
     livecheck::scope(Some(pass), async {
         case.placed.send(&serde_json::json!({"id": "order-1", "side": "sell"})).await.unwrap();
-        case.executed.send(&()).await.unwrap();
+        case.executed.notify().await.unwrap();
     })
     .await;
-    case.trigger(Some("order-2"), &Args { side: "buy".into() }).await.unwrap();
+    case.trigger_with_id("order-2", &Args { side: "buy".into() }).await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 
     let mut lines = String::new();
     let mut states = Vec::new();

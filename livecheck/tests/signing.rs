@@ -76,7 +76,7 @@ async fn service(app: &LiveCheck, stage: Option<Signal<()>>, next: Option<String
             let signature = headers.get(HEADER_SIGNATURE).map(|v| v.to_str().unwrap().to_owned());
             seen.signatures.lock().unwrap().push(signature);
             if let Some(stage) = stage {
-                stage.send(&()).await.unwrap();
+                stage.notify().await.unwrap();
             }
             if let Some(next) = next {
                 reqwest::Client::new().get(next).with_current_test().send().await.unwrap();
@@ -111,13 +111,13 @@ async fn a_forged_http_request_is_no_test_sends_no_signal_and_is_counted_while_a
     let client_transport = MemoryTransport::new();
     let client = signing(&client_transport, SECRET).build();
     let case = one_stage(&client);
-    let tampered = case.trigger(Some("tampered"), &()).await.unwrap().header_pairs().into_iter().map(|(n, v)| {
+    let tampered = case.trigger_with_id("tampered", &()).await.unwrap().header_pairs().into_iter().map(|(n, v)| {
         let v = if n == HEADER_EXPIRES { "9999-12-31T23:59:59+00:00".to_owned() } else { v };
         (n, v)
     });
     get_with(&url, tampered).await;
     // A test triggered by an app with the secret.
-    let test = case.trigger(Some("t-1"), &()).await.unwrap();
+    let test = case.trigger_with_id("t-1", &()).await.unwrap();
     let sent_signature = test.header_pairs().last().filter(|(n, _)| *n == HEADER_SIGNATURE).map(|(_, v)| v.clone());
     assert!(sent_signature.is_some(), "a test triggered with a secret carries its signature");
     livecheck::scope(Some(test), async { reqwest::Client::new().get(&url).with_current_test().send().await })
@@ -143,7 +143,7 @@ async fn during_rotation_the_previous_secret_is_accepted_and_passed_on_signed_wi
 
     for (secret, id) in [("old", "signed-old"), ("new", "signed-new"), ("guess", "signed-unknown")] {
         let client = signing(&transport, secret).build();
-        let test = one_stage(&client).trigger(Some(id), &()).await.unwrap();
+        let test = one_stage(&client).trigger_with_id(id, &()).await.unwrap();
         livecheck::scope(Some(test), async { reqwest::Client::new().get(&url).with_current_test().send().await })
             .await
             .unwrap();
@@ -182,7 +182,7 @@ async fn an_agent_handles_unsigned_messages_with_no_test_and_counts_them() {
     let outside: Topic<String> = Topic::new(&outsider, "orders");
     livecheck::scope(Some(forged("forged")), outside.send("k", &"from outside".to_owned())).await.unwrap();
     // A triggered test, and a context made by hand: the app signs what it writes.
-    let test = case.trigger(Some("t-1"), &()).await.unwrap();
+    let test = case.trigger_with_id("t-1", &()).await.unwrap();
     livecheck::scope(Some(test), orders.send("k", &"triggered".to_owned())).await.unwrap();
     let by_hand =
         TestContext::new("t-2", "orders", chrono::Utc::now(), chrono::Utc::now() + chrono::Duration::hours(1));
@@ -211,9 +211,9 @@ async fn a_signing_instance_passes_signed_tests_and_counts_unsigned_signals_on_t
     let mut reader = ReportReader::new(&transport).await;
     let running = instance.start().await.unwrap();
 
-    livecheck::scope(Some(forged("forged")), outsider_case.stage.send(&())).await.unwrap();
-    let test = case.trigger(Some("t-1"), &()).await.unwrap();
-    livecheck::scope(Some(test), case.stage.send(&())).await.unwrap();
+    livecheck::scope(Some(forged("forged")), outsider_case.stage.notify()).await.unwrap();
+    let test = case.trigger_with_id("t-1", &()).await.unwrap();
+    livecheck::scope(Some(test), case.stage.notify()).await.unwrap();
 
     let report = reader.next(Duration::from_secs(5)).await;
     assert_eq!((report.state, report.test.unwrap().id), (State::Pass, "t-1".to_owned()));
@@ -221,14 +221,14 @@ async fn a_signing_instance_passes_signed_tests_and_counts_unsigned_signals_on_t
     let metrics = instance.metrics();
     assert_eq!((metrics.headers_unsigned, metrics.headers_bad_signature, metrics.headers_malformed), (1, 0, 0));
     assert_eq!(*instance_case.writes_signature.lock().unwrap(), Some(true), "the executing test is signed too");
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn without_a_secret_the_signature_header_is_neither_checked_nor_written() {
     let transport = MemoryTransport::new();
     let app = builder(&transport).signing_secret("").build();
-    let test = one_stage(&app).trigger(Some("t-1"), &()).await.unwrap();
+    let test = one_stage(&app).trigger_with_id("t-1", &()).await.unwrap();
     assert_eq!(test.header_pairs().len(), 4);
     assert_eq!(executions(&transport).len(), 1);
     let published = &transport.messages("livecheck")[0].message.headers;

@@ -112,14 +112,9 @@ async fn until_json(url: &str, done: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
-/// How many tests finished in `state`, from a case status's `counts` (an object by state, or `[state, n]` pairs).
+/// How many tests finished in `state`, from a case status's `counts` (an object by state).
 fn count(case: &Value, state: &str) -> u64 {
-    let counts = &case["counts"];
-    let n = match counts.as_array() {
-        Some(pairs) => pairs.iter().find(|pair| pair[0] == state).map(|pair| pair[1].clone()),
-        None => counts.get(state).cloned(),
-    };
-    n.and_then(|n| n.as_u64()).unwrap_or_else(|| panic!("no count of {state} in {case:#}"))
+    case["counts"][state].as_u64().unwrap_or_else(|| panic!("no count of {state} in {case:#}"))
 }
 
 /// The value of the sample `series` (name and labels, as written) in OpenMetrics text.
@@ -149,11 +144,11 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
 
     // checkout: one PASS, then one FAIL (paid 4, issued for 3: it fails before waiting for `shipped`, not sent).
     for (id, paid) in [("pay-ok", 3), ("pay-wrong", 4)] {
-        let test = shop.checkout.trigger(Some(id), &3).await.unwrap();
+        let test = shop.checkout.trigger_with_id(id, &3).await.unwrap();
         livecheck::scope(Some(test), async {
             shop.checkout.paid.send(&paid).await.unwrap();
             if paid == 3 {
-                shop.checkout.shipped.send(&()).await.unwrap();
+                shop.checkout.shipped.notify().await.unwrap();
             }
         })
         .await;
@@ -161,10 +156,10 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
     }
     // refund: one that times out on `approved` after 200 ms, one still waiting for it.
     for (id, approval_ms) in [("refund-late", 200), ("refund-open", 600_000)] {
-        let test = shop.refund.trigger(Some(id), &approval_ms).await.unwrap();
-        livecheck::scope(Some(test), shop.refund.requested.send(&())).await.unwrap();
+        let test = shop.refund.trigger_with_id(id, &approval_ms).await.unwrap();
+        livecheck::scope(Some(test), shop.refund.requested.notify()).await.unwrap();
     }
-    shop.audit.trigger(Some("audit-1"), &()).await.unwrap();
+    shop.audit.trigger_with_id("audit-1", &()).await.unwrap();
     // A signal of a name the case does not declare: dropped and counted.
     let unknown = r#"{"signal_name": "refunded", "case_name": "checkout", "key": "pay-ok", "value": null}"#;
     support::publish_raw(&transport, "livecheck-bus", "pay-ok", unknown.as_bytes()).await;
@@ -267,6 +262,9 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
         assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {body}");
     }
 
+    // No webhooks here: no alerts, an empty list.
+    assert_eq!(get(&format!("{base}/api/alerts")).await, (200, serde_json::json!([])));
+
     let (code, health) = get(&format!("{base}/healthz")).await;
     assert_eq!(code, 200);
     assert_eq!(
@@ -319,7 +317,7 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
     assert!(page.text().await.unwrap().to_lowercase().contains("dashboard"));
 
     // The server stops with the instance.
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     assert!(reqwest::get(format!("{base}/healthz")).await.is_err(), "nothing listens after shutdown");
 }
 
@@ -392,7 +390,7 @@ async fn healthz_answers_503_when_the_transport_does_not_answer() {
         health,
         serde_json::json!({"ok": false, "transport_reachable": false, "consumers_alive": true, "leader": false})
     );
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,7 +410,7 @@ async fn a_port_in_use_fails_the_start_with_an_error_naming_the_server_and_the_a
     assert_eq!(running.web_address().unwrap().to_string(), address);
     let (code, _) = get(&format!("http://{address}/healthz")).await;
     assert_eq!(code, 200);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,7 +418,7 @@ async fn each_case_keeps_its_newest_executions_up_to_the_history_size() {
     let shop = shop(LiveCheck::builder().execution_history(2));
     let running = shop.app.start().await.unwrap();
     for id in ["a-1", "a-2", "a-3"] {
-        shop.audit.trigger(Some(id), &()).await.unwrap();
+        shop.audit.trigger_with_id(id, &()).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while shop.app.execution(id).is_none_or(|e| e.state.is_none()) {
             assert!(Instant::now() < deadline, "{id} did not finish");
@@ -432,5 +430,5 @@ async fn each_case_keeps_its_newest_executions_up_to_the_history_size() {
     assert!(shop.app.execution("a-1").is_none(), "the oldest is forgotten");
     assert!(shop.app.recent_executions("nope").is_none());
     assert_eq!(shop.app.recent_executions("idle").unwrap(), []);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }

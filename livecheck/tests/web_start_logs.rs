@@ -67,5 +67,5 @@ async fn a_start_that_cannot_listen_logs_no_start() {
         text.contains("LiveCheck web server listening") && text.contains(&format!("url=http://{address}/")),
         "{text}"
     );
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
 }

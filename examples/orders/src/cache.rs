@@ -1,5 +1,6 @@
 //! The users' order sets: an embedded table on the broker by default, Redis when given a `redis://` URL.
 
+use anyhow::Context;
 use livecheck::{stream::Table, LiveCheck};
 use redis::AsyncCommands;
 
@@ -8,8 +9,8 @@ use redis::AsyncCommands;
 pub(crate) enum Cache {
     /// A changelog-backed table on the app's transport (followed by every process that opens it).
     Embedded(std::sync::Arc<Table<Vec<String>>>),
-    /// Sets `orders:user:{id}` in Redis.
-    Redis(redis::aio::MultiplexedConnection),
+    /// Sets `orders:user:{id}` in Redis at `url`.
+    Redis { url: String, connection: redis::aio::MultiplexedConnection },
 }
 
 impl Cache {
@@ -18,8 +19,10 @@ impl Cache {
         match url {
             None => Ok(Cache::Embedded(std::sync::Arc::new(Table::open(app, "user-orders").await?))),
             Some(url) => {
-                let client = redis::Client::open(url)?;
-                Ok(Cache::Redis(client.get_multiplexed_async_connection().await?))
+                let redis = || format!("Redis at {url}");
+                let client = redis::Client::open(url).with_context(redis)?;
+                let connection = client.get_multiplexed_async_connection().await.with_context(redis)?;
+                Ok(Cache::Redis { url: url.to_owned(), connection })
             }
         }
     }
@@ -32,9 +35,12 @@ impl Cache {
                 orders.push(order_id.to_owned());
                 table.set(user_id, orders).await?;
             }
-            Cache::Redis(connection) => {
+            Cache::Redis { url, connection } => {
                 let mut connection = connection.clone();
-                let _: () = connection.sadd(format!("orders:user:{user_id}"), order_id).await?;
+                let _: () = connection
+                    .sadd(format!("orders:user:{user_id}"), order_id)
+                    .await
+                    .with_context(|| format!("Redis at {url}: adding an order"))?;
             }
         }
         Ok(())
@@ -44,9 +50,12 @@ impl Cache {
     pub(crate) async fn contains(&self, user_id: &str, order_id: &str) -> anyhow::Result<bool> {
         match self {
             Cache::Embedded(table) => Ok(table.get(user_id).is_some_and(|orders| orders.iter().any(|o| o == order_id))),
-            Cache::Redis(connection) => {
+            Cache::Redis { url, connection } => {
                 let mut connection = connection.clone();
-                Ok(connection.sismember(format!("orders:user:{user_id}"), order_id).await?)
+                connection
+                    .sismember(format!("orders:user:{user_id}"), order_id)
+                    .await
+                    .with_context(|| format!("Redis at {url}: looking up an order"))
             }
         }
     }

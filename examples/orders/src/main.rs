@@ -20,7 +20,7 @@ mod worker;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use livecheck::{transport, LiveCheck, LiveCheckBuilder};
+use livecheck::{transport, LiveCheck, LiveCheckBuilder, SignalSet};
 
 #[derive(Parser)]
 #[command(version, about = "The LiveCheck tutorial: a stock ordering system and its live tests")]
@@ -28,30 +28,48 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace, off), or directives like `warn,livecheck=debug`.
     #[arg(short = 'l', long, default_value = "info", global = true, value_parser = log_filter)]
     loglevel: String,
-    /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3), kafka://HOST:PORT or memory://.
-    #[arg(long, env = "LIVECHECK_BROKER", global = true)]
-    broker: Option<String>,
-    /// The orders cache: redis://HOST:PORT, or (default) a table on the broker.
-    #[arg(long, global = true)]
-    cache: Option<String>,
+    /// Log lines as text, or as JSON objects (one per line, with fields such as case, test, state and runtime).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the processes meet: the broker, and the orders cache.
+#[derive(clap::Args)]
+struct Backend {
+    /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3), kafka://HOST:PORT or memory://.
+    #[arg(long, env = "LIVECHECK_BROKER")]
+    broker: Option<String>,
+    /// The orders cache: redis://HOST:PORT, or (default) a table on the broker.
+    #[arg(long)]
+    cache: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// The ordering system: web server and agents.
     Worker {
+        /// Port of the ordering system's web server.
         #[arg(long, default_value_t = 6066)]
         port: u16,
         /// Break a stage on purpose: do not send this signal.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(test_order::SIGNALS))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(test_order::OrderSignals::NAMES))]
         skip_signal: Option<String>,
         /// Break a stage on purpose: store orders with the opposite side.
         #[arg(long)]
         flip_side: bool,
         #[command(flatten)]
         tuning: test_order::Tuning,
+        #[command(flatten)]
+        backend: Backend,
     },
     /// The LiveCheck instance running test_order.
     Livecheck {
@@ -63,16 +81,21 @@ enum Command {
         port: u16,
         #[command(flatten)]
         tuning: test_order::Tuning,
+        #[command(flatten)]
+        backend: Backend,
     },
     /// Places one order.
     PostOrder {
+        /// buy or sell.
         #[arg(long)]
         side: String,
+        /// Where the worker is.
         #[arg(long, default_value = "http://localhost:6066")]
         base_url: String,
     },
     /// Worker, LiveCheck instance and an order every second, in one process.
     Demo {
+        /// Port of the ordering system's web server.
         #[arg(long, default_value_t = 6066)]
         port: u16,
         /// Port of the LiveCheck instance's web server on 127.0.0.1: dashboard, JSON API, /healthz and /metrics.
@@ -81,13 +104,20 @@ enum Command {
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
+        #[command(flatten)]
+        backend: Backend,
     },
     /// Fault injection: checks that every execution gets one PASS report while instances are killed.
     ///
     /// Worker and LiveCheck instances as separate processes, on a fresh log in a temporary directory (or
     /// `--broker`), under load while instances are killed, restarted, added and removed; then counts the
     /// executions lost, duplicated and wrong. Exit status 1 if there are any.
-    Chaos(chaos::ChaosArgs),
+    Chaos {
+        #[command(flatten)]
+        args: chaos::ChaosArgs,
+        #[command(flatten)]
+        backend: Backend,
+    },
 }
 
 /// The app on the broker; its builder reads `LIVECHECK_SIGNING_SECRET` (and `_PREVIOUS`) to sign test context.
@@ -102,6 +132,22 @@ fn instance_app(broker: Option<&str>, port: u16) -> anyhow::Result<LiveCheck> {
 
 fn builder(broker: Option<&str>) -> anyhow::Result<LiveCheckBuilder> {
     Ok(LiveCheck::builder().shared_transport(transport::from_env(broker)?))
+}
+
+/// Logs which broker (for the embedded one, which file) and which cache this process uses.
+fn log_backend(process: &str, backend: &Backend) {
+    let env = std::env::var(transport::BROKER_ENV).ok();
+    let broker = backend.broker.clone().or(env).unwrap_or_else(|| transport::DEFAULT_BROKER.to_owned());
+    let file = broker.strip_prefix("sqlite://").map(|rest| {
+        let path = rest.split('?').next().unwrap_or_default();
+        let path = if path.is_empty() { transport::DEFAULT_BROKER.trim_start_matches("sqlite://") } else { path };
+        let path = std::path::Path::new(path);
+        let absolute = std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_owned());
+        format!(" (file {})", absolute.display())
+    });
+    let cache =
+        backend.cache.as_deref().map_or_else(|| "the user-orders table on the broker".to_owned(), str::to_owned);
+    tracing::info!("{process}: broker {broker}{}; cache {cache}", file.unwrap_or_default());
 }
 
 /// Waits `seconds` (forever if `None`), or until the process is interrupted.
@@ -134,7 +180,7 @@ async fn until_interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Starts the LiveCheck instance (and its web server): the case gets the cache table and the worker's URL.
+/// Starts the LiveCheck instance (and its web server): the case gets the cache and the worker's URL.
 async fn start_livecheck(
     app: &LiveCheck,
     base_url: String,
@@ -142,7 +188,7 @@ async fn start_livecheck(
     cache_url: Option<&str>,
 ) -> anyhow::Result<livecheck::Running> {
     let cache = cache::Cache::open(app, cache_url).await?;
-    test_order::register(app, Some(cache), Some(base_url), tuning)?;
+    test_order::register(app, cache, base_url, tuning)?;
     Ok(app.start().await?)
 }
 
@@ -169,42 +215,66 @@ async fn post_order(base_url: &str, side: &str) -> anyhow::Result<String> {
     Ok(body)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+/// Errors are printed as one line with their causes (no backtrace, whatever `RUST_BACKTRACE` says: a refused
+/// order is not a crash).
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(cli.loglevel.as_str())
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let broker = cli.broker.as_deref();
-    let cache_url = cli.cache.as_deref();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let logs = tracing_subscriber::fmt().with_env_filter(cli.loglevel.as_str()).with_writer(std::io::stderr);
+    match cli.log_format {
+        // Colours only when a terminal reads them.
+        LogFormat::Text => {
+            logs.with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
+        }
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     match cli.command {
-        Command::Worker { port, skip_signal, flip_side, tuning } => {
+        Command::Worker { port, skip_signal, flip_side, tuning, backend } => {
+            log_backend("worker", &backend);
+            let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let app = app(broker)?;
-            let case = test_order::register(&app, None, None, &tuning)?;
+            let test_order = test_order::sender(&app, &tuning)?;
             let cache = cache::Cache::open(&app, cache_url).await?;
             let breakage = worker::Breakage { skip_signal, flip_side };
-            let running = worker::start(&app, case, port, breakage, cache).await?;
+            let running = worker::start(&app, test_order, port, breakage, cache).await?;
             until_stopped(None).await;
             running.stop().await;
         }
-        Command::Livecheck { base_url, port, tuning } => {
+        Command::Livecheck { base_url, port, tuning, backend } => {
+            log_backend("livecheck", &backend);
+            let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let app = instance_app(broker, port)?;
             let running = start_livecheck(&app, base_url, &tuning, cache_url).await?;
             until_stopped(None).await;
-            running.shutdown().await;
+            running.shutdown().await?;
         }
         Command::PostOrder { side, base_url } => {
             println!("{}", post_order(&base_url, &side).await?)
         }
-        Command::Demo { port, web_port, seconds } => {
+        Command::Demo { port, web_port, seconds, backend } => {
+            log_backend("demo", &backend);
+            let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let worker_app = app(broker)?;
             let tuning = test_order::Tuning::default();
-            let case = test_order::register(&worker_app, None, None, &tuning)?;
+            let test_order = test_order::sender(&worker_app, &tuning)?;
             let cache = cache::Cache::open(&worker_app, cache_url).await?;
-            let worker = worker::start(&worker_app, case, port, worker::Breakage::default(), cache).await?;
+            let worker = worker::start(&worker_app, test_order, port, worker::Breakage::default(), cache).await?;
             let livecheck_app = instance_app(broker, web_port)?;
             let base = format!("http://127.0.0.1:{port}");
             let livecheck = start_livecheck(&livecheck_app, base, &tuning, cache_url).await?;
@@ -220,11 +290,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             });
             until_stopped(seconds).await;
             orders.abort();
-            livecheck.shutdown().await;
+            livecheck.shutdown().await?;
             worker.stop().await;
         }
-        Command::Chaos(args) => {
-            if !chaos::run(args, broker, cache_url).await? {
+        Command::Chaos { args, backend } => {
+            if !chaos::run(args, backend.broker.as_deref(), backend.cache.as_deref()).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -193,15 +193,21 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     .await;
     assert_eq!(timeout.signal_latency.0.len(), 3, "the three other stages arrived: {timeout:?}");
 
-    // No worker: no tests (STALL after 5 s) and fake requests fail (service down after the retries). Both alert;
-    // the first posts a suite report, the second comes within state_transition_delay and is only logged.
+    // No worker: no tests (STALL after 5 s) and fake requests fail (service down after the retries). Two distinct
+    // causes: each is reported (suite report, ERROR line) when it starts, whichever came first.
     drop(worker);
     let suite = expect_report(&mut reports, Duration::from_secs(30), "suite failure", |r| r.test.is_none()).await;
     assert!(matches!(suite.state, State::Stall | State::Fail), "{suite:?}");
+    let other = if suite.state == State::Stall { "service down" } else { "no test received" };
+    expect_report(&mut reports, Duration::from_secs(60), "the other suite failure", |r| {
+        r.test.is_none() && says(r, other)
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let log = tutorial.log("livecheck");
-        if log.contains("suite STALL: no test received") && log.contains("suite FAIL: service down") {
+        let error_line = |text: &str| log.lines().any(|l| l.contains("ERROR") && l.contains(text));
+        if error_line("STALL: no test received") && error_line("orders.test_order: service down: http://") {
             break;
         }
         assert!(Instant::now() < deadline, "stall and service-down alerts expected in the log:\n{log}");

@@ -48,11 +48,26 @@ macro_rules! metrics {
             pub signals_held: u64,
             /// The bytes those signals take (bounded by `early_signal_bytes`).
             pub signals_held_bytes: u64,
+            /// Alerts a webhook answered with 2xx (one per alert and webhook).
+            pub alerts_delivered: u64,
+            /// Alerts not delivered to a webhook: attempts used up, an answer not worth retrying, or the instance
+            /// stopped.
+            pub alerts_failed: u64,
+            /// Alerts dropped before delivery because the queue to the webhooks was full.
+            pub alerts_dropped: u64,
         }
 
         impl Metrics {
             pub(crate) fn snapshot(&self) -> MetricsSnapshot {
-                MetricsSnapshot { $($name: self.$name.get(),)* tests_executing: 0, signals_held: 0, signals_held_bytes: 0 }
+                MetricsSnapshot {
+                    $($name: self.$name.get(),)*
+                    tests_executing: 0,
+                    signals_held: 0,
+                    signals_held_bytes: 0,
+                    alerts_delivered: 0,
+                    alerts_failed: 0,
+                    alerts_dropped: 0,
+                }
             }
         }
 
@@ -81,6 +96,9 @@ metrics! {
     signals_received,
     /// Signals a service sent whose publish was not confirmed within `signal_send_timeout` (left queued).
     signals_unconfirmed,
+    /// Test executions a service triggered whose publish was not confirmed within `signal_send_timeout` (left
+    /// queued).
+    tests_unconfirmed,
     /// Pending-test and bus messages bigger than `max_message_bytes` (dropped without decoding).
     messages_too_large,
     /// Bus messages that were not a valid SignalEvent (dropped).
@@ -112,6 +130,11 @@ metrics! {
     /// With test context signing on: messages whose LiveCheck signature matched neither secret (handled as no
     /// test).
     headers_bad_signature,
+    /// Poison messages copied to the dead-letter stream.
+    dead_letters_published,
+    /// Poison messages that could not be copied to the dead-letter stream (it failed, or too many were on their
+    /// way).
+    dead_letters_failed,
     /// Reports published.
     reports_published,
     /// Reports not published because `send_reports` is off.

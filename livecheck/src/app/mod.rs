@@ -3,6 +3,7 @@
 mod builder;
 mod bus;
 mod consumer;
+pub(crate) mod dead_letter;
 mod inspect;
 mod member;
 mod metrics;
@@ -11,6 +12,7 @@ mod outcome;
 mod pending;
 mod reported;
 mod running;
+mod trigger;
 mod watchers;
 
 use std::{
@@ -19,19 +21,26 @@ use std::{
     time::Duration,
 };
 
+use serde::Serialize;
+
 pub use builder::LiveCheckBuilder;
 pub(crate) use consumer::{consume, Handled};
 pub(crate) use metrics::Metrics;
 pub use metrics::MetricsSnapshot;
 pub use running::Running;
+pub(crate) use trigger::execution_message;
 
 use crate::{
-    case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},
+    alert::{AlertDelivery, Alerts},
+    case::{
+        Case, CaseCore, CaseHandle, CaseHealth, CaseSender, CaseSettings, HealthSnapshot, Registered, RegisteredCase,
+        SignalSet, Signals,
+    },
     clock::Clock,
     context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
     history::ExecutionHistory,
     runner::SignalRouter,
-    transport::Transport,
+    transport::{Message, Transport},
     Error, Result,
 };
 
@@ -75,10 +84,44 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
+    /// Where poison messages are copied; `None` when they are only counted.
+    pub(crate) dead_letters: Option<dead_letter::DeadLetters>,
+    /// Where alerts go, and the record of their deliveries.
+    pub(crate) alerts: Alerts,
     pub(crate) config: Config,
     /// What the web server's `/metrics` observes as executions finish; `None` when the server is off.
     #[cfg(feature = "web")]
     pub(crate) web_metrics: Option<crate::web::ExecutionMetrics>,
+}
+
+impl Shared {
+    /// Publishes a service's message (`what`: "a signal", "a test execution"), waiting at most
+    /// `signal_send_timeout` for the broker: past it the service's request goes on and the message stays queued
+    /// in the producer (or the embedded log's writer), counted in `unconfirmed` and logged once.
+    pub(crate) async fn publish_bounded(
+        &self,
+        stream: &str,
+        message: Message,
+        unconfirmed: &metrics::Counter,
+        what: &'static str,
+    ) -> Result<()> {
+        let timeout = self.config.signal_send_timeout;
+        match tokio::time::timeout(timeout, self.transport.publish(stream, message)).await {
+            Ok(published) => published.map(|_| ()),
+            Err(_) => {
+                unconfirmed.inc();
+                if self.metrics.first_time(what) {
+                    tracing::warn!(
+                        %stream,
+                        ?timeout,
+                        "the broker did not take {what} in time; it stays queued and the request goes on \
+                         (logged once; counted in the metrics' *_unconfirmed)"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 pub(crate) struct Config {
@@ -100,6 +143,8 @@ pub(crate) struct Config {
 #[derive(Default)]
 pub(crate) struct Registry {
     cases: RwLock<HashMap<Arc<str>, Arc<dyn RegisteredCase>>>,
+    /// The app was started (or is starting): no more cases, no second start.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -128,9 +173,9 @@ impl Registry {
 /// let livecheck = LiveCheck::builder().build();
 /// let ping = livecheck.register(CaseSettings::new("ping"), |signals| Ping { pong: signals.declare("pong") })?;
 /// let running = livecheck.start().await?;
-/// let test = ping.trigger(None, &()).await?;
-/// livecheck::scope(Some(test), ping.pong.send(&())).await?;
-/// running.shutdown().await;
+/// let test = ping.trigger(&()).await?;
+/// livecheck::scope(Some(test), ping.pong.notify()).await?;
+/// running.shutdown().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -146,7 +191,8 @@ impl LiveCheck {
         LiveCheckBuilder::default()
     }
 
-    /// Registers a case. `build` declares its signals (and captures whatever else the case needs).
+    /// Registers a case. `build` declares its signals — one by one with [`Signals::declare`], or a whole
+    /// [`SignalSet`] with `OrderSignals::declare(signals)` — and captures whatever else the case needs.
     ///
     /// Register every case before [`LiveCheck::start`]; names must be unique.
     pub fn register<C: Case>(
@@ -154,21 +200,14 @@ impl LiveCheck {
         settings: CaseSettings,
         build: impl FnOnce(&mut Signals) -> C,
     ) -> Result<CaseHandle<C>> {
-        let name: Arc<str> = settings.name.as_str().into();
-        if name.is_empty() {
-            return Err(Error::Config("a case needs a name".into()));
+        if self.registry.started.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Config(format!(
+                "case `{}` registered after start(): register every case before starting the instance",
+                settings.name
+            )));
         }
-        if !(0.0..=1.0).contains(&settings.probability) {
-            return Err(Error::Config(format!("case `{name}`: probability must be within 0..=1")));
-        }
-        let core = Arc::new(CaseCore {
-            name: name.clone(),
-            health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),
-            settings,
-            shared: self.shared.clone(),
-            signal_names: Default::default(),
-            history: std::sync::Mutex::new(ExecutionHistory::new(self.shared.config.execution_history)),
-        });
+        let core = self.case_core(settings)?;
+        let name = core.name.clone();
         let mut signals = Signals::new(core.clone());
         let case = Arc::new(build(&mut signals));
         let names = signals.finish()?;
@@ -181,21 +220,86 @@ impl LiveCheck {
         Ok(CaseHandle { case, core })
     }
 
+    /// The senders' side of a case, for a service: triggers its tests with arguments `A` and sends its signals `S`
+    /// (through `Deref`), without building the case, which only the LiveCheck instance registers. Give it the
+    /// case's settings (its name, `probability` and `test_expires` are what it uses). Any number of senders, at any
+    /// time; a sender is not a registered case, and does not make this app run one.
+    ///
+    /// An error for the settings [`LiveCheck::register`] refuses, or a signal set that declares a name twice or
+    /// other names than its [`SignalSet::NAMES`].
+    pub fn sender<A: Serialize, S: SignalSet>(&self, settings: CaseSettings) -> Result<CaseSender<A, S>> {
+        let core = self.case_core(settings)?;
+        let mut signals = Signals::new(core.clone());
+        let set = S::declare(&mut signals);
+        let names = signals.finish()?;
+        if names.iter().map(|name| &**name).ne(S::NAMES.iter().copied()) {
+            return Err(Error::Config(format!(
+                "case `{}`: the signal set {} declares {names:?} but its NAMES are {:?}",
+                core.name,
+                std::any::type_name::<S>(),
+                S::NAMES
+            )));
+        }
+        let _ = core.signal_names.set(names);
+        Ok(CaseSender::new(set, core))
+    }
+
+    /// A case's shared part, once its settings are checked.
+    fn case_core(&self, settings: CaseSettings) -> Result<Arc<CaseCore>> {
+        let name: Arc<str> = settings.name.as_str().into();
+        if name.is_empty() {
+            return Err(Error::Config("a case needs a name".into()));
+        }
+        if !(0.0..=1.0).contains(&settings.probability) {
+            return Err(Error::Config(format!("case `{name}`: probability must be within 0..=1")));
+        }
+        settings.check_alert_policies()?;
+        Ok(Arc::new(CaseCore {
+            name,
+            health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),
+            settings,
+            shared: self.shared.clone(),
+            signal_names: Default::default(),
+            history: std::sync::Mutex::new(ExecutionHistory::new(self.shared.config.execution_history)),
+        }))
+    }
+
     /// Runs the instance: consumes pending tests and signals, executes tests, watches case health and, on the
     /// leader, makes fake requests. Stops with [`Running::shutdown`].
+    ///
+    /// An app starts once: a second `start` is an error (so is [`LiveCheck::register`] after it), unless the first
+    /// one failed.
     pub async fn start(&self) -> Result<Running> {
-        running::start(self.clone()).await
+        use std::sync::atomic::Ordering;
+        if self.registry.started.swap(true, Ordering::SeqCst) {
+            return Err(Error::Config("this LiveCheck app is started already: start() once per app".into()));
+        }
+        let running = running::start(self.clone()).await;
+        if running.is_err() {
+            self.registry.started.store(false, Ordering::SeqCst);
+        }
+        running
     }
 
     /// The instance's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         let (executing, held) = self.shared.router.sizes();
+        let alerts = self.shared.alerts.counts();
         MetricsSnapshot {
             tests_executing: executing as u64,
             signals_held: held as u64,
             signals_held_bytes: self.shared.router.early_bytes() as u64,
+            alerts_delivered: alerts.delivered,
+            alerts_failed: alerts.failed,
+            alerts_dropped: alerts.dropped,
             ..self.shared.metrics.snapshot()
         }
+    }
+
+    /// The latest alert deliveries (at most 200), newest first: each alert sent to each webhook, with every
+    /// attempt. Empty without webhooks.
+    pub fn alert_deliveries(&self) -> Vec<AlertDelivery> {
+        self.shared.alerts.deliveries()
     }
 
     /// The health of the case named `name`.

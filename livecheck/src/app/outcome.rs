@@ -5,8 +5,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    alert::Alert,
     backoff::Backoff,
-    case::{HealthChange, RegisteredCase, SuiteFailure},
+    case::{HealthChange, RegisteredCase, SuiteFailure, SuiteFailureKind},
     history::FinishedExecution,
     runner::{Finished, Verdict},
     transport::{Delivery, Message},
@@ -51,29 +52,42 @@ pub(crate) async fn test_finished(
         Some(run) if steps_seen && !core.settings.realtime_logs => format!("\n{}", run.steps_text().trim_end()),
         _ => String::new(),
     };
+    // The case, test id, state and runtime are fields too, for JSON logs and filters; the message reads alone.
+    let (case_name, state) = (&*core.name, report.state.as_str());
     match &finished.verdict {
         Verdict::Pass => {
             let slowest = report.signal_latency.0.iter().max_by(|a, b| a.1.total_cmp(&b.1));
             match slowest {
-                Some((signal, secs)) => {
-                    tracing::info!("{}[{test}] PASS in {runtime:.3}s (slowest signal {signal}: {secs:.3}s)", core.name)
+                Some((signal, secs)) => tracing::info!(
+                    case = case_name, test, state, runtime, slowest_signal = %signal, slowest_signal_seconds = secs,
+                    "{case_name}[{test}] PASS in {runtime:.3}s (slowest signal {signal}: {secs:.3}s)"
+                ),
+                None => {
+                    tracing::info!(case = case_name, test, state, runtime, "{case_name}[{test}] PASS in {runtime:.3}s")
                 }
-                None => tracing::info!("{}[{test}] PASS in {runtime:.3}s", core.name),
             }
             if !steps.is_empty() {
-                tracing::debug!("{}[{test}] steps:{steps}", core.name);
+                tracing::debug!(case = case_name, test, "{case_name}[{test}] steps:{steps}");
             }
         }
-        Verdict::Skip(reason) => tracing::info!("{}[{test}] SKIP: {reason}", core.name),
-        Verdict::Fail { message, location } => tracing::error!(
-            "{}[{test}] FAIL in {runtime:.3}s at {}: {message}{steps}",
-            core.name,
-            location.as_deref().unwrap_or("?")
-        ),
-        Verdict::Error(message) => tracing::error!("{}[{test}] ERROR in {runtime:.3}s: {message}{steps}", core.name),
-        Verdict::Timeout(message) => {
-            tracing::error!("{}[{test}] TIMEOUT in {runtime:.3}s: {message}{steps}", core.name)
+        Verdict::Skip(reason) => {
+            tracing::info!(case = case_name, test, state, reason = %reason, "{case_name}[{test}] SKIP: {reason}")
         }
+        Verdict::Fail { message, location } => {
+            let location = location.as_deref().unwrap_or("?");
+            tracing::error!(
+                case = case_name, test, state, runtime, error = %message, location,
+                "{case_name}[{test}] FAIL in {runtime:.3}s at {location}: {message}{steps}"
+            )
+        }
+        Verdict::Error(message) => tracing::error!(
+            case = case_name, test, state, runtime, error = %message,
+            "{case_name}[{test}] ERROR in {runtime:.3}s: {message}{steps}"
+        ),
+        Verdict::Timeout(message) => tracing::error!(
+            case = case_name, test, state, runtime, error = %message,
+            "{case_name}[{test}] TIMEOUT in {runtime:.3}s: {message}{steps}"
+        ),
     }
 
     let shared = &app.shared;
@@ -99,17 +113,24 @@ pub(crate) async fn test_finished(
     }
     match change {
         HealthChange::Nothing => {}
-        HealthChange::SuiteFailed(failure) => suite_failed(app, case, failure).await,
-        HealthChange::Recovered => {
-            tracing::info!("{}: recovered, status PASS", core.name);
+        HealthChange::SuiteFailed(failures) => {
+            for failure in failures {
+                suite_failed(app, case, failure).await;
+            }
+        }
+        HealthChange::Recovered(kind) => {
+            let name = &*core.name;
+            tracing::info!(case = name, kind = kind.as_str(), "{name}: recovered from {kind}, status PASS");
+            shared.alerts.send(Alert::recovered(name, kind, shared.clock.now()));
             case.on_suite_pass().await;
         }
     }
     published
 }
 
-/// Records a suite failure; posts a suite report and calls the hook unless one was posted within
-/// `state_transition_delay`.
+/// Records a suite failure. When its cause starts (whatever other cause came before it), or it was last reported
+/// more than `state_transition_delay` ago: logs it, alerts, posts a suite report and calls the hook. Otherwise it
+/// only updates the case's state.
 pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, failure: SuiteFailure) {
     let core = case.core();
     let shared = &app.shared;
@@ -118,17 +139,30 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     if let Some(metrics) = &shared.web_metrics {
         metrics.suite_failed(&core.name, &failure);
     }
-    let due = core.health().suite_failed(&failure, tokio::time::Instant::now(), shared.clock.now());
+    let due = core.health().suite_failed(&failure, tokio::time::Instant::now());
+    let (name, kind, state, reason) = (&*core.name, failure.kind, failure.state, &failure.reason);
     if !due {
-        tracing::warn!(
-            "{}: suite {}: {} (already reported within state_transition_delay)",
-            core.name,
-            failure.state,
-            failure.reason
+        tracing::info!(
+            case = name,
+            kind = kind.as_str(),
+            %state,
+            "{name}: still {kind}: {reason} (reported at most once per state_transition_delay)"
         );
         return;
     }
-    tracing::error!("{}: suite {}: {}", core.name, failure.state, failure.reason);
+    match kind {
+        // The reason starts with "service down: ".
+        SuiteFailureKind::ServiceDown => {
+            tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: {reason}")
+        }
+        SuiteFailureKind::Stall => {
+            tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: STALL: {reason}")
+        }
+        SuiteFailureKind::ConsecutiveFailures | SuiteFailureKind::FailureRate | SuiteFailureKind::PassRate => {
+            tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: suite {state} ({kind}): {reason}")
+        }
+    }
+    shared.alerts.send(Alert::suite_failed(&failure));
     let mut report = TestReport::new(&*core.name, failure.state, None);
     report.error = Some(failure.reason.clone());
     // Suite reports are retried too, but nothing waits for them: a stop ends the retries.

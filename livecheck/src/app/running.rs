@@ -6,7 +6,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{member, watchers, LiveCheck};
-use crate::{backoff::Backoff, transport::check_co_partitioned, Result};
+use crate::{backoff::Backoff, transport::check_co_partitioned, Error, Result};
 
 /// How long starting waits for a broker that is away (retriable errors) before giving up.
 const START_WAITS_FOR: Duration = Duration::from_secs(300);
@@ -22,10 +22,29 @@ pub struct Running {
 
 impl Running {
     /// Stops consuming, interrupts executing tests (they reach no verdict and are not committed, so they run again
-    /// after a restart) and waits for every task to end.
-    pub async fn shutdown(mut self) {
+    /// after a restart) and waits for every task to end. A task that panicked meanwhile (a bug, or a panic in a
+    /// case's hook) is an error ([`Error::TasksPanicked`], with the panic messages), logged too.
+    pub async fn shutdown(mut self) -> Result<()> {
         self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        let mut panics = Vec::new();
+        while let Some(ended) = self.tasks.join_next().await {
+            let Err(error) = ended else { continue };
+            if error.is_panic() {
+                let payload = error.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                tracing::error!(panic = %message, "a task of the LiveCheck instance had panicked");
+                panics.push(message);
+            }
+        }
+        if panics.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::TasksPanicked(panics))
+        }
     }
 
     /// A token that stops the instance when cancelled.
@@ -95,6 +114,10 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    #[cfg(feature = "http")]
+    if let Some(alert_sender) = shared.alerts.start(shutdown.clone())? {
+        tasks.spawn(alert_sender);
+    }
     let member = member::run(app.clone(), subscription, shutdown.clone());
     #[cfg(feature = "web")]
     let (member, member_alive) = crate::web::TaskAlive::watch(member);

@@ -1,14 +1,12 @@
 use std::{ops::Deref, sync::Arc};
 
 use super::{Case, CaseCore, CaseSettings, HealthSnapshot};
-use crate::{
-    context::{Headers, TestContext},
-    transport::Message,
-    wire::TestExecution,
-    Result,
-};
+use crate::{context::TestContext, Result};
 
-/// A registered case: its signals (through `Deref`), its triggers and its health.
+/// A registered case: the case itself (its signals and state, through `Deref`), its triggers and its health.
+///
+/// What [`crate::LiveCheck::register`] returns. A service that only triggers tests and sends signals can use a
+/// [`crate::CaseSender`] instead, without building the case.
 pub struct CaseHandle<C> {
     pub(crate) case: Arc<C>,
     pub(crate) core: Arc<CaseCore>,
@@ -43,35 +41,28 @@ impl<C: Case> CaseHandle<C> {
         self.core.health().snapshot()
     }
 
-    /// With the case's probability, starts a test: publishes the execution and returns its context, to be made
-    /// current with [`crate::scope`] for the work the request does. On a miss returns `None` and publishes nothing.
-    ///
-    /// `id` is the test id (a new UUID when `None`).
-    pub async fn maybe_trigger(&self, id: Option<&str>, args: &C::Args) -> Result<Option<TestContext>> {
-        let probability = self.core.settings.probability;
-        let hit = (self.core.shared.draw)() < probability;
-        if !hit {
-            return Ok(None);
-        }
-        self.trigger(id, args).await.map(Some)
+    /// With the case's probability, starts a test with a new id (a UUID): publishes the execution and returns its
+    /// context, to be made current with [`crate::scope`] for the work the request does. On a miss returns `None`
+    /// and publishes nothing.
+    pub async fn maybe_trigger(&self, args: &C::Args) -> Result<Option<TestContext>> {
+        self.core.maybe_trigger(None, args).await
     }
 
-    /// Starts a test whatever the probability: publishes the execution (issued now, expiring after
-    /// `test_expires`) keyed by its id and returns its context.
-    pub async fn trigger(&self, id: Option<&str>, args: &C::Args) -> Result<TestContext> {
-        let shared = &self.core.shared;
-        let now = shared.clock.now();
-        let expires = chrono::Duration::from_std(self.core.settings.test_expires)
-            .ok()
-            .and_then(|ttl| now.checked_add_signed(ttl))
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
-        let execution = TestExecution::new(id, &*self.core.name, now, expires, args)?;
-        let context = TestContext::of(&execution).signed_by(shared.signer.as_ref());
-        let mut headers = Headers::new();
-        context.append_to(&mut headers);
-        let message = Message { key: Some(execution.id.clone()), value: serde_json::to_vec(&execution)?, headers };
-        shared.transport.publish(&shared.streams.pending, message).await?;
-        Ok(context)
+    /// [`CaseHandle::maybe_trigger`] with the test id given, e.g. the id of the order the request creates.
+    pub async fn maybe_trigger_with_id(&self, id: &str, args: &C::Args) -> Result<Option<TestContext>> {
+        self.core.maybe_trigger(Some(id), args).await
+    }
+
+    /// Starts a test with a new id (a UUID) whatever the probability: publishes the execution (issued now,
+    /// expiring after `test_expires`) keyed by its id and returns its context. A broker that does not take it
+    /// within `signal_send_timeout` does not hold the request up: the execution stays queued, the context is
+    /// returned (counted in `tests_unconfirmed`).
+    pub async fn trigger(&self, args: &C::Args) -> Result<TestContext> {
+        self.core.trigger(None, args).await
+    }
+
+    /// [`CaseHandle::trigger`] with the test id given.
+    pub async fn trigger_with_id(&self, id: &str, args: &C::Args) -> Result<TestContext> {
+        self.core.trigger(Some(id), args).await
     }
 }

@@ -2,9 +2,12 @@
 
 mod handle;
 mod health;
+mod sender;
 mod settings;
 mod signal;
+mod signal_set;
 mod status;
+mod trigger;
 
 use std::{
     future::Future,
@@ -15,9 +18,11 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use handle::CaseHandle;
 pub(crate) use health::{CaseHealth, HealthChange};
-pub use health::{HealthSnapshot, SuiteFailure};
-pub use settings::CaseSettings;
+pub use health::{HealthSnapshot, PassRate, ServiceDownState, StallState, StateCounts, SuiteFailure, SuiteFailureKind};
+pub use sender::CaseSender;
+pub use settings::{CaseSettings, FailureRate, MinPassRate};
 pub use signal::{Signal, Signals};
+pub use signal_set::SignalSet;
 pub use status::CaseStatus;
 
 use crate::{app::Shared, history::ExecutionHistory, runner::TestRun, transport::BoxFuture, CaseResult, Result};
@@ -62,7 +67,8 @@ pub trait Case: Send + Sync + Sized + 'static {
         async { Ok(()) }
     }
 
-    /// Called when the case fails as a whole (rate limited like suite reports).
+    /// Called when the case fails as a whole: once when a cause ([`crate::SuiteFailureKind`]) starts, and again for
+    /// the same cause only after `state_transition_delay` (like suite reports and alerts).
     fn on_suite_fail(&self, failure: &SuiteFailure) -> impl Future<Output = ()> + Send {
         let _ = failure;
         async {}

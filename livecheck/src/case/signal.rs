@@ -103,25 +103,7 @@ impl<T: Serialize + DeserializeOwned> Signal<T> {
         }
         let message = Message { key: Some(key.to_owned()), value: serde_json::to_vec(&event)?, headers };
         let shared = &core.shared;
-        let publish = shared.transport.publish(&shared.streams.bus, message);
-        match tokio::time::timeout(shared.config.signal_send_timeout, publish).await {
-            Ok(published) => {
-                published?;
-            }
-            // The service's request goes on; the signal stays queued in the producer (or the log's writer).
-            Err(_) => {
-                shared.metrics.signals_unconfirmed.inc();
-                if shared.metrics.first_time("signal send timeout") {
-                    tracing::warn!(
-                        signal = %self.inner.name,
-                        timeout = ?shared.config.signal_send_timeout,
-                        "the broker did not take a signal in time; it stays queued and the request goes on \
-                         (logged once; counted in signals_unconfirmed)"
-                    );
-                }
-            }
-        }
-        Ok(())
+        shared.publish_bounded(&shared.streams.bus, message, &shared.metrics.signals_unconfirmed, "a signal").await
     }
 
     /// Waits for this signal in the executing test: returns at once if it arrived already, otherwise when it
@@ -143,5 +125,13 @@ impl<T: Serialize + DeserializeOwned> Signal<T> {
             test.note_decode_error(self.inner.index);
             Error::SignalDecode { signal: name.to_string(), reason: e.to_string() }
         })
+    }
+}
+
+impl Signal<()> {
+    /// Announces this stage for the current test, for a signal that carries no value: `send(&())` without the
+    /// `&()`.
+    pub async fn notify(&self) -> Result<()> {
+        self.send(&()).await
     }
 }

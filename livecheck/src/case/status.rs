@@ -20,8 +20,9 @@ pub struct CaseStatus {
 }
 
 impl CaseStatus {
-    /// Whether the case is failing: its status is neither INIT nor PASS.
+    /// Whether the case is failing: a suite failure it has not recovered from, its service down, or a failing
+    /// status (neither INIT nor PASS).
     pub fn is_failing(&self) -> bool {
-        !self.health.status.is_ok()
+        self.health.failing
     }
 }

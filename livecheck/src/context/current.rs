@@ -46,6 +46,7 @@ pub fn scope<F: Future>(test: Option<TestContext>, future: F) -> impl Future<Out
 }
 
 /// [`scope`] with a nameable future type, for `tower` services.
+#[cfg(feature = "http")]
 pub(crate) fn scope_future<F: Future>(
     test: Option<TestContext>,
     future: F,

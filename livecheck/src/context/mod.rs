@@ -5,8 +5,10 @@ mod headers;
 mod signing;
 mod test_context;
 
+#[cfg(feature = "http")]
+pub(crate) use current::scope_future;
 pub use current::{append_current_test, carry_current_test, current_test, scope};
-pub(crate) use current::{append_current_test_signed, current_test_ref, scope_future};
+pub(crate) use current::{append_current_test_signed, current_test_ref};
 pub(crate) use headers::HeaderParts;
 pub use headers::{HeaderError, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP};
 pub(crate) use signing::Signer;

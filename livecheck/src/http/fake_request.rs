@@ -8,6 +8,9 @@ use crate::{CaseSettings, Error, Result};
 /// `url_error_retries` times, waiting `url_error_delay_min`, then ×`url_error_delay_backoff` each time, at most
 /// `url_error_delay_max`; after that the service is down ([`Error::ServiceDown`], a suite failure). A 4xx answer is
 /// an error at once ([`Error::HttpStatus`]), never retried.
+///
+/// `https://` URLs are verified against the system's trusted certificates (rustls; `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` name others, e.g. a private CA's).
 #[derive(Clone, Debug)]
 pub struct FakeRequestClient {
     client: reqwest::Client,
@@ -56,13 +59,13 @@ impl FakeRequestClient {
                 }
                 Ok(response) => match response.bytes().await {
                     Ok(body) => return Ok(body.to_vec()),
-                    Err(error) => format!("reading the body failed: {error}"),
+                    Err(error) => format!("reading the body failed: {}", with_causes(&error)),
                 },
-                Err(error) if error.is_timeout() => format!("timed out: {error}"),
-                Err(error) => format!("{error}"),
+                Err(error) if error.is_timeout() => format!("timed out: {}", with_causes(&error)),
+                Err(error) => with_causes(&error),
             };
             if attempt >= self.retries {
-                return Err(Error::ServiceDown { reason: format!("{url}: {failure} (after {attempt} retries)") });
+                return Err(Error::service_down(Some(url), format!("{failure} (after {attempt} retries)")));
             }
             attempt += 1;
             tracing::warn!(%url, %failure, attempt, retries = self.retries, "fake request failed; retrying in {delay:?}");
@@ -70,4 +73,20 @@ impl FakeRequestClient {
             delay = delay.mul_f64(self.backoff).min(self.delay_max);
         }
     }
+}
+
+/// The error and its causes, `: `-separated: reqwest's own message ("error sending request for url …") leaves out
+/// what actually happened ("Connection refused").
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

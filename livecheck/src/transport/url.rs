@@ -16,7 +16,8 @@ pub const DEFAULT_BROKER: &str = "sqlite://livecheck-data/livecheck.sqlite3";
 ///   `sqlite:///var/lib/app/lc.db`); `sqlite://` alone uses [`DEFAULT_BROKER`]'s path. Options:
 ///   `?retention=7d` (how long messages are kept: `s`, `m`, `h` or `d`), `?max_bytes=500MB` (the most data kept:
 ///   bytes, or `KB`, `MB`, `GB`), `?recreate=1` (start a new, empty log
-///   when the one created there before is gone, instead of failing);
+///   when the one created there before is gone, instead of failing). The file's directory must exist, except
+///   for the default's;
 /// - `kafka://host:port[,host:port][?name=value&…]` — a Kafka cluster (feature `kafka`); settings pass to
 ///   librdkafka, as do `LIVECHECK_KAFKA_*` environment variables;
 /// - `memory://` — in this process only (tests).
@@ -39,7 +40,17 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
 #[cfg(feature = "sqlite")]
 fn sqlite(url: &str, rest: &str) -> Result<Arc<dyn Transport>> {
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path = if path.is_empty() { DEFAULT_BROKER.trim_start_matches("sqlite://") } else { path };
+    let default_path = DEFAULT_BROKER.trim_start_matches("sqlite://");
+    let path = if path.is_empty() { default_path } else { path };
+    // Only the default's data directory is made on demand: a typo in a path must not create directories anywhere.
+    let dir = std::path::Path::new(path).parent().filter(|dir| !dir.as_os_str().is_empty());
+    if let Some(dir) = dir.filter(|dir| path != default_path && !dir.is_dir()) {
+        return Err(Error::Config(format!(
+            "`{url}`: the directory {} does not exist; create it first (only the default {DEFAULT_BROKER} makes \
+             its own)",
+            dir.display()
+        )));
+    }
     let (mut recreate, mut retention, mut max_bytes) = (false, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let bad = |why: &str| Error::Config(format!("`{pair}` in `{url}`: {why}"));
@@ -138,6 +149,10 @@ mod tests {
         assert_eq!((parse_bytes("lots"), parse_bytes("0")), (None, None));
         let dir = std::env::temp_dir().join(format!("livecheck-url-test-{}", fastrand::u64(..)));
         let url = |query: &str| format!("sqlite://{}/lc.sqlite3{query}", dir.display());
+        let missing = from_url(&url("")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(missing.contains("does not exist"), "a directory is not made for a path: {missing}");
+        assert!(!dir.exists());
+        std::fs::create_dir(&dir).unwrap();
         assert!(matches!(from_url(&url("?retention=forever")), Err(Error::Config(_))));
         assert!(matches!(from_url(&url("?colour=blue")), Err(Error::Config(_))));
         assert!(from_url(&url("?retention=1d&recreate=0")).is_ok());

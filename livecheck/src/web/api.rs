@@ -75,6 +75,11 @@ pub(super) async fn execution(
     instance.app.execution(&id).map(Json).ok_or_else(|| NotFound(format!("no execution `{id}` is running or kept")))
 }
 
+/// `GET /api/alerts`: the alerts sent (or being sent) to the webhooks, newest first, with every attempt.
+pub(super) async fn alerts(State(instance): State<Arc<Instance>>) -> Json<Vec<crate::alert::AlertDelivery>> {
+    Json(instance.app.alert_deliveries())
+}
+
 fn unknown_case(name: &str) -> NotFound {
     NotFound(format!("no case named `{name}`"))
 }

@@ -123,13 +123,7 @@ impl ExecutionMetrics {
 
 /// What made a suite fail.
 fn kind(failure: &SuiteFailure) -> &'static str {
-    if failure.state == TestState::Stall {
-        "stall"
-    } else if failure.reason.starts_with("service down") {
-        "service_down"
-    } else {
-        "consecutive_failures"
-    }
+    failure.kind.as_str()
 }
 
 pub(super) async fn metrics(State(instance): State<Arc<Instance>>) -> impl IntoResponse {
@@ -172,6 +166,8 @@ fn registry(instance: &Instance) -> Registry {
 
     let status: Family<CaseStateLabels, Gauge> = Family::default();
     let failing: Family<CaseLabels, Gauge> = Family::default();
+    let service_down: Family<CaseLabels, Gauge> = Family::default();
+    let stalled: Family<CaseLabels, Gauge> = Family::default();
     let in_flight: Family<CaseLabels, Gauge> = Family::default();
     let oldest: Family<CaseLabels, Gauge<f64, AtomicU64>> = Family::default();
     for case in app.case_statuses() {
@@ -182,11 +178,19 @@ fn registry(instance: &Instance) -> Registry {
         }
         let labels = CaseLabels { case: name };
         failing.get_or_create(&labels).set(i64::from(case.is_failing()));
+        service_down.get_or_create(&labels).set(i64::from(case.health.service_down.is_some()));
+        stalled.get_or_create(&labels).set(i64::from(case.health.stall.is_some()));
         in_flight.get_or_create(&labels).set(case.in_flight as i64);
         oldest.get_or_create(&labels).set(case.oldest_in_flight_seconds.unwrap_or(0.0));
     }
     registry.register("case_status", "1 for each case's current status, 0 for the other states", status);
-    registry.register("case_failing", "1 when the case is failing (its status is neither INIT nor PASS)", failing);
+    registry.register(
+        "case_failing",
+        "1 when the case is failing (a suite failure not recovered from, its service down, or a failing status)",
+        failing,
+    );
+    registry.register("case_service_down", "1 while a fake request finds the case's service down", service_down);
+    registry.register("case_stalled", "1 while the case is stalled (no test for warn_stalled_after)", stalled);
     registry.register("tests_in_flight", "Executions running now, by case", in_flight);
     registry.register_with_unit(
         "oldest_in_flight",

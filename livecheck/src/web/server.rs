@@ -85,6 +85,7 @@ fn routes(instance: Arc<Instance>) -> Router {
         .route("/api/cases/{name}", get(api::case))
         .route("/api/cases/{name}/executions", get(api::executions))
         .route("/api/executions/{id}", get(api::execution))
+        .route("/api/alerts", get(api::alerts))
         .route("/healthz", get(healthz::healthz))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found::no_route)

@@ -1,6 +1,9 @@
 //! What the behaviour tests share: an app on a shared in-memory transport, and ways to read what it published.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "web")]
+pub mod browser;
+pub mod hostile;
 pub mod order;
 #[cfg(feature = "kafka")]
 pub mod tansu;

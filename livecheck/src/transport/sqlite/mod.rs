@@ -67,6 +67,8 @@ struct Inner {
     lease: Duration,
     /// Started on first publish, with the options then set.
     writer: OnceLock<writer::Writer>,
+    /// The most bytes of messages waiting for the writer.
+    max_queued_bytes: usize,
     /// Connections for queries, used off the async threads.
     readers: Mutex<Vec<Connection>>,
     partitions: Mutex<HashMap<String, u32>>,
@@ -160,6 +162,7 @@ impl SqliteTransport {
                 member_timeout: Duration::from_secs(5),
                 lease: Duration::from_secs(5),
                 writer: OnceLock::new(),
+                max_queued_bytes: writer::MAX_QUEUED_BYTES,
                 readers: Mutex::new(vec![connection]),
                 partitions: Mutex::default(),
                 poison: stored::PoisonCounts::default(),
@@ -228,8 +231,13 @@ impl SqliteTransport {
             return Ok(writer);
         }
         let inner = &self.inner;
-        let started =
-            writer::Writer::start(&inner.path, inner.default_partitions, inner.retention, inner.identity.clone())?;
+        let started = writer::Writer::start(
+            &inner.path,
+            inner.default_partitions,
+            inner.retention,
+            inner.identity.clone(),
+            inner.max_queued_bytes,
+        )?;
         // Another task may have started one meanwhile; the spare one stops at once.
         Ok(self.inner.writer.get_or_init(|| started))
     }
@@ -579,6 +587,31 @@ mod tests {
             let newest = transport.read("s", partition as u32, end - 1, 1).await.unwrap();
             assert_eq!(newest.len(), 1, "partition {partition} keeps its newest message");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publishes_fail_at_once_when_too_many_bytes_wait_for_a_blocked_writer_and_flow_again_after() {
+        let db = TempDb::new();
+        let transport = db.open().rebuild(|inner| inner.max_queued_bytes = 100_000);
+        transport.publish("s", msg("k", "first")).await.unwrap();
+        // Another process holds the database: the writer waits (busy timeout) with what it was given.
+        let blocker = Connection::open(&db.0).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let big = "x".repeat(30_000);
+        let waiting: Vec<_> = (0..3)
+            .map(|i| {
+                let (transport, message) = (transport.clone(), msg(&format!("k{i}"), &big));
+                tokio::spawn(async move { transport.publish("s", message).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let refused = transport.publish("s", msg("k9", &big)).await.unwrap_err();
+        assert!(refused.is_retriable() && refused.to_string().contains("writer is behind"), "{refused}");
+        blocker.execute_batch("COMMIT").unwrap();
+        for publish in waiting {
+            publish.await.unwrap().unwrap();
+        }
+        transport.publish("s", msg("k9", &big)).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

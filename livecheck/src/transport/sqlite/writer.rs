@@ -4,7 +4,10 @@
 use std::{
     collections::HashMap,
     path::Path,
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc, Arc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -20,6 +23,9 @@ use crate::{
 
 /// The most publishes one transaction takes.
 const MAX_BATCH: usize = 1024;
+/// The most bytes of messages waiting for the writer (a disk or database too slow or blocked): past it,
+/// publishes fail at once with a retriable error instead of piling up in memory.
+pub(super) const MAX_QUEUED_BYTES: usize = 64 << 20;
 /// What the writer deletes, and how often it looks.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Retention {
@@ -37,30 +43,63 @@ struct Publish {
     done: oneshot::Sender<Result<Delivery>>,
 }
 
+/// The bytes a message takes in the writer's queue.
+fn queued_size(message: &Message) -> usize {
+    let headers: usize = message.headers.iter().map(|(name, value)| name.len() + value.len()).sum();
+    message.key.as_ref().map_or(0, String::len) + message.value.len() + headers
+}
+
 /// The handle of the writer thread; the thread ends when this is dropped, after writing what it was given.
 pub(super) struct Writer {
     requests: Option<mpsc::Sender<Publish>>,
     thread: Option<JoinHandle<()>>,
+    /// Bytes of the messages given to the thread and not written (or failed) yet.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
 }
 
 impl Writer {
     /// Starts the writer on its own connection to `path`; streams it creates get `partitions` partitions.
-    pub(super) fn start(path: &Path, partitions: u32, retention: Retention, identity: FileIdentity) -> Result<Writer> {
+    pub(super) fn start(
+        path: &Path,
+        partitions: u32,
+        retention: Retention,
+        identity: FileIdentity,
+        max_queued: usize,
+    ) -> Result<Writer> {
         let connection = connect(path)?;
         let (requests, received) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let thread_queued = queued.clone();
         let thread = std::thread::Builder::new()
             .name("livecheck-sqlite-writer".into())
-            .spawn(move || WriterThread::new(connection, partitions, retention, identity).run(received))
+            .spawn(move || WriterThread::new(connection, partitions, retention, identity).run(received, &thread_queued))
             .map_err(|e| Error::transport("starting the embedded log's writer thread", false, e))?;
-        Ok(Writer { requests: Some(requests), thread: Some(thread) })
+        Ok(Writer { requests: Some(requests), thread: Some(thread), queued, max_queued })
     }
 
-    /// Appends `message` to `stream`; resolves once it is stored.
+    /// Appends `message` to `stream`; resolves once it is stored. With more than the queue's bytes already
+    /// waiting for the writer, fails at once (retriable).
     pub(super) async fn publish(&self, stream: &str, message: Message) -> Result<Delivery> {
+        let size = queued_size(&message);
+        let waiting = self.queued.fetch_add(size, Ordering::SeqCst);
+        if waiting > 0 && waiting + size > self.max_queued {
+            self.queued.fetch_sub(size, Ordering::SeqCst);
+            return Err(Error::Transport {
+                context: format!(
+                    "the embedded log's writer is behind: {waiting} bytes wait to be written (at most {}); the disk \
+                     or the database is slow or blocked",
+                    self.max_queued
+                ),
+                retriable: true,
+                source: None,
+            });
+        }
         let (done, delivered) = oneshot::channel();
         let publish = Publish { stream: stream.to_owned(), message, done };
         let sent = self.requests.as_ref().map(|r| r.send(publish));
         if !matches!(sent, Some(Ok(()))) {
+            self.queued.fetch_sub(size, Ordering::SeqCst);
             return Err(Error::transport_stopped("the embedded log's writer has stopped"));
         }
         delivered.await.map_err(|_| Error::transport_stopped("the embedded log's writer stopped before writing"))?
@@ -100,48 +139,56 @@ impl WriterThread {
         }
     }
 
-    fn run(mut self, requests: mpsc::Receiver<Publish>) {
+    fn run(mut self, requests: mpsc::Receiver<Publish>, queued: &AtomicUsize) {
         while let Ok(first) = requests.recv() {
             let mut batch = vec![first];
             batch.extend(requests.try_iter().take(MAX_BATCH - 1));
-            let (done, work): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.done, (p.stream, p.message))).unzip();
-            // Writing into a deleted file would be acknowledged and lost: every publish fails instead.
-            if let Err(gone) = self.identity.check() {
-                if !std::mem::replace(&mut self.file_gone, true) {
-                    tracing::error!(error = %gone, "publishing refused");
-                }
-                let message = gone.to_string();
-                for done in done {
-                    let failed = Error::Transport { context: message.clone(), retriable: false, source: None };
-                    let _ = done.send(Err(failed));
-                }
-                continue;
-            }
-            self.file_gone = false;
-            match self.append(work) {
-                Ok(deliveries) => {
-                    for (done, delivery) in done.into_iter().zip(deliveries) {
-                        let _ = done.send(Ok(delivery));
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "appending to the embedded log failed");
-                    // One failure for the whole transaction; each publish gets its own copy of it.
-                    let retriable = super::is_retriable(&error);
-                    for done in done {
-                        let failed = Error::Transport {
-                            context: format!("appending to the embedded log: {error}"),
-                            retriable,
-                            source: None,
-                        };
-                        let _ = done.send(Err(failed));
-                    }
-                }
-            }
+            let bytes = batch.iter().map(|p| queued_size(&p.message)).sum();
+            self.write(batch);
+            // Written or failed: no longer waiting.
+            queued.fetch_sub(bytes, Ordering::SeqCst);
             if Instant::now() >= self.next_retention {
                 self.next_retention = Instant::now() + self.retention.every;
                 if let Err(error) = self.apply_retention() {
                     tracing::warn!(%error, "deleting old messages from the embedded log failed");
+                }
+            }
+        }
+    }
+
+    /// Appends the batch in one transaction and resolves each publish.
+    fn write(&mut self, batch: Vec<Publish>) {
+        let (done, work): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.done, (p.stream, p.message))).unzip();
+        // Writing into a deleted file would be acknowledged and lost: every publish fails instead.
+        if let Err(gone) = self.identity.check() {
+            if !std::mem::replace(&mut self.file_gone, true) {
+                tracing::error!(error = %gone, "publishing refused");
+            }
+            let message = gone.to_string();
+            for done in done {
+                let failed = Error::Transport { context: message.clone(), retriable: false, source: None };
+                let _ = done.send(Err(failed));
+            }
+            return;
+        }
+        self.file_gone = false;
+        match self.append(work) {
+            Ok(deliveries) => {
+                for (done, delivery) in done.into_iter().zip(deliveries) {
+                    let _ = done.send(Ok(delivery));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "appending to the embedded log failed");
+                // One failure for the whole transaction; each publish gets its own copy of it.
+                let retriable = super::is_retriable(&error);
+                for done in done {
+                    let failed = Error::Transport {
+                        context: format!("appending to the embedded log: {error}"),
+                        retriable,
+                        source: None,
+                    };
+                    let _ = done.send(Err(failed));
                 }
             }
         }

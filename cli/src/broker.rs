@@ -1,0 +1,88 @@
+//! Which broker, and which streams on it: the options `tail` and `trigger` share.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use livecheck::{transport, StreamNames};
+
+/// The broker and the stream names of the LiveCheck app on it.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct BrokerArgs {
+    /// Broker URL: sqlite://PATH (default sqlite://livecheck-data/livecheck.sqlite3), kafka://HOST:PORT.
+    #[arg(long, env = transport::BROKER_ENV)]
+    pub(crate) broker: Option<String>,
+    /// Stream name prefix of the app (its `StreamNames::prefixed`): PREFIX-livecheck, PREFIX-livecheck-report, ….
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) prefix: Option<String>,
+}
+
+impl BrokerArgs {
+    /// The broker URL given, or the default.
+    pub(crate) fn url(&self) -> &str {
+        self.broker.as_deref().unwrap_or(transport::DEFAULT_BROKER)
+    }
+
+    /// The transport of the broker URL.
+    pub(crate) fn connect(&self) -> anyhow::Result<Arc<dyn transport::Transport>> {
+        let url = self.url();
+        if url.starts_with("memory://") {
+            anyhow::bail!(
+                "`{url}` lives inside one process: the livecheck command cannot share it; use sqlite:// or kafka://"
+            );
+        }
+        if let Some(path) = sqlite_path(url) {
+            // Opening a log that is not there would create an empty one, which nothing else writes to.
+            if !std::path::Path::new(path).exists() {
+                anyhow::bail!(
+                    "broker `{url}`: there is no LiveCheck log at `{path}` (run from the directory the services run \
+                     in, or give --broker / LIVECHECK_BROKER)"
+                );
+            }
+        }
+        transport::from_url(url).with_context(|| format!("broker `{url}`"))
+    }
+
+    /// How long to wait before reading the streams again when nothing new came: reading Kafka outside a group
+    /// takes a consumer per partition and read, so it is looked at less often than the embedded log.
+    pub(crate) fn idle_poll(&self) -> Duration {
+        if self.url().starts_with("kafka://") {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(200)
+        }
+    }
+
+    /// The app's stream names.
+    pub(crate) fn streams(&self) -> StreamNames {
+        match &self.prefix {
+            Some(prefix) => StreamNames::prefixed(prefix),
+            None => StreamNames::default(),
+        }
+    }
+}
+
+/// The file of a `sqlite://PATH[?options]` URL (`sqlite://` alone: the default's).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    Some(if path.is_empty() { transport::DEFAULT_BROKER.trim_start_matches("sqlite://") } else { path })
+}
+
+/// Whether trying again can help: a broker or database that is busy or away.
+pub(crate) fn is_retriable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<livecheck::Error>().is_some_and(livecheck::Error::is_retriable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        assert_eq!(sqlite_path("sqlite:///var/lc.db?retention=1d"), Some("/var/lc.db"));
+        assert_eq!(sqlite_path("sqlite://data/lc.db"), Some("data/lc.db"));
+        assert_eq!(sqlite_path("sqlite://"), Some("livecheck-data/livecheck.sqlite3"));
+        assert_eq!(sqlite_path("kafka://localhost:9092"), None);
+    }
+}

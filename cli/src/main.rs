@@ -1,0 +1,112 @@
+//! `livecheck`: look at and drive LiveCheck from a shell.
+//!
+//! ```text
+//! livecheck status [--url http://127.0.0.1:9999] [--json]   # the cases of a running instance; exit 1 if one fails
+//! livecheck tail [--broker URL] [--case NAME] [--json]      # follow the reports
+//! livecheck trigger CASE [--arg key=value]… [--timeout 60s] # run a test by hand; exit 0 on PASS
+//! ```
+//!
+//! Exit codes: 0 all well (every case passing, the test passed); 1 a case is failing, or the test's verdict is not
+//! PASS; 2 no answer (the instance or broker cannot be reached, no report in time, bad arguments).
+
+mod args;
+mod broker;
+mod follow;
+mod output;
+mod report_text;
+mod status;
+mod tail;
+mod trigger;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+const EXIT_CODES: &str = "Exit codes:
+  0  all well: every case is passing (status), the test passed (trigger), stopped by Ctrl-C (tail)
+  1  a case is failing (status), the test's verdict is not PASS (trigger)
+  2  no answer: the instance or broker cannot be reached, no report in time, bad arguments";
+
+#[derive(Parser)]
+#[command(name = "livecheck", version, about = "Look at and drive LiveCheck: status, reports, tests by hand")]
+#[command(after_help = EXIT_CODES)]
+struct Cli {
+    /// Log level of the library's own messages on stderr (error, warn, info, debug, trace, off).
+    #[arg(short = 'l', long, default_value = "warn", global = true)]
+    loglevel: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The cases of a running LiveCheck instance, failing first (its JSON API, `GET /api/status`).
+    ///
+    /// Exit 1 when a case is failing, 0 otherwise, 2 when the instance cannot be reached.
+    #[command(after_help = EXIT_CODES)]
+    Status(status::StatusArgs),
+    /// Follows test reports on the broker, as they are published: a line each, or JSON lines.
+    ///
+    /// Reads every partition of the report stream outside any consumer group and commits nothing: the
+    /// instances do not notice it. A message that is not a report is a warning on stderr. Ctrl-C stops it.
+    Tail(tail::TailArgs),
+    /// Starts a test of CASE by hand and waits for its verdict.
+    ///
+    /// Publishes the execution as a service's `trigger` does (with signed test context when
+    /// LIVECHECK_SIGNING_SECRET is set), then waits for its report. Exit 0 on PASS, 1 on any other verdict, 2
+    /// when no report comes within --timeout.
+    #[command(after_help = EXIT_CODES)]
+    Trigger(trigger::TriggerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Trigger(args) = &cli.command {
+        if let Some(key) = args.repeated_key() {
+            Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, format!("--arg `{key}` is given twice"))
+                .exit();
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.loglevel).unwrap_or_else(|error| {
+        Cli::command().error(clap::error::ErrorKind::InvalidValue, format!("--loglevel: {error}")).exit()
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&anyhow::Error::new(error).context("starting the async runtime")),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Status(args) => status::run(args).await,
+            Command::Tail(args) => tail::run(args).await,
+            Command::Trigger(args) => trigger::run(args).await,
+        }
+    });
+    // Blocking reads still under way (a broker that does not answer) do not hold the exit up.
+    runtime.shutdown_background();
+    result.unwrap_or_else(|error| fail(&error))
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("livecheck: error: {error:#}");
+    ExitCode::from(2)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never if neither can be watched.
+pub(crate) async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => if result.is_err() { std::future::pending::<()>().await },
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
