@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{outcome, LiveCheck};
 use crate::{
-    case::{HealthSnapshot, RegisteredCase},
+    case::{CaseStatus, RegisteredCase},
     transport::Leadership,
     Error,
 };
@@ -93,9 +93,8 @@ pub(crate) async fn sample_stats(app: LiveCheck, shutdown: CancellationToken) {
         }
         let expired = app.shared.router.sweep(tokio::time::Instant::now());
         app.shared.metrics.signals_expired.add(expired as u64);
-        for case in app.registry.all() {
-            let health = case.core().health().snapshot();
-            log_stats(&case.core().name, &health);
+        for status in app.case_statuses() {
+            log_stats(&status);
         }
     }
 }
@@ -103,8 +102,11 @@ pub(crate) async fn sample_stats(app: LiveCheck, shutdown: CancellationToken) {
 /// One line per case, its fields named as in the JSON API:
 /// `case stats case=test_order status=PASS failing=false counts={"PASS":19,"FAIL":1,"ERROR":0,"TIMEOUT":0,"SKIP":0}
 /// consecutive_failures=0 total_failures=1 pass_rate=0.950 pass_rate_last=20 runtime_median_seconds=0.040
-/// interval_median_seconds=1.000 lateness_median_seconds=0.000 service_down=null stall_quiet_seconds=null`.
-fn log_stats(name: &str, health: &HealthSnapshot) {
+/// interval_median_seconds=1.000 lateness_median_seconds=0.000 service_down=null stall_quiet_seconds=null
+/// in_flight=2 oldest_in_flight_seconds=12.500`: tests waiting out a long timeout show as in flight while the status
+/// still says PASS.
+fn log_stats(status: &CaseStatus) {
+    let (name, health) = (&status.name, &status.health);
     let seconds = |value: Option<f64>| value.map_or_else(|| "null".to_owned(), |s| format!("{s:.3}"));
     let counts = serde_json::to_string(&health.counts).unwrap_or_default();
     // Quoted: the error has spaces.
@@ -129,6 +131,8 @@ fn log_stats(name: &str, health: &HealthSnapshot) {
         lateness_median_seconds = %seconds(health.lateness_median_seconds),
         service_down = %service_down,
         stall_quiet_seconds = %seconds(health.stall.as_ref().map(|stall| stall.quiet_seconds)),
+        in_flight = status.in_flight,
+        oldest_in_flight_seconds = %seconds(status.oldest_in_flight_seconds),
         "case stats"
     );
 }
