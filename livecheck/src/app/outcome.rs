@@ -59,7 +59,10 @@ pub(crate) async fn test_finished(
             let slowest = report.signal_latency.0.iter().max_by(|a, b| a.1.total_cmp(&b.1));
             match slowest {
                 Some((signal, secs)) => tracing::info!(
-                    case = case_name, test, state, runtime, slowest_signal = %signal, slowest_signal_seconds = secs,
+                    case = case_name,
+                    test,
+                    state,
+                    runtime,
                     "{case_name}[{test}] PASS in {runtime:.3}s (slowest signal {signal}: {secs:.3}s)"
                 ),
                 None => {
