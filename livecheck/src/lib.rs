@@ -115,8 +115,10 @@ pub use wire::{SignalEvent, SignalLatency, State, TestExecution, TestReport};
 pub use anyhow;
 
 // The README's Rust blocks, compiled (and run, unless `no_run`) as doctests: its snippets are programs that build
-// as they stand, with the default features. Every `rust` block and every indented block is one: fence shell
+// as they stand. Every `rust` block and every indented block is one: fence shell
 // commands as `sh`, other text as `text`.
-#[cfg(all(doctest, feature = "http"))]
+// The web server's snippet needs `web`: the README is compiled with `http` and `web` on, as `cargo test --workspace`
+// does (the tutorial turns `web` on).
+#[cfg(all(doctest, feature = "http", feature = "web"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
