@@ -5,20 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use livecheck::{transport::MemoryTransport, Case, CaseResult, CaseSettings, Signal, State, TestRun};
-use support::{builder, publish_raw, read_all, until, ReportReader};
-
-struct OneSignal {
-    done: Signal<u32>,
-}
-
-impl Case for OneSignal {
-    type Args = u32;
-    async fn run(&self, _test: &TestRun, n: u32) -> CaseResult {
-        assert_eq!(self.done.wait(Duration::from_secs(5)).await?, n);
-        Ok(())
-    }
-}
+use livecheck::{transport::MemoryTransport, CaseSettings, State};
+use support::{builder, one_signal::OneSignal, publish_raw, read_all, until, ReportReader};
 
 fn header<'a>(received: &'a livecheck::transport::Received, name: &str) -> &'a str {
     let value = received.message.headers.get(name).unwrap_or_else(|| panic!("no {name} header"));

@@ -6,12 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use livecheck::{
-    transport::MemoryTransport, Case, CaseResult, CaseSettings, Headers, LiveCheck, Signal, State, TestContext, TestRun,
-};
+use livecheck::{transport::MemoryTransport, CaseSettings, Headers, LiveCheck, State, TestContext};
 use support::{
     builder,
     hostile::{corpus, mutate, seeded},
+    one_signal::OneSignal,
     ReportReader,
 };
 
@@ -38,18 +37,6 @@ fn malformed_test_headers_never_panic_and_a_changed_header_is_no_valid_test_or_a
             assert!(!context.id().is_empty() && !context.case_name().is_empty());
             assert!(context.expires() >= context.timestamp(), "{context:?}");
         }
-    }
-}
-
-struct OneSignal {
-    done: Signal<u32>,
-}
-
-impl Case for OneSignal {
-    type Args = u32;
-    async fn run(&self, _test: &TestRun, n: u32) -> CaseResult {
-        assert_eq!(self.done.wait(Duration::from_secs(5)).await?, n);
-        Ok(())
     }
 }
 

@@ -3,13 +3,12 @@
 //!
 //! A test binary of its own: it installs the process's global log subscriber (the stats come from a spawned task).
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod support;
+
+use std::time::Duration;
 
 use livecheck::{Case, CaseResult, CaseSettings, LiveCheck, Signal, TestRun};
+use support::logs::Captured;
 
 struct Slow {
     done: Signal<()>,
@@ -23,26 +22,10 @@ impl Case for Slow {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_stats_line_shows_tests_in_flight_and_the_oldest_ones_age() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    tracing::subscriber::set_global_default(logs.subscriber()).unwrap();
 
     let app =
         LiveCheck::builder().clock(livecheck::Clock::follow_tokio()).stats_interval(Duration::from_secs(10)).build();
@@ -50,7 +33,7 @@ async fn the_stats_line_shows_tests_in_flight_and_the_oldest_ones_age() {
     let running = app.start().await.unwrap();
     case.trigger(&()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10_500)).await;
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     let line = text.lines().find(|line| line.contains("case stats")).unwrap_or_else(|| panic!("no stats:\n{text}"));
     assert!(line.contains("case=\"slow\"") && line.contains("status=INIT"), "{line}");
     assert!(line.contains("in_flight=1"), "{line}");

@@ -3,12 +3,10 @@
 //! A test binary of its own: the log capture uses a scoped subscriber, and tracing caches per call site whether
 //! anyone listens, which races with call sites first reached by other tests running in parallel.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
+mod support;
 
 use livecheck::{Case, CaseResult, CaseSettings, LiveCheck, TestRun};
+use support::logs::Captured;
 use tracing::instrument::WithSubscriber;
 
 struct Audit;
@@ -17,32 +15,6 @@ impl Case for Audit {
     type Args = ();
     async fn run(&self, _test: &TestRun, _: ()) -> CaseResult {
         Ok(())
-    }
-}
-
-/// Log lines written by futures run with [`Captured::subscriber`].
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
-        let writer = self.clone();
-        tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 
