@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use livecheck::{Case, CaseResult, CaseSettings, LiveCheck, Signal, TestRun};
+use livecheck::{Case, CaseResult, CaseSender, CaseSettings, LiveCheck, Signal, SignalSet, TestRun};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,26 +20,33 @@ struct OrderArgs {
     side: String,
 }
 
-struct TestOrder {
+/// The stages the service announces, each signal named after its field.
+#[derive(SignalSet)]
+struct OrderSignals {
     order_sent_to_db: Signal<Order>,
     order_executed: Signal<String>,
+}
+
+/// The case: the signals it waits for (and, in a real case, the clients its checks use).
+struct TestOrder {
+    signals: OrderSignals,
 }
 
 impl Case for TestOrder {
     type Args = OrderArgs;
 
     async fn run(&self, test: &TestRun, args: OrderArgs) -> CaseResult {
-        let order = self.order_sent_to_db.wait(Duration::from_secs(2)).await?;
+        let order = self.signals.order_sent_to_db.wait(Duration::from_secs(2)).await?;
         assert_eq!(order.id, test.id(), "the order is the one under test");
         assert_eq!(order.side, args.side, "the order kept its side");
-        let execution = self.order_executed.wait(Duration::from_secs(2)).await?;
+        let execution = self.signals.order_executed.wait(Duration::from_secs(2)).await?;
         test.log(format!("executed as {execution}"));
         Ok(())
     }
 }
 
 /// The service: handles one order request, sampled into a test with the case's probability.
-async fn handle_order(test_order: &livecheck::CaseHandle<TestOrder>, n: u64) -> livecheck::Result<()> {
+async fn handle_order(test_order: &CaseSender<OrderArgs, OrderSignals>, n: u64) -> livecheck::Result<()> {
     let id = format!("order-{n}");
     let side = if n % 2 == 0 { "buy" } else { "sell" };
     let test = test_order.maybe_trigger_with_id(&id, &OrderArgs { side: side.into() }).await?;
@@ -62,14 +69,12 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(15);
 
     let livecheck = LiveCheck::builder().stats_interval(Duration::from_secs(5)).build();
-    let test_order = livecheck.register(
-        CaseSettings::new("test_order").probability(0.5).warn_stalled_after(Duration::from_secs(5)),
-        |signals| TestOrder {
-            order_sent_to_db: signals.declare("order_sent_to_db"),
-            order_executed: signals.declare("order_executed"),
-        },
-    )?;
+    let settings = CaseSettings::new("test_order").probability(0.5).warn_stalled_after(Duration::from_secs(5));
+    // The LiveCheck instance's side: the case, registered and run.
+    let case = livecheck.register(settings.clone(), |signals| TestOrder { signals: OrderSignals::declare(signals) })?;
     let running = livecheck.start().await?;
+    // The service's side: triggers and signals, without the case.
+    let test_order = livecheck.sender::<OrderArgs, OrderSignals>(settings)?;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let mut n = 0;
@@ -82,10 +87,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.shutdown().await?;
 
-    let health = test_order.health();
+    let health = case.health();
     println!(
         "{n} orders, {} tests: {} passed, {} failed, {} timed out; status {}",
-        health.counts.iter().map(|(_, c)| c).sum::<u64>(),
+        health.counts.total(),
         health.count(livecheck::State::Pass),
         health.count(livecheck::State::Fail),
         health.count(livecheck::State::Timeout),

@@ -46,10 +46,12 @@ pub enum Error {
         /// `file:line:column` of the check.
         location: String,
     },
-    /// The service under test could not be reached; a suite failure of the case.
-    #[error("service down: {reason}")]
+    /// The service under test could not be reached; a suite failure of the case (see [`Error::service_down`]).
+    #[error("service down: {}{reason}", url.as_deref().map(|url| format!("{url}: ")).unwrap_or_default())]
     ServiceDown {
-        /// What failed, with the last error.
+        /// The URL that could not be reached, when known.
+        url: Option<String>,
+        /// What failed, with the last error ("connection refused (after 10 retries)").
         reason: String,
     },
     /// An HTTP request was answered with a client error (4xx); not retried.
@@ -88,6 +90,23 @@ pub enum Error {
     /// messages. Reported by [`crate::Running::shutdown`].
     #[error("{} task(s) of the LiveCheck instance panicked: {}", .0.len(), .0.join("; "))]
     TasksPanicked(Vec<String>),
+    /// The instance's web server cannot listen on its address: the port is in use, the address is not one of
+    /// this machine's, …
+    #[error("LiveCheck web server: {}", listen_problem(address, source))]
+    WebServer {
+        /// The address asked for (`host:port`).
+        address: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn listen_problem(address: &str, error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => format!("{address} is in use"),
+        _ => format!("cannot listen on {address}"),
+    }
 }
 
 impl Error {
@@ -103,6 +122,12 @@ impl Error {
     /// A transport error with no underlying error.
     pub(crate) fn transport_stopped(context: impl Into<String>) -> Self {
         Error::Transport { context: context.into(), retriable: false, source: None }
+    }
+
+    /// The service at `url` (when known) is down, for `reason`: what [`crate::Case::make_fake_request`] returns
+    /// when it cannot reach the service.
+    pub fn service_down(url: Option<&str>, reason: impl Into<String>) -> Self {
+        Error::ServiceDown { url: url.map(str::to_owned), reason: reason.into() }
     }
 
     /// Whether trying the same again later can succeed (a transport that is busy or away).

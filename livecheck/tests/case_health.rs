@@ -47,7 +47,7 @@ impl Case for Verdicts {
     async fn make_fake_request(&self) -> CaseResult {
         self.hooks.fake_requests.fetch_add(1, Ordering::SeqCst);
         if self.hooks.service_down.load(Ordering::SeqCst) {
-            return Err(Error::ServiceDown { reason: "connection refused after 10 retries".into() }.into());
+            return Err(Error::service_down(None, "connection refused after 10 retries").into());
         }
         Ok(())
     }
@@ -251,9 +251,9 @@ async fn medians_are_over_the_last_max_history_samples() {
         until(Duration::from_secs(20), || app.metrics().tests_finished > before).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let median = case.health().runtime_median.unwrap();
+    let median = case.health().runtime_median_seconds.unwrap();
     assert!((median - 0.3).abs() < 0.01, "median of 0.2, 0.3, 0.4 is 0.3, not {median}");
-    let between = case.health().frequency_median.unwrap();
+    let between = case.health().interval_median_seconds.unwrap();
     assert!((1.2..1.6).contains(&between), "time between the last tests ~1.3-1.4 s, not {between}");
     running.shutdown().await.unwrap();
 }

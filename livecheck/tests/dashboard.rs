@@ -1,72 +1,249 @@
-//! The dashboard in a real browser (headless Chromium over the DevTools protocol): the failing case listed first as
-//! the API orders it, an execution's timeline with its missing signal, a FAIL's message and location, live refresh,
-//! a phone-sized screen without horizontal scrolling, and the "connection lost" banner when the instance goes away
-//! and its disappearance when it is back. Screenshots go to target/test-artifacts/.
-//!
-//! The instance here is [`Instance`]: the page and contract-shaped JSON answers served by a small axum server.
+//! The dashboard in a real browser (headless Chromium over the DevTools protocol) on a real LiveCheck instance: its
+//! web server on a free port, the memory transport, two cases driven by triggering tests and sending their signals.
+//! Checked: the failing case listed first as the API orders it, why it fails (its service down), an execution's
+//! timeline with its missing signal, a FAIL's message (as text) and location, live refresh, a phone-sized screen
+//! without horizontal scrolling, and the "connection lost" banner when the instance shuts down and its disappearance
+//! when an instance is back on the same port. Screenshots go to target/test-artifacts/; with
+//! `LIVECHECK_UPDATE_SCREENSHOT=1` the desktop one also to docs/dashboard.png (the README's).
 
 mod support;
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Html,
-    routing::get,
-    Json, Router,
+use livecheck::{
+    transport::MemoryTransport, Case, CaseHandle, CaseResult, CaseSettings, ExecutionRecord, LiveCheck, Running,
+    Signal, SignalSet, State, TestRun,
 };
-use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use support::browser::Browser;
-use tokio::{sync::oneshot, task::JoinHandle};
 
-const FAILING: &str = "test_order";
-const PASSING: &str = "test_cancel";
-const TIMED_OUT: &str = "3c1d6c0e-0000-4000-8000-000000000001";
-const FAILED: &str = "3c1d6c0e-0000-4000-8000-000000000002";
-/// The FAIL's assertion message, with markup that must be shown as text.
-const ASSERTION: &str = r#"assertion `left == right` failed: side changed
-  left: "sell"
- right: <b id="injected">buy</b>"#;
-const LOCATION: &str = "examples/orders/src/test_order.rs:88:9";
+const FAILING: &str = "orders.test_order";
+const PASSING: &str = "orders.test_cancel";
+/// How long `orders.test_order` waits for its last signal, `order_executed`: its TIMEOUT takes that long.
+const EXECUTED_WITHIN: Duration = Duration::from_secs(2);
+/// How long the cases wait for their other signals (they come at once here).
+const SIGNAL_WITHIN: Duration = Duration::from_secs(30);
+/// A side that is markup: the FAIL's message carries it, and the page must show it as text.
+const INJECTED_SIDE: &str = r#"<b id="injected">buy</b>"#;
+/// For anything the page or the instance has to get to: generous, not a speed check.
+const WITHIN: Duration = Duration::from_secs(20);
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct Order {
+    id: String,
+    side: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OrderArgs {
+    side: String,
+}
+
+#[derive(SignalSet)]
+struct OrderSignals {
+    order_sent_to_db: Signal<Order>,
+    order_sent_to_kafka: Signal<()>,
+    order_cache_in_redis: Signal<()>,
+    order_executed: Signal<()>,
+}
+
+/// The tutorial's order flow: stored with the side it was placed with, then on Kafka, in Redis, executed. Its fake
+/// requests go to an order service that is not running: the service is down.
+struct TestOrder {
+    signals: OrderSignals,
+    order_service: String,
+}
+
+impl Case for TestOrder {
+    type Args = OrderArgs;
+
+    async fn run(&self, test: &TestRun, args: OrderArgs) -> CaseResult {
+        let order = self.signals.order_sent_to_db.wait(SIGNAL_WITHIN).await?;
+        test.log(format!("order {} stored with side {}", order.id, order.side));
+        assert!(order.side == args.side, "the order's side changed: {} instead of {}", order.side, args.side);
+        self.signals.order_sent_to_kafka.wait(SIGNAL_WITHIN).await?;
+        self.signals.order_cache_in_redis.wait(SIGNAL_WITHIN).await?;
+        self.signals.order_executed.wait(EXECUTED_WITHIN).await?;
+        Ok(())
+    }
+
+    async fn make_fake_request(&self) -> CaseResult {
+        let url = &self.order_service;
+        match reqwest::Client::new().post(url).timeout(Duration::from_secs(5)).send().await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(livecheck::Error::service_down(Some(url), innermost_cause(&error)).into()),
+        }
+    }
+}
+
+/// The root cause of an error, e.g. `Connection refused (os error 111)`.
+fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[derive(SignalSet)]
+struct CancelSignals {
+    cancel_requested: Signal<()>,
+    order_cancelled: Signal<()>,
+}
+
+/// A cancellation: requested, then done.
+struct TestCancel {
+    signals: CancelSignals,
+}
+
+impl Case for TestCancel {
+    type Args = ();
+
+    async fn run(&self, _test: &TestRun, _: ()) -> CaseResult {
+        self.signals.cancel_requested.wait(SIGNAL_WITHIN).await?;
+        self.signals.order_cancelled.wait(SIGNAL_WITHIN).await?;
+        Ok(())
+    }
+}
+
+/// A LiveCheck instance with the two cases, serving its web server.
+struct Instance {
+    app: LiveCheck,
+    orders: CaseHandle<TestOrder>,
+    cancels: CaseHandle<TestCancel>,
+    running: Running,
+    url: String,
+}
+
+impl Instance {
+    /// Starts on `transport`, its web server on 127.0.0.1:`port` (0: a free one); fake orders go to
+    /// `order_service`.
+    async fn start(transport: &MemoryTransport, port: u16, order_service: &str) -> Instance {
+        let app = LiveCheck::builder().transport(transport.clone()).web_address(format!("127.0.0.1:{port}")).build();
+        let order_service = order_service.to_owned();
+        let orders = app
+            .register(CaseSettings::new(FAILING).frequency(Duration::from_millis(200)), |signals| TestOrder {
+                signals: OrderSignals::declare(signals),
+                order_service,
+            })
+            .unwrap();
+        let cancels = app
+            .register(CaseSettings::new(PASSING), |signals| TestCancel { signals: CancelSignals::declare(signals) })
+            .unwrap();
+        let running = app.start().await.unwrap();
+        let url = format!("http://{}/", running.web_address().expect("the web server is on"));
+        Instance { app, orders, cancels, running, url }
+    }
+
+    /// An order placed `side`, its stages signalled as services would (a little apart, as in real life) up to
+    /// `stages` of them, with the side `stored_side` in the database. Returns its execution once finished.
+    async fn order(&self, side: &str, stored_side: &str, stages: usize) -> ExecutionRecord {
+        let test = self.orders.trigger(&OrderArgs { side: side.to_owned() }).await.unwrap();
+        let id = test.id().to_owned();
+        let signals = &self.orders.signals;
+        let order = Order { id: format!("order-{}", &id[..8]), side: stored_side.to_owned() };
+        livecheck::scope(Some(test), async {
+            pause(20).await;
+            signals.order_sent_to_db.send(&order).await?;
+            for signal in [&signals.order_sent_to_kafka, &signals.order_cache_in_redis, &signals.order_executed]
+                .into_iter()
+                .take(stages.saturating_sub(1))
+            {
+                pause(40).await;
+                signal.notify().await?;
+            }
+            Ok::<(), livecheck::Error>(())
+        })
+        .await
+        .unwrap();
+        self.finished(&id).await
+    }
+
+    /// A cancellation, requested and done.
+    async fn cancel(&self) -> ExecutionRecord {
+        let test = self.cancels.trigger(&()).await.unwrap();
+        let id = test.id().to_owned();
+        let signals = &self.cancels.signals;
+        livecheck::scope(Some(test), async {
+            pause(15).await;
+            signals.cancel_requested.notify().await?;
+            pause(30).await;
+            signals.order_cancelled.notify().await
+        })
+        .await
+        .unwrap();
+        self.finished(&id).await
+    }
+
+    /// The execution `id` once it has its verdict.
+    async fn finished(&self, id: &str) -> ExecutionRecord {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            if let Some(record) = self.app.execution(id).filter(|record| record.state.is_some()) {
+                return record;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the execution {id} did not finish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Shuts the instance down (its web server with it) and gives back the web server's port.
+    async fn stop(self) -> u16 {
+        let port = self.running.web_address().unwrap().port();
+        self.running.shutdown().await.unwrap();
+        port
+    }
+}
+
+async fn pause(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
-    let instance = Instance::start(0).await;
+    // The order service's address, with nothing listening there: bound, then let go.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let order_service = format!("http://127.0.0.1:{free}/order/init/sell/?fake=1");
+    let transport = MemoryTransport::new();
+    let instance = Instance::start(&transport, 0, &order_service).await;
+
+    // orders.test_order: two PASSes, a FAIL (the stored side is not the one placed), then a TIMEOUT (never
+    // executed). orders.test_cancel: two PASSes.
+    let passed = [instance.order("sell", "sell", 4).await, instance.order("buy", "buy", 4).await];
+    let failed = instance.order("sell", INJECTED_SIDE, 1).await;
+    let timed_out = instance.order("buy", "buy", 3).await;
+    let states = [&passed[0], &passed[1], &failed, &timed_out].map(|e| e.state);
+    assert_eq!(states, [State::Pass, State::Pass, State::Fail, State::Timeout].map(Some));
+    for _ in 0..2 {
+        instance.cancel().await;
+    }
+
     let mut browser = Browser::launch().await;
     browser.set_viewport(1200, 900, false).await;
     browser.navigate(&instance.url).await;
 
     // The cases in the API's order: the failing one first although its name sorts after the other's.
-    let within = Duration::from_secs(15);
-    browser.wait_for("two cases listed", "document.querySelectorAll('[data-case]').length === 2", within).await;
+    browser.wait_for("two cases listed", "document.querySelectorAll('[data-case]').length === 2", WITHIN).await;
     let listed = browser.eval("[...document.querySelectorAll('[data-case]')].map(e => e.dataset.case)").await;
     assert_eq!(listed, json!([FAILING, PASSING]));
-    let first =
-        browser.eval(&format!("{} && document.querySelector('[data-case]').dataset.failing", case(FAILING))).await;
-    assert_eq!(first, json!("true"));
-    let cause =
-        browser.eval(&format!("{}.querySelector('[data-cause=service_down]').textContent", case(FAILING))).await;
-    let cause = cause.as_str().unwrap();
-    assert!(
-        cause.contains("http://127.0.0.1:6066/order/init/sell/") && cause.contains("connection refused"),
-        "{cause}"
-    );
-
-    // The failing case is open, with its newest bad execution: every declared signal in order, the last missing.
-    let timed_out = format!("{}.querySelector('[data-execution=\"{TIMED_OUT}\"]')", case(FAILING));
-    let signals_of = |execution: &str| {
-        format!(
-            "[...{execution}.querySelectorAll('[data-signal]')].map(s => [s.dataset.signal, s.dataset.signalStatus])"
+    let first_failing = browser.eval("document.querySelector('[data-case]').dataset.failing").await;
+    assert_eq!(first_failing, json!("true"));
+    // Why: its fake requests find the order service down.
+    let cause = browser
+        .wait_for(
+            "the service-down cause",
+            &format!("{}.querySelector('[data-cause=service_down]')?.textContent", case(FAILING)),
+            WITHIN,
         )
-    };
-    let signals = browser.wait_for("the timed-out execution's timeline", &signals_of(&timed_out), within).await;
+        .await;
+    let cause = cause.as_str().unwrap();
+    assert!(cause.contains(&order_service) && cause.to_lowercase().contains("connection refused"), "{cause}");
+
+    // The failing case is open, with its newest bad execution open: every declared signal in order, the last
+    // missing after its whole timeout.
+    let timed_out_node = execution(FAILING, &timed_out.id);
+    let signals = browser.wait_for("the timed-out execution's timeline", &signals_of(&timed_out_node), WITHIN).await;
     let expected = [
         ["order_sent_to_db", "received"],
         ["order_sent_to_kafka", "received"],
@@ -74,43 +251,66 @@ async fn dashboard_in_a_real_browser() {
         ["order_executed", "missing"],
     ];
     assert_eq!(signals, json!(expected));
-    let missing = browser.eval(&format!("{timed_out}.querySelector('[data-signal=order_executed]').textContent")).await;
-    assert!(missing.as_str().unwrap().contains("missing — waited 30 s"), "{missing}");
+    let missing =
+        browser.eval(&format!("{timed_out_node}.querySelector('[data-signal=order_executed]').textContent")).await;
+    assert!(missing.as_str().unwrap().contains("missing — waited 2 s"), "{missing}");
+    let error = browser.eval(&format!("{timed_out_node}.querySelector('[data-role=error]').textContent")).await;
+    assert_eq!(error.as_str(), timed_out.error.as_deref());
+    assert!(error.as_str().unwrap().contains("order_executed"), "{error}");
 
     // The FAIL, opened by a click: its assertion message (as text, not markup), location and step log.
-    let failed = format!("{}.querySelector('[data-execution=\"{FAILED}\"]')", case(FAILING));
-    assert_eq!(browser.eval(&format!("{failed}.dataset.open")).await, json!("false"));
-    browser.click(&format!("[data-case={FAILING}] [data-execution=\"{FAILED}\"] .row")).await;
+    let failed_node = execution(FAILING, &failed.id);
+    assert_eq!(browser.eval(&format!("{failed_node}.dataset.open")).await, json!("false"));
+    browser.click(&format!("[data-case=\"{FAILING}\"] [data-execution=\"{}\"] .row", failed.id)).await;
     let error = browser
-        .wait_for("the FAIL's message", &format!("{failed}.querySelector('[data-role=error]')?.textContent"), within)
+        .wait_for(
+            "the FAIL's message",
+            &format!("{failed_node}.querySelector('[data-role=error]')?.textContent"),
+            WITHIN,
+        )
         .await;
-    assert_eq!(error, json!(ASSERTION));
+    let message = failed.error.as_deref().expect("a FAIL has its message");
+    assert_eq!(error.as_str(), Some(message));
+    assert!(message.contains(&format!("the order's side changed: {INJECTED_SIDE} instead of sell")), "{message}");
     assert_eq!(browser.eval("document.getElementById('injected')").await, Value::Null, "API text became markup");
-    let location = browser.eval(&format!("{failed}.querySelector('[data-role=location]').textContent")).await;
-    assert_eq!(location, json!(format!("at {LOCATION}")));
-    let steps = browser.eval(&format!("{failed}.querySelectorAll('[data-role=steps] li').length")).await;
-    assert_eq!(steps, json!(3));
-    let signals = browser.eval(&signals_of(&failed)).await;
+    let location = failed.location.as_deref().expect("a FAIL has its location");
+    let shown = browser.eval(&format!("{failed_node}.querySelector('[data-role=location]').textContent")).await;
+    assert_eq!(shown, json!(format!("at {location}")));
+    let line = location.rsplit_once(':').unwrap().0.rsplit_once(':').unwrap();
+    assert_eq!(line.0, file!(), "{location}");
+    let source_line = include_str!("dashboard.rs").lines().nth(line.1.parse::<usize>().unwrap() - 1).unwrap();
+    assert!(source_line.contains("assert!(order.side == args.side"), "{location} is `{source_line}`");
+    let steps = browser.eval(&format!("{failed_node}.querySelectorAll('[data-role=steps] li').length")).await;
+    assert_eq!(steps, json!(failed.steps.len()));
+    assert!(failed.steps.iter().any(|step| step.contains("stored with side")), "{:?}", failed.steps);
+    let signals = browser.eval(&signals_of(&failed_node)).await;
+    assert_eq!(signals[0], json!(["order_sent_to_db", "received"]));
     assert_eq!(signals[3], json!(["order_executed", "not_reached"]));
 
     // The passing case is closed until clicked.
     assert_eq!(browser.eval(&format!("{}.dataset.expanded", case(PASSING))).await, json!("false"));
-    browser.click(&format!("[data-case={PASSING}] .summary")).await;
+    browser.click(&format!("[data-case=\"{PASSING}\"] .summary")).await;
     let opened = format!("{}.querySelectorAll('[data-execution]').length", case(PASSING));
-    assert_eq!(browser.wait_for("the passing case's executions", &opened, within).await, json!(2));
+    assert_eq!(browser.wait_for("the passing case's executions", &opened, WITHIN).await, json!(2));
 
     // Live refresh: a new execution shows without reloading.
-    instance.record_pass(PASSING);
-    let three = format!("{}.querySelectorAll('[data-execution]').length === 3", case(PASSING));
-    browser.wait_for("the new execution", &three, within).await;
+    let third = instance.cancel().await;
+    browser.wait_for("the new execution", &format!("{} !== null", execution(PASSING, &third.id)), WITHIN).await;
+    assert_eq!(browser.eval(&opened).await, json!(3));
     let counts = browser.eval(&format!("{}.querySelector('.stats').textContent", case(PASSING))).await;
-    assert!(counts.as_str().unwrap().contains("PASS 11"), "{counts}");
+    assert!(counts.as_str().unwrap().contains("PASS 3"), "{counts}");
 
     let artifacts = artifacts();
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    std::fs::write(artifacts.join("dashboard.png"), png).unwrap();
+    std::fs::write(artifacts.join("dashboard.png"), &png).unwrap();
     println!("screenshot: {}", artifacts.join("dashboard.png").display());
+    if std::env::var_os("LIVECHECK_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join("dashboard.png"), &png).unwrap();
+        println!("screenshot: {}", docs.join("dashboard.png").display());
+    }
 
     // A phone: no horizontal scrolling at 390 px.
     browser.set_viewport(390, 844, true).await;
@@ -120,20 +320,31 @@ async fn dashboard_in_a_real_browser() {
     std::fs::write(artifacts.join("dashboard-phone.png"), browser.screenshot().await).unwrap();
     println!("screenshot: {}", artifacts.join("dashboard-phone.png").display());
 
-    // The instance goes away: the banner; it comes back: the banner goes by itself.
+    // The instance shuts down: the banner; an instance is back on the same port: the banner goes by itself.
     let banner = "!document.getElementById('connection-lost').hidden";
     assert_eq!(browser.eval(banner).await, json!(false));
     let port = instance.stop().await;
-    browser.wait_for("the connection-lost banner", banner, within).await;
+    browser.wait_for("the connection-lost banner", banner, WITHIN).await;
     let text = browser.eval("document.getElementById('connection-lost').textContent").await;
     assert!(text.as_str().unwrap().contains("Connection lost"), "{text}");
-    let _back = Instance::start(port).await;
-    browser.wait_for("the banner gone", &format!("!({banner})"), within).await;
+    let back = Instance::start(&transport, port, &order_service).await;
+    browser.wait_for("the banner gone", &format!("!({banner})"), WITHIN).await;
+    back.stop().await;
 }
 
 /// The JavaScript expression of a case's element.
 fn case(name: &str) -> String {
-    format!("document.querySelector('[data-case={name}]')")
+    format!("document.querySelector('[data-case=\"{name}\"]')")
+}
+
+/// The JavaScript expression of an execution's element, in its case.
+fn execution(case_name: &str, id: &str) -> String {
+    format!("{}.querySelector('[data-execution=\"{id}\"]')", case(case_name))
+}
+
+/// The JavaScript expression of an execution's signals in its timeline: `[name, status]` pairs.
+fn signals_of(execution: &str) -> String {
+    format!("[...{execution}.querySelectorAll('[data-signal]')].map(s => [s.dataset.signal, s.dataset.signalStatus])")
 }
 
 /// target/test-artifacts, made if missing.
@@ -141,175 +352,4 @@ fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A LiveCheck instance's web server as the dashboard sees it: the page at `/` and the JSON API of the contract, its
-/// answers made from a fixed picture of two cases (one failing, with a timed-out and a failed execution; one passing).
-struct Instance {
-    url: String,
-    addr: SocketAddr,
-    cases: Arc<Mutex<Cases>>,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<()>,
-}
-
-/// Each case's status and executions (newest first), in the order `/api/status` lists them.
-struct Cases(Vec<(Value, Vec<Value>)>);
-
-impl Instance {
-    /// Serves on 127.0.0.1:`port` (0: a free one).
-    async fn start(port: u16) -> Instance {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let cases = Arc::new(Mutex::new(Cases::fixture(Utc::now())));
-        let router = Router::new()
-            .route("/", get(|| async { Html(include_str!("../src/web/dashboard.html")) }))
-            .route("/api/status", get(status))
-            .route("/api/cases/{name}", get(case_detail))
-            .with_state(cases.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stopped.await;
-            };
-            axum::serve(listener, router).with_graceful_shutdown(stopped).await.unwrap();
-        });
-        Instance { url: format!("http://{addr}/"), addr, cases, stop, server }
-    }
-
-    /// One more PASS of `name`, finished now.
-    fn record_pass(&self, name: &str) {
-        let mut cases = self.cases.lock().unwrap();
-        let (status, executions) = cases.0.iter_mut().find(|(status, _)| status["name"] == name).unwrap();
-        let now = Utc::now();
-        executions.insert(0, passed(name, now - chrono::Duration::milliseconds(40), 100 + executions.len() as u32));
-        let counts = &status["counts"];
-        let case = case_status(
-            name,
-            "PASS",
-            false,
-            ["PASS", "FAIL", "ERROR", "TIMEOUT", "SKIP"]
-                .map(|state| counts[state].as_u64().unwrap() as u32 + u32::from(state == "PASS")),
-        );
-        for field in ["counts", "pass_rate"] {
-            status[field] = case[field].clone();
-        }
-    }
-
-    /// Stops serving (closing the browser's open connections) and gives back the port.
-    async fn stop(self) -> u16 {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.server).await.expect("the server stops").unwrap();
-        self.addr.port()
-    }
-}
-
-async fn status(State(cases): State<Arc<Mutex<Cases>>>) -> Json<Value> {
-    let cases = cases.lock().unwrap();
-    let statuses: Vec<Value> = cases.0.iter().map(|(status, _)| status.clone()).collect();
-    let instance = json!({
-        "started_at": rfc3339(Utc::now() - chrono::Duration::minutes(42)),
-        "leader": true,
-        "transport": "sqlite:///srv/orders/livecheck-data",
-        "metrics": {"tests_started": 1312, "signals_received": 5127, "signals_dropped": 0},
-    });
-    Json(json!({"instance": instance, "cases": statuses}))
-}
-
-async fn case_detail(State(cases): State<Arc<Mutex<Cases>>>, Path(name): Path<String>) -> (StatusCode, Json<Value>) {
-    let cases = cases.lock().unwrap();
-    match cases.0.iter().find(|(status, _)| status["name"] == name) {
-        Some((status, executions)) => {
-            let mut detail = status.clone();
-            detail["executions"] = json!(executions);
-            (StatusCode::OK, Json(detail))
-        }
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("no case named {name}")}))),
-    }
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-const SIGNALS: [&str; 4] = ["order_sent_to_db", "order_sent_to_kafka", "order_cache_in_redis", "order_executed"];
-
-fn received(name: &str, issued: DateTime<Utc>, after: f64) -> Value {
-    let arrived = issued + chrono::Duration::milliseconds((after * 1000.0) as i64);
-    json!({"name": name, "status": "received", "arrived_at": rfc3339(arrived), "after_issue_seconds": after,
-           "waited_seconds": 0.01})
-}
-
-fn passed(case: &str, issued: DateTime<Utc>, n: u32) -> Value {
-    let signals: Vec<Value> =
-        SIGNALS.iter().enumerate().map(|(i, s)| received(s, issued, 0.005 * (i + 1) as f64)).collect();
-    json!({
-        "id": format!("5e0f7c2a-0000-4000-8000-{n:012}"), "case": case, "state": "PASS",
-        "issued_at": rfc3339(issued), "started_at": rfc3339(issued), "finished_at": rfc3339(issued + chrono::Duration::milliseconds(40)),
-        "runtime_seconds": 0.04, "error": null, "location": null,
-        "steps": SIGNALS.iter().map(|s| format!("waiting for {s}")).collect::<Vec<_>>(),
-        "signals": signals,
-    })
-}
-
-fn case_status(name: &str, state: &str, failing: bool, counts: [u32; 5]) -> Value {
-    let [pass, fail, error, timeout, skip] = counts;
-    let finished = pass + fail + error + timeout;
-    json!({
-        "name": name, "status": state, "failing": failing,
-        "service_down": null, "stall": null, "last_suite_failure": null,
-        "counts": {"PASS": pass, "FAIL": fail, "ERROR": error, "TIMEOUT": timeout, "SKIP": skip},
-        "consecutive_failures": if failing { 3 } else { 0 }, "total_failures": fail + error + timeout,
-        "pass_rate": {"last": finished, "passed": pass, "rate": f64::from(pass) / f64::from(finished.max(1))},
-        "runtime_median_seconds": 0.042, "interval_median_seconds": 0.5, "lateness_median_seconds": 0.0,
-        "in_flight": 0, "oldest_in_flight_seconds": null,
-    })
-}
-
-impl Cases {
-    /// Failing first, as the API orders them: `test_order` (a TIMEOUT, before it a FAIL, before that a PASS;
-    /// its service down) and `test_cancel` (two PASSes).
-    fn fixture(now: DateTime<Utc>) -> Cases {
-        let mut failing = case_status(FAILING, "TIMEOUT", true, [17, 1, 0, 2, 0]);
-        failing["service_down"] = json!({"since": rfc3339(now - chrono::Duration::seconds(75)),
-            "url": "http://127.0.0.1:6066/order/init/sell/", "last_error": "connection refused"});
-        failing["last_suite_failure"] = json!({"kind": "consecutive_failures", "state": "TIMEOUT",
-            "reason": "3 consecutive failures", "at": rfc3339(now - chrono::Duration::seconds(20))});
-        failing["in_flight"] = json!(1);
-        failing["oldest_in_flight_seconds"] = json!(12.5);
-
-        let issued = now - chrono::Duration::seconds(31);
-        let mut timed_out: Vec<Value> =
-            SIGNALS[..3].iter().zip([0.02, 0.05, 0.31]).map(|(s, t)| received(s, issued, t)).collect();
-        timed_out
-            .push(json!({"name": SIGNALS[3], "status": "missing", "arrived_at": null, "after_issue_seconds": null,
-                              "waited_seconds": 30.0}));
-        let timed_out = json!({
-            "id": TIMED_OUT, "case": FAILING, "state": "TIMEOUT",
-            "issued_at": rfc3339(issued), "started_at": rfc3339(issued), "finished_at": rfc3339(now - chrono::Duration::milliseconds(690)),
-            "runtime_seconds": 30.31, "error": "signal order_executed: no signal within 30 s", "location": null,
-            "steps": SIGNALS.iter().map(|s| format!("waiting for {s}")).collect::<Vec<_>>(),
-            "signals": timed_out,
-        });
-        let issued = now - chrono::Duration::seconds(40);
-        let failed = json!({
-            "id": FAILED, "case": FAILING, "state": "FAIL",
-            "issued_at": rfc3339(issued), "started_at": rfc3339(issued), "finished_at": rfc3339(issued + chrono::Duration::milliseconds(36)),
-            "runtime_seconds": 0.036, "error": ASSERTION, "location": LOCATION,
-            "steps": ["waiting for order_sent_to_db", "checking the order's side", "waiting for order_sent_to_kafka"],
-            "signals": [received(SIGNALS[0], issued, 0.012),
-                        {"name": SIGNALS[1], "status": "received", "arrived_at": rfc3339(issued + chrono::Duration::milliseconds(30)),
-                         "after_issue_seconds": 0.03, "waited_seconds": 0.0},
-                        {"name": SIGNALS[2], "status": "not_reached", "arrived_at": null, "after_issue_seconds": null, "waited_seconds": null},
-                        {"name": SIGNALS[3], "status": "not_reached", "arrived_at": null, "after_issue_seconds": null, "waited_seconds": null}],
-        });
-        let failing_executions = vec![timed_out, failed, passed(FAILING, now - chrono::Duration::seconds(50), 1)];
-
-        let passing = case_status(PASSING, "PASS", false, [10, 0, 0, 0, 1]);
-        let passing_executions = vec![
-            passed(PASSING, now - chrono::Duration::seconds(3), 3),
-            passed(PASSING, now - chrono::Duration::seconds(8), 2),
-        ];
-        Cases(vec![(failing, failing_executions), (passing, passing_executions)])
-    }
 }

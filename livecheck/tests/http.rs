@@ -155,7 +155,8 @@ async fn persistent_server_errors_end_in_service_down_after_the_retries() {
     let client = FakeRequestClient::new(&settings()).unwrap();
     let error = client.get(&base).await.unwrap_err();
     assert!(
-        matches!(&error, Error::ServiceDown { reason } if reason.contains("502") && reason.contains("3 retries")),
+        matches!(&error, Error::ServiceDown { url: Some(url), reason }
+            if *url == base && reason.contains("502") && reason.contains("3 retries")),
         "{error}"
     );
     assert_eq!(count.load(Ordering::SeqCst), 4, "one try and three retries");
@@ -170,7 +171,7 @@ async fn a_refused_connection_ends_in_service_down() {
     let error = client.get(&format!("http://{address}/")).await.unwrap_err();
     // The cause, not only reqwest's "error sending request".
     assert!(
-        matches!(&error, Error::ServiceDown { reason } if reason.to_lowercase().contains("connection refused")),
+        matches!(&error, Error::ServiceDown { reason, .. } if reason.to_lowercase().contains("connection refused")),
         "{error}"
     );
 }
@@ -190,7 +191,7 @@ async fn a_hung_server_hits_the_total_timeout_and_is_retried() {
     let client = FakeRequestClient::new(&settings()).unwrap();
     let started = Instant::now();
     let error = client.get(&format!("{base}/hang")).await.unwrap_err();
-    assert!(matches!(&error, Error::ServiceDown { reason } if reason.contains("timed out")), "{error}");
+    assert!(matches!(&error, Error::ServiceDown { reason, .. } if reason.contains("timed out")), "{error}");
     assert_eq!(count.load(Ordering::SeqCst), 4, "timeouts are retried");
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(4 * 300) && elapsed < Duration::from_secs(5), "{elapsed:?}");

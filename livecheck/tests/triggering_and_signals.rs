@@ -150,7 +150,7 @@ async fn trigger_by_name_publishes_what_the_case_handle_would_for_a_case_this_ap
     let report = reports.next(Duration::from_secs(5)).await;
     assert_eq!((report.case_name.as_str(), report.state), ("test_order", State::Timeout), "{report:?}");
     assert_eq!(case.health().count(State::Timeout), 1);
-    running.shutdown().await;
+    running.shutdown().await.unwrap();
     // A case needs a name.
     let nameless = tool.trigger_by_name("", None, &(), Duration::from_secs(60)).await;
     assert!(matches!(nameless, Err(Error::Config(_))), "{nameless:?}");

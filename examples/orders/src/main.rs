@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! orders worker -l info          # terminal 1: web server on :6066 and the order agents
-//! orders livecheck -l info       # terminal 2: runs test_order, fake order every 0.5 s
+//! orders livecheck -l info       # terminal 2: runs test_order, fake order every 0.5 s; dashboard on :9999
 //! orders post-order --side=sell  # terminal 3 (or open http://localhost:6066/order/init/sell/)
 //! ```
 //!
@@ -21,7 +21,7 @@ mod worker;
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use livecheck::{transport, LiveCheck};
+use livecheck::{transport, LiveCheck, LiveCheckBuilder, SignalSet};
 
 #[derive(Parser)]
 #[command(version, about = "The LiveCheck tutorial: a stock ordering system and its live tests")]
@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, default_value_t = 6066)]
         port: u16,
         /// Break a stage on purpose: do not send this signal.
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(test_order::SIGNALS))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(test_order::OrderSignals::NAMES))]
         skip_signal: Option<String>,
         /// Break a stage on purpose: store orders with the opposite side.
         #[arg(long)]
@@ -77,7 +77,7 @@ enum Command {
         /// Where the worker is, for fake requests.
         #[arg(long, default_value = "http://localhost:6066")]
         base_url: String,
-        /// Port of the status page (JSON: each case's health and the instance's counters).
+        /// Port of the instance's web server on 127.0.0.1: dashboard, JSON API, /healthz and /metrics.
         #[arg(long, default_value_t = 9999)]
         port: u16,
         #[command(flatten)]
@@ -101,6 +101,9 @@ enum Command {
         /// Port of the ordering system's web server.
         #[arg(long, default_value_t = 6066)]
         port: u16,
+        /// Port of the LiveCheck instance's web server on 127.0.0.1: dashboard, JSON API, /healthz and /metrics.
+        #[arg(long, default_value_t = 9999)]
+        web_port: u16,
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         seconds: Option<u64>,
@@ -129,7 +132,16 @@ enum Command {
 
 /// The app on the broker; its builder reads `LIVECHECK_SIGNING_SECRET` (and `_PREVIOUS`) to sign test context.
 fn app(broker: Option<&str>) -> anyhow::Result<LiveCheck> {
-    Ok(LiveCheck::builder().shared_transport(transport::from_env(broker)?).build())
+    Ok(builder(broker)?.build())
+}
+
+/// The LiveCheck instance's app on the broker, with its web server on 127.0.0.1:`port`.
+fn instance_app(broker: Option<&str>, port: u16) -> anyhow::Result<LiveCheck> {
+    Ok(builder(broker)?.web_address(format!("127.0.0.1:{port}")).build())
+}
+
+fn builder(broker: Option<&str>) -> anyhow::Result<LiveCheckBuilder> {
+    Ok(LiveCheck::builder().shared_transport(transport::from_env(broker)?))
 }
 
 /// Logs which broker (for the embedded one, which file) and which cache this process uses.
@@ -178,7 +190,7 @@ async fn until_interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Starts the LiveCheck instance: the case gets the cache table and the worker's URL.
+/// Starts the LiveCheck instance (and its web server): the case gets the cache and the worker's URL.
 async fn start_livecheck(
     app: &LiveCheck,
     base_url: String,
@@ -186,31 +198,8 @@ async fn start_livecheck(
     cache_url: Option<&str>,
 ) -> anyhow::Result<livecheck::Running> {
     let cache = cache::Cache::open(app, cache_url).await?;
-    test_order::register(app, Some(cache), Some(base_url), tuning)?;
+    test_order::register(app, cache, base_url, tuning)?;
     Ok(app.start().await?)
-}
-
-/// `GET /` on `port`: the case's health and the instance's counters, as JSON.
-async fn serve_status(app: LiveCheck, port: u16) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let router = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || {
-            let app = app.clone();
-            async move {
-                axum::Json(serde_json::json!({
-                    "cases": { test_order::CASE: app.case_health(test_order::CASE) },
-                    "metrics": app.metrics(),
-                }))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!("LiveCheck status on http://127.0.0.1:{port}/");
-    Ok(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "status server failed");
-        }
-    }))
 }
 
 /// A log level, or comma-separated directives `LEVEL` / `TARGET=LEVEL`; anything else is an error (an unknown
@@ -270,35 +259,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             log_backend("worker", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let app = app(broker)?;
-            let case = test_order::register(&app, None, None, &tuning)?;
+            let test_order = test_order::sender(&app, &tuning)?;
             let cache = cache::Cache::open(&app, cache_url).await?;
             let breakage = worker::Breakage { skip_signal, flip_side };
-            let running = worker::start(&app, case, port, breakage, cache).await?;
+            let running = worker::start(&app, test_order, port, breakage, cache).await?;
             until_stopped(None).await;
             running.stop().await;
         }
         Command::Livecheck { base_url, port, tuning, limits, backend } => {
             log_backend("livecheck", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
-            let app = limits.apply(LiveCheck::builder()).shared_transport(transport::from_env(broker)?).build();
+            let app = limits.apply(builder(broker)?).web_address(format!("127.0.0.1:{port}")).build();
             let running = start_livecheck(&app, base_url, &tuning, cache_url).await?;
-            let status = serve_status(app.clone(), port).await?;
             until_stopped(None).await;
-            status.abort();
             running.shutdown().await?;
         }
         Command::PostOrder { side, base_url } => {
             println!("{}", post_order(&base_url, &side).await?)
         }
-        Command::Demo { port, seconds, backend } => {
+        Command::Demo { port, web_port, seconds, backend } => {
             log_backend("demo", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let worker_app = app(broker)?;
             let tuning = test_order::Tuning::default();
-            let case = test_order::register(&worker_app, None, None, &tuning)?;
+            let test_order = test_order::sender(&worker_app, &tuning)?;
             let cache = cache::Cache::open(&worker_app, cache_url).await?;
-            let worker = worker::start(&worker_app, case, port, worker::Breakage::default(), cache).await?;
-            let livecheck_app = app(broker)?;
+            let worker = worker::start(&worker_app, test_order, port, worker::Breakage::default(), cache).await?;
+            let livecheck_app = instance_app(broker, web_port)?;
             let base = format!("http://127.0.0.1:{port}");
             let livecheck = start_livecheck(&livecheck_app, base, &tuning, cache_url).await?;
             let base_url = format!("http://127.0.0.1:{port}");

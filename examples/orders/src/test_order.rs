@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use livecheck::{http::FakeRequestClient, Case, CaseHandle, CaseResult, CaseSettings, LiveCheck, Signal, TestRun};
+use livecheck::{
+    http::FakeRequestClient, Case, CaseHandle, CaseResult, CaseSender, CaseSettings, LiveCheck, Signal, SignalSet,
+    TestRun,
+};
 
 use crate::{
     cache::Cache,
@@ -25,10 +28,6 @@ pub(crate) struct Tuning {
     probability: f64,
 }
 
-/// The signals of the case, as the worker sends them.
-pub(crate) const SIGNALS: [&str; 4] =
-    ["order_sent_to_db", "order_sent_to_kafka", "order_cache_in_redis", "order_executed"];
-
 fn probability(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
@@ -42,15 +41,27 @@ impl Default for Tuning {
     }
 }
 
-pub(crate) struct TestOrder {
+/// The stages of an order: what the worker announces and the case waits for, each named after its field.
+#[derive(SignalSet)]
+pub(crate) struct OrderSignals {
     pub(crate) order_sent_to_db: Signal<Order>,
     pub(crate) order_sent_to_kafka: Signal<()>,
     pub(crate) order_cache_in_redis: Signal<()>,
     pub(crate) order_executed: Signal<String>,
-    /// The users' order sets, as the worker keeps them (present in the LiveCheck process only).
-    pub(crate) cache: Option<Cache>,
-    /// For fake requests (LiveCheck process only).
-    pub(crate) fake_requests: Option<(FakeRequestClient, String)>,
+}
+
+/// What the worker holds of the case: it triggers tests and sends the signals.
+pub(crate) type OrderSender = CaseSender<OrderArgs, OrderSignals>;
+
+/// The case, in the LiveCheck process: the signals it waits for and the clients its checks use.
+pub(crate) struct TestOrder {
+    signals: OrderSignals,
+    /// The users' order sets, as the worker keeps them.
+    cache: Cache,
+    /// Fake requests, retried as the case's settings say.
+    http: FakeRequestClient,
+    /// Where the worker is.
+    base_url: String,
     stage_timeout: Duration,
 }
 
@@ -58,32 +69,29 @@ impl Case for TestOrder {
     type Args = OrderArgs;
 
     async fn run(&self, test: &TestRun, args: OrderArgs) -> CaseResult {
-        let order = self.order_sent_to_db.wait(self.stage_timeout).await?;
+        let signals = &self.signals;
+        let order = signals.order_sent_to_db.wait(self.stage_timeout).await?;
         assert_eq!(order.id, test.id(), "the order is the one under test");
         assert_eq!(order.side, args.side, "the order kept its side");
-        self.order_sent_to_kafka.wait(self.stage_timeout).await?;
-        self.order_cache_in_redis.wait(self.stage_timeout).await?;
-        if let Some(cache) = &self.cache {
-            // The embedded cache is followed through its changelog: give it a moment to catch up with the signal.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-            let cached = loop {
-                let cached = cache.contains(&order.user_id, &order.id).await?;
-                if cached || tokio::time::Instant::now() >= deadline {
-                    break cached;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            };
-            assert!(cached, "order {} is in the cache of user {}", order.id, order.user_id);
-        }
-        let execution = self.order_executed.wait(self.stage_timeout).await?;
+        signals.order_sent_to_kafka.wait(self.stage_timeout).await?;
+        signals.order_cache_in_redis.wait(self.stage_timeout).await?;
+        // The embedded cache is followed through its changelog: give it a moment to catch up with the signal.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let cached = loop {
+            let cached = self.cache.contains(&order.user_id, &order.id).await?;
+            if cached || tokio::time::Instant::now() >= deadline {
+                break cached;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert!(cached, "order {} is in the cache of user {}", order.id, order.user_id);
+        let execution = signals.order_executed.wait(self.stage_timeout).await?;
         test.log(format!("executed as {execution}"));
         Ok(())
     }
 
     async fn make_fake_request(&self) -> CaseResult {
-        if let Some((client, base_url)) = &self.fake_requests {
-            client.get(&format!("{base_url}/order/init/sell/?fake=1")).await?;
-        }
+        self.http.get(&format!("{}/order/init/sell/?fake=1", self.base_url)).await?;
         Ok(())
     }
 }
@@ -96,25 +104,27 @@ fn settings(tuning: &Tuning) -> CaseSettings {
         .url_error_retries(tuning.url_error_retries)
 }
 
-/// Registers the case on `app`; the LiveCheck process passes the cache and the worker's URL.
+/// The worker's side of the case: triggers and signals, with the same settings as the LiveCheck process.
+pub(crate) fn sender(app: &LiveCheck, tuning: &Tuning) -> anyhow::Result<OrderSender> {
+    Ok(app.sender(settings(tuning))?)
+}
+
+/// Registers the case on the LiveCheck process's `app`: it checks the orders in `cache` and makes fake requests to
+/// the worker at `base_url`.
 pub(crate) fn register(
     app: &LiveCheck,
-    cache: Option<Cache>,
-    worker_url: Option<String>,
+    cache: Cache,
+    base_url: String,
     tuning: &Tuning,
 ) -> anyhow::Result<CaseHandle<TestOrder>> {
     let settings = settings(tuning);
-    let fake_requests = match worker_url {
-        Some(url) => Some((FakeRequestClient::new(&settings)?, url)),
-        None => None,
-    };
-    Ok(app.register(settings, |s| TestOrder {
-        order_sent_to_db: s.declare("order_sent_to_db"),
-        order_sent_to_kafka: s.declare("order_sent_to_kafka"),
-        order_cache_in_redis: s.declare("order_cache_in_redis"),
-        order_executed: s.declare("order_executed"),
+    let http = FakeRequestClient::new(&settings)?;
+    let stage_timeout = Duration::from_secs_f64(tuning.stage_timeout.max(0.001));
+    Ok(app.register(settings, |signals| TestOrder {
+        signals: OrderSignals::declare(signals),
         cache,
-        fake_requests,
-        stage_timeout: Duration::from_secs_f64(tuning.stage_timeout.max(0.001)),
+        http,
+        base_url,
+        stage_timeout,
     })?)
 }

@@ -13,14 +13,14 @@ use livecheck::{
     current_test,
     http::{LiveCheckLayer, RequestBuilderExt},
     stream::{Agent, Topic},
-    CaseHandle, LiveCheck,
+    LiveCheck, Signal,
 };
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::{
     cache::Cache,
     order::{Order, OrderArgs},
-    test_order::TestOrder,
+    test_order::OrderSender,
 };
 
 /// Ways to break a stage on purpose, to see LiveCheck notice.
@@ -39,7 +39,7 @@ struct Execution {
 }
 
 struct Worker {
-    test_order: CaseHandle<TestOrder>,
+    test_order: OrderSender,
     orders: Topic<Order>,
     executions: Topic<Execution>,
     cache: Cache,
@@ -112,8 +112,9 @@ async fn create_order(State(worker): State<Arc<Worker>>, Json(order): Json<Order
 }
 
 impl Worker {
-    fn signals(&self, name: &str) -> bool {
-        self.breakage.skip_signal.as_deref() != Some(name)
+    /// Whether the worker sends `signal`: all but the one `--skip-signal` names.
+    fn sends<T: Serialize + DeserializeOwned>(&self, signal: &Signal<T>) -> bool {
+        self.breakage.skip_signal.as_deref() != Some(signal.name())
     }
 
     /// The `orders` agent: store, hand over for execution, cache — signalling each stage.
@@ -121,17 +122,17 @@ impl Worker {
         if self.breakage.flip_side {
             order.side = if order.side == "buy" { "sell".into() } else { "buy".into() };
         }
-        if self.signals("order_sent_to_db") {
+        if self.sends(&self.test_order.order_sent_to_db) {
             self.test_order.order_sent_to_db.send(&order).await?;
         }
         let execution = Execution { id: random_id(), order_id: order.id.clone() };
         // Resolves once the log acknowledged the message.
         self.executions.send(&order.id, &execution).await?;
-        if self.signals("order_sent_to_kafka") {
+        if self.sends(&self.test_order.order_sent_to_kafka) {
             self.test_order.order_sent_to_kafka.notify().await?;
         }
         self.cache.add(&order.user_id, &order.id).await?;
-        if self.signals("order_cache_in_redis") {
+        if self.sends(&self.test_order.order_cache_in_redis) {
             self.test_order.order_cache_in_redis.notify().await?;
         }
         Ok(())
@@ -139,7 +140,7 @@ impl Worker {
 
     /// The `order-execution` agent.
     async fn handle_execution(&self, execution: Execution) -> anyhow::Result<()> {
-        if self.signals("order_executed") {
+        if self.sends(&self.test_order.order_executed) {
             self.test_order.order_executed.send(&execution.id).await?;
         }
         Ok(())
@@ -161,11 +162,15 @@ impl RunningWorker {
 /// Starts the worker on `port` with the app's transport.
 pub(crate) async fn start(
     app: &LiveCheck,
-    test_order: CaseHandle<TestOrder>,
+    test_order: OrderSender,
     port: u16,
     breakage: Breakage,
     cache: Cache,
 ) -> anyhow::Result<RunningWorker> {
+    // The port first: a second worker on it fails before joining the agents' group.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|error| in_use("the worker's web server", port, error))?;
     let worker = Arc::new(Worker {
         test_order,
         orders: Topic::new(app, "orders"),
@@ -196,7 +201,6 @@ pub(crate) async fn start(
         .route("/order/create/", post(create_order))
         .layer(LiveCheckLayer::new(app))
         .with_state(worker);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("worker listening on http://127.0.0.1:{port}");
     let server = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
@@ -204,4 +208,12 @@ pub(crate) async fn start(
         }
     });
     Ok(RunningWorker { _agents: vec![orders_agent, executions_agent], server })
+}
+
+/// A bind error naming the server and its address ("… 127.0.0.1:6066 is in use").
+pub(crate) fn in_use(server: &str, port: u16, error: std::io::Error) -> anyhow::Error {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!("{server}: 127.0.0.1:{port} is in use"),
+        _ => anyhow::anyhow!("{server}: cannot listen on 127.0.0.1:{port}: {error}"),
+    }
 }

@@ -87,3 +87,16 @@ fn a_redis_that_is_not_there_is_named_with_its_url() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains(&format!("Redis at {redis}")), "{stderr}");
 }
+
+#[test]
+fn a_port_in_use_names_the_server_and_the_port() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = std::env::temp_dir().join(format!("orders-port-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broker = format!("sqlite://{}/lc.sqlite3", dir.display());
+    let (code, stderr) = failed(&["worker", "--port", &port, "--broker", &broker], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("the worker's web server: 127.0.0.1:{port} is in use")), "{stderr}");
+}

@@ -127,7 +127,8 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let base_url = format!("http://127.0.0.1:{}", tutorial.port);
     let mut worker = tutorial.worker(&[]);
     let status_port = free_port().to_string();
-    let status_url = format!("http://127.0.0.1:{status_port}/");
+    let web = format!("http://127.0.0.1:{status_port}");
+    let status_url = format!("{web}/api/status");
     let mut livecheck = tutorial.spawn(&[
         "livecheck",
         "--base-url",
@@ -157,9 +158,18 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     let pass = expect_report(&mut reports, Duration::from_secs(30), "PASS", is_test(State::Pass)).await;
     assert_eq!(pass.case_name, "orders.test_order");
     assert_eq!(pass.signal_latency.0.len(), 4, "{pass:?}");
+    // The instance's web server shows the case and the execution, with its four signals received.
     let status: serde_json::Value = client.get(&status_url).send().await.unwrap().json().await.unwrap();
-    assert!(status["cases"]["orders.test_order"]["counts"].is_array(), "{status}");
-    assert!(status["metrics"]["tests_finished"].as_u64().unwrap() >= 1, "{status}");
+    assert_eq!(status["cases"][0]["name"], "orders.test_order", "{status}");
+    assert!(status["instance"]["metrics"]["tests_finished"].as_u64().unwrap() >= 1, "{status}");
+    let id = &pass.test.as_ref().unwrap().id;
+    let execution: serde_json::Value =
+        client.get(format!("{web}/api/executions/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(execution["state"], "PASS", "{execution}");
+    let signals = execution["signals"].as_array().unwrap();
+    assert!(signals.len() == 4 && signals.iter().all(|s| s["status"] == "received"), "{execution}");
+    let metrics = client.get(format!("{web}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"livecheck_executions_total{case="orders.test_order",state="PASS"}"#), "{metrics}");
 
     // A worker that changes the side: FAIL, with the assertion's message.
     drop(worker);
@@ -183,15 +193,21 @@ async fn the_tutorial_passes_then_notices_each_broken_stage_and_a_stopped_worker
     .await;
     assert_eq!(timeout.signal_latency.0.len(), 3, "the three other stages arrived: {timeout:?}");
 
-    // No worker: no tests (STALL after 5 s) and fake requests fail (service down after the retries). Both alert;
-    // the first posts a suite report, the second comes within state_transition_delay and is only logged.
+    // No worker: no tests (STALL after 5 s) and fake requests fail (service down after the retries). Two distinct
+    // causes: each is reported (suite report, ERROR line) when it starts, whichever came first.
     drop(worker);
     let suite = expect_report(&mut reports, Duration::from_secs(30), "suite failure", |r| r.test.is_none()).await;
     assert!(matches!(suite.state, State::Stall | State::Fail), "{suite:?}");
+    let other = if suite.state == State::Stall { "service down" } else { "no test received" };
+    expect_report(&mut reports, Duration::from_secs(60), "the other suite failure", |r| {
+        r.test.is_none() && says(r, other)
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let log = tutorial.log("livecheck");
-        if log.contains("suite STALL: no test received") && log.contains("suite FAIL: service down") {
+        let error_line = |text: &str| log.lines().any(|l| l.contains("ERROR") && l.contains(text));
+        if error_line("STALL: no test received") && error_line("orders.test_order: service down: http://") {
             break;
         }
         assert!(Instant::now() < deadline, "stall and service-down alerts expected in the log:\n{log}");

@@ -1,7 +1,10 @@
 use std::{sync::Arc, time::Duration};
 
 use super::{Config, LiveCheck, Metrics, Registry, Shared, StreamNames};
+#[cfg(feature = "http")]
+use crate::alert::Webhooks;
 use crate::{
+    alert::Alerts,
     clock::Clock,
     context::{Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
     runner::SignalRouter,
@@ -25,8 +28,16 @@ pub struct LiveCheckBuilder {
     max_message_bytes: usize,
     signal_send_timeout: Duration,
     stats_interval: Duration,
+    execution_history: usize,
+    #[cfg(feature = "web")]
+    web_address: Option<String>,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
+    dead_letter_stream: Option<String>,
+    #[cfg(feature = "http")]
+    alert_webhooks: Vec<String>,
+    #[cfg(feature = "http")]
+    alert_webhook_secret: Option<Vec<u8>>,
 }
 
 impl Default for LiveCheckBuilder {
@@ -46,8 +57,16 @@ impl Default for LiveCheckBuilder {
             max_message_bytes: 1 << 20,
             signal_send_timeout: Duration::from_secs(2),
             stats_interval: Duration::from_secs(10),
+            execution_history: 50,
+            #[cfg(feature = "web")]
+            web_address: None,
             signing_secret: None,
             previous_signing_secret: None,
+            dead_letter_stream: None,
+            #[cfg(feature = "http")]
+            alert_webhooks: Vec::new(),
+            #[cfg(feature = "http")]
+            alert_webhook_secret: None,
         }
     }
 }
@@ -130,6 +149,16 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Copies every pending-test, signal or agent message that cannot be read (too large, or not what its stream
+    /// carries) to `stream` before skipping it, with headers saying why (`LiveCheck-Dead-Letter-Cause`: `too_large`
+    /// or `malformed`, `-Error`) and where from (`-Stream`, `-Partition`, `-Offset`); values are cut at
+    /// `max_message_bytes` (`-Truncated-From` gives the size). Default: off, such messages are only counted.
+    /// Counted in `metrics().dead_letters_published` / `dead_letters_failed`.
+    pub fn dead_letter_stream(mut self, stream: impl Into<String>) -> Self {
+        self.dead_letter_stream = Some(stream.into()).filter(|s| !s.is_empty());
+        self
+    }
+
     /// The largest pending-test or signal message the instance reads (default 1 MiB); bigger ones are dropped and
     /// counted (`metrics().messages_too_large`) without being decoded.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
@@ -148,6 +177,23 @@ impl LiveCheckBuilder {
     /// How often case statistics are logged (default 10 s).
     pub fn stats_interval(mut self, every: Duration) -> Self {
         self.stats_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many finished executions each case keeps for [`LiveCheck::recent_executions`] and the web API
+    /// (default 50; 0 keeps none). They are kept without their signal values, with at most their last 100 steps.
+    pub fn execution_history(mut self, executions: usize) -> Self {
+        self.execution_history = executions;
+        self
+    }
+
+    /// Serves the instance's web server — JSON API, dashboard, `/healthz` and Prometheus `/metrics` — on `address`
+    /// (`host:port`, e.g. [`crate::DEFAULT_WEB_ADDRESS`]; port 0 picks a free one, see
+    /// [`crate::Running::web_address`]) while the instance runs. Off by default. [`LiveCheck::start`] fails if it
+    /// cannot listen there (e.g. the port is in use), before anything else starts.
+    #[cfg(feature = "web")]
+    pub fn web_address(mut self, address: impl Into<String>) -> Self {
+        self.web_address = Some(address.into());
         self
     }
 
@@ -180,10 +226,43 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Adds a webhook that alerts are POSTed to (feature `http`): a suite failure (`suite_failed`, `stalled`,
+    /// `service_down`) and a recovery (`recovered`) of any case this instance runs, as JSON (see [`crate::Alert`]).
+    /// Call it once per webhook. Delivered in the background, retried with backoff (5 attempts at most); every
+    /// attempt is listed by [`LiveCheck::alert_deliveries`]. An invalid URL makes [`LiveCheck::start`] fail.
+    ///
+    /// Default: the URLs in [`LIVECHECK_ALERT_WEBHOOKS`](crate::ALERT_WEBHOOKS_ENV) (separated by commas or
+    /// whitespace), read by [`Self::build`]; none, no webhooks (alerts are still logged).
+    #[cfg(feature = "http")]
+    pub fn alert_webhook(mut self, url: impl Into<String>) -> Self {
+        self.alert_webhooks.push(url.into());
+        self
+    }
+
+    /// Signs alerts with `secret` (feature `http`): each POST carries
+    /// [`LiveCheck-Webhook-Signature`](crate::HEADER_WEBHOOK_SIGNATURE)`: sha256=<hex>`, the lowercase hex of
+    /// HMAC-SHA256(secret, body), for the receiver to check.
+    ///
+    /// Default: [`LIVECHECK_ALERT_WEBHOOK_SECRET`](crate::ALERT_WEBHOOK_SECRET_ENV); unset or empty, alerts are not
+    /// signed. An empty `secret` here turns signing off whatever the environment says.
+    #[cfg(feature = "http")]
+    pub fn alert_webhook_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.alert_webhook_secret = Some(secret.into());
+        self
+    }
+
     /// The app.
     pub fn build(self) -> LiveCheck {
         let env = |name: &str| std::env::var_os(name).map(std::ffi::OsString::into_encoded_bytes);
         let signer = signer(self.signing_secret, self.previous_signing_secret, env);
+        #[cfg(feature = "web")]
+        let web_metrics = self.web_address.is_some().then(crate::web::ExecutionMetrics::default);
+        #[cfg(feature = "http")]
+        let alerts = Alerts::new(Webhooks::configure(self.alert_webhooks, self.alert_webhook_secret, |name| {
+            std::env::var(name).ok()
+        }));
+        #[cfg(not(feature = "http"))]
+        let alerts = Alerts::new();
         LiveCheck {
             shared: Arc::new(Shared {
                 transport: self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new())),
@@ -193,6 +272,10 @@ impl LiveCheckBuilder {
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 metrics: Metrics::default(),
                 signer,
+                #[cfg(feature = "web")]
+                web_metrics,
+                dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
+                alerts,
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,
@@ -202,6 +285,9 @@ impl LiveCheckBuilder {
                     max_message_bytes: self.max_message_bytes,
                     signal_send_timeout: self.signal_send_timeout,
                     stats_interval: self.stats_interval,
+                    execution_history: self.execution_history,
+                    #[cfg(feature = "web")]
+                    web_address: self.web_address,
                 },
             }),
             registry: Arc::new(Registry::default()),

@@ -29,7 +29,7 @@ struct SignalEventRef<'a> {
 pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition) {
     let metrics = &app.shared.metrics;
     metrics.signals_received.inc();
-    if too_large(app, &received.message.value, "signal") {
+    if too_large(app, received, "signal") {
         return;
     }
     let event: SignalEventRef<'_> = match serde_json::from_slice(&received.message.value) {
@@ -39,6 +39,7 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition
             if metrics.first_time("malformed signal") {
                 tracing::warn!(%error, "dropping a bus message that is not a signal (logged once)");
             }
+            super::dead_letter::copy(app, received, super::dead_letter::MALFORMED, &error.to_string());
             return;
         }
     };
@@ -90,16 +91,19 @@ fn null() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
 }
 
-/// Whether `value` is over the instance's message size limit; such a message is counted and logged (once).
-pub(crate) fn too_large(app: &LiveCheck, value: &[u8], what: &str) -> bool {
-    let limit = app.shared.config.max_message_bytes;
-    if value.len() <= limit {
+/// Whether the message is over the instance's message size limit; such a message is counted, logged (once) and
+/// copied to the dead letters.
+pub(crate) fn too_large(app: &LiveCheck, received: &Received, what: &str) -> bool {
+    let (limit, bytes) = (app.shared.config.max_message_bytes, received.message.value.len());
+    if bytes <= limit {
         return false;
     }
     let metrics = &app.shared.metrics;
     metrics.messages_too_large.inc();
     if metrics.first_time("message too large") {
-        tracing::warn!(bytes = value.len(), limit, "dropping a {what} message over the size limit (logged once)");
+        tracing::warn!(bytes, limit, "dropping a {what} message over the size limit (logged once)");
     }
+    let error = format!("{bytes} bytes, over the limit of {limit}");
+    super::dead_letter::copy(app, received, super::dead_letter::TOO_LARGE, &error);
     true
 }

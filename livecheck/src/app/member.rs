@@ -193,7 +193,7 @@ impl Member {
         work.running += 1;
         self.in_flight += 1;
         let mut completion = Completion::new(&received, &self.done);
-        let work = pending::handle(self.app.clone(), received.message, work.stop.clone(), work.reported.clone());
+        let work = pending::handle(self.app.clone(), received, work.stop.clone(), work.reported.clone());
         tokio::spawn(async move {
             let (handled, report) = work.await;
             completion.set(handled, report);

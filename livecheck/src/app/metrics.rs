@@ -29,7 +29,7 @@ impl Counter {
 }
 
 macro_rules! metrics {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// The counters of one LiveCheck instance.
         #[derive(Default)]
         pub(crate) struct Metrics {
@@ -41,18 +41,41 @@ macro_rules! metrics {
         #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
         #[non_exhaustive]
         pub struct MetricsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
             /// Tests executing now.
             pub tests_executing: u64,
             /// Signals held now for tests that have not started executing.
             pub signals_held: u64,
             /// The bytes those signals take (bounded by `early_signal_bytes`).
             pub signals_held_bytes: u64,
+            /// Alerts a webhook answered with 2xx (one per alert and webhook).
+            pub alerts_delivered: u64,
+            /// Alerts not delivered to a webhook: attempts used up, an answer not worth retrying, or the instance
+            /// stopped.
+            pub alerts_failed: u64,
+            /// Alerts dropped before delivery because the queue to the webhooks was full.
+            pub alerts_dropped: u64,
         }
 
         impl Metrics {
             pub(crate) fn snapshot(&self) -> MetricsSnapshot {
-                MetricsSnapshot { $($name: self.$name.get(),)* tests_executing: 0, signals_held: 0, signals_held_bytes: 0 }
+                MetricsSnapshot {
+                    $($name: self.$name.get(),)*
+                    tests_executing: 0,
+                    signals_held: 0,
+                    signals_held_bytes: 0,
+                    alerts_delivered: 0,
+                    alerts_failed: 0,
+                    alerts_dropped: 0,
+                }
+            }
+        }
+
+        impl MetricsSnapshot {
+            /// Every counter: its name, what it counts (its doc comment) and its value.
+            #[cfg_attr(not(feature = "web"), allow(dead_code))]
+            pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); [$(stringify!($name)),*].len()] {
+                [$((stringify!($name), concat!($($doc),*), self.$name)),*]
             }
         }
     };
@@ -107,6 +130,11 @@ metrics! {
     /// With test context signing on: messages whose LiveCheck signature matched neither secret (handled as no
     /// test).
     headers_bad_signature,
+    /// Poison messages copied to the dead-letter stream.
+    dead_letters_published,
+    /// Poison messages that could not be copied to the dead-letter stream (it failed, or too many were on their
+    /// way).
+    dead_letters_failed,
     /// Reports published.
     reports_published,
     /// Reports not published because `send_reports` is off.

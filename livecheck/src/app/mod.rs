@@ -3,6 +3,8 @@
 mod builder;
 mod bus;
 mod consumer;
+pub(crate) mod dead_letter;
+mod inspect;
 mod member;
 mod metrics;
 mod offsets;
@@ -19,6 +21,8 @@ use std::{
     time::Duration,
 };
 
+use serde::Serialize;
+
 pub use builder::LiveCheckBuilder;
 pub(crate) use consumer::{consume, Handled};
 pub(crate) use metrics::Metrics;
@@ -27,9 +31,14 @@ pub use running::Running;
 pub(crate) use trigger::execution_message;
 
 use crate::{
-    case::{Case, CaseCore, CaseHandle, CaseHealth, CaseSettings, HealthSnapshot, Registered, RegisteredCase, Signals},
+    alert::{AlertDelivery, Alerts},
+    case::{
+        Case, CaseCore, CaseHandle, CaseHealth, CaseSender, CaseSettings, HealthSnapshot, Registered, RegisteredCase,
+        SignalSet, Signals,
+    },
     clock::Clock,
     context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
+    history::ExecutionHistory,
     runner::SignalRouter,
     transport::{Message, Transport},
     Error, Result,
@@ -75,7 +84,14 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
+    /// Where poison messages are copied; `None` when they are only counted.
+    pub(crate) dead_letters: Option<dead_letter::DeadLetters>,
+    /// Where alerts go, and the record of their deliveries.
+    pub(crate) alerts: Alerts,
     pub(crate) config: Config,
+    /// What the web server's `/metrics` observes as executions finish; `None` when the server is off.
+    #[cfg(feature = "web")]
+    pub(crate) web_metrics: Option<crate::web::ExecutionMetrics>,
 }
 
 impl Shared {
@@ -117,6 +133,11 @@ pub(crate) struct Config {
     pub(crate) max_message_bytes: usize,
     pub(crate) signal_send_timeout: Duration,
     pub(crate) stats_interval: Duration,
+    /// Finished executions kept per case for the API.
+    pub(crate) execution_history: usize,
+    /// Where the web server listens, when it is on.
+    #[cfg(feature = "web")]
+    pub(crate) web_address: Option<String>,
 }
 
 #[derive(Default)]
@@ -170,7 +191,8 @@ impl LiveCheck {
         LiveCheckBuilder::default()
     }
 
-    /// Registers a case. `build` declares its signals (and captures whatever else the case needs).
+    /// Registers a case. `build` declares its signals — one by one with [`Signals::declare`], or a whole
+    /// [`SignalSet`] with `OrderSignals::declare(signals)` — and captures whatever else the case needs.
     ///
     /// Register every case before [`LiveCheck::start`]; names must be unique.
     pub fn register<C: Case>(
@@ -178,25 +200,14 @@ impl LiveCheck {
         settings: CaseSettings,
         build: impl FnOnce(&mut Signals) -> C,
     ) -> Result<CaseHandle<C>> {
-        let name: Arc<str> = settings.name.as_str().into();
         if self.registry.started.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Config(format!(
-                "case `{name}` registered after start(): register every case before starting the instance"
+                "case `{}` registered after start(): register every case before starting the instance",
+                settings.name
             )));
         }
-        if name.is_empty() {
-            return Err(Error::Config("a case needs a name".into()));
-        }
-        if !(0.0..=1.0).contains(&settings.probability) {
-            return Err(Error::Config(format!("case `{name}`: probability must be within 0..=1")));
-        }
-        let core = Arc::new(CaseCore {
-            name: name.clone(),
-            health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),
-            settings,
-            shared: self.shared.clone(),
-            signal_names: Default::default(),
-        });
+        let core = self.case_core(settings)?;
+        let name = core.name.clone();
         let mut signals = Signals::new(core.clone());
         let case = Arc::new(build(&mut signals));
         let names = signals.finish()?;
@@ -207,6 +218,50 @@ impl LiveCheck {
         }
         cases.insert(name, Arc::new(Registered { case: case.clone(), core: core.clone() }));
         Ok(CaseHandle { case, core })
+    }
+
+    /// The senders' side of a case, for a service: triggers its tests with arguments `A` and sends its signals `S`
+    /// (through `Deref`), without building the case, which only the LiveCheck instance registers. Give it the
+    /// case's settings (its name, `probability` and `test_expires` are what it uses). Any number of senders, at any
+    /// time; a sender is not a registered case, and does not make this app run one.
+    ///
+    /// An error for the settings [`LiveCheck::register`] refuses, or a signal set that declares a name twice or
+    /// other names than its [`SignalSet::NAMES`].
+    pub fn sender<A: Serialize, S: SignalSet>(&self, settings: CaseSettings) -> Result<CaseSender<A, S>> {
+        let core = self.case_core(settings)?;
+        let mut signals = Signals::new(core.clone());
+        let set = S::declare(&mut signals);
+        let names = signals.finish()?;
+        if names.iter().map(|name| &**name).ne(S::NAMES.iter().copied()) {
+            return Err(Error::Config(format!(
+                "case `{}`: the signal set {} declares {names:?} but its NAMES are {:?}",
+                core.name,
+                std::any::type_name::<S>(),
+                S::NAMES
+            )));
+        }
+        let _ = core.signal_names.set(names);
+        Ok(CaseSender::new(set, core))
+    }
+
+    /// A case's shared part, once its settings are checked.
+    fn case_core(&self, settings: CaseSettings) -> Result<Arc<CaseCore>> {
+        let name: Arc<str> = settings.name.as_str().into();
+        if name.is_empty() {
+            return Err(Error::Config("a case needs a name".into()));
+        }
+        if !(0.0..=1.0).contains(&settings.probability) {
+            return Err(Error::Config(format!("case `{name}`: probability must be within 0..=1")));
+        }
+        settings.check_alert_policies()?;
+        Ok(Arc::new(CaseCore {
+            name,
+            health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),
+            settings,
+            shared: self.shared.clone(),
+            signal_names: Default::default(),
+            history: std::sync::Mutex::new(ExecutionHistory::new(self.shared.config.execution_history)),
+        }))
     }
 
     /// Runs the instance: consumes pending tests and signals, executes tests, watches case health and, on the
@@ -229,12 +284,22 @@ impl LiveCheck {
     /// The instance's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         let (executing, held) = self.shared.router.sizes();
+        let alerts = self.shared.alerts.counts();
         MetricsSnapshot {
             tests_executing: executing as u64,
             signals_held: held as u64,
             signals_held_bytes: self.shared.router.early_bytes() as u64,
+            alerts_delivered: alerts.delivered,
+            alerts_failed: alerts.failed,
+            alerts_dropped: alerts.dropped,
             ..self.shared.metrics.snapshot()
         }
+    }
+
+    /// The latest alert deliveries (at most 200), newest first: each alert sent to each webhook, with every
+    /// attempt. Empty without webhooks.
+    pub fn alert_deliveries(&self) -> Vec<AlertDelivery> {
+        self.shared.alerts.deliveries()
     }
 
     /// The health of the case named `name`.

@@ -5,8 +5,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    alert::Alert,
     backoff::Backoff,
-    case::{HealthChange, RegisteredCase, SuiteFailure},
+    case::{HealthChange, RegisteredCase, SuiteFailure, SuiteFailureKind},
+    history::FinishedExecution,
     runner::{Finished, Verdict},
     transport::{Delivery, Message},
     wire::{State, TestReport},
@@ -57,7 +59,10 @@ pub(crate) async fn test_finished(
             let slowest = report.signal_latency.0.iter().max_by(|a, b| a.1.total_cmp(&b.1));
             match slowest {
                 Some((signal, secs)) => tracing::info!(
-                    case = case_name, test, state, runtime, slowest_signal = %signal, slowest_signal_seconds = secs,
+                    case = case_name,
+                    test,
+                    state,
+                    runtime,
                     "{case_name}[{test}] PASS in {runtime:.3}s (slowest signal {signal}: {secs:.3}s)"
                 ),
                 None => {
@@ -90,14 +95,20 @@ pub(crate) async fn test_finished(
 
     let shared = &app.shared;
     shared.metrics.tests_finished.inc();
-    let issued = finished.issued().unwrap_or_else(|| shared.clock.now());
-    let change = core.health().test_finished(
-        report.state,
-        issued,
-        report.runtime,
-        tokio::time::Instant::now(),
-        shared.clock.now(),
-    );
+    let now_wall = shared.clock.now();
+    // Kept for the API (its steps are taken out of the run: logged above already).
+    if core.history().capacity() > 0 {
+        if let Some(kept) = FinishedExecution::new(&finished, now_wall) {
+            core.history().push(kept);
+        }
+    }
+    #[cfg(feature = "web")]
+    if let Some(metrics) = &shared.web_metrics {
+        metrics.test_finished(core, report);
+    }
+    let issued = finished.issued().unwrap_or(now_wall);
+    let change =
+        core.health().test_finished(report.state, issued, report.runtime, tokio::time::Instant::now(), now_wall);
     let published = publish(app, test, &report.case_name, report.state, finished.encode(), stop).await;
     if !matches!(published, Published::Failed) {
         // The report is out: the signals the test was given are no longer needed.
@@ -105,32 +116,56 @@ pub(crate) async fn test_finished(
     }
     match change {
         HealthChange::Nothing => {}
-        HealthChange::SuiteFailed(failure) => suite_failed(app, case, failure).await,
-        HealthChange::Recovered => {
-            tracing::info!("{}: recovered, status PASS", core.name);
+        HealthChange::SuiteFailed(failures) => {
+            for failure in failures {
+                suite_failed(app, case, failure).await;
+            }
+        }
+        HealthChange::Recovered(kind) => {
+            let name = &*core.name;
+            tracing::info!(case = name, kind = kind.as_str(), "{name}: recovered from {kind}, status PASS");
+            shared.alerts.send(Alert::recovered(name, kind, shared.clock.now()));
             case.on_suite_pass().await;
         }
     }
     published
 }
 
-/// Records a suite failure; posts a suite report and calls the hook unless one was posted within
-/// `state_transition_delay`.
+/// Records a suite failure. When its cause starts (whatever other cause came before it), or it was last reported
+/// more than `state_transition_delay` ago: logs it, alerts, posts a suite report and calls the hook. Otherwise it
+/// only updates the case's state.
 pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, failure: SuiteFailure) {
     let core = case.core();
     let shared = &app.shared;
     shared.metrics.suite_failures.inc();
-    let due = core.health().suite_failed(&failure, tokio::time::Instant::now(), shared.clock.now());
+    #[cfg(feature = "web")]
+    if let Some(metrics) = &shared.web_metrics {
+        metrics.suite_failed(&core.name, &failure);
+    }
+    let due = core.health().suite_failed(&failure, tokio::time::Instant::now());
+    let (name, kind, state, reason) = (&*core.name, failure.kind, failure.state, &failure.reason);
     if !due {
-        tracing::warn!(
-            "{}: suite {}: {} (already reported within state_transition_delay)",
-            core.name,
-            failure.state,
-            failure.reason
+        tracing::info!(
+            case = name,
+            kind = kind.as_str(),
+            %state,
+            "{name}: still {kind}: {reason} (reported at most once per state_transition_delay)"
         );
         return;
     }
-    tracing::error!("{}: suite {}: {}", core.name, failure.state, failure.reason);
+    match kind {
+        // The reason starts with "service down: ".
+        SuiteFailureKind::ServiceDown => {
+            tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: {reason}")
+        }
+        SuiteFailureKind::Stall => {
+            tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: STALL: {reason}")
+        }
+        SuiteFailureKind::ConsecutiveFailures | SuiteFailureKind::FailureRate | SuiteFailureKind::PassRate => {
+            tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: suite {state} ({kind}): {reason}")
+        }
+    }
+    shared.alerts.send(Alert::suite_failed(&failure));
     let mut report = TestReport::new(&*core.name, failure.state, None);
     report.error = Some(failure.reason.clone());
     // Suite reports are retried too, but nothing waits for them: a stop ends the retries.

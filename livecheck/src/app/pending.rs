@@ -8,7 +8,7 @@ use super::{consumer::Handled, outcome, reported::Reported, LiveCheck};
 use crate::{
     case::RegisteredCase,
     runner,
-    transport::{Delivery, Message},
+    transport::{Delivery, Received},
     wire::RawExecution,
 };
 
@@ -17,11 +17,14 @@ use crate::{
 /// keeps only small state across the wait (the body itself is boxed; the report is built after).
 pub(crate) async fn handle(
     app: LiveCheck,
-    message: Arc<Message>,
+    received: Received,
     stop: CancellationToken,
     reported: Option<Arc<Reported>>,
 ) -> (Handled, Option<Delivery>) {
-    let Some((case, start)) = prepare(&app, message, reported.as_deref()) else {
+    let prepared = prepare(&app, &received, reported.as_deref());
+    // The message's bytes are not kept across the wait.
+    drop(received);
+    let Some((case, start)) = prepared else {
         return (Handled::Done, None);
     };
     let finished = match start {
@@ -45,17 +48,19 @@ type Prepared = (Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Fi
 
 /// Decodes the execution and prepares it; `None` when it is dropped (malformed, unknown case) or was reported
 /// already.
-fn prepare(app: &LiveCheck, message: Arc<Message>, reported: Option<&Reported>) -> Option<Prepared> {
+fn prepare(app: &LiveCheck, received: &Received, reported: Option<&Reported>) -> Option<Prepared> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
-    if super::bus::too_large(app, &message.value, "pending-test") {
+    if super::bus::too_large(app, received, "pending-test") {
         return None;
     }
+    let message = &received.message;
     let execution: RawExecution = match serde_json::from_slice(&message.value) {
         Ok(execution) => execution,
         Err(error) => {
             metrics.tests_malformed.inc();
             tracing::warn!(%error, key = ?message.key, "dropping a pending test that does not decode");
+            super::dead_letter::copy(app, received, super::dead_letter::MALFORMED, &error.to_string());
             return None;
         }
     };

@@ -16,6 +16,8 @@ const START_WAITS_FOR: Duration = Duration::from_secs(300);
 pub struct Running {
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    #[cfg(feature = "web")]
+    web_address: Option<std::net::SocketAddr>,
 }
 
 impl Running {
@@ -49,6 +51,13 @@ impl Running {
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
+
+    /// Where the web server listens (the port actually bound, when the address asked for port 0); `None` when it
+    /// is off.
+    #[cfg(feature = "web")]
+    pub fn web_address(&self) -> Option<std::net::SocketAddr> {
+        self.web_address
+    }
 }
 
 impl Drop for Running {
@@ -59,6 +68,14 @@ impl Drop for Running {
 
 pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     let shared = &app.shared;
+    // The web server's address first: one that cannot be listened on fails the start before anything runs.
+    #[cfg(feature = "web")]
+    let web_server = match &shared.config.web_address {
+        Some(address) => Some(crate::web::WebServer::bind(address).await?),
+        None => None,
+    };
+    #[cfg(feature = "web")]
+    let started_at = shared.clock.now();
     let config = &shared.config;
     let streams = &shared.streams;
     if let Some(partitions) = config.partitions {
@@ -97,7 +114,14 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(member::run(app.clone(), subscription, shutdown.clone()));
+    #[cfg(feature = "http")]
+    if let Some(alert_sender) = shared.alerts.start(shutdown.clone())? {
+        tasks.spawn(alert_sender);
+    }
+    let member = member::run(app.clone(), subscription, shutdown.clone());
+    #[cfg(feature = "web")]
+    let (member, member_alive) = crate::web::TaskAlive::watch(member);
+    tasks.spawn(member);
     for case in cases {
         tasks.spawn(watchers::watch_stalls(app.clone(), case.clone(), shutdown.clone()));
         if let (Some(frequency), Some(leadership)) = (case.core().settings.frequency, &leadership) {
@@ -111,6 +135,18 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
         }
     }
     tasks.spawn(watchers::sample_stats(app.clone(), shutdown.clone()));
+    #[cfg(feature = "web")]
+    let web_address = web_server.map(|server| {
+        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, member: member_alive };
+        let address = server.address();
+        tasks.spawn(server.serve(instance, shutdown.clone()));
+        address
+    });
     tracing::info!(group = %config.group, pending = %streams.pending, bus = %streams.bus, "LiveCheck instance started");
-    Ok(Running { shutdown, tasks })
+    Ok(Running {
+        shutdown,
+        tasks,
+        #[cfg(feature = "web")]
+        web_address,
+    })
 }

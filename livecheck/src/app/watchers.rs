@@ -7,9 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{outcome, LiveCheck};
 use crate::{
-    case::{RegisteredCase, SuiteFailure},
+    case::{CaseStatus, RegisteredCase},
     transport::Leadership,
-    wire::State,
     Error,
 };
 
@@ -22,7 +21,7 @@ pub(crate) async fn watch_stalls(app: LiveCheck, case: Arc<dyn RegisteredCase>, 
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
         }
-        let stalled = case.core().health().check_stalled(tokio::time::Instant::now());
+        let stalled = case.core().health().check_stalled(tokio::time::Instant::now(), app.shared.clock.now());
         if let Some(failure) = stalled {
             outcome::suite_failed(&app, case.as_ref(), failure).await;
         }
@@ -54,19 +53,25 @@ pub(crate) async fn make_fake_requests(
             _ = shutdown.cancelled() => return,
             result = case.make_fake_request() => result,
         };
-        let Err(error) = result else { continue };
+        let name = &*case.core().name;
+        let error = match result {
+            Ok(()) => {
+                if let Some(down) = case.core().health().service_reachable() {
+                    let since = crate::wire::timestamp::to_json_text(&down.since);
+                    tracing::info!(case = name, "{name}: service reachable again (down since {since})");
+                }
+                continue;
+            }
+            Err(error) => error,
+        };
         metrics.fake_requests_failed.inc();
         let down = error.chain().find_map(|cause| match cause.downcast_ref::<Error>() {
-            Some(Error::ServiceDown { reason }) => Some(reason.clone()),
+            Some(Error::ServiceDown { url, reason }) => Some((url.clone(), reason.clone())),
             _ => None,
         });
         match down {
-            Some(reason) => {
-                let failure = SuiteFailure {
-                    case_name: case.core().name.to_string(),
-                    state: State::Fail,
-                    reason: format!("service down: {reason}"),
-                };
+            Some((url, reason)) => {
+                let failure = case.core().health().service_down(url, reason, app.shared.clock.now());
                 outcome::suite_failed(&app, case.as_ref(), failure).await;
             }
             None => {
@@ -88,24 +93,46 @@ pub(crate) async fn sample_stats(app: LiveCheck, shutdown: CancellationToken) {
         }
         let expired = app.shared.router.sweep(tokio::time::Instant::now());
         app.shared.metrics.signals_expired.add(expired as u64);
-        for case in app.registry.all() {
-            let health = case.core().health().snapshot();
-            let secs = |m: Option<f64>| m.map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s"));
-            tracing::info!(
-                "{}: status {}; pass {} fail {} error {} timeout {} skip {}; consecutive failures {}; \
-                 median runtime {}, time between tests {}, lateness {}",
-                case.core().name,
-                health.status,
-                health.count(State::Pass),
-                health.count(State::Fail),
-                health.count(State::Error),
-                health.count(State::Timeout),
-                health.count(State::Skip),
-                health.consecutive_failures,
-                secs(health.runtime_median),
-                secs(health.frequency_median),
-                secs(health.latency_median),
-            );
+        for status in app.case_statuses() {
+            log_stats(&status);
         }
     }
+}
+
+/// One line per case, its fields named as in the JSON API:
+/// `case stats case=test_order status=PASS failing=false counts={"PASS":19,"FAIL":1,"ERROR":0,"TIMEOUT":0,"SKIP":0}
+/// consecutive_failures=0 total_failures=1 pass_rate=0.950 pass_rate_last=20 runtime_median_seconds=0.040
+/// interval_median_seconds=1.000 lateness_median_seconds=0.000 service_down=null stall_quiet_seconds=null
+/// in_flight=2 oldest_in_flight_seconds=12.500`: tests waiting out a long timeout show as in flight while the status
+/// still says PASS.
+fn log_stats(status: &CaseStatus) {
+    let (name, health) = (&status.name, &status.health);
+    let seconds = |value: Option<f64>| value.map_or_else(|| "null".to_owned(), |s| format!("{s:.3}"));
+    let counts = serde_json::to_string(&health.counts).unwrap_or_default();
+    // Quoted: the error has spaces.
+    let service_down = match &health.service_down {
+        Some(down) => match &down.url {
+            Some(url) => format!("{:?}", format!("{url}: {}", down.last_error)),
+            None => format!("{:?}", down.last_error),
+        },
+        None => "null".to_owned(),
+    };
+    tracing::info!(
+        case = name,
+        status = %health.status,
+        failing = health.failing,
+        counts = %counts,
+        consecutive_failures = health.consecutive_failures,
+        total_failures = health.total_failures,
+        pass_rate = %seconds(health.pass_rate.rate),
+        pass_rate_last = health.pass_rate.last,
+        runtime_median_seconds = %seconds(health.runtime_median_seconds),
+        interval_median_seconds = %seconds(health.interval_median_seconds),
+        lateness_median_seconds = %seconds(health.lateness_median_seconds),
+        service_down = %service_down,
+        stall_quiet_seconds = %seconds(health.stall.as_ref().map(|stall| stall.quiet_seconds)),
+        in_flight = status.in_flight,
+        oldest_in_flight_seconds = %seconds(status.oldest_in_flight_seconds),
+        "case stats"
+    );
 }

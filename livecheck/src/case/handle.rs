@@ -3,7 +3,10 @@ use std::{ops::Deref, sync::Arc};
 use super::{Case, CaseCore, CaseSettings, HealthSnapshot};
 use crate::{context::TestContext, Result};
 
-/// A registered case: its signals (through `Deref`), its triggers and its health.
+/// A registered case: the case itself (its signals and state, through `Deref`), its triggers and its health.
+///
+/// What [`crate::LiveCheck::register`] returns. A service that only triggers tests and sends signals can use a
+/// [`crate::CaseSender`] instead, without building the case.
 pub struct CaseHandle<C> {
     pub(crate) case: Arc<C>,
     pub(crate) core: Arc<CaseCore>,
@@ -42,21 +45,12 @@ impl<C: Case> CaseHandle<C> {
     /// context, to be made current with [`crate::scope`] for the work the request does. On a miss returns `None`
     /// and publishes nothing.
     pub async fn maybe_trigger(&self, args: &C::Args) -> Result<Option<TestContext>> {
-        self.maybe_trigger_inner(None, args).await
+        self.core.maybe_trigger(None, args).await
     }
 
     /// [`CaseHandle::maybe_trigger`] with the test id given, e.g. the id of the order the request creates.
     pub async fn maybe_trigger_with_id(&self, id: &str, args: &C::Args) -> Result<Option<TestContext>> {
-        self.maybe_trigger_inner(Some(id), args).await
-    }
-
-    async fn maybe_trigger_inner(&self, id: Option<&str>, args: &C::Args) -> Result<Option<TestContext>> {
-        let probability = self.core.settings.probability;
-        let hit = (self.core.shared.draw)() < probability;
-        if !hit {
-            return Ok(None);
-        }
-        self.trigger_inner(id, args).await.map(Some)
+        self.core.maybe_trigger(Some(id), args).await
     }
 
     /// Starts a test with a new id (a UUID) whatever the probability: publishes the execution (issued now,
@@ -64,21 +58,11 @@ impl<C: Case> CaseHandle<C> {
     /// within `signal_send_timeout` does not hold the request up: the execution stays queued, the context is
     /// returned (counted in `tests_unconfirmed`).
     pub async fn trigger(&self, args: &C::Args) -> Result<TestContext> {
-        self.trigger_inner(None, args).await
+        self.core.trigger(None, args).await
     }
 
     /// [`CaseHandle::trigger`] with the test id given.
     pub async fn trigger_with_id(&self, id: &str, args: &C::Args) -> Result<TestContext> {
-        self.trigger_inner(Some(id), args).await
-    }
-
-    async fn trigger_inner(&self, id: Option<&str>, args: &C::Args) -> Result<TestContext> {
-        let core = &self.core;
-        let shared = &core.shared;
-        let (context, message) =
-            crate::app::execution_message(shared, &core.name, id, args, core.settings.test_expires)?;
-        let unconfirmed = &shared.metrics.tests_unconfirmed;
-        shared.publish_bounded(&shared.streams.pending, message, unconfirmed, "a test execution").await?;
-        Ok(context)
+        self.core.trigger(Some(id), args).await
     }
 }

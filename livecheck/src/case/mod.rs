@@ -2,8 +2,12 @@
 
 mod handle;
 mod health;
+mod sender;
 mod settings;
 mod signal;
+mod signal_set;
+mod status;
+mod trigger;
 
 use std::{
     future::Future,
@@ -14,11 +18,14 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use handle::CaseHandle;
 pub(crate) use health::{CaseHealth, HealthChange};
-pub use health::{HealthSnapshot, SuiteFailure};
-pub use settings::CaseSettings;
+pub use health::{HealthSnapshot, PassRate, ServiceDownState, StallState, StateCounts, SuiteFailure, SuiteFailureKind};
+pub use sender::CaseSender;
+pub use settings::{CaseSettings, FailureRate, MinPassRate};
 pub use signal::{Signal, Signals};
+pub use signal_set::SignalSet;
+pub use status::CaseStatus;
 
-use crate::{app::Shared, runner::TestRun, transport::BoxFuture, CaseResult, Result};
+use crate::{app::Shared, history::ExecutionHistory, runner::TestRun, transport::BoxFuture, CaseResult, Result};
 
 /// A test case: code that reads like a unit test, run for every sampled execution.
 ///
@@ -60,7 +67,8 @@ pub trait Case: Send + Sync + Sized + 'static {
         async { Ok(()) }
     }
 
-    /// Called when the case fails as a whole (rate limited like suite reports).
+    /// Called when the case fails as a whole: once when a cause ([`crate::SuiteFailureKind`]) starts, and again for
+    /// the same cause only after `state_transition_delay` (like suite reports and alerts).
     fn on_suite_fail(&self, failure: &SuiteFailure) -> impl Future<Output = ()> + Send {
         let _ = failure;
         async {}
@@ -80,6 +88,8 @@ pub(crate) struct CaseCore {
     /// Names of the declared signals by index; set once the case is built.
     pub(crate) signal_names: OnceLock<Vec<Arc<str>>>,
     pub(crate) health: Mutex<CaseHealth>,
+    /// Its recent finished executions.
+    pub(crate) history: Mutex<ExecutionHistory>,
 }
 
 impl CaseCore {
@@ -97,6 +107,10 @@ impl CaseCore {
 
     pub(crate) fn health(&self) -> MutexGuard<'_, CaseHealth> {
         crate::sync::lock(&self.health)
+    }
+
+    pub(crate) fn history(&self) -> MutexGuard<'_, ExecutionHistory> {
+        crate::sync::lock(&self.history)
     }
 }
 

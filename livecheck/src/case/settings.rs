@@ -48,7 +48,41 @@ pub struct CaseSettings {
     pub url_error_delay_backoff: f64,
     /// Longest retry delay (5 s).
     pub url_error_delay_max: Duration,
+    /// Alert policy: the suite fails when this many of the last executions failed (off).
+    pub failure_rate: Option<FailureRate>,
+    /// Alert policy: the suite fails when the pass rate over a time window falls below a minimum (off).
+    pub min_pass_rate: Option<MinPassRate>,
+    /// The fewest executions finished within the window for [`CaseSettings::min_pass_rate`] to judge (10): one
+    /// failure of one is not a pass rate of 0 %.
+    pub min_pass_rate_executions: u32,
 }
+
+/// Alert policy "N of the last M executions failed": the suite fails (kind `failure_rate`) when at least `failures`
+/// of the last `of_last` finished executions failed (FAIL, ERROR or TIMEOUT; SKIP is not an execution that
+/// counts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureRate {
+    /// N: failed executions that fail the suite.
+    pub failures: u32,
+    /// M: how many of the last finished executions are looked at.
+    pub of_last: u32,
+}
+
+/// Alert policy "pass rate below X over W": the suite fails (kind `pass_rate`) when, of the executions that
+/// finished within the last `window`, fewer than `min_rate` passed — once at least
+/// [`CaseSettings::min_pass_rate_executions`] finished in it.
+///
+/// The window slides in steps of 1/60 of its length: it covers the last `window` and at most one step more.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MinPassRate {
+    /// X: the lowest acceptable share of passing executions, in `0.0..=1.0`.
+    pub min_rate: f64,
+    /// W: how far back executions count.
+    pub window: Duration,
+}
+
+/// Executions kept for [`FailureRate::of_last`] at most: the policy's memory stays bounded.
+pub(crate) const MAX_FAILURE_RATE_WINDOW: u32 = 10_000;
 
 impl CaseSettings {
     /// Defaults for a case named `name`.
@@ -70,7 +104,70 @@ impl CaseSettings {
             url_error_delay_min: Duration::from_millis(500),
             url_error_delay_backoff: 1.5,
             url_error_delay_max: Duration::from_secs(5),
+            failure_rate: None,
+            min_pass_rate: None,
+            min_pass_rate_executions: 10,
         }
+    }
+
+    /// Turns on the alert policy "`failures` of the last `of_last` executions failed" (see [`FailureRate`]).
+    ///
+    /// ```
+    /// // A suite failure of kind `failure_rate` when 8 of the last 10 executions failed.
+    /// let settings = livecheck::CaseSettings::new("test_order").failure_rate(8, 10);
+    /// ```
+    #[must_use]
+    pub fn failure_rate(mut self, failures: u32, of_last: u32) -> Self {
+        self.failure_rate = Some(FailureRate { failures, of_last });
+        self
+    }
+
+    /// Turns on the alert policy "pass rate below `min_rate` over `window`" (see [`MinPassRate`]), judged once
+    /// [`min_pass_rate_executions`](Self::min_pass_rate_executions) executions (10 by default) finished within the
+    /// window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // A suite failure of kind `pass_rate` when fewer than 95 % of the last hour's executions passed,
+    /// // counted once at least 20 finished in that hour.
+    /// let settings = livecheck::CaseSettings::new("test_order")
+    ///     .min_pass_rate(0.95, Duration::from_secs(3600))
+    ///     .min_pass_rate_executions(20);
+    /// ```
+    #[must_use]
+    pub fn min_pass_rate(mut self, min_rate: f64, window: Duration) -> Self {
+        self.min_pass_rate = Some(MinPassRate { min_rate, window });
+        self
+    }
+
+    /// Sets [`CaseSettings::min_pass_rate_executions`].
+    #[must_use]
+    pub fn min_pass_rate_executions(mut self, executions: u32) -> Self {
+        self.min_pass_rate_executions = executions;
+        self
+    }
+
+    /// Rejects alert policies that cannot work: N of M with N = 0, N > M or M over 10 000; a pass rate outside
+    /// 0..=1 or an empty window.
+    pub(crate) fn check_alert_policies(&self) -> crate::Result<()> {
+        let name = &self.name;
+        if let Some(FailureRate { failures, of_last }) = self.failure_rate {
+            if failures == 0 || failures > of_last || of_last > MAX_FAILURE_RATE_WINDOW {
+                return Err(crate::Error::Config(format!(
+                    "case `{name}`: failure_rate({failures}, {of_last}) needs 1 <= failures <= of_last <= \
+                     {MAX_FAILURE_RATE_WINDOW}"
+                )));
+            }
+        }
+        if let Some(MinPassRate { min_rate, window }) = self.min_pass_rate {
+            if !(0.0..=1.0).contains(&min_rate) || window.is_zero() {
+                return Err(crate::Error::Config(format!(
+                    "case `{name}`: min_pass_rate needs a rate within 0..=1 and a window longer than 0 \
+                     (got {min_rate} over {window:?})"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -65,7 +65,7 @@ impl FakeRequestClient {
                 Err(error) => with_causes(&error),
             };
             if attempt >= self.retries {
-                return Err(Error::ServiceDown { reason: format!("{url}: {failure} (after {attempt} retries)") });
+                return Err(Error::service_down(Some(url), format!("{failure} (after {attempt} retries)")));
             }
             attempt += 1;
             tracing::warn!(%url, %failure, attempt, retries = self.retries, "fake request failed; retrying in {delay:?}");
@@ -77,7 +77,7 @@ impl FakeRequestClient {
 
 /// The error and its causes, `: `-separated: reqwest's own message ("error sending request for url …") leaves out
 /// what actually happened ("Connection refused").
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -8,6 +8,6 @@ mod verdict;
 
 pub(crate) use execute::{start, Finished, Started};
 pub(crate) use signal_router::{BusPosition, Routed, SignalRouter};
-pub(crate) use test_run::executing_test;
 pub use test_run::TestRun;
+pub(crate) use test_run::{describe, executing_test, Step, StepKind};
 pub(crate) use verdict::Verdict;

@@ -68,6 +68,8 @@ struct EarlySignal {
     timestamp: Option<DateTime<Utc>>,
     value: Box<RawValue>,
     expires: Instant,
+    /// When it was read, for the test's timeline.
+    arrived: Instant,
 }
 
 /// What an early signal costs besides its value and test id: the struct, its map and queue entries.
@@ -81,9 +83,14 @@ impl EarlySignal {
 
 /// The signals received so far by one executing test, and the wake-up of its waiter.
 pub(crate) struct SignalSlots {
-    slots: Mutex<Vec<Option<Box<RawValue>>>>,
+    /// Per declared signal, once it arrived (a signal that came before the test started arrived at a negative
+    /// time).
+    slots: Mutex<Vec<Option<Arrived>>>,
     arrived: Notify,
 }
+
+/// A signal's value and when it first arrived, in seconds since its test started executing.
+type Arrived = (Box<RawValue>, f64);
 
 /// What became of a signal.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,7 +137,7 @@ impl SignalRouter {
                     let run = test.run.clone();
                     state.need(position);
                     drop(state);
-                    run.signals.arrive(index, value);
+                    run.signals.arrive(index, value, run.elapsed().as_secs_f64());
                     return Routed::Delivered;
                 }
             }
@@ -141,7 +148,8 @@ impl SignalRouter {
             }
         }
         let seq = state.next_seq;
-        let signal = EarlySignal { seq, position, case: case.clone(), index, timestamp, value, expires };
+        let arrived = Instant::now();
+        let signal = EarlySignal { seq, position, case: case.clone(), index, timestamp, value, expires, arrived };
         let bytes = signal.bytes(key);
         if bytes > self.early_byte_limit {
             // Bigger than all the room there is: not kept, and nothing else makes room for it.
@@ -190,7 +198,8 @@ impl SignalRouter {
                     _ if signal.case != *case => kept.push(signal),
                     _ => {
                         positions.push(signal.position);
-                        test.signals.arrive(signal.index, signal.value);
+                        let before_start = test.started().saturating_duration_since(signal.arrived);
+                        test.signals.arrive(signal.index, signal.value, -before_start.as_secs_f64());
                     }
                 }
             }
@@ -285,6 +294,16 @@ impl SignalRouter {
         before - state.early_len
     }
 
+    /// The tests executing now (a copy of their handles: the router is not held while they are looked at).
+    pub(crate) fn executing(&self) -> Vec<Arc<TestRun>> {
+        lock(&self.state).active.values().map(|test| test.run.clone()).collect()
+    }
+
+    /// The executing test with id `id`, if any.
+    pub(crate) fn executing_test(&self, id: &str) -> Option<Arc<TestRun>> {
+        lock(&self.state).active.get(id).map(|test| test.run.clone())
+    }
+
     /// Executing tests and early signals held.
     pub(crate) fn sizes(&self) -> (usize, usize) {
         let state = lock(&self.state);
@@ -365,11 +384,19 @@ impl SignalSlots {
         SignalSlots { slots: Mutex::new(vec![None; signals]), arrived: Notify::new() }
     }
 
-    fn arrive(&self, index: usize, value: Box<RawValue>) {
+    /// Signal `index` arrived with `value`, `at` seconds after the test started (a later copy replaces the value
+    /// and keeps the first arrival time).
+    fn arrive(&self, index: usize, value: Box<RawValue>, at: f64) {
         if let Some(slot) = lock(&self.slots).get_mut(index) {
-            *slot = Some(value);
+            let at = slot.as_ref().map_or(at, |(_, first)| *first);
+            *slot = Some((value, at));
         }
         self.arrived.notify_waiters();
+    }
+
+    /// When each signal first arrived, in seconds since the test started executing; `None` for those that did not.
+    pub(crate) fn arrivals(&self) -> Vec<Option<f64>> {
+        lock(&self.slots).iter().map(|slot| slot.as_ref().map(|(_, at)| *at)).collect()
     }
 
     /// The value of signal `index`, at once if it arrived already, otherwise when it arrives; `woken` is called
@@ -381,7 +408,7 @@ impl SignalSlots {
             let arrived = self.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            if let Some(Some(value)) = lock(&self.slots).get(index) {
+            if let Some(Some((value, _))) = lock(&self.slots).get(index) {
                 return value.clone();
             }
             arrived.await;

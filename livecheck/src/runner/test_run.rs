@@ -42,13 +42,15 @@ struct Journal {
     latency: Vec<(usize, f64)>,
 }
 
-struct Step {
+/// One entry of a test's step log.
+pub(crate) struct Step {
     /// Seconds since the test started.
-    at: f64,
-    kind: StepKind,
+    pub(crate) at: f64,
+    pub(crate) kind: StepKind,
 }
 
-enum StepKind {
+/// What a step was.
+pub(crate) enum StepKind {
     Waiting { signal: usize, timeout: Duration },
     Received { signal: usize, waited: f64 },
     TimedOut { signal: usize, timeout: Duration },
@@ -113,6 +115,11 @@ impl TestRun {
         self.started.elapsed()
     }
 
+    /// When the test started executing.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Adds a line to the test's step log (printed with the test's outcome, or at once with `realtime_logs`).
     pub fn log(&self, message: impl Into<String>) {
         self.step(StepKind::Note(message.into()));
@@ -163,6 +170,16 @@ impl TestRun {
         SignalLatency(journal.latency.iter().map(|(i, secs)| (self.case.signal_name(*i).to_owned(), *secs)).collect())
     }
 
+    /// Looks at the step log.
+    pub(crate) fn with_steps<R>(&self, look: impl FnOnce(&[Step]) -> R) -> R {
+        look(&self.journal().steps)
+    }
+
+    /// Takes the step log out of the test (once it is over and its outcome logged).
+    pub(crate) fn take_steps(&self) -> Vec<Step> {
+        std::mem::take(&mut self.journal().steps)
+    }
+
     /// The step log, one indented line per step.
     pub(crate) fn steps_text(&self) -> String {
         let journal = self.journal();
@@ -174,22 +191,22 @@ impl TestRun {
     }
 
     fn describe(&self, step: &Step) -> String {
-        let name = |i: &usize| self.case.signal_name(*i).to_owned();
-        match &step.kind {
-            StepKind::Waiting { signal, timeout } => {
-                format!("waiting for `{}` (timeout {timeout:?})", name(signal))
-            }
-            StepKind::Received { signal, waited } => {
-                format!("received `{}` after {waited:.3}s", name(signal))
-            }
-            StepKind::TimedOut { signal, timeout } => {
-                format!("`{}` did not arrive within {timeout:?}", name(signal))
-            }
-            StepKind::BadValue { signal } => {
-                format!("`{}` carried a value that does not decode", name(signal))
-            }
-            StepKind::Note(message) => message.clone(),
+        describe(step, |i| self.case.signal_name(i))
+    }
+}
+
+/// A step in words; `signal_name` names a signal by its index.
+pub(crate) fn describe<'a>(step: &Step, signal_name: impl Fn(usize) -> &'a str) -> String {
+    match &step.kind {
+        StepKind::Waiting { signal, timeout } => {
+            format!("waiting for `{}` (timeout {timeout:?})", signal_name(*signal))
         }
+        StepKind::Received { signal, waited } => format!("received `{}` after {waited:.3}s", signal_name(*signal)),
+        StepKind::TimedOut { signal, timeout } => {
+            format!("`{}` did not arrive within {timeout:?}", signal_name(*signal))
+        }
+        StepKind::BadValue { signal } => format!("`{}` carried a value that does not decode", signal_name(*signal)),
+        StepKind::Note(message) => message.clone(),
     }
 }
 

@@ -62,6 +62,8 @@ impl Agent {
                                 if app.shared.metrics.first_time(&format!("malformed message on {topic}")) {
                                     tracing::warn!(%topic, %error, "dropping a message that does not decode (logged once per topic)");
                                 }
+                                let cause = crate::app::dead_letter::MALFORMED;
+                                crate::app::dead_letter::copy(&app, &received, cause, &error.to_string());
                                 return Handled::Done;
                             }
                         };

@@ -160,6 +160,10 @@ impl MemoryTransport {
 }
 
 impl Transport for MemoryTransport {
+    fn describe(&self) -> String {
+        "memory://".to_owned()
+    }
+
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
         self.stream(stream, partitions);
         Box::pin(async { Ok(()) })

@@ -139,6 +139,12 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Enters the election for leader of `group`: exactly one live candidate per group is leader at a time.
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>>;
+
+    /// Where the streams live, as a broker URL without credentials or settings (`sqlite://PATH`,
+    /// `kafka://HOST:PORT`, `memory://`), for status pages and logs.
+    fn describe(&self) -> String {
+        "custom".to_owned()
+    }
 }
 
 /// One member of a consumer group.

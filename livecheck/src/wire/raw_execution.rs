@@ -109,18 +109,19 @@ impl Serialize for ExecutionRef<'_> {
         map.serialize_entry("id", self.id)?;
         map.serialize_entry("case_name", self.case_name)?;
         map.serialize_entry("timestamp", &super::timestamp::to_json_text(&self.timestamp))?;
-        map.serialize_entry("test_args", raw_or(&self.args.args, "[]"))?;
-        map.serialize_entry("test_kwargs", raw_or(&self.args.kwargs, "{}"))?;
+        map.serialize_entry("test_args", raw_or(&self.args.args, "[]", Value::is_array))?;
+        map.serialize_entry("test_kwargs", raw_or(&self.args.kwargs, "{}", Value::is_object))?;
         map.serialize_entry("expires", &super::timestamp::to_json_text(&self.expires))?;
         map.serialize_entry("__faust", &super::report::Ns("faust.livecheck.models.TestExecution"))?;
         map.end()
     }
 }
 
-/// The raw value, or `empty` when it is absent or `null`.
-fn raw_or<'a>(value: &'a Option<Box<RawValue>>, empty: &'static str) -> &'a RawValue {
+/// The raw value, or `empty` when it is absent, `null`, not of the `expected` kind or not something every reader
+/// can decode (a number out of range, say): a report must be readable whatever the execution it carries.
+fn raw_or<'a>(value: &'a Option<Box<RawValue>>, empty: &'static str, expected: fn(&Value) -> bool) -> &'a RawValue {
     match value {
-        Some(value) if value.get().trim() != "null" => value,
+        Some(value) if serde_json::from_str::<Value>(value.get()).is_ok_and(|v| expected(&v)) => value,
         _ => serde_json::from_str(empty).expect("a JSON literal"),
     }
 }

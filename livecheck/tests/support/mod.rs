@@ -3,6 +3,9 @@
 
 #[cfg(feature = "web")]
 pub mod browser;
+pub mod hostile;
+pub mod logs;
+pub mod one_signal;
 pub mod order;
 #[cfg(feature = "kafka")]
 pub mod tansu;

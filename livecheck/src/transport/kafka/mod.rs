@@ -272,6 +272,10 @@ fn received(stream: Arc<str>, message: &impl rdkafka::Message) -> Received {
 }
 
 impl Transport for KafkaTransport {
+    fn describe(&self) -> String {
+        format!("kafka://{}", self.inner.config.get("bootstrap.servers").unwrap_or_default())
+    }
+
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.ensure_stream(stream, partitions.max(1)).await.map(|_| ()) })
     }

@@ -1,0 +1,119 @@
+//! Alerts: webhooks told when a case fails as a whole, stalls, finds its service down, or recovers.
+//!
+//! The instance that decides a suite failure (it runs the case's tests) hands the alert to a bounded queue and goes
+//! on: a sender with a thread of its own POSTs it to every webhook, retrying with backoff, and records each attempt
+//! ([`AlertDelivery`]). Nothing in the test pipeline waits for a webhook.
+
+// Without `http` nothing delivers: only the record (empty) is used.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+mod delivery;
+mod event;
+#[cfg(feature = "http")]
+mod webhook;
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+pub use delivery::{AlertAttempt, AlertDelivery};
+pub(crate) use delivery::{AlertCounts, DeliveryLog};
+pub use event::{Alert, AlertEvent};
+#[cfg(feature = "http")]
+pub(crate) use webhook::Webhooks;
+#[cfg(feature = "http")]
+pub use webhook::{ALERT_WEBHOOKS_ENV, ALERT_WEBHOOK_SECRET_ENV, HEADER_WEBHOOK_SIGNATURE};
+
+/// Alerts waiting for the sender; beyond it an alert is dropped, counted and logged.
+const QUEUE_CAPACITY: usize = 256;
+
+/// Deliveries kept for [`crate::LiveCheck::alert_deliveries`].
+const DELIVERIES_KEPT: usize = 200;
+
+/// The app's alerting: where alerts go, the queue to the sender while an instance runs, and the record of
+/// deliveries.
+pub(crate) struct Alerts {
+    #[cfg(feature = "http")]
+    webhooks: Option<Webhooks>,
+    log: Arc<DeliveryLog>,
+    /// The sender's queue, while an instance runs with webhooks.
+    queue: Mutex<Option<mpsc::Sender<Alert>>>,
+}
+
+impl Alerts {
+    /// Alerting to `webhooks` (none: alerts are only logged).
+    #[cfg(feature = "http")]
+    pub(crate) fn new(webhooks: Option<Webhooks>) -> Self {
+        Alerts { webhooks, log: Arc::new(DeliveryLog::new(DELIVERIES_KEPT)), queue: Mutex::default() }
+    }
+
+    /// No webhooks without the `http` feature: alerts are only logged.
+    #[cfg(not(feature = "http"))]
+    pub(crate) fn new() -> Self {
+        Alerts { log: Arc::new(DeliveryLog::new(DELIVERIES_KEPT)), queue: Mutex::default() }
+    }
+
+    /// Hands `alert` to the sender without waiting. Without webhooks (or an instance running) it goes nowhere; with
+    /// the queue full it is dropped, counted and logged.
+    pub(crate) fn send(&self, alert: Alert) {
+        let queue = crate::sync::lock(&self.queue);
+        let Some(queue) = queue.as_ref() else { return };
+        if let Err(error) = queue.try_send(alert) {
+            let alert = match error {
+                mpsc::error::TrySendError::Full(alert) | mpsc::error::TrySendError::Closed(alert) => alert,
+            };
+            let dropped = self.log.dropped();
+            tracing::warn!(
+                case = %alert.case,
+                event = %alert.event,
+                dropped,
+                "alert dropped: {QUEUE_CAPACITY} alerts are waiting for the webhooks already"
+            );
+        }
+    }
+
+    /// The latest deliveries, newest first.
+    pub(crate) fn deliveries(&self) -> Vec<AlertDelivery> {
+        self.log.list()
+    }
+
+    pub(crate) fn counts(&self) -> AlertCounts {
+        self.log.counts()
+    }
+
+    /// Starts the sender when webhooks are configured: returns a future that ends once it stopped, after
+    /// `shutdown` and a grace period for the alerts still queued. An invalid webhook URL is an error.
+    #[cfg(feature = "http")]
+    pub(crate) fn start(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> crate::Result<Option<impl std::future::Future<Output = ()> + Send + 'static>> {
+        let Some(webhooks) = &self.webhooks else { return Ok(None) };
+        let (queue, alerts) = mpsc::channel(QUEUE_CAPACITY);
+        let stopped = webhooks.start(self.log.clone(), alerts, shutdown)?;
+        *crate::sync::lock(&self.queue) = Some(queue);
+        Ok(Some(async move {
+            let _ = stopped.await;
+        }))
+    }
+}
+
+#[cfg(all(test, feature = "http"))]
+mod tests {
+    use super::*;
+    use crate::case::SuiteFailureKind;
+
+    #[test]
+    fn alerts_beyond_the_queue_are_dropped_and_counted_never_waited_for() {
+        let alerts = Alerts::new(None);
+        let alert = || Alert::recovered("c", SuiteFailureKind::Stall, chrono::Utc::now());
+        alerts.send(alert());
+        assert_eq!(alerts.counts().dropped, 0, "no instance running, no webhooks: nowhere to go, not a drop");
+        let (queue, mut waiting) = mpsc::channel(2);
+        *crate::sync::lock(&alerts.queue) = Some(queue);
+        for _ in 0..5 {
+            alerts.send(alert());
+        }
+        assert_eq!(alerts.counts().dropped, 3);
+        assert!(waiting.try_recv().is_ok() && waiting.try_recv().is_ok() && waiting.try_recv().is_err());
+    }
+}

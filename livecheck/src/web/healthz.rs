@@ -1,0 +1,107 @@
+//! `GET /healthz`: whether the instance itself works — its transport answers and its group member (the consumer
+//! of tests and signals) still runs — and whether it is the leader.
+
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use axum::{extract::State, http::StatusCode, Json};
+use serde::Serialize;
+
+use super::server::Instance;
+
+/// How long the transport may take to answer the health check's question (the end offsets of the pending-tests
+/// stream) before it counts as unreachable.
+const TRANSPORT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether a task still runs: false once it ended, however (returned, panicked, or dropped).
+#[derive(Clone, Debug)]
+pub(crate) struct TaskAlive(Arc<AtomicBool>);
+
+/// Marks its task ended when dropped.
+struct EndsTask(Arc<AtomicBool>);
+
+impl Drop for EndsTask {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+impl TaskAlive {
+    /// `task`, watched: the flag says whether it still runs.
+    pub(crate) fn watch<F: Future<Output = ()>>(task: F) -> (impl Future<Output = ()>, TaskAlive) {
+        let alive = Arc::new(AtomicBool::new(true));
+        let ends = EndsTask(alive.clone());
+        let watched = async move {
+            let _ends = ends;
+            task.await
+        };
+        (watched, TaskAlive(alive))
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The health check's answer.
+#[derive(Serialize)]
+pub(super) struct Health {
+    ok: bool,
+    transport_reachable: bool,
+    consumers_alive: bool,
+    leader: bool,
+}
+
+/// 200 when the transport answers and the member runs, else 503; the same body either way.
+pub(super) async fn healthz(State(instance): State<Arc<Instance>>) -> (StatusCode, Json<Health>) {
+    let app = &instance.app;
+    let probe = app.transport().end_offsets(&app.streams().pending);
+    let transport_reachable = match tokio::time::timeout(TRANSPORT_PROBE_TIMEOUT, probe).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "health check: the transport did not answer");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(timeout = ?TRANSPORT_PROBE_TIMEOUT, "health check: the transport did not answer in time");
+            false
+        }
+    };
+    let consumers_alive = instance.member.is_alive();
+    let ok = transport_reachable && consumers_alive;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Health { ok, transport_reachable, consumers_alive, leader: instance.is_leader() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watched_task_is_alive_until_it_ends_however_it_ends() {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (task, alive) = TaskAlive::watch(async move {
+            let _ = stopped.await;
+        });
+        let task = tokio::spawn(task);
+        tokio::task::yield_now().await;
+        assert!(alive.is_alive());
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        assert!(!alive.is_alive(), "returned");
+
+        let (task, alive) = TaskAlive::watch(async { panic!("the member failed") });
+        assert!(tokio::spawn(task).await.is_err());
+        assert!(!alive.is_alive(), "panicked");
+
+        let (task, alive) = TaskAlive::watch(std::future::pending());
+        drop(task);
+        assert!(!alive.is_alive(), "dropped");
+    }
+}

@@ -1,0 +1,237 @@
+//! `GET /metrics`: the instance in Prometheus / OpenMetrics text.
+//!
+//! Executions, runtimes, signal latencies and suite failures are observed as they happen
+//! ([`ExecutionMetrics`]); case status, tests in flight and the instance's counters are read at each scrape.
+
+use std::sync::{atomic::AtomicU64, Arc};
+
+use axum::{extract::State, http::header, response::IntoResponse};
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+
+use super::server::Instance;
+use crate::{case::CaseCore, wire::State as TestState, SuiteFailure, TestReport};
+
+/// The content type of OpenMetrics text.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The instance's counters that count inputs dropped or ignored, exported as one family by cause.
+const DROPPED: [&str; 14] = [
+    "tests_malformed",
+    "tests_unknown_case",
+    "messages_too_large",
+    "signals_malformed",
+    "signals_unknown_case",
+    "signals_unknown_name",
+    "signals_stale",
+    "signals_late",
+    "signals_evicted",
+    "signals_expired",
+    "stream_messages_malformed",
+    "headers_malformed",
+    "headers_unsigned",
+    "headers_bad_signature",
+];
+
+/// The instance's counters exported as a family with labels instead (observed as they happen).
+const LABELLED: [&str; 1] = ["suite_failures"];
+
+/// The states a case can be in, for the one-hot status gauge.
+const CASE_STATES: [TestState; 6] =
+    [TestState::Init, TestState::Pass, TestState::Fail, TestState::Error, TestState::Timeout, TestState::Stall];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CaseLabels {
+    case: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CaseStateLabels {
+    case: Arc<str>,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    case: Arc<str>,
+    signal: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SuiteFailureLabels {
+    case: Arc<str>,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: &'static str,
+}
+
+/// A histogram of seconds: 1 ms to about 4.4 min, doubling.
+fn seconds() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 19))
+}
+
+type SecondsFamily<S> = Family<S, Histogram, fn() -> Histogram>;
+
+/// What is observed as executions finish and suites fail.
+#[derive(Debug)]
+pub(crate) struct ExecutionMetrics {
+    executions: Family<CaseStateLabels, Counter>,
+    runtime: SecondsFamily<CaseLabels>,
+    signal_latency: SecondsFamily<SignalLabels>,
+    suite_failures: Family<SuiteFailureLabels, Counter>,
+}
+
+impl Default for ExecutionMetrics {
+    fn default() -> Self {
+        ExecutionMetrics {
+            executions: Family::default(),
+            runtime: Family::new_with_constructor(seconds as fn() -> Histogram),
+            signal_latency: Family::new_with_constructor(seconds as fn() -> Histogram),
+            suite_failures: Family::default(),
+        }
+    }
+}
+
+impl ExecutionMetrics {
+    /// An execution of `case` finished with `report`.
+    pub(crate) fn test_finished(&self, case: &CaseCore, report: &TestReport) {
+        let name = &case.name;
+        self.executions.get_or_create(&CaseStateLabels { case: name.clone(), state: report.state.as_str() }).inc();
+        if let Some(runtime) = report.runtime {
+            self.runtime.get_or_create(&CaseLabels { case: name.clone() }).observe(runtime);
+        }
+        let Some(signals) = case.signal_names.get() else { return };
+        for (signal, waited) in &report.signal_latency.0 {
+            if let Some(signal) = signals.iter().find(|s| ***s == **signal) {
+                let labels = SignalLabels { case: name.clone(), signal: signal.clone() };
+                self.signal_latency.get_or_create(&labels).observe(*waited);
+            }
+        }
+    }
+
+    /// The case named `case` failed as a whole.
+    pub(crate) fn suite_failed(&self, case: &Arc<str>, failure: &SuiteFailure) {
+        self.suite_failures.get_or_create(&SuiteFailureLabels { case: case.clone(), kind: kind(failure) }).inc();
+    }
+}
+
+/// What made a suite fail.
+fn kind(failure: &SuiteFailure) -> &'static str {
+    failure.kind.as_str()
+}
+
+pub(super) async fn metrics(State(instance): State<Arc<Instance>>) -> impl IntoResponse {
+    let mut text = String::new();
+    if let Err(error) = encode(&mut text, &registry(&instance)) {
+        // Writing to a String does not fail; should it, the scrape gets what was written.
+        tracing::warn!(%error, "encoding the metrics failed");
+    }
+    ([(header::CONTENT_TYPE, OPENMETRICS)], text)
+}
+
+/// Every metric of the instance, as of now.
+fn registry(instance: &Instance) -> Registry {
+    let app = &instance.app;
+    let mut registry = Registry::with_prefix("livecheck");
+    if let Some(observed) = &app.shared.web_metrics {
+        registry.register(
+            "executions",
+            "Executions that reached a verdict, by case and state",
+            observed.executions.clone(),
+        );
+        registry.register_with_unit(
+            "test_runtime",
+            "How long executions ran, by case",
+            Unit::Seconds,
+            observed.runtime.clone(),
+        );
+        registry.register_with_unit(
+            "signal_latency",
+            "How long executions waited for each signal, by case and signal",
+            Unit::Seconds,
+            observed.signal_latency.clone(),
+        );
+        registry.register(
+            "suite_failures",
+            "Suite failures by case and kind (consecutive_failures, stall, service_down)",
+            observed.suite_failures.clone(),
+        );
+    }
+
+    let status: Family<CaseStateLabels, Gauge> = Family::default();
+    let failing: Family<CaseLabels, Gauge> = Family::default();
+    let service_down: Family<CaseLabels, Gauge> = Family::default();
+    let stalled: Family<CaseLabels, Gauge> = Family::default();
+    let in_flight: Family<CaseLabels, Gauge> = Family::default();
+    let oldest: Family<CaseLabels, Gauge<f64, AtomicU64>> = Family::default();
+    for case in app.case_statuses() {
+        let name: Arc<str> = case.name.as_str().into();
+        for state in CASE_STATES {
+            let labels = CaseStateLabels { case: name.clone(), state: state.as_str() };
+            status.get_or_create(&labels).set(i64::from(case.health.status == state));
+        }
+        let labels = CaseLabels { case: name };
+        failing.get_or_create(&labels).set(i64::from(case.is_failing()));
+        service_down.get_or_create(&labels).set(i64::from(case.health.service_down.is_some()));
+        stalled.get_or_create(&labels).set(i64::from(case.health.stall.is_some()));
+        in_flight.get_or_create(&labels).set(case.in_flight as i64);
+        oldest.get_or_create(&labels).set(case.oldest_in_flight_seconds.unwrap_or(0.0));
+    }
+    registry.register("case_status", "1 for each case's current status, 0 for the other states", status);
+    registry.register(
+        "case_failing",
+        "1 when the case is failing (a suite failure not recovered from, its service down, or a failing status)",
+        failing,
+    );
+    registry.register("case_service_down", "1 while a fake request finds the case's service down", service_down);
+    registry.register("case_stalled", "1 while the case is stalled (no test for warn_stalled_after)", stalled);
+    registry.register("tests_in_flight", "Executions running now, by case", in_flight);
+    registry.register_with_unit(
+        "oldest_in_flight",
+        "How long the oldest execution running now has been running, by case (0 when none runs)",
+        Unit::Seconds,
+        oldest,
+    );
+
+    let leader: Gauge = Gauge::default();
+    leader.set(i64::from(instance.is_leader()));
+    registry.register("leader", "1 when this instance is its group's leader (it makes the fake requests)", leader);
+
+    let counters = app.metrics();
+    let dropped: Family<CauseLabels, Counter> = Family::default();
+    for (name, help, value) in counters.counters() {
+        if LABELLED.contains(&name) {
+            continue;
+        }
+        if let Some(cause) = DROPPED.iter().find(|cause| **cause == name) {
+            dropped.get_or_create(&CauseLabels { cause }).inc_by(value);
+        } else {
+            let counter: Counter = Counter::default();
+            counter.inc_by(value);
+            // (The encoder ends the help text with a full stop.)
+            registry.register(name, help.trim().trim_end_matches('.'), counter);
+        }
+    }
+    registry.register(
+        "inputs_dropped",
+        "Inputs dropped or handled as no test, by cause (malformed, unknown case or signal, stale, late, over a \
+         limit, expired, unsigned or badly signed headers)",
+        dropped,
+    );
+    for (name, help, value) in [
+        ("tests_executing", "Tests executing now", counters.tests_executing),
+        ("signals_held", "Signals held now for tests that have not started executing", counters.signals_held),
+        ("signals_held_bytes", "The bytes those signals take", counters.signals_held_bytes),
+    ] {
+        let gauge: Gauge = Gauge::default();
+        gauge.set(value as i64);
+        registry.register(name, help, gauge);
+    }
+    registry
+}

@@ -1,0 +1,25 @@
+//! The instance's web server (feature `web`): a JSON API on its cases and their executions, the dashboard,
+//! `/healthz` and Prometheus `/metrics`. Turned on with [`crate::LiveCheckBuilder::web_address`]; it runs while
+//! the instance runs.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the dashboard (one HTML page on the API) |
+//! | `GET /api/status` | the instance and every case's status, failing cases first |
+//! | `GET /api/cases/{name}` | one case's status and its recent executions |
+//! | `GET /api/cases/{name}/executions` | its recent executions, newest first |
+//! | `GET /api/executions/{id}` | one execution |
+//! | `GET /healthz` | the instance's own health (200, or 503 when not ok) |
+//! | `GET /metrics` | Prometheus / OpenMetrics text |
+
+mod api;
+mod dashboard;
+mod healthz;
+mod metrics;
+mod not_found;
+mod server;
+
+pub(crate) use healthz::TaskAlive;
+pub(crate) use metrics::ExecutionMetrics;
+pub use server::DEFAULT_WEB_ADDRESS;
+pub(crate) use server::{Instance, WebServer};
