@@ -126,12 +126,18 @@ impl Cluster {
         self.instances.get(index)?.process.as_ref().map(ChildProcess::pid)
     }
 
-    /// The status page of instance `index` (its case's health and its counters), if it answers.
-    pub(super) async fn instance_status(&self, index: usize) -> Option<serde_json::Value> {
+    /// The counters of instance `index` (`instance.metrics` of its `/api/status`), if it answers.
+    pub(super) async fn instance_metrics(&self, index: usize) -> Option<serde_json::Value> {
         let node = self.instances.get(index).filter(|node| node.process.is_some())?;
-        let url = format!("http://127.0.0.1:{}/", node.port);
-        let response = self.http.get(&url).timeout(Duration::from_secs(5)).send().await.ok()?;
-        response.json::<serde_json::Value>().await.ok()
+        self.metrics_of(node.port, Duration::from_secs(5)).await
+    }
+
+    /// `instance.metrics` of the web API on `port`, if it answers within `timeout`.
+    async fn metrics_of(&self, port: u16, timeout: Duration) -> Option<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{port}/api/status");
+        let response = self.http.get(&url).timeout(timeout).send().await.ok()?;
+        let mut status = response.json::<serde_json::Value>().await.ok()?;
+        Some(status["instance"]["metrics"].take())
     }
 
     /// The log file of the process named `name` (`worker`, `livecheck-1` …).
@@ -222,17 +228,13 @@ impl Cluster {
         exits
     }
 
-    /// Tests executing now, summed over the running instances' status pages (an instance that does not answer
-    /// counts none).
+    /// Tests executing now, summed over the running instances' web APIs (an instance that does not answer counts
+    /// none).
     pub(super) async fn tests_executing(&self) -> u64 {
         let mut executing = 0;
         for node in self.instances.iter().filter(|node| node.process.is_some()) {
-            let url = format!("http://127.0.0.1:{}/", node.port);
-            let status = self.http.get(&url).timeout(Duration::from_secs(2)).send().await;
-            if let Ok(status) = status {
-                if let Ok(status) = status.json::<serde_json::Value>().await {
-                    executing += status["metrics"]["tests_executing"].as_u64().unwrap_or(0);
-                }
+            if let Some(metrics) = self.metrics_of(node.port, Duration::from_secs(2)).await {
+                executing += metrics["tests_executing"].as_u64().unwrap_or(0);
             }
         }
         executing

@@ -87,14 +87,12 @@ impl Stage {
 
     /// Tests the instance is executing now (`None` when it does not answer).
     async fn tests_executing(&self) -> Option<u64> {
-        let status = self.cluster.instance_status(0).await?;
-        status["metrics"]["tests_executing"].as_u64()
+        self.cluster.instance_metrics(0).await?["tests_executing"].as_u64()
     }
 
-    /// One of the instance's counters (its status page's `metrics`), `None` when it does not answer.
+    /// One of the instance's counters (`instance.metrics` of its `/api/status`), `None` when it does not answer.
     pub(super) async fn instance_metric(&self, name: &str) -> Option<u64> {
-        let status = self.cluster.instance_status(0).await?;
-        status["metrics"][name].as_u64()
+        self.cluster.instance_metrics(0).await?[name].as_u64()
     }
 
     /// Waits until `metric` of the instance is at least `at_least` (at most `within`); its last value.
