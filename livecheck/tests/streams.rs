@@ -91,6 +91,27 @@ async fn a_table_is_shared_between_handles_and_follows_changes() {
 }
 
 #[tokio::test]
+async fn a_table_holds_at_most_its_bytes_in_memory_dropping_the_least_recently_changed() {
+    let transport = MemoryTransport::new();
+    let worker = LiveCheck::builder().transport(transport.clone()).build();
+    let checker = LiveCheck::builder().transport(transport.clone()).build();
+    let written: Table<String> = Table::open_with_max_bytes(&worker, "users", 1_000).await.unwrap();
+    let read: Table<String> = Table::open_with_max_bytes(&checker, "users", 1_000).await.unwrap();
+    let big = "x".repeat(95);
+    for i in 0..30 {
+        written.set(&format!("u{i:02}"), big.clone()).await.unwrap();
+    }
+    // Each entry takes 3 + 97 bytes (key, and the value as JSON): ten fit.
+    assert_eq!(written.len(), 10);
+    assert!(written.get("u29").is_some() && written.get("u19").is_none(), "the newest are kept");
+    assert_eq!(worker.metrics().table_entries_evicted, 20);
+    // The follower of the changelog is bounded the same way.
+    until(|| read.get("u29").is_some()).await;
+    assert_eq!(read.len(), 10);
+    assert_eq!(checker.metrics().table_entries_evicted, 20);
+}
+
+#[tokio::test]
 async fn a_table_on_the_embedded_log_survives_a_restart() {
     let db = TempDb::new("table");
     let path = &db.0;

@@ -4,6 +4,9 @@ use anyhow::Context;
 use livecheck::{stream::Table, LiveCheck};
 use redis::AsyncCommands;
 
+/// The most the embedded cache holds in memory in each process (least recently changed users dropped past it).
+const CACHE_MAX_BYTES: usize = 16 << 20;
+
 /// Where the worker caches each user's orders, and LiveCheck checks them.
 #[derive(Clone)]
 pub(crate) enum Cache {
@@ -17,7 +20,10 @@ impl Cache {
     /// The cache named by `url` (`redis://host:port`), or the embedded one when `None`.
     pub(crate) async fn open(app: &LiveCheck, url: Option<&str>) -> anyhow::Result<Self> {
         match url {
-            None => Ok(Cache::Embedded(std::sync::Arc::new(Table::open(app, "user-orders").await?))),
+            None => {
+                let table = Table::open_with_max_bytes(app, "user-orders", CACHE_MAX_BYTES).await?;
+                Ok(Cache::Embedded(std::sync::Arc::new(table)))
+            }
             Some(url) => {
                 let redis = || format!("Redis at {url}");
                 let client = redis::Client::open(url).with_context(redis)?;

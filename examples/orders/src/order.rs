@@ -14,6 +14,26 @@ pub(crate) struct Order {
     pub(crate) fake: bool,
 }
 
+/// The longest id or user id an order may carry.
+pub(crate) const MAX_ID_BYTES: usize = 256;
+
+impl Order {
+    /// Why the order cannot be taken as it is, if so: ids too long to be real (a flood of them would fill the
+    /// caches), a side that is neither buy nor sell, a quantity or price that is not a finite number.
+    pub(crate) fn problem(&self) -> Option<String> {
+        if self.id.len() > MAX_ID_BYTES || self.user_id.len() > MAX_ID_BYTES {
+            return Some(format!("an order's id and user_id are at most {MAX_ID_BYTES} bytes"));
+        }
+        if self.side != "buy" && self.side != "sell" {
+            return Some(format!("side is buy or sell, not `{}`", self.side.chars().take(32).collect::<String>()));
+        }
+        if !self.quantity.is_finite() || !self.price.is_finite() {
+            return Some("quantity and price are numbers".into());
+        }
+        None
+    }
+}
+
 /// The arguments of a `test_order` execution.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct OrderArgs {

@@ -102,6 +102,9 @@ async fn init_order(
 
 /// `POST /order/create/`: stores the order on the `orders` stream.
 async fn create_order(State(worker): State<Arc<Worker>>, Json(order): Json<Order>) -> Result<Json<Order>, HttpError> {
+    if let Some(problem) = order.problem() {
+        return Err((StatusCode::BAD_REQUEST, problem));
+    }
     if let Some(test) = current_test() {
         if test.id() != order.id {
             return Err((StatusCode::BAD_REQUEST, format!("test {} is not order {}", test.id(), order.id)));

@@ -135,6 +135,8 @@ metrics! {
     /// Poison messages that could not be copied to the dead-letter stream (it failed, or too many were on their
     /// way).
     dead_letters_failed,
+    /// Entries a table dropped from memory to stay within its byte bound (they stay on its changelog).
+    table_entries_evicted,
     /// Reports published.
     reports_published,
     /// Reports not published because `send_reports` is off.

@@ -3,8 +3,9 @@
 
 mod agent;
 mod table;
+mod table_entries;
 mod topic;
 
 pub use agent::{Agent, Event};
-pub use table::Table;
+pub use table::{Table, DEFAULT_TABLE_MAX_BYTES};
 pub use topic::Topic;

@@ -2,10 +2,10 @@
 //! (`--early-signal-bytes`, `--max-message-bytes`) and no signing secret (the worst case: forged context is
 //! believed). After a warm-up with genuine orders, the instance's peak RSS (`VmHWM`) is read; then
 //!
-//! 1. 100 orders are posted to the worker with forged test headers and a 1 MB field (`side`): the worker believes
-//!    the context and signals each stage, a 1 MB signal among them, for tests that never start — held by the
-//!    instance within `early_signal_bytes`; 100 signals with a 1 MB value, and 10 over `max_message_bytes`, are
-//!    written straight onto the bus;
+//! 1. 100 orders are posted to the worker with forged test headers and a 1 MB field (`side`) — the worker refuses
+//!    them now (400: a side is buy or sell), where it used to believe the context and signal a 1 MB order — and
+//!    100 signals with a 1 MB value, and 10 over `max_message_bytes`, are written straight onto the bus, for tests
+//!    that never start: held by the instance within `early_signal_bytes`;
 //! 2. 200 more 1 MB signals are written onto the bus as fast as possible (a burst the instance reads behind);
 //!
 //! and once the instance has read them its peak RSS is read again. It must stay within the peak before plus

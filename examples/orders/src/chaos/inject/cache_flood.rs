@@ -4,8 +4,10 @@
 //! memory. The instance's peak RSS must stay within the same bound as under the signal flood (`big-fields`):
 //! its peak before, plus `early_signal_bytes`, the read-ahead and the allowance.
 //!
-//! Known to fail: the table (`livecheck::stream::Table`) holds every key it reads, with no bound in bytes, and the
-//! worker's `POST /order/create/` takes an order with any user id. This scenario measures how much.
+//! Two defences: the worker's `POST /order/create/` refuses ids over 256 bytes (400), and the table
+//! (`livecheck::stream::Table`) holds at most its byte bound in memory (16 MiB for the tutorial's cache), dropping
+//! the least recently changed users past it — for what reaches the changelog another way. (Before both, 100 such
+//! orders took the instance from ~13 MiB to ~114 MiB, and kept it there.)
 
 use std::time::Duration;
 
@@ -53,6 +55,9 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     }
     let answered = flood.iter().filter(|o| o.answered_ok()).count();
     notes.push(format!("{} orders with a 1 MB user id posted: {answered} answered 200", flood.len()));
+    if answered > 0 {
+        problems.push(format!("{answered} orders with a 1 MB user id were taken (answered 200)"));
+    }
     orders.extend(flood);
     if !stage.drain(&orders, drain_timeout(context)).await? {
         problems.push("not every order answered 200 was executed and reported in time".into());
@@ -68,7 +73,7 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
         mib(bound)
     ));
     notes.push(format!(
-        "instance peak RSS {} before, {} after (RSS now {}); bound {}: the {CACHE_CHANGELOG} table holds every key",
+        "instance peak RSS {} before, {} after (RSS now {}); bound {} (the {CACHE_CHANGELOG} table is bounded)",
         mib(before.peak),
         mib(after.peak),
         mib(after.rss),
@@ -76,8 +81,7 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     ));
     if !peak.within_bound() {
         problems.push(format!(
-            "the instance's peak RSS went from {} to {}, over the bound {}: the cache table it follows keeps every \
-             key in memory, unbounded, and the worker takes any user id",
+            "the instance's peak RSS went from {} to {}, over the bound {}",
             mib(before.peak),
             mib(after.peak),
             mib(bound)
