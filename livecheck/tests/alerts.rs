@@ -163,6 +163,8 @@ fn verdicts(app: &LiveCheck, settings: CaseSettings) -> CaseHandle<Verdicts> {
 
 /// Triggers one test and waits (paused time) until it finished.
 async fn run_test(app: &LiveCheck, case: &CaseHandle<Verdicts>, pass: bool) {
+    // Time passes between tests (on paused time it would not): a test is issued after the last one finished.
+    tokio::time::sleep(Duration::from_millis(1)).await;
     let before = app.metrics().tests_finished;
     case.trigger(&Args { pass }).await.unwrap();
     until(Duration::from_secs(5), || app.metrics().tests_finished > before).await;

@@ -400,7 +400,19 @@ async fn a_service_triggering_a_test_or_sending_a_signal_is_not_held_up_while_th
     assert_eq!(test.id(), "t", "the test goes on with the request");
     assert_eq!(app.metrics().tests_unconfirmed, 1);
     let started = tokio::time::Instant::now();
-    livecheck::scope(Some(test), case.ready.send(&1)).await.unwrap();
+    livecheck::scope(Some(test.clone()), case.ready.send(&1)).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_secs(2), "the request went on after the timeout");
     assert_eq!(app.metrics().signals_unconfirmed, 1);
+    // The publishes keep trying in the background, 10 000 at most: past that, a message is dropped at once.
+    let mut sends = 0;
+    while app.metrics().unconfirmed_dropped == 0 {
+        assert!(sends < 10_000, "nothing was dropped after {sends} more sends");
+        livecheck::scope(Some(test.clone()), case.ready.send(&1)).await.unwrap();
+        sends += 1;
+    }
+    assert_eq!(sends, 9_999, "10 000 wait: the trigger, the first signal and 9 998 more");
+    let started = tokio::time::Instant::now();
+    livecheck::scope(Some(test), case.ready.send(&1)).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO, "a dropped message does not wait");
+    assert_eq!(app.metrics().unconfirmed_dropped, 2);
 }

@@ -384,6 +384,8 @@ async fn healthz_answers_503_when_the_transport_does_not_answer() {
     assert_eq!(health["leader"], false, "no case has a frequency: the instance does not run for leader");
 
     down.store(true, Ordering::SeqCst);
+    // The transport's answer is reused for a second (probes do not pile up on a slow broker).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (code, health) = get(&url).await;
     assert_eq!(code, 503);
     assert_eq!(

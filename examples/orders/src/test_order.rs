@@ -17,8 +17,8 @@ pub(crate) const CASE: &str = "orders.test_order";
 /// Settings of the tutorial's case that tests (and impatient users) change.
 #[derive(clap::Args, Clone, Debug)]
 pub(crate) struct Tuning {
-    /// Seconds to wait for each stage's signal.
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds to wait for each stage's signal (more than 0, at most a day).
+    #[arg(long, default_value_t = 30.0, value_parser = stage_timeout)]
     stage_timeout: f64,
     /// Retries of a failing fake request before the service is declared down.
     #[arg(long, default_value_t = 10)]
@@ -26,6 +26,14 @@ pub(crate) struct Tuning {
     /// Chance that an order is tested (the worker draws), from 0 to 1.
     #[arg(long, default_value_t = 0.5, value_parser = probability)]
     probability: f64,
+}
+
+/// Seconds from 0 (excluded) to a day: a stage timeout (an infinite or huge one is an error, not a panic).
+fn stage_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
+        _ => Err(format!("`{text}` is not a number of seconds above 0, at most 86400")),
+    }
 }
 
 fn probability(text: &str) -> Result<f64, String> {

@@ -1,6 +1,6 @@
 use std::{sync::Arc, time::Duration};
 
-use super::{Config, LiveCheck, Metrics, Registry, Shared, StreamNames};
+use super::{Config, LiveCheck, Registry, Shared, StreamNames};
 #[cfg(feature = "http")]
 use crate::alert::Webhooks;
 use crate::{
@@ -270,7 +270,8 @@ impl LiveCheckBuilder {
                 clock: self.clock,
                 draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
-                metrics: Metrics::default(),
+                metrics: Default::default(),
+                unconfirmed: Arc::new(tokio::sync::Semaphore::new(super::MAX_UNCONFIRMED)),
                 signer,
                 #[cfg(feature = "web")]
                 web_metrics,

@@ -13,8 +13,9 @@ pub(crate) const TOO_LARGE: &str = "too_large";
 /// The message does not decode into what its stream carries.
 pub(crate) const MALFORMED: &str = "malformed";
 
-/// Copies on their way at once; past it, a dead letter is dropped (counted) rather than held in memory.
-const MAX_IN_FLIGHT: usize = 256;
+/// Copies on their way at once (each at most `max_message_bytes`); past it, a dead letter is dropped (counted)
+/// rather than held in memory.
+const MAX_IN_FLIGHT: usize = 32;
 /// The most of an error message kept in a header.
 const MAX_ERROR_BYTES: usize = 1024;
 
@@ -37,6 +38,10 @@ pub(crate) fn copy(app: &LiveCheck, received: &Received, cause: &'static str, er
     let shared = &app.shared;
     let Some(dead) = &shared.dead_letters else { return };
     let metrics = &shared.metrics;
+    // A stream read back as its own dead letters (a consumer of it) would copy its poison forever.
+    if *received.stream == *dead.stream {
+        return;
+    }
     let Ok(permit) = dead.in_flight.clone().try_acquire_owned() else {
         metrics.dead_letters_failed.inc();
         if metrics.first_time("dead letters behind") {

@@ -41,21 +41,17 @@ impl LiveCheck {
         Some(status(core, oldest.map(|oldest| (running.len() as u64, oldest))))
     }
 
-    /// The case's recent executions, newest (by issue time) first: those running now and those finished, at most
-    /// [`execution_history`](crate::LiveCheckBuilder::execution_history) of them. `None` for an unknown case.
+    /// The case's recent executions, newest (by issue time) first: all those running now, and the finished ones
+    /// its history keeps (at most [`execution_history`](crate::LiveCheckBuilder::execution_history)). `None` for
+    /// an unknown case.
     pub fn recent_executions(&self, case: &str) -> Option<Vec<ExecutionRecord>> {
         let case = self.registry.get(case)?;
         let core = case.core();
         let now = self.shared.clock.now();
         let mut records: Vec<ExecutionRecord> =
             self.executing_of(core).iter().map(|run| ExecutionRecord::running(run, now)).collect();
-        let limit = {
-            let history = core.history();
-            records.extend(history.newest_first().map(|execution| ExecutionRecord::finished(execution, core)));
-            history.capacity()
-        };
+        records.extend(core.history().newest_first().map(|execution| ExecutionRecord::finished(execution, core)));
         records.sort_by_key(|record| std::cmp::Reverse((record.issued_at, record.started_at)));
-        records.truncate(limit);
         Some(records)
     }
 

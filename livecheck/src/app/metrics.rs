@@ -99,6 +99,10 @@ metrics! {
     /// Test executions a service triggered whose publish was not confirmed within `signal_send_timeout` (left
     /// queued).
     tests_unconfirmed,
+    /// Signals and test executions sent without confirmation whose publish failed later.
+    unconfirmed_failed,
+    /// Signals and test executions dropped at once because 10 000 others already waited for the broker.
+    unconfirmed_dropped,
     /// Pending-test and bus messages bigger than `max_message_bytes` (dropped without decoding).
     messages_too_large,
     /// Bus messages that were not a valid SignalEvent (dropped).

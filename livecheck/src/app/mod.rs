@@ -81,7 +81,9 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
     pub(crate) router: SignalRouter,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Permits for publishes of services' messages still waiting for the broker (see `publish_bounded`).
+    pub(crate) unconfirmed: Arc<tokio::sync::Semaphore>,
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
     /// Where poison messages are copied; `None` when they are only counted.
@@ -96,8 +98,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Publishes a service's message (`what`: "a signal", "a test execution"), waiting at most
-    /// `signal_send_timeout` for the broker: past it the service's request goes on and the message stays queued
-    /// in the producer (or the embedded log's writer), counted in `unconfirmed` and logged once.
+    /// `signal_send_timeout` for the broker. The publish runs as a task of its own: past the timeout the service's
+    /// request goes on while the publish keeps trying (counted in `unconfirmed`, logged once; a publish that fails
+    /// later is counted in `unconfirmed_failed`). At most [`MAX_UNCONFIRMED`] wait so; beyond, a message is dropped
+    /// at once (`unconfirmed_dropped`): memory stays bounded while the broker is away.
     pub(crate) async fn publish_bounded(
         &self,
         stream: &str,
@@ -105,24 +109,48 @@ impl Shared {
         unconfirmed: &metrics::Counter,
         what: &'static str,
     ) -> Result<()> {
+        let Ok(permit) = self.unconfirmed.clone().try_acquire_owned() else {
+            self.metrics.unconfirmed_dropped.inc();
+            if self.metrics.first_time("unconfirmed dropped") {
+                tracing::warn!(%stream, "{MAX_UNCONFIRMED} messages already wait for the broker; dropping {what} (logged once; counted in unconfirmed_dropped)");
+            }
+            return Ok(());
+        };
+        let (transport, stream_name) = (self.transport.clone(), stream.to_owned());
+        let mut publish = tokio::spawn(async move {
+            let published = transport.publish(&stream_name, message).await;
+            drop(permit);
+            published
+        });
         let timeout = self.config.signal_send_timeout;
-        match tokio::time::timeout(timeout, self.transport.publish(stream, message)).await {
-            Ok(published) => published.map(|_| ()),
+        match tokio::time::timeout(timeout, &mut publish).await {
+            Ok(Ok(published)) => published.map(|_| ()),
+            Ok(Err(join)) => Err(Error::transport("publishing", false, join)),
             Err(_) => {
                 unconfirmed.inc();
                 if self.metrics.first_time(what) {
                     tracing::warn!(
                         %stream,
                         ?timeout,
-                        "the broker did not take {what} in time; it stays queued and the request goes on \
-                         (logged once; counted in the metrics' *_unconfirmed)"
+                        "the broker did not take {what} in time; the request goes on while it is still being \
+                         published (logged once; counted in the metrics' *_unconfirmed)"
                     );
                 }
+                let (metrics, stream) = (self.metrics.clone(), stream.to_owned());
+                tokio::spawn(async move {
+                    if let Ok(Err(error)) = publish.await {
+                        metrics.unconfirmed_failed.inc();
+                        tracing::warn!(%stream, %error, "{what} sent without confirmation could not be published");
+                    }
+                });
                 Ok(())
             }
         }
     }
 }
+
+/// Publishes of services' messages that may wait for the broker after the service's request went on.
+pub(crate) const MAX_UNCONFIRMED: usize = 10_000;
 
 pub(crate) struct Config {
     pub(crate) group: String,
@@ -213,6 +241,12 @@ impl LiveCheck {
         let names = signals.finish()?;
         let _ = core.signal_names.set(names);
         let mut cases = crate::sync::write(&self.registry.cases);
+        // Checked again under the lock: `start` sets the flag before it reads the cases.
+        if self.registry.started.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Config(format!(
+                "case `{name}` registered after start(): register every case before starting the instance"
+            )));
+        }
         if cases.contains_key(&name) {
             return Err(Error::Config(format!("a case named `{name}` is registered already")));
         }
@@ -254,6 +288,9 @@ impl LiveCheck {
             return Err(Error::Config(format!("case `{name}`: probability must be within 0..=1")));
         }
         settings.check_alert_policies()?;
+        if settings.warn_stalled_after.is_zero() {
+            return Err(Error::Config(format!("case `{name}`: warn_stalled_after must be more than 0")));
+        }
         Ok(Arc::new(CaseCore {
             name,
             health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),

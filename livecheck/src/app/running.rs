@@ -137,7 +137,8 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     tasks.spawn(watchers::sample_stats(app.clone(), shutdown.clone()));
     #[cfg(feature = "web")]
     let web_address = web_server.map(|server| {
-        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, member: member_alive };
+        let probe = Default::default();
+        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, member: member_alive, probe };
         let address = server.address();
         tasks.spawn(server.serve(instance, shutdown.clone()));
         address

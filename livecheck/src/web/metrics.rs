@@ -225,6 +225,15 @@ fn registry(instance: &Instance) -> Registry {
         dropped,
     );
     for (name, help, value) in [
+        ("alerts_delivered", "Alerts a webhook accepted", counters.alerts_delivered),
+        ("alerts_failed", "Alerts given up on after their attempts", counters.alerts_failed),
+        ("alerts_dropped", "Alerts dropped because the queue of alerts to send was full", counters.alerts_dropped),
+    ] {
+        let counter: Counter = Counter::default();
+        counter.inc_by(value);
+        registry.register(name, help, counter);
+    }
+    for (name, help, value) in [
         ("tests_executing", "Tests executing now", counters.tests_executing),
         ("signals_held", "Signals held now for tests that have not started executing", counters.signals_held),
         ("signals_held_bytes", "The bytes those signals take", counters.signals_held_bytes),
