@@ -81,6 +81,7 @@ mod history;
 #[cfg(feature = "http")]
 pub mod http;
 mod runner;
+mod shown;
 pub mod stream;
 mod sync;
 pub mod transport;

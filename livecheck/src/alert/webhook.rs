@@ -115,12 +115,8 @@ impl Target {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(format!("`{}` is not an http:// or https:// URL", url.scheme())));
         }
-        let mut shown = url.clone();
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
-        shown.set_query(None);
-        shown.set_fragment(None);
-        Ok(Target { url, shown: shown.to_string() })
+        let shown = crate::shown::url_without_secrets(url.as_str());
+        Ok(Target { url, shown })
     }
 }
 

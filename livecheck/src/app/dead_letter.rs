@@ -53,7 +53,7 @@ pub(crate) fn copy(app: &LiveCheck, received: &Received, cause: &'static str, er
     let limit = shared.config.max_message_bytes;
     let mut headers = original.headers.clone();
     headers.push("LiveCheck-Dead-Letter-Cause", cause);
-    headers.push("LiveCheck-Dead-Letter-Error", truncate(error, MAX_ERROR_BYTES));
+    headers.push("LiveCheck-Dead-Letter-Error", crate::shown::cut(error, MAX_ERROR_BYTES).to_owned());
     headers.push("LiveCheck-Dead-Letter-Stream", received.stream.to_string());
     headers.push("LiveCheck-Dead-Letter-Partition", received.partition.to_string());
     headers.push("LiveCheck-Dead-Letter-Offset", received.offset.to_string());
@@ -76,16 +76,4 @@ pub(crate) fn copy(app: &LiveCheck, received: &Received, cause: &'static str, er
         }
         drop(permit);
     });
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }

@@ -475,7 +475,7 @@ impl CaseHealth {
         // Credentials and query strings (tokens) stay out of the state, the reports and the alerts.
         let (url, last_error) = match url {
             Some(url) => {
-                let shown = shown_url(&url);
+                let shown = crate::shown::url_without_secrets(&url);
                 (Some(shown.clone()), last_error.replace(&url, &shown))
             }
             None => (None, last_error),
@@ -650,33 +650,9 @@ impl History {
     }
 }
 
-/// `url` without its user info and query string (`https://user:secret@host/path?token=…` → `https://host/path`).
-fn shown_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    if scheme.is_empty() {
-        format!("{host}{path}")
-    } else {
-        format!("{scheme}://{host}{path}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_shown_url_has_no_credentials_or_query() {
-        assert_eq!(shown_url("https://user:secret@shop.example:8443/a/b?token=x#f"), "https://shop.example:8443/a/b");
-        assert_eq!(
-            shown_url("http://localhost:6066/order/init/sell/?fake=1"),
-            "http://localhost:6066/order/init/sell/"
-        );
-        assert_eq!(shown_url("http://host"), "http://host");
-    }
 
     const SECOND: Duration = Duration::from_secs(1);
 

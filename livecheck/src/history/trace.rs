@@ -92,11 +92,7 @@ pub(super) fn truncate(text: &mut String, max: usize) {
     if text.len() <= max {
         return;
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
+    text.truncate(crate::shown::cut(text, max).len());
     text.push_str(" …");
 }
 
