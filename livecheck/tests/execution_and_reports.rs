@@ -11,11 +11,14 @@ use std::{
 };
 
 use livecheck::{
-    transport::{BoxFuture, Delivery, Leadership, MemoryTransport, Message, Received, Subscription},
-    Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestExecution, TestRun,
+    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestExecution, TestRun,
 };
 use serde::{Deserialize, Serialize};
-use support::{builder, publish_raw, reports, until, ReportReader};
+use support::{
+    builder,
+    faulty::{Fault, Faulty},
+    publish_raw, reports, until, ReportReader,
+};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 struct Args {
@@ -290,62 +293,19 @@ async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_oth
 }
 
 /// A transport whose report publishes fail while `failing` is above zero (counting down), as on a full disk:
-/// transient (`retriable`) or lasting; and whose bus and pending-test publishes never complete when `broker_away`.
-#[derive(Clone)]
-struct ReportsFail {
-    inner: MemoryTransport,
-    failing: Arc<AtomicU32>,
-    retriable: bool,
-    broker_away: bool,
-}
-
-impl livecheck::transport::Transport for ReportsFail {
-    fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, livecheck::Result<()>> {
-        self.inner.create_stream(stream, partitions)
-    }
-    fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, livecheck::Result<Delivery>> {
+/// transient (`retriable`) or lasting.
+fn reports_fail(inner: &MemoryTransport, failing: Arc<AtomicU32>, retriable: bool) -> Faulty {
+    Faulty::new(inner.clone()).on_publish(move |stream| {
         let fail = stream == "livecheck-report"
-            && self.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if self.broker_away && (stream == "livecheck-bus" || stream == "livecheck") {
-            return Box::pin(std::future::pending());
-        }
-        if fail {
-            let context = "database or disk is full".to_owned();
-            return Box::pin(async move {
-                Err(livecheck::Error::Transport { context, retriable: self.retriable, source: None })
-            });
-        }
-        self.inner.publish(stream, message)
-    }
-    fn subscribe<'a>(
-        &'a self,
-        streams: &'a [&'a str],
-        group: &'a str,
-    ) -> BoxFuture<'a, livecheck::Result<Box<dyn Subscription>>> {
-        self.inner.subscribe(streams, group)
-    }
-    fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, livecheck::Result<Vec<u64>>> {
-        self.inner.end_offsets(stream)
-    }
-    fn read<'a>(
-        &'a self,
-        stream: &'a str,
-        partition: u32,
-        from: u64,
-        limit: usize,
-    ) -> BoxFuture<'a, livecheck::Result<Vec<Received>>> {
-        self.inner.read(stream, partition, from, limit)
-    }
-    fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, livecheck::Result<Box<dyn Leadership>>> {
-        self.inner.elect_leader(group)
-    }
+            && failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        fail.then_some(Fault::Fail { retriable, context: "database or disk is full" })
+    })
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
     let inner = MemoryTransport::new();
-    let transport =
-        ReportsFail { inner: inner.clone(), failing: Arc::new(AtomicU32::new(3)), retriable: true, broker_away: false };
+    let transport = reports_fail(&inner, Arc::new(AtomicU32::new(3)), true);
     let app = LiveCheck::builder().transport(transport).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
@@ -361,8 +321,7 @@ async fn a_report_that_fails_on_a_transient_error_is_retried_until_it_is_out() {
 async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_runs_again() {
     let inner = MemoryTransport::new();
     let failing = Arc::new(AtomicU32::new(u32::MAX));
-    let transport =
-        ReportsFail { inner: inner.clone(), failing: failing.clone(), retriable: false, broker_away: false };
+    let transport = reports_fail(&inner, failing.clone(), false);
     let app = LiveCheck::builder().transport(transport.clone()).clock(livecheck::Clock::follow_tokio()).build();
     let case = scripted(&app, CaseSettings::new("c"));
     let running = app.start().await.unwrap();
@@ -385,9 +344,9 @@ async fn an_execution_whose_report_could_not_be_published_is_not_committed_and_r
 
 #[tokio::test(start_paused = true)]
 async fn a_service_triggering_a_test_or_sending_a_signal_is_not_held_up_while_the_broker_is_away() {
-    let inner = MemoryTransport::new();
-    let failing = Arc::new(AtomicU32::new(0));
-    let transport = ReportsFail { inner, failing, retriable: true, broker_away: true };
+    // The broker is away: bus and pending-test publishes never complete.
+    let transport = Faulty::new(MemoryTransport::new())
+        .on_publish(|stream| (stream == "livecheck-bus" || stream == "livecheck").then_some(Fault::Hang));
     let app = LiveCheck::builder()
         .transport(transport)
         .clock(livecheck::Clock::follow_tokio())

@@ -13,10 +13,11 @@ use std::{
 };
 
 use livecheck::{
-    transport::{BoxFuture, Delivery, Leadership, MemoryTransport, Message, Subscription, Transport},
-    Case, CaseResult, CaseSettings, LiveCheck, LiveCheckBuilder, Running, Signal, SignalStatus, State, TestRun,
+    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, LiveCheckBuilder, Running, Signal,
+    SignalStatus, State, TestRun,
 };
 use serde_json::Value;
+use support::faulty::{Fault, Faulty};
 
 /// Waits for `paid` (the amount, asserted to be the one the test was issued with), then `shipped`.
 struct Checkout {
@@ -321,58 +322,16 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
     assert!(reqwest::get(format!("{base}/healthz")).await.is_err(), "nothing listens after shutdown");
 }
 
-/// A memory transport whose end offsets fail while `down` is set: a broker that stopped answering.
-struct Unreachable {
-    inner: MemoryTransport,
-    down: Arc<AtomicBool>,
-}
-
-impl Transport for Unreachable {
-    fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, livecheck::Result<()>> {
-        self.inner.create_stream(stream, partitions)
-    }
-
-    fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, livecheck::Result<Delivery>> {
-        self.inner.publish(stream, message)
-    }
-
-    fn subscribe<'a>(
-        &'a self,
-        streams: &'a [&'a str],
-        group: &'a str,
-    ) -> BoxFuture<'a, livecheck::Result<Box<dyn Subscription>>> {
-        self.inner.subscribe(streams, group)
-    }
-
-    fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, livecheck::Result<Vec<u64>>> {
-        if self.down.load(Ordering::SeqCst) {
-            return Box::pin(async {
-                Err(livecheck::Error::Transport { context: "the broker is away".into(), retriable: true, source: None })
-            });
-        }
-        self.inner.end_offsets(stream)
-    }
-
-    fn read<'a>(
-        &'a self,
-        stream: &'a str,
-        partition: u32,
-        from: u64,
-        limit: usize,
-    ) -> BoxFuture<'a, livecheck::Result<Vec<livecheck::transport::Received>>> {
-        self.inner.read(stream, partition, from, limit)
-    }
-
-    fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, livecheck::Result<Box<dyn Leadership>>> {
-        self.inner.elect_leader(group)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_503_when_the_transport_does_not_answer() {
     let down = Arc::new(AtomicBool::new(false));
     let app = LiveCheck::builder()
-        .transport(Unreachable { inner: MemoryTransport::new(), down: down.clone() })
+        .transport(Faulty::new(MemoryTransport::new()).on_end_offsets({
+            let down = down.clone();
+            move |_| {
+                down.load(Ordering::SeqCst).then_some(Fault::Fail { retriable: true, context: "the broker is away" })
+            }
+        }))
         .web_address("127.0.0.1:0")
         .build();
     app.register(CaseSettings::new("audit"), |_| Audit).unwrap();

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "web")]
 pub mod browser;
+pub mod faulty;
 pub mod hostile;
 pub mod logs;
 pub mod one_signal;
