@@ -99,7 +99,8 @@ pub use case::{
 };
 pub use clock::Clock;
 pub use context::{
-    append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext, HEADER_EXPIRES,
+    append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext,
+    HEADER_EXECUTION_SIGNATURE, HEADER_EXPIRES,
     HEADER_SIGNATURE, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, SIGNING_SECRET_ENV,
     SIGNING_SECRET_PREVIOUS_ENV,
 };

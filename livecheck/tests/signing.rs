@@ -14,9 +14,9 @@ use livecheck::{
     append_current_test, current_test,
     http::{LiveCheckLayer, RequestBuilderExt},
     stream::Topic,
-    transport::MemoryTransport,
+    transport::{MemoryTransport, Message, Transport},
     Case, CaseResult, CaseSettings, Headers, LiveCheck, LiveCheckBuilder, Signal, State, TestContext, TestRun,
-    HEADER_EXPIRES, HEADER_SIGNATURE, HEADER_TEST_ID,
+    HEADER_EXECUTION_SIGNATURE, HEADER_EXPIRES, HEADER_SIGNATURE, HEADER_TEST_ID,
 };
 use support::{builder, executions, signals, until, ReportReader};
 
@@ -240,4 +240,73 @@ async fn without_a_secret_the_signature_header_is_neither_checked_nor_written() 
     let metrics = app.metrics();
     assert_eq!((metrics.headers_unsigned, metrics.headers_bad_signature, metrics.headers_malformed), (0, 0, 0));
     assert_eq!(headers.get(HEADER_TEST_ID), Some(&b"f-1"[..]));
+}
+
+/// Executions on the pending-tests stream are signed too: with signing on, one without an execution signature, with
+/// a wrong one, with genuine test headers but no execution signature, or with its arguments or expiry changed after
+/// signing is refused — never run, never in the case's health, counted — while a genuine one runs.
+#[tokio::test(start_paused = true)]
+async fn a_signing_instance_runs_only_executions_signed_over_their_whole_content() {
+    let transport = MemoryTransport::new();
+    let instance = signing(&transport, SECRET).build();
+    let instance_case = one_stage(&instance);
+    let service = signing(&transport, SECRET).build();
+    let case = one_stage(&service);
+    let mut reader = ReportReader::new(&transport).await;
+    let running = instance.start().await.unwrap();
+
+    // What a service with the secret publishes: the execution and its signature.
+    let genuine = {
+        let sibling = MemoryTransport::new();
+        let app = signing(&sibling, SECRET).build();
+        one_stage(&app).trigger_with_id("copied", &()).await.unwrap();
+        (*sibling.messages("livecheck")[0].message).clone()
+    };
+    assert!(genuine.headers.get(HEADER_EXECUTION_SIGNATURE).is_some(), "a signing app signs its executions");
+    let publish = |message: Message| {
+        let transport = transport.clone();
+        async move { transport.publish("livecheck", message).await.unwrap() }
+    };
+    // 1. No headers at all.
+    let bare = Message { headers: Headers::new(), key: Some("bare".into()), ..genuine.clone() };
+    publish(bare).await;
+    // 2. Test headers correctly signed, but no execution signature.
+    let mut context_only = genuine.clone();
+    context_only.headers = genuine
+        .headers
+        .iter()
+        .filter(|(n, _)| *n != HEADER_EXECUTION_SIGNATURE)
+        .map(|(n, v)| (n.to_owned(), v.to_vec()))
+        .collect();
+    publish(context_only).await;
+    // 3. Arguments and expiry changed after signing.
+    let mut tampered = genuine.clone();
+    tampered.value = String::from_utf8(genuine.value.clone())
+        .unwrap()
+        .replace("\"test_args\":[]", "\"test_args\":[1]")
+        .into_bytes();
+    assert_ne!(tampered.value, genuine.value);
+    publish(tampered).await;
+    // 4. Signed with another secret, through the public API (as `livecheck trigger` with a wrong secret does).
+    let outsider = signing(&transport, "guess").build();
+    outsider.trigger_by_name("orders", Some("wrong-secret"), &(), Duration::from_secs(60)).await.unwrap();
+    // 5. No secret at all.
+    let unsigned = builder(&transport).signing_secret("").build();
+    unsigned.trigger_by_name("orders", Some("no-secret"), &(), Duration::from_secs(60)).await.unwrap();
+    // And a genuine one.
+    let test = case.trigger_with_id("t-1", &()).await.unwrap();
+    livecheck::scope(Some(test), case.stage.notify()).await.unwrap();
+
+    let report = reader.next(Duration::from_secs(5)).await;
+    assert_eq!((report.state, report.test.unwrap().id), (State::Pass, "t-1".to_owned()));
+    until(Duration::from_secs(1), || instance.metrics().tests_received == 6).await;
+    // Long after every refused test would have timed out, nothing else was reported.
+    assert!(reader.next_within(Duration::from_secs(120)).await.is_none(), "a refused execution ran");
+    let metrics = instance.metrics();
+    assert_eq!((metrics.tests_unsigned, metrics.tests_bad_signature), (3, 2));
+    assert_eq!(metrics.tests_finished, 1);
+    let health = instance_case.health();
+    assert_eq!((health.count(State::Pass), health.total_failures), (1, 0), "refused tests are not in the health");
+    assert_eq!(health.interval_median_seconds, None, "refused tests do not count as arrivals");
+    running.shutdown().await.unwrap();
 }

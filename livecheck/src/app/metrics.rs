@@ -88,6 +88,10 @@ metrics! {
     tests_malformed,
     /// Executions for a case this instance does not have (dropped).
     tests_unknown_case,
+    /// With signing on: pending tests without an execution signature (refused, never run).
+    tests_unsigned,
+    /// With signing on: pending tests whose execution signature matched neither secret (refused, never run).
+    tests_bad_signature,
     /// Executions that reached a verdict, skipped ones included.
     tests_finished,
     /// Executions delivered again (after a restart or a rebalance) that already had a report: not run again.

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::{consumer::Handled, outcome, reported::Reported, LiveCheck};
 use crate::{
     case::RegisteredCase,
+    context::HEADER_EXECUTION_SIGNATURE,
     runner,
     transport::{Delivery, Received},
     wire::RawExecution,
@@ -54,6 +55,9 @@ fn prepare(app: &LiveCheck, received: &Received, reported: Option<&Reported>) ->
     if super::bus::too_large(app, received, "pending-test") {
         return None;
     }
+    if !signed_if_required(app, received) {
+        return None;
+    }
     let message = &received.message;
     let execution: RawExecution = match serde_json::from_slice(&message.value) {
         Ok(execution) => execution,
@@ -79,6 +83,31 @@ fn prepare(app: &LiveCheck, received: &Received, reported: Option<&Reported>) ->
     };
     let start = runner::start(case.as_ref(), execution);
     Some((case, start))
+}
+
+/// Whether the pending test may run as far as signing goes: always when the app does not sign; when it does, only
+/// with an execution signature made with either secret over the message's value (anything else is refused before
+/// it is decoded: never run, never in a case's health, counted in `tests_unsigned` / `tests_bad_signature`, the
+/// first of each logged).
+fn signed_if_required(app: &LiveCheck, received: &Received) -> bool {
+    let Some(signer) = &app.shared.signer else { return true };
+    let message = &received.message;
+    let metrics = &app.shared.metrics;
+    let (counter, cause) = match message.headers.get(HEADER_EXECUTION_SIGNATURE) {
+        None => (&metrics.tests_unsigned, "has no execution signature"),
+        Some(signature) if signer.verify_execution(&message.value, signature).is_none() => {
+            (&metrics.tests_bad_signature, "has an execution signature that matches neither secret")
+        }
+        Some(_) => return true,
+    };
+    counter.inc();
+    let key = message.key.as_deref();
+    if metrics.first_time(cause) {
+        tracing::warn!(key = ?key, partition = received.partition, offset = received.offset, "refusing a pending test that {cause}: not run (logged once per cause; counted in tests_unsigned / tests_bad_signature)");
+    } else {
+        tracing::debug!(key = ?key, "refusing a pending test that {cause}");
+    }
+    false
 }
 
 /// Runs the body to its verdict, or `None` if shutdown interrupted it (no verdict: the execution is not

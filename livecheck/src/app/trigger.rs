@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{LiveCheck, Shared};
 use crate::{
-    context::{Headers, TestContext},
+    context::{Headers, TestContext, HEADER_EXECUTION_SIGNATURE},
     transport::Message,
     wire::TestExecution,
     Error, Result,
@@ -48,7 +48,8 @@ impl LiveCheck {
 }
 
 /// An execution of `case_name` issued now: its context (signed when the app signs) and the message that publishes
-/// it on the pending-tests stream.
+/// it on the pending-tests stream (with the execution's own signature when the app signs, see
+/// [`HEADER_EXECUTION_SIGNATURE`]).
 pub(crate) fn execution_message<A: Serialize + ?Sized>(
     shared: &Shared,
     case_name: &str,
@@ -66,6 +67,10 @@ pub(crate) fn execution_message<A: Serialize + ?Sized>(
     let context = TestContext::of(&execution).signed_by(shared.signer.as_ref());
     let mut headers = Headers::new();
     context.append_to(&mut headers);
-    let message = Message { key: Some(execution.id.clone()), value: serde_json::to_vec(&execution)?, headers };
+    let value = serde_json::to_vec(&execution)?;
+    if let Some(signer) = &shared.signer {
+        headers.push(HEADER_EXECUTION_SIGNATURE, signer.sign_execution(&value));
+    }
+    let message = Message { key: Some(execution.id.clone()), value, headers };
     Ok((context, message))
 }

@@ -12,5 +12,5 @@ pub(crate) use current::{append_current_test_signed, current_test_ref};
 pub(crate) use headers::HeaderParts;
 pub use headers::{HeaderError, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP};
 pub(crate) use signing::Signer;
-pub use signing::{HEADER_SIGNATURE, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV};
+pub use signing::{HEADER_EXECUTION_SIGNATURE, HEADER_SIGNATURE, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV};
 pub use test_context::TestContext;

@@ -9,6 +9,16 @@ use sha2::Sha256;
 /// surrounding whitespace).
 pub const HEADER_SIGNATURE: &str = "LiveCheck-Test-Signature";
 
+/// Header of a message on the pending-tests stream carrying the signature of the execution itself: lowercase hex of
+/// HMAC-SHA256(secret, `livecheck-execution\n` followed by the message's value, byte for byte). It covers the id,
+/// case, issue time, expiry and arguments, so that with signing on nobody without the secret can make an instance
+/// run a test, nor change the arguments or the expiry of a genuine one.
+pub const HEADER_EXECUTION_SIGNATURE: &str = "LiveCheck-Execution-Signature";
+
+/// What an execution's signature is computed over before the message's value: keeps it apart from the signature
+/// of header values, which never contain a line feed after a field of this text.
+const EXECUTION_DOMAIN: &[u8] = b"livecheck-execution\n";
+
 /// Environment variable with the secret test context is signed with, read by [`crate::LiveCheckBuilder::build`]
 /// when no secret is set on the builder.
 pub const SIGNING_SECRET_ENV: &str = "LIVECHECK_SIGNING_SECRET";
@@ -78,6 +88,35 @@ impl Signer {
             (false, false) => None,
         }
     }
+}
+
+impl Signer {
+    /// The signature of an execution's encoded message value (see [`HEADER_EXECUTION_SIGNATURE`]), as lowercase
+    /// hex.
+    pub(crate) fn sign_execution(&self, value: &[u8]) -> String {
+        hex(&execution_mac(&self.current, value).finalize().into_bytes())
+    }
+
+    /// Checks an execution's signature (hex, either case) against its message value, in constant time, with either
+    /// secret; `None` when it matches neither.
+    pub(crate) fn verify_execution(&self, value: &[u8], signature: &[u8]) -> Option<Verified> {
+        let signature = unhex(signature)?;
+        let matches = |key: &HmacSha256| execution_mac(key, value).verify_slice(&signature).is_ok();
+        let current = matches(&self.current);
+        let previous = self.previous.as_ref().is_some_and(matches);
+        match (current, previous) {
+            (true, _) => Some(Verified::Current),
+            (false, true) => Some(Verified::Previous),
+            (false, false) => None,
+        }
+    }
+}
+
+fn execution_mac(key: &HmacSha256, value: &[u8]) -> HmacSha256 {
+    let mut mac = key.clone();
+    mac.update(EXECUTION_DOMAIN);
+    mac.update(value);
+    mac
 }
 
 fn keyed(key: &HmacSha256, values: [&str; 4]) -> HmacSha256 {
@@ -195,6 +234,32 @@ mod tests {
         assert_eq!(rotated.sign(VALUES), signer("new", None).sign(VALUES), "signs with the current secret");
         assert_eq!(rotated.verify(VALUES, stranger.sign(VALUES).as_bytes()), None);
         assert_eq!(old.verify(VALUES, rotated.sign(VALUES).as_bytes()), None, "old alone does not know new");
+    }
+
+    #[test]
+    fn an_execution_signature_covers_every_byte_of_the_value_and_differs_from_a_header_signature() {
+        let s = signer("current-secret", None);
+        let value = br#"{"id":"id-1","case_name":"test_order","test_args":[],"test_kwargs":{"side":"sell"}}"#;
+        let signature = s.sign_execution(value);
+        // Computed independently: python3 -c "import hmac, hashlib; print(hmac.new(b'current-secret',
+        // b'livecheck-execution\n' + VALUE, hashlib.sha256).hexdigest())"
+        let expected = {
+            let mut mac = HmacSha256::new_from_slice(b"current-secret").unwrap();
+            mac.update(b"livecheck-execution\n");
+            mac.update(value);
+            hex(&mac.finalize().into_bytes())
+        };
+        assert_eq!(signature, expected);
+        assert_eq!(s.verify_execution(value, signature.as_bytes()), Some(Verified::Current));
+        for i in 0..value.len() {
+            let mut changed = value.to_vec();
+            changed[i] ^= 1;
+            assert_eq!(s.verify_execution(&changed, signature.as_bytes()), None, "byte {i}");
+        }
+        assert_eq!(s.verify_execution(value, signer("guess", None).sign_execution(value).as_bytes()), None);
+        let rotated = signer("new", Some("current-secret"));
+        assert_eq!(rotated.verify_execution(value, signature.as_bytes()), Some(Verified::Previous));
+        assert_ne!(s.sign_execution(VALUES.join("\n").as_bytes()), s.sign(VALUES));
     }
 
     #[test]

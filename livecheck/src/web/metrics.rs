@@ -19,8 +19,10 @@ use crate::{case::CaseCore, wire::State as TestState, SuiteFailure, TestReport};
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The instance's counters that count inputs dropped or ignored, exported as one family by cause.
-const DROPPED: [&str; 14] = [
+const DROPPED: [&str; 16] = [
     "tests_malformed",
+    "tests_unsigned",
+    "tests_bad_signature",
     "tests_unknown_case",
     "messages_too_large",
     "signals_malformed",
