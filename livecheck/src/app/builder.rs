@@ -29,6 +29,7 @@ pub struct LiveCheckBuilder {
     signal_send_timeout: Duration,
     stats_interval: Duration,
     execution_history: usize,
+    remembered_reports: usize,
     #[cfg(feature = "web")]
     web_address: Option<String>,
     signing_secret: Option<Vec<u8>>,
@@ -58,6 +59,7 @@ impl Default for LiveCheckBuilder {
             signal_send_timeout: Duration::from_secs(2),
             stats_interval: Duration::from_secs(10),
             execution_history: 50,
+            remembered_reports: super::reported::DEFAULT_REMEMBERED,
             #[cfg(feature = "web")]
             web_address: None,
             signing_secret: None,
@@ -187,6 +189,15 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// How many reported executions the instance remembers, so that a copy of one arriving later (delivered
+    /// again, replayed, or written twice by a producer's retry) is never run again (default 250 000, about 64
+    /// bytes each: 16 MiB at most). Each is remembered until its expiry plus 10 minutes; beyond the limit, those
+    /// expiring first are forgotten (counted in `reports_forgotten`). See the README's "Exactly one report".
+    pub fn remembered_reports(mut self, executions: usize) -> Self {
+        self.remembered_reports = executions;
+        self
+    }
+
     /// Serves the instance's web server — JSON API, dashboard, `/healthz` and Prometheus `/metrics` — on `address`
     /// (`host:port`, e.g. [`crate::DEFAULT_WEB_ADDRESS`]; port 0 picks a free one, see
     /// [`crate::Running::web_address`]) while the instance runs. Off by default. [`LiveCheck::start`] fails if it
@@ -270,6 +281,7 @@ impl LiveCheckBuilder {
                 clock: self.clock,
                 draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
+                reported: super::reported::ReportedExecutions::new(self.remembered_reports),
                 metrics: Default::default(),
                 unconfirmed: Arc::new(tokio::sync::Semaphore::new(super::MAX_UNCONFIRMED)),
                 signer,

@@ -7,14 +7,13 @@
 //! - **Signals** are routed as they arrive. The bus is committed only below the lowest signal still needed — held
 //!   for a test not started, or given to a test without a report yet — so a restart or a new owner reads again
 //!   every signal of every unfinished test.
-//! - **Assigned** partitions: the report stream is read from the committed mark (see `reported.rs`) so that an
-//!   execution delivered again that already has a report is not run again.
+//! - **Assigned** partitions: the report stream is read from the committed mark and horizon (see `reported.rs`)
+//!   so that an execution delivered again or replayed that already has a report is not run again.
 //! - **Revoked** partitions: their tests stop without a verdict, their commits are written, their held signals
 //!   are dropped; then the partition is let go.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
     time::Duration,
 };
 
@@ -26,7 +25,7 @@ use super::{
     consumer::{Completion, Done, Handled},
     offsets::OffsetTracker,
     pending,
-    reported::{mark_metadata, parse_mark, Reported},
+    reported::{ReportHorizon, ReportMarks, ReportedExecutions, REMEMBERED_AFTER_EXPIRY},
     LiveCheck,
 };
 use crate::{
@@ -43,7 +42,10 @@ const COMMIT_EVERY: Duration = Duration::from_millis(100);
 /// commits what finished.
 pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>, shutdown: CancellationToken) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    // Reports are remembered as long as the longest-lived execution of any case is.
+    let longest = app.registry.all().iter().map(|case| case.core().settings.test_expires).max().unwrap_or_default();
     let mut member = Member {
+        remembered_for: longest.saturating_add(REMEMBERED_AFTER_EXPIRY),
         pending: app.shared.streams.pending.clone(),
         bus: app.shared.streams.bus.clone(),
         app,
@@ -98,6 +100,8 @@ pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>,
 
 struct Member {
     app: LiveCheck,
+    /// How far back the report stream is read when a partition is assigned (see `reported.rs`).
+    remembered_for: Duration,
     pending: String,
     bus: String,
     shutdown: CancellationToken,
@@ -118,10 +122,8 @@ struct PartitionWork {
     running: usize,
     /// How far this partition of the report stream reached, at least.
     report_mark: u64,
-    /// Executions with a report, found when the partition was assigned; needed until the pending stream is read
-    /// past where it ended then.
-    reported: Option<Arc<Reported>>,
-    reported_until: u64,
+    /// How far it reached over time, for the horizon committed with the marks.
+    horizon: ReportHorizon,
     /// The next bus offset to read, and the last bus position committed.
     bus_next: u64,
     bus_committed: Option<(u64, u64)>,
@@ -186,14 +188,11 @@ impl Member {
             tracing::debug!(partition = received.partition, "a test of a partition not assigned here");
             return;
         };
-        if received.offset >= work.reported_until {
-            work.reported = None;
-        }
         self.tests.started(received.partition, received.offset, work.report_mark);
         work.running += 1;
         self.in_flight += 1;
         let mut completion = Completion::new(&received, &self.done);
-        let work = pending::handle(self.app.clone(), received, work.stop.clone(), work.reported.clone());
+        let work = pending::handle(self.app.clone(), received, work.stop.clone());
         tokio::spawn(async move {
             let (handled, report) = work.await;
             completion.set(handled, report);
@@ -216,12 +215,11 @@ impl Member {
         }
     }
 
-    /// Reads the reports of the new partitions since their commits' marks, then starts reading them.
+    /// Reads the reports of the new partitions since their commits' marks and horizons, then starts reading them.
     async fn assigned(&mut self, assignments: &[Assignment]) -> Result<()> {
         let shared = &self.app.shared;
         let streams = &shared.streams;
         let report_ends = shared.transport.end_offsets(&streams.reports).await?;
-        let pending_ends = shared.transport.end_offsets(&streams.pending).await?;
         for assignment in assignments {
             let partition = assignment.partition;
             if self.partitions.contains_key(&partition) {
@@ -229,14 +227,20 @@ impl Member {
             }
             let pending = assignment.committed(&self.pending).cloned().unwrap_or_default();
             let bus = assignment.committed(&self.bus).cloned().unwrap_or_default();
-            let from = parse_mark(&pending.metadata).unwrap_or(0).min(parse_mark(&bus.metadata).unwrap_or(0));
+            let marks = |metadata: &str| ReportMarks::parse(metadata).unwrap_or_default();
+            let (pending_marks, bus_marks) = (marks(&pending.metadata), marks(&bus.metadata));
             let end = report_ends.get(partition as usize).copied().unwrap_or(0);
-            let reported = Reported::scan(&self.app, partition, from, end).await?;
+            // Never more reports than can be remembered.
+            let oldest_kept = end.saturating_sub(shared.reported.limit() as u64);
+            let from = pending_marks.scan_from().min(bus_marks.scan_from()).max(oldest_kept);
+            let (reported, forgotten) = ReportedExecutions::scan(&self.app, partition, from, end).await?;
+            shared.metrics.reports_forgotten.add(forgotten as u64);
             tracing::debug!(
                 partition,
                 tests_from = pending.offset,
                 signals_from = bus.offset,
-                reported = reported.len(),
+                reports_from = from,
+                reported,
                 "partition assigned"
             );
             self.tests.assigned(partition, pending.offset);
@@ -244,10 +248,9 @@ impl Member {
                 stop: self.shutdown.child_token(),
                 running: 0,
                 report_mark: end,
-                reported: (reported.len() > 0).then(|| Arc::new(reported)),
-                reported_until: pending_ends.get(partition as usize).copied().unwrap_or(0),
+                horizon: ReportHorizon::new(from),
                 bus_next: bus.offset,
-                bus_committed: Some((bus.offset, parse_mark(&bus.metadata).unwrap_or(0))),
+                bus_committed: Some((bus.offset, bus_marks.mark)),
             };
             self.partitions.insert(partition, work);
         }
@@ -284,16 +287,20 @@ impl Member {
     /// Commits, for every partition, the tests that have a verdict and the signals no longer needed.
     fn commit(&mut self, subscription: &mut dyn Subscription) {
         let router = &self.app.shared.router;
+        let now = self.app.shared.clock.now();
         for (partition, work) in &mut self.partitions {
+            work.horizon.sample(now, work.report_mark);
+            let horizon = work.horizon.at(now, self.remembered_for);
+            let metadata = |mark| ReportMarks { mark, horizon }.metadata();
             if let Some((offset, mark)) = self.tests.commit_point(*partition, work.report_mark) {
-                if let Err(error) = subscription.commit(&self.pending, *partition, offset, &mark_metadata(mark)) {
+                if let Err(error) = subscription.commit(&self.pending, *partition, offset, &metadata(mark)) {
                     tracing::warn!(%error, partition, "committing tests failed; will retry");
                 }
             }
             let bus = router.lowest_needed(*partition).unwrap_or((work.bus_next, work.report_mark));
             if work.bus_committed != Some(bus) {
                 work.bus_committed = Some(bus);
-                if let Err(error) = subscription.commit(&self.bus, *partition, bus.0, &mark_metadata(bus.1)) {
+                if let Err(error) = subscription.commit(&self.bus, *partition, bus.0, &metadata(bus.1)) {
                     tracing::warn!(%error, partition, "committing signals failed; will retry");
                 }
             }

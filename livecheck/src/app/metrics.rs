@@ -48,6 +48,9 @@ macro_rules! metrics {
             pub signals_held: u64,
             /// The bytes those signals take (bounded by `early_signal_bytes`).
             pub signals_held_bytes: u64,
+            /// Reported executions remembered now, so that copies of them are not run again (at most
+            /// `remembered_reports`).
+            pub reports_remembered: u64,
             /// Alerts a webhook answered with 2xx (one per alert and webhook).
             pub alerts_delivered: u64,
             /// Alerts not delivered to a webhook: attempts used up, an answer not worth retrying, or the instance
@@ -64,6 +67,7 @@ macro_rules! metrics {
                     tests_executing: 0,
                     signals_held: 0,
                     signals_held_bytes: 0,
+                    reports_remembered: 0,
                     alerts_delivered: 0,
                     alerts_failed: 0,
                     alerts_dropped: 0,
@@ -94,8 +98,12 @@ metrics! {
     tests_bad_signature,
     /// Executions that reached a verdict, skipped ones included.
     tests_finished,
-    /// Executions delivered again (after a restart or a rebalance) that already had a report: not run again.
+    /// Copies of an execution that already had a report or was running (delivered again after a restart or a
+    /// rebalance, replayed, or written twice by a producer's retry): not run again.
     tests_redelivered,
+    /// Reported executions forgotten before their time to stay within `remembered_reports` (a copy of one arriving
+    /// later would run again).
+    reports_forgotten,
     /// Bus messages received.
     signals_received,
     /// Signals a service sent whose publish was not confirmed within `signal_send_timeout` (left queued).

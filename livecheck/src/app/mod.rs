@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
     pub(crate) router: SignalRouter,
+    /// Executions with a report, so that copies of them are not run again.
+    pub(crate) reported: reported::ReportedExecutions,
     pub(crate) metrics: Arc<Metrics>,
     /// Permits for publishes of services' messages still waiting for the broker (see `publish_bounded`).
     pub(crate) unconfirmed: Arc<tokio::sync::Semaphore>,
@@ -326,6 +328,7 @@ impl LiveCheck {
             tests_executing: executing as u64,
             signals_held: held as u64,
             signals_held_bytes: self.shared.router.early_bytes() as u64,
+            reports_remembered: self.shared.reported.len() as u64,
             alerts_delivered: alerts.delivered,
             alerts_failed: alerts.failed,
             alerts_dropped: alerts.dropped,

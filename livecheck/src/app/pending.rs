@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{consumer::Handled, outcome, reported::Reported, LiveCheck};
+use super::{consumer::Handled, outcome, LiveCheck};
 use crate::{
     case::RegisteredCase,
     context::HEADER_EXECUTION_SIGNATURE,
@@ -13,30 +13,35 @@ use crate::{
     wire::RawExecution,
 };
 
-/// Handles one pending test, unless `reported` says it has a report already; `stop` interrupts it without a
+/// Handles one pending test, unless it has a report already or is running now; `stop` interrupts it without a
 /// verdict (shutdown, or its partition given to another member). Every waiting test's task is this future, so it
 /// keeps only small state across the wait (the body itself is boxed; the report is built after).
-pub(crate) async fn handle(
-    app: LiveCheck,
-    received: Received,
-    stop: CancellationToken,
-    reported: Option<Arc<Reported>>,
-) -> (Handled, Option<Delivery>) {
-    let prepared = prepare(&app, &received, reported.as_deref());
+pub(crate) async fn handle(app: LiveCheck, received: Received, stop: CancellationToken) -> (Handled, Option<Delivery>) {
+    let prepared = prepare(&app, &received);
     // The message's bytes are not kept across the wait.
     drop(received);
     let Some((case, start)) = prepared else {
         return (Handled::Done, None);
     };
     let finished = match start {
-        Err(skipped) => skipped,
-        Ok(started) => match run_body(started, &stop).await {
+        runner::Start::Copy => {
+            app.shared.metrics.tests_redelivered.inc();
+            tracing::debug!(case = %case.core().name, "not running a copy of an execution running now");
+            return (Handled::Done, None);
+        }
+        runner::Start::Skipped(skipped) => skipped,
+        runner::Start::Run(started) => match run_body(started, &stop).await {
             Some(finished) => finished,
             None => return (Handled::Abandoned, None),
         },
     };
+    let identity = finished.identity();
     // Boxed: its state is only needed once the test is over.
-    match Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &stop)).await {
+    let published = Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &stop)).await;
+    if !matches!(published, outcome::Published::Failed) {
+        remember_reported(&app, identity);
+    }
+    match published {
         outcome::Published::Out(delivery) => (Handled::Done, Some(delivery)),
         outcome::Published::NotSent => (Handled::Done, None),
         // Not committed: it runs again (after a restart or when its partition moves).
@@ -44,12 +49,29 @@ pub(crate) async fn handle(
     }
 }
 
-/// A pending test's case, and its body ready to run or its verdict already (skipped).
-type Prepared = (Arc<dyn RegisteredCase>, Result<runner::Started, Box<runner::Finished>>);
+/// Remembers an execution that has its verdict, so that copies of it are not run again.
+fn remember_reported(app: &LiveCheck, identity: Option<runner::Identity>) {
+    let Some((id, issued, expires)) = identity else { return };
+    let shared = &app.shared;
+    let forgotten = shared.reported.remember(&id, issued, expires, shared.clock.now()).forgotten;
+    if forgotten > 0 {
+        shared.metrics.reports_forgotten.add(forgotten as u64);
+        if shared.metrics.first_time("reports forgotten") {
+            tracing::warn!(
+                forgotten,
+                "more reported executions than remembered_reports allows: the ones expiring first are forgotten, \
+                 a copy of one arriving later would run again (logged once; counted in reports_forgotten)"
+            );
+        }
+    }
+}
 
-/// Decodes the execution and prepares it; `None` when it is dropped (malformed, unknown case) or was reported
-/// already.
-fn prepare(app: &LiveCheck, received: &Received, reported: Option<&Reported>) -> Option<Prepared> {
+/// A pending test's case, and what to do with it.
+type Prepared = (Arc<dyn RegisteredCase>, runner::Start);
+
+/// Checks, decodes and prepares the execution; `None` when it is refused (unsigned), dropped (malformed, unknown
+/// case) or was reported already.
+fn prepare(app: &LiveCheck, received: &Received) -> Option<Prepared> {
     let metrics = &app.shared.metrics;
     metrics.tests_received.inc();
     if super::bus::too_large(app, received, "pending-test") {
@@ -68,7 +90,7 @@ fn prepare(app: &LiveCheck, received: &Received, reported: Option<&Reported>) ->
             return None;
         }
     };
-    if reported.is_some_and(|r| r.contains(&execution.id, execution.timestamp)) {
+    if app.shared.reported.contains(&execution.id, execution.timestamp, app.shared.clock.now()) {
         metrics.tests_redelivered.inc();
         app.shared.router.already_reported(&execution.id, execution.timestamp);
         tracing::debug!(test_id = %execution.id, "not running again an execution that has a report");

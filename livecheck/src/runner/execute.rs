@@ -1,12 +1,15 @@
 use std::sync::Arc;
 
-use super::{panic_capture::CatchPanic, BusPosition, TestRun, Verdict};
+use super::{panic_capture::CatchPanic, signal_router::Occupied, BusPosition, TestRun, Verdict};
 use crate::{
     case::RegisteredCase,
     transport::BoxFuture,
     wire::{timestamp, RawExecution, ReportWithExecution, TestExecution, TestReport},
     CaseResult,
 };
+
+/// An execution's id, issue time and expiry.
+pub(crate) type Identity = (String, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
 
 /// An execution that reached a verdict.
 pub(crate) struct Finished {
@@ -27,31 +30,49 @@ pub(crate) struct Started {
     run: Arc<TestRun>,
 }
 
-/// Prepares one execution of `case`: skips it (inactive case, expired, id already running) or registers it for
-/// its signals and builds its body.
-pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Result<Started, Box<Finished>> {
+/// What became of an execution handed to [`start`].
+pub(crate) enum Start {
+    /// Its body is ready to run.
+    Run(Started),
+    /// Skipped (inactive case, expired, its id used by another execution running now): its verdict.
+    Skipped(Box<Finished>),
+    /// A copy of the execution running now (same id, issue time and case): no second verdict.
+    Copy,
+}
+
+/// Prepares one execution of `case`: skips it (inactive case, expired, id used by another execution running now),
+/// recognises a copy of one running now, or registers it for its signals and builds its body.
+pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Start {
     let core = case.core();
     let shared = &core.shared;
+    if shared.router.is_executing(&execution.id, execution.timestamp, &core.name) {
+        return Start::Copy;
+    }
     core.health().test_received(tokio::time::Instant::now());
     if !core.settings.active {
-        return Err(skipped(&core.name, execution.into_execution(), "case is inactive".to_owned()));
+        return Start::Skipped(skipped(&core.name, execution.into_execution(), "case is inactive".to_owned()));
     }
     // Computed for each execution, never cached.
     if execution.expires <= shared.clock.now() {
         let reason = format!("execution expired at {}", timestamp::to_json_text(&execution.expires));
-        return Err(skipped(&core.name, execution.into_execution(), reason));
+        return Start::Skipped(skipped(&core.name, execution.into_execution(), reason));
     }
     let run = Arc::new(TestRun::new(execution, core.clone()));
-    let Some(stale) = shared.router.register(&run) else {
-        let reason = "an execution with this test id is already running".to_owned();
-        return Err(skipped(&core.name, run.execution(), reason));
+    let stale = match shared.router.register(&run) {
+        Ok(stale) => stale,
+        // Started by another task between the check above and now.
+        Err(Occupied::SameExecution) => return Start::Copy,
+        Err(Occupied::OtherExecution) => {
+            let reason = "an execution with this test id is already running".to_owned();
+            return Start::Skipped(skipped(&core.name, run.execution(), reason));
+        }
     };
     shared.metrics.signals_stale.add(stale as u64);
     let body = match case.start(run.clone()) {
         Ok(body) => body,
         Err(error) => Box::pin(std::future::ready(Err(error.into()))),
     };
-    Ok(Started { body: CatchPanic::new(body), run })
+    Start::Run(Started { body: CatchPanic::new(body), run })
 }
 
 impl Started {
@@ -92,6 +113,18 @@ impl Finished {
             (Some(run), _) => run.id(),
             (None, Some(test)) => &test.id,
             (None, None) => "?",
+        }
+    }
+
+    /// The execution's id, issue time and expiry (`None` for a report without its execution).
+    pub(crate) fn identity(&self) -> Option<Identity> {
+        match (&self.run, &self.report.test) {
+            (Some(run), _) => {
+                let context = run.context();
+                Some((context.id().to_owned(), context.timestamp(), context.expires()))
+            }
+            (None, Some(test)) => Some((test.id.clone(), test.timestamp, test.expires)),
+            (None, None) => None,
         }
     }
 

@@ -6,7 +6,7 @@ mod signal_router;
 mod test_run;
 mod verdict;
 
-pub(crate) use execute::{start, Finished, Started};
+pub(crate) use execute::{start, Finished, Identity, Start, Started};
 pub(crate) use signal_router::{BusPosition, Routed, SignalRouter};
 pub use test_run::TestRun;
 pub(crate) use test_run::{describe, executing_test, Step, StepKind};

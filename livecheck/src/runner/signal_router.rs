@@ -105,6 +105,15 @@ pub(crate) enum Routed {
     Late,
 }
 
+/// Why a test could not be registered: its id is executing already.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Occupied {
+    /// By this very execution (same id, issue time and case): this one is a copy.
+    SameExecution,
+    /// By another execution reusing the id.
+    OtherExecution,
+}
+
 const FINISHED_REMEMBERED: usize = 10_000;
 
 impl SignalRouter {
@@ -173,14 +182,16 @@ impl SignalRouter {
         Routed::Early { evicted }
     }
 
-    /// Starts routing signals to `test`, handing it the early signals that are its own. Returns `None` when an
-    /// execution with the same id is executing already; otherwise how many stale signals were dropped.
-    pub(crate) fn register(&self, test: &Arc<TestRun>) -> Option<usize> {
+    /// Starts routing signals to `test`, handing it the early signals that are its own, and returns how many stale
+    /// signals were dropped; or, when an execution with the same id is executing already, whether it is this same
+    /// execution (same issue time: a copy) or another one.
+    pub(crate) fn register(&self, test: &Arc<TestRun>) -> Result<usize, Occupied> {
         let (id, issued) = (test.id(), test.context().timestamp());
         let case = &test.case.name;
         let mut state = lock(&self.state);
-        if state.active.contains_key(id) {
-            return None;
+        if let Some(running) = state.active.get(id) {
+            let same = running.run.context().timestamp() == issued && running.run.case.name == *case;
+            return Err(if same { Occupied::SameExecution } else { Occupied::OtherExecution });
         }
         let mut stale = 0;
         let mut positions = Vec::new();
@@ -212,7 +223,13 @@ impl SignalRouter {
         }
         let positions = (!positions.is_empty()).then(|| Box::new(positions));
         state.active.insert(id.to_owned(), ActiveTest { run: test.clone(), positions });
-        Some(stale)
+        Ok(stale)
+    }
+
+    /// Whether the execution `id` of `case` issued at `issued` is executing now.
+    pub(crate) fn is_executing(&self, id: &str, issued: DateTime<Utc>, case: &str) -> bool {
+        let state = lock(&self.state);
+        state.active.get(id).is_some_and(|test| test.run.context().timestamp() == issued && *test.run.case.name == *case)
     }
 
     /// Stops routing to the test: its signals are released from memory. Returns where they were read: they stay

@@ -223,7 +223,7 @@ fn registry(instance: &Instance) -> Registry {
     registry.register(
         "inputs_dropped",
         "Inputs dropped or handled as no test, by cause (malformed, unknown case or signal, stale, late, over a \
-         limit, expired, unsigned or badly signed headers)",
+         limit, expired, unsigned or badly signed headers and executions)",
         dropped,
     );
     for (name, help, value) in [
@@ -239,6 +239,7 @@ fn registry(instance: &Instance) -> Registry {
         ("tests_executing", "Tests executing now", counters.tests_executing),
         ("signals_held", "Signals held now for tests that have not started executing", counters.signals_held),
         ("signals_held_bytes", "The bytes those signals take", counters.signals_held_bytes),
+        ("reports_remembered", "Reported executions remembered so that copies are not run again", counters.reports_remembered),
     ] {
         let gauge: Gauge = Gauge::default();
         gauge.set(value as i64);
