@@ -265,6 +265,8 @@ async fn a_second_execution_of_an_id_that_is_running_is_skipped() {
     let running = app.start().await.unwrap();
     case.trigger_with_id("dup", &args("wait")).await.unwrap();
     until(Duration::from_secs(1), || case.started.load(Ordering::SeqCst) == 1).await;
+    // Issued later: another execution reusing the id (one issued at the same time would be a copy of the first).
+    tokio::time::sleep(Duration::from_millis(1)).await;
     case.trigger_with_id("dup", &args("pass")).await.unwrap();
     let report = reader.next(Duration::from_secs(1)).await;
     assert_eq!(report.state, State::Skip);
@@ -374,4 +376,53 @@ async fn a_service_triggering_a_test_or_sending_a_signal_is_not_held_up_while_th
     livecheck::scope(Some(test), case.ready.send(&1)).await.unwrap();
     assert_eq!(started.elapsed(), Duration::ZERO, "a dropped message does not wait");
     assert_eq!(app.metrics().unconfirmed_dropped, 2);
+}
+
+/// Executions in flight are bounded by bytes too (issue 15, item 6): with big arguments, fewer run at once than
+/// `max_concurrent_tests` allows, the rest wait on the stream (not in memory), and every one still runs.
+#[tokio::test(start_paused = true)]
+async fn big_executions_in_flight_are_bounded_by_bytes_and_all_still_run() {
+    #[derive(Serialize)]
+    struct Big {
+        behaviour: String,
+        padding: String,
+    }
+    let transport = MemoryTransport::with_partitions(1);
+    let app = builder(&transport).max_in_flight_bytes(1 << 20).build();
+    let case = scripted(&app, CaseSettings::new("c"));
+    let service = builder(&transport).build();
+    let running = app.start().await.unwrap();
+    for i in 0..20 {
+        let big = Big { behaviour: "wait".into(), padding: "x".repeat(200_000) };
+        service.trigger_by_name("c", Some(&format!("big-{i}")), &big, Duration::from_secs(3600)).await.unwrap();
+    }
+    until(Duration::from_secs(1), || case.started.load(Ordering::SeqCst) >= 5).await;
+    let mut most_at_once = 0;
+    for _ in 0..10_000 {
+        most_at_once = most_at_once.max(app.metrics().tests_executing);
+        if app.metrics().tests_finished == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.metrics().tests_finished, 20, "every execution ran");
+    // 1 MiB holds five executions of 200 kB, not six; the count limit (100) would have let all 20 run at once.
+    assert_eq!(most_at_once, 5);
+    assert_eq!(reports(&transport).iter().filter(|r| r.state == State::Timeout).count(), 20);
+    running.shutdown().await.unwrap();
+}
+
+/// A test bigger than the whole byte bound still runs, alone.
+#[tokio::test(start_paused = true)]
+async fn an_execution_bigger_than_the_byte_bound_still_runs() {
+    let transport = MemoryTransport::new();
+    let app = builder(&transport).max_in_flight_bytes(1000).build();
+    let case = scripted(&app, CaseSettings::new("c"));
+    let running = app.start().await.unwrap();
+    let big = serde_json::json!({"behaviour": "pass", "padding": "x".repeat(5000)});
+    app.trigger_by_name("c", Some("huge"), &big, Duration::from_secs(3600)).await.unwrap();
+    let _ = &case;
+    until(Duration::from_secs(5), || app.metrics().tests_finished == 1).await;
+    assert_eq!(reports(&transport)[0].state, State::Pass);
+    running.shutdown().await.unwrap();
 }

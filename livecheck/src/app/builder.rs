@@ -19,6 +19,7 @@ pub struct LiveCheckBuilder {
     group: String,
     partitions: Option<u32>,
     max_concurrent_tests: usize,
+    max_in_flight_bytes: usize,
     bus_concurrency: usize,
     send_reports: bool,
     clock: Clock,
@@ -49,6 +50,7 @@ impl Default for LiveCheckBuilder {
             group: "livecheck".into(),
             partitions: None,
             max_concurrent_tests: 100,
+            max_in_flight_bytes: 32 << 20,
             bus_concurrency: 30,
             send_reports: true,
             clock: Clock::System,
@@ -108,6 +110,15 @@ impl LiveCheckBuilder {
     /// How many tests execute at once (default 100).
     pub fn max_concurrent_tests(mut self, n: usize) -> Self {
         self.max_concurrent_tests = n.max(1);
+        self
+    }
+
+    /// How many bytes of pending tests the instance holds at most, executing or waiting their turn (default 32 MiB;
+    /// a test's bytes are its message's: id, case, arguments, headers). Besides `max_concurrent_tests`: tests with
+    /// big arguments wait (the pending-tests stream is paused) rather than lift the instance's memory; a test
+    /// bigger than the whole bound still runs, alone. See the README's "Memory" for the instance's worst case.
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes.max(1);
         self
     }
 
@@ -293,6 +304,7 @@ impl LiveCheckBuilder {
                     group: self.group,
                     partitions: self.partitions,
                     max_concurrent_tests: self.max_concurrent_tests,
+                    max_in_flight_bytes: self.max_in_flight_bytes,
                     bus_concurrency: self.bus_concurrency,
                     send_reports: self.send_reports,
                     max_message_bytes: self.max_message_bytes,

@@ -31,6 +31,8 @@ pub(crate) struct Done {
     pub(crate) handled: Handled,
     /// Where the report it produced landed, if any.
     pub(crate) report: Option<Delivery>,
+    /// The bytes of the message it handled.
+    pub(crate) bytes: usize,
 }
 
 /// Reports a message's end to the consumer loop when dropped: when its handler returned; if its task was dropped
@@ -43,8 +45,13 @@ pub(crate) struct Completion {
 
 impl Completion {
     pub(crate) fn new(received: &Received, to: &mpsc::UnboundedSender<Done>) -> Self {
-        let done =
-            Done { partition: received.partition, offset: received.offset, handled: Handled::Abandoned, report: None };
+        let done = Done {
+            partition: received.partition,
+            offset: received.offset,
+            handled: Handled::Abandoned,
+            report: None,
+            bytes: received.message.byte_len(),
+        };
         Completion { done: Some(done), to: to.clone() }
     }
 

@@ -53,7 +53,9 @@ pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>,
         partitions: HashMap::new(),
         tests: OffsetTracker::default(),
         in_flight: 0,
+        in_flight_bytes: 0,
         waiting: VecDeque::new(),
+        waiting_bytes: 0,
         paused: false,
         done: done_tx,
     };
@@ -108,8 +110,12 @@ struct Member {
     partitions: HashMap<u32, PartitionWork>,
     tests: OffsetTracker,
     in_flight: usize,
+    /// The bytes of the messages of the tests in flight.
+    in_flight_bytes: usize,
     /// Tests received while at the concurrency limit (the stream is paused, but some were on their way).
     waiting: VecDeque<Received>,
+    /// The bytes of their messages.
+    waiting_bytes: usize,
     paused: bool,
     done: mpsc::UnboundedSender<Done>,
 }
@@ -138,7 +144,10 @@ impl Member {
     ) {
         match event {
             Event::Message(received) if *received.stream == *self.bus => self.signal(&received),
-            Event::Message(received) => self.waiting.push_back(received),
+            Event::Message(received) => {
+                self.waiting_bytes += received.message.byte_len();
+                self.waiting.push_back(received);
+            }
             Event::Assigned(assignments) => {
                 // Without knowing which of its executions have a report, a partition cannot be worked on: retry.
                 let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -165,19 +174,28 @@ impl Member {
         bus::handle(&self.app, received, position);
     }
 
-    /// Starts the tests waiting, as far as the concurrency limit allows. Up to another limit's worth of tests
-    /// wait their turn here, so that one starts the moment another ends; the pending stream is paused when that
-    /// many wait, and resumed once half of them started (not at every test: pausing is not free).
+    /// Starts the tests waiting, as far as the limits of tests and bytes in flight allow (a test bigger than the
+    /// byte limit starts when none runs). Up to another limit's worth of tests (or bytes) wait their turn here, so
+    /// that one starts the moment another ends; the pending stream is paused when that many wait, and resumed once
+    /// half of them started (not at every test: pausing is not free).
     fn start_waiting(&mut self, subscription: &mut dyn Subscription) {
-        let limit = self.app.shared.config.max_concurrent_tests;
+        let config = &self.app.shared.config;
+        let (limit, byte_limit) = (config.max_concurrent_tests, config.max_in_flight_bytes);
         while self.in_flight < limit {
-            let Some(received) = self.waiting.pop_front() else { break };
+            let Some(next) = self.waiting.front() else { break };
+            let bytes = next.message.byte_len();
+            if self.in_flight > 0 && self.in_flight_bytes + bytes > byte_limit {
+                break;
+            }
+            let received = self.waiting.pop_front().expect("looked at");
+            self.waiting_bytes -= bytes;
             self.start(received);
         }
-        if !self.paused && self.waiting.len() >= limit {
+        let held = self.waiting_bytes + self.in_flight_bytes;
+        if !self.paused && (self.waiting.len() >= limit || held >= byte_limit) {
             self.paused = true;
             subscription.pause(&self.pending);
-        } else if self.paused && self.waiting.len() <= limit / 2 {
+        } else if self.paused && self.waiting.len() <= limit / 2 && held <= byte_limit / 2 {
             self.paused = false;
             subscription.resume(&self.pending);
         }
@@ -191,6 +209,7 @@ impl Member {
         self.tests.started(received.partition, received.offset, work.report_mark);
         work.running += 1;
         self.in_flight += 1;
+        self.in_flight_bytes += received.message.byte_len();
         let mut completion = Completion::new(&received, &self.done);
         let work = pending::handle(self.app.clone(), received, work.stop.clone());
         tokio::spawn(async move {
@@ -201,6 +220,7 @@ impl Member {
 
     fn finished(&mut self, done: Done) {
         self.in_flight -= 1;
+        self.in_flight_bytes -= done.bytes;
         if let Some(work) = self.partitions.get_mut(&done.partition) {
             work.running -= 1;
         }
@@ -270,6 +290,7 @@ impl Member {
             }
         }
         self.waiting.retain(|r| !partitions.contains(&r.partition));
+        self.waiting_bytes = self.waiting.iter().map(|r| r.message.byte_len()).sum();
         let running = |m: &Member| partitions.iter().any(|p| m.partitions.get(p).is_some_and(|w| w.running > 0));
         while running(self) {
             let Some(done) = done_rx.recv().await else { break };

@@ -158,6 +158,7 @@ pub(crate) struct Config {
     pub(crate) group: String,
     pub(crate) partitions: Option<u32>,
     pub(crate) max_concurrent_tests: usize,
+    pub(crate) max_in_flight_bytes: usize,
     pub(crate) bus_concurrency: usize,
     pub(crate) send_reports: bool,
     pub(crate) max_message_bytes: usize,

@@ -47,6 +47,14 @@ pub struct Message {
     pub headers: Headers,
 }
 
+impl Message {
+    /// The bytes it holds: its key, value and headers' names and values.
+    pub fn byte_len(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(name, value)| name.len() + value.len()).sum();
+        self.key.as_ref().map_or(0, String::len) + self.value.len() + headers
+    }
+}
+
 /// A message received from a subscription, with its position.
 #[derive(Clone, Debug)]
 pub struct Received {

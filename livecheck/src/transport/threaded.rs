@@ -64,11 +64,7 @@ impl ReadAhead {
 /// The bytes a message event holds (key, value, headers); 0 for other events.
 fn message_bytes(event: &Event) -> usize {
     match event {
-        Event::Message(received) => {
-            let message = &received.message;
-            let headers: usize = message.headers.iter().map(|(name, value)| name.len() + value.len()).sum();
-            message.key.as_ref().map_or(0, String::len) + message.value.len() + headers
-        }
+        Event::Message(received) => received.message.byte_len(),
         _ => 0,
     }
 }
