@@ -94,15 +94,14 @@ pub use alert::{Alert, AlertAttempt, AlertDelivery, AlertEvent};
 pub use alert::{ALERT_WEBHOOKS_ENV, ALERT_WEBHOOK_SECRET_ENV, HEADER_WEBHOOK_SIGNATURE};
 pub use app::{LiveCheck, LiveCheckBuilder, MetricsSnapshot, Running, StreamNames};
 pub use case::{
-    Case, CaseHandle, CaseSender, CaseSettings, CaseStatus, FailureRate, HealthSnapshot, MinPassRate, PassRate,
-    ServiceDownState, Signal, SignalSet, Signals, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
+    Case, CaseHandle, CaseSender, CaseSettings, CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MinPassRate,
+    PassRate, ServiceDownState, Signal, SignalSet, Signals, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
 };
 pub use clock::Clock;
 pub use context::{
     append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext,
-    HEADER_EXECUTION_SIGNATURE, HEADER_EXPIRES,
-    HEADER_SIGNATURE, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, SIGNING_SECRET_ENV,
-    SIGNING_SECRET_PREVIOUS_ENV,
+    HEADER_EXECUTION_SIGNATURE, HEADER_EXPIRES, HEADER_SIGNATURE, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP,
+    SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV,
 };
 pub use error::{CaseResult, Error, Result};
 pub use history::{ExecutionRecord, SignalRecord, SignalStatus};

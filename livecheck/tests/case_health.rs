@@ -12,11 +12,12 @@ use std::{
 };
 
 use livecheck::{
-    transport::MemoryTransport, Case, CaseHandle, CaseResult, CaseSettings, Error, LiveCheck, State, SuiteFailure,
-    TestReport, TestRun,
+    transport::MemoryTransport, Case, CaseHandle, CaseResult, CaseSettings, Clock, Error, LiveCheck, State,
+    SuiteFailure, SuiteFailureKind, TestReport, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use support::{builder, reports, until};
+use tokio::time::Instant;
 
 #[derive(Serialize, Deserialize)]
 struct Args {
@@ -309,5 +310,51 @@ async fn a_service_down_fake_request_is_a_suite_failure_with_the_reason() {
     assert_eq!(case.health().status, State::Fail);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(suite_reports(&transport).len(), 1, "rate limited by state_transition_delay");
+    running.shutdown().await.unwrap();
+}
+
+/// An instance whose clock is ahead of the services' by more than `test_expires` (issue 15, item 8): every
+/// execution arrives expired and is skipped — in numbers, that is a suite failure of its own kind, with the skew
+/// measured in the status, instead of a case that stays INIT and not failing. One arriving in time ends it.
+#[tokio::test(start_paused = true)]
+async fn executions_arriving_expired_in_numbers_are_a_clock_skew_suite_failure() {
+    let transport = MemoryTransport::new();
+    let (wall, instant) = (chrono::Utc::now() + chrono::Duration::hours(4), Instant::now());
+    let ahead = || Clock::FollowTokio { wall, instant };
+    let instance = builder(&transport).clock(ahead()).build();
+    let settings = CaseSettings::new("c").test_expires(Duration::from_secs(3 * 3600));
+    let case = verdicts(&instance, settings.clone());
+    let service = builder(&transport).build();
+    let sender = verdicts(&service, settings);
+    let running = instance.start().await.unwrap();
+    for i in 1..=9 {
+        sender.trigger(&Args { pass: true, runtime_ms: 0 }).await.unwrap();
+        until(Duration::from_secs(5), || instance.metrics().tests_finished == i).await;
+    }
+    let health = case.health();
+    assert_eq!((health.count(State::Skip), health.status), (9, State::Init));
+    assert!(health.failing, "skewed arrivals make the case failing before the suite fails");
+    assert!(suite_reports(&transport).is_empty(), "nine are not yet in numbers");
+    sender.trigger(&Args { pass: true, runtime_ms: 0 }).await.unwrap();
+    until(Duration::from_secs(5), || instance.metrics().tests_finished == 10).await;
+
+    let suite = suite_reports(&transport);
+    assert_eq!(suite.len(), 1);
+    assert!(suite[0].error.as_deref().unwrap().contains("10 executions in a row arrived expired"), "{suite:?}");
+    let health = case.health();
+    assert_eq!(health.last_suite_failure.as_ref().map(|f| f.kind), Some(SuiteFailureKind::ClockSkew));
+    let skew = health.clock_skew.expect("the skew in the status");
+    assert!((4.0 * 3600.0 - skew.skew_seconds).abs() < 60.0, "measured {} s", skew.skew_seconds);
+    assert_eq!(skew.executions, 10);
+    assert_eq!((health.status, health.failing), (State::Fail, true));
+    let json = serde_json::to_value(case.health()).unwrap();
+    assert_eq!(json["clock_skew"]["executions"], 10);
+    assert_eq!(json["last_suite_failure"]["kind"], "clock_skew");
+
+    // A service whose clock agrees with the instance's: in time again.
+    let agreeing = builder(&transport).clock(ahead()).build();
+    verdicts(&agreeing, CaseSettings::new("c")).trigger(&Args { pass: true, runtime_ms: 0 }).await.unwrap();
+    until(Duration::from_secs(5), || instance.metrics().tests_finished == 11).await;
+    assert!(case.health().clock_skew.is_none());
     running.shutdown().await.unwrap();
 }

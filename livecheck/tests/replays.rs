@@ -12,7 +12,7 @@ use livecheck::{
     CaseHandle, CaseSettings, Clock, LiveCheck, LiveCheckBuilder, State, TestContext, TestReport,
 };
 use support::{
-    order::{Order, register},
+    order::{register, Order},
     read_all, until, TempDb,
 };
 

@@ -281,10 +281,8 @@ async fn a_signing_instance_runs_only_executions_signed_over_their_whole_content
     publish(context_only).await;
     // 3. Arguments and expiry changed after signing.
     let mut tampered = genuine.clone();
-    tampered.value = String::from_utf8(genuine.value.clone())
-        .unwrap()
-        .replace("\"test_args\":[]", "\"test_args\":[1]")
-        .into_bytes();
+    tampered.value =
+        String::from_utf8(genuine.value.clone()).unwrap().replace("\"test_args\":[]", "\"test_args\":[1]").into_bytes();
     assert_ne!(tampered.value, genuine.value);
     publish(tampered).await;
     // 4. Signed with another secret, through the public API (as `livecheck trigger` with a wrong secret does).

@@ -14,7 +14,8 @@ use crate::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertEvent {
-    /// A failure policy was met: `consecutive_failures`, `failure_rate` or `pass_rate`.
+    /// A failure policy was met (`consecutive_failures`, `failure_rate` or `pass_rate`), or executions arrive with
+    /// their clocks skewed (`clock_skew`).
     SuiteFailed,
     /// No test arrived for `warn_stalled_after`.
     Stalled,
@@ -74,9 +75,10 @@ impl Alert {
         let event = match failure.kind {
             SuiteFailureKind::Stall => AlertEvent::Stalled,
             SuiteFailureKind::ServiceDown => AlertEvent::ServiceDown,
-            SuiteFailureKind::ConsecutiveFailures | SuiteFailureKind::FailureRate | SuiteFailureKind::PassRate => {
-                AlertEvent::SuiteFailed
-            }
+            SuiteFailureKind::ConsecutiveFailures
+            | SuiteFailureKind::FailureRate
+            | SuiteFailureKind::PassRate
+            | SuiteFailureKind::ClockSkew => AlertEvent::SuiteFailed,
         };
         Alert {
             event,

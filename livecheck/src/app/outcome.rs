@@ -161,6 +161,10 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
         SuiteFailureKind::Stall => {
             tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: STALL: {reason}")
         }
+        // The reason starts with "clock skew: ".
+        SuiteFailureKind::ClockSkew => {
+            tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: suite {state}, {reason}")
+        }
         SuiteFailureKind::ConsecutiveFailures | SuiteFailureKind::FailureRate | SuiteFailureKind::PassRate => {
             tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: suite {state} ({kind}): {reason}")
         }

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{consumer::Handled, outcome, LiveCheck};
 use crate::{
-    case::RegisteredCase,
+    case::{RegisteredCase, SuiteFailure},
     context::HEADER_EXECUTION_SIGNATURE,
     runner,
     transport::{Delivery, Received},
@@ -20,9 +20,12 @@ pub(crate) async fn handle(app: LiveCheck, received: Received, stop: Cancellatio
     let prepared = prepare(&app, &received);
     // The message's bytes are not kept across the wait.
     drop(received);
-    let Some((case, start)) = prepared else {
+    let Some((case, start, skew)) = prepared else {
         return (Handled::Done, None);
     };
+    if let Some(failure) = skew {
+        outcome::suite_failed(&app, case.as_ref(), failure).await;
+    }
     let finished = match start {
         runner::Start::Copy => {
             app.shared.metrics.tests_redelivered.inc();
@@ -66,8 +69,8 @@ fn remember_reported(app: &LiveCheck, identity: Option<runner::Identity>) {
     }
 }
 
-/// A pending test's case, and what to do with it.
-type Prepared = (Arc<dyn RegisteredCase>, runner::Start);
+/// A pending test's case, what to do with it, and the clock-skew suite failure its arrival makes, if any.
+type Prepared = (Arc<dyn RegisteredCase>, runner::Start, Option<SuiteFailure>);
 
 /// Checks, decodes and prepares the execution; `None` when it is refused (unsigned), dropped (malformed, unknown
 /// case) or was reported already.
@@ -103,8 +106,10 @@ fn prepare(app: &LiveCheck, received: &Received) -> Option<Prepared> {
         }
         return None;
     };
+    let now = app.shared.clock.now();
+    let skew = case.core().health().execution_arrived(execution.timestamp, execution.expires, now);
     let start = runner::start(case.as_ref(), execution);
-    Some((case, start))
+    Some((case, start, skew))
 }
 
 /// Whether the pending test may run as far as signing goes: always when the app does not sign; when it does, only

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{
+    clock_skew::{Arrival, ClockSkew, ClockSkewState, SKEWED_IN_A_ROW},
     settings::{FailureRate, MinPassRate},
     CaseSettings,
 };
@@ -31,12 +32,16 @@ pub enum SuiteFailureKind {
     Stall,
     /// A fake request found the service down ([`crate::Error::ServiceDown`]).
     ServiceDown,
+    /// Executions arrived expired, or issued in the future, many in a row: this instance's clock and the
+    /// services' disagree.
+    ClockSkew,
 }
 
 impl SuiteFailureKind {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 
-    /// The name in JSON: `consecutive_failures`, `failure_rate`, `pass_rate`, `stall`, `service_down`.
+    /// The name in JSON: `consecutive_failures`, `failure_rate`, `pass_rate`, `stall`, `service_down`,
+    /// `clock_skew`.
     pub fn as_str(self) -> &'static str {
         match self {
             SuiteFailureKind::ConsecutiveFailures => "consecutive_failures",
@@ -44,6 +49,7 @@ impl SuiteFailureKind {
             SuiteFailureKind::PassRate => "pass_rate",
             SuiteFailureKind::Stall => "stall",
             SuiteFailureKind::ServiceDown => "service_down",
+            SuiteFailureKind::ClockSkew => "clock_skew",
         }
     }
 
@@ -103,6 +109,8 @@ pub struct HealthSnapshot {
     pub service_down: Option<ServiceDownState>,
     /// Since when the case is stalled (no test for `warn_stalled_after`), until a test arrives.
     pub stall: Option<StallState>,
+    /// Since when its executions arrive expired or from the future, and by how much, until one arrives in time.
+    pub clock_skew: Option<ClockSkewState>,
     /// The latest suite failure, reported or not; kept after recovery.
     pub last_suite_failure: Option<SuiteFailure>,
     /// Tests finished per state.
@@ -258,6 +266,7 @@ pub(crate) struct CaseHealth {
     stalled_since: Option<DateTime<Utc>>,
     last_stall_alert: Option<Instant>,
     service_down: Option<ServiceDownState>,
+    clock_skew: ClockSkew,
     recent: RecentOutcomes,
     runtime: History,
     between_tests: History,
@@ -290,6 +299,7 @@ impl CaseHealth {
             stalled_since: None,
             last_stall_alert: None,
             service_down: None,
+            clock_skew: ClockSkew::default(),
             recent: RecentOutcomes::new(settings.max_history.max(of_last)),
             runtime: History::new(settings.max_history),
             between_tests: History::new(settings.max_history),
@@ -313,6 +323,27 @@ impl CaseHealth {
         self.last_test_received = now;
         if self.stalled_since.take().is_some() {
             self.reported[SuiteFailureKind::Stall.index()] = None;
+        }
+    }
+
+    /// An execution issued at `issued` and expiring at `expires` arrived at `now_wall`: in numbers, executions that
+    /// arrive expired or from the future are a suite failure of their own kind (clock skew); one in time ends it.
+    pub(crate) fn execution_arrived(
+        &mut self,
+        issued: DateTime<Utc>,
+        expires: DateTime<Utc>,
+        now_wall: DateTime<Utc>,
+    ) -> Option<SuiteFailure> {
+        let in_a_row = SKEWED_IN_A_ROW.min(self.max_consecutive_failures);
+        match self.clock_skew.arrived(issued, expires, now_wall, in_a_row) {
+            Arrival::InTime => {
+                self.reported[SuiteFailureKind::ClockSkew.index()] = None;
+                None
+            }
+            Arrival::Skewed => None,
+            Arrival::SkewedInNumbers(reason) => {
+                Some(self.failure(SuiteFailureKind::ClockSkew, State::Fail, reason, now_wall))
+            }
         }
     }
 
@@ -511,8 +542,12 @@ impl CaseHealth {
         let (last, passed) = (u64::from(last), u64::from(last - failed));
         HealthSnapshot {
             status: self.status,
-            failing: self.suite_failing || self.service_down.is_some() || !self.status.is_ok(),
+            failing: self.suite_failing
+                || self.service_down.is_some()
+                || self.clock_skew.state().is_some()
+                || !self.status.is_ok(),
             service_down: self.service_down.clone(),
+            clock_skew: self.clock_skew.state().cloned(),
             stall: self.stalled_since.map(|since| StallState {
                 since,
                 quiet_seconds: now.saturating_duration_since(self.last_test_received).as_secs_f64(),

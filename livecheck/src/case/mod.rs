@@ -1,5 +1,6 @@
 //! Test cases: what a user writes, its settings, its signals and its health.
 
+mod clock_skew;
 mod handle;
 mod health;
 mod sender;
@@ -16,6 +17,7 @@ use std::{
 
 use serde::{de::DeserializeOwned, Serialize};
 
+pub use clock_skew::ClockSkewState;
 pub use handle::CaseHandle;
 pub(crate) use health::{CaseHealth, HealthChange};
 pub use health::{HealthSnapshot, PassRate, ServiceDownState, StallState, StateCounts, SuiteFailure, SuiteFailureKind};

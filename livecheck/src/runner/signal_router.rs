@@ -229,7 +229,10 @@ impl SignalRouter {
     /// Whether the execution `id` of `case` issued at `issued` is executing now.
     pub(crate) fn is_executing(&self, id: &str, issued: DateTime<Utc>, case: &str) -> bool {
         let state = lock(&self.state);
-        state.active.get(id).is_some_and(|test| test.run.context().timestamp() == issued && *test.run.case.name == *case)
+        state
+            .active
+            .get(id)
+            .is_some_and(|test| test.run.context().timestamp() == issued && *test.run.case.name == *case)
     }
 
     /// Stops routing to the test: its signals are released from memory. Returns where they were read: they stay

@@ -161,7 +161,7 @@ fn registry(instance: &Instance) -> Registry {
         );
         registry.register(
             "suite_failures",
-            "Suite failures by case and kind (consecutive_failures, stall, service_down)",
+            "Suite failures by case and kind (consecutive_failures, failure_rate, pass_rate, stall, service_down, clock_skew)",
             observed.suite_failures.clone(),
         );
     }
@@ -239,7 +239,11 @@ fn registry(instance: &Instance) -> Registry {
         ("tests_executing", "Tests executing now", counters.tests_executing),
         ("signals_held", "Signals held now for tests that have not started executing", counters.signals_held),
         ("signals_held_bytes", "The bytes those signals take", counters.signals_held_bytes),
-        ("reports_remembered", "Reported executions remembered so that copies are not run again", counters.reports_remembered),
+        (
+            "reports_remembered",
+            "Reported executions remembered so that copies are not run again",
+            counters.reports_remembered,
+        ),
     ] {
         let gauge: Gauge = Gauge::default();
         gauge.set(value as i64);
