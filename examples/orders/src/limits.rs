@@ -13,6 +13,10 @@ pub(crate) struct MemoryLimits {
     /// (default 1 MiB).
     #[arg(long, value_name = "BYTES")]
     max_message_bytes: Option<usize>,
+    /// Bytes of pending tests held at most, executing or waiting their turn; beyond, the pending-tests stream is
+    /// paused (default 32 MiB).
+    #[arg(long, value_name = "BYTES")]
+    max_in_flight_bytes: Option<usize>,
 }
 
 impl MemoryLimits {
@@ -20,6 +24,10 @@ impl MemoryLimits {
     pub(crate) fn apply(&self, builder: LiveCheckBuilder) -> LiveCheckBuilder {
         let builder = match self.early_signal_bytes {
             Some(bytes) => builder.early_signal_bytes(bytes),
+            None => builder,
+        };
+        let builder = match self.max_in_flight_bytes {
+            Some(bytes) => builder.max_in_flight_bytes(bytes),
             None => builder,
         };
         match self.max_message_bytes {
