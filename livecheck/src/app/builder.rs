@@ -277,6 +277,7 @@ impl LiveCheckBuilder {
                 web_metrics,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
                 alerts,
+                consumers: Default::default(),
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,

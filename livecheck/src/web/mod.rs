@@ -19,7 +19,6 @@ mod metrics;
 mod not_found;
 mod server;
 
-pub(crate) use healthz::TaskAlive;
 pub(crate) use metrics::ExecutionMetrics;
 pub use server::DEFAULT_WEB_ADDRESS;
 pub(crate) use server::{Instance, WebServer};

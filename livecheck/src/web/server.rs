@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{api, dashboard, healthz, healthz::TransportProbe, metrics, not_found, TaskAlive};
+use super::{api, dashboard, healthz, healthz::TransportProbe, metrics, not_found};
 use crate::{transport::Leadership, Error, LiveCheck, Result};
 
 /// The web server's usual address: port 9999 on the loopback interface (reachable from this machine only).
@@ -23,8 +23,6 @@ pub(crate) struct Instance {
     pub(crate) started_at: DateTime<Utc>,
     /// The instance's candidacy for leader of its group, when it runs for it (a case has a `frequency`).
     pub(crate) leadership: Option<Arc<dyn Leadership>>,
-    /// Whether the instance's group member still runs.
-    pub(crate) member: TaskAlive,
     /// The health check's question to the transport: one at a time, its answer reused for a second.
     pub(crate) probe: Arc<TransportProbe>,
 }
