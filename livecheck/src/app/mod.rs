@@ -172,6 +172,9 @@ pub(crate) struct Config {
     /// Where the web server listens, when it is on.
     #[cfg(feature = "web")]
     pub(crate) web_address: Option<String>,
+    /// The web server's timeouts and most connections.
+    #[cfg(feature = "web")]
+    pub(crate) web_connections: crate::web::ConnectionLimits,
 }
 
 #[derive(Default)]

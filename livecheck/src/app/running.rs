@@ -139,7 +139,8 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     #[cfg(feature = "web")]
     let web_address = web_server.map(|server| {
         let probe = Default::default();
-        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, probe };
+        let connections = Default::default();
+        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, probe, connections };
         let address = server.address();
         tasks.spawn(server.serve(instance, shutdown.clone()));
         address
