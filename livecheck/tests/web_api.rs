@@ -393,3 +393,54 @@ async fn each_case_keeps_its_newest_executions_up_to_the_history_size() {
     assert_eq!(shop.app.recent_executions("idle").unwrap(), []);
     running.shutdown().await.unwrap();
 }
+
+/// The embedded log deleted under a running instance: its group member and an agent of the app stop reading for
+/// good, and `/healthz` turns 503, naming each consumer and why. (It used to stay 200, `consumers_alive: true`,
+/// while the instance logged `stopped reading`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_503_naming_each_consumer_that_stopped_when_the_embedded_log_is_deleted() {
+    let dir = std::env::temp_dir().join(format!("livecheck-healthz-{}", fastrand::u64(..)));
+    let path = dir.join("livecheck.sqlite3");
+    let transport = livecheck::transport::SqliteTransport::open(&path).unwrap().with_partitions(2);
+    let app = LiveCheck::builder().transport(transport).web_address("127.0.0.1:0").build();
+    app.register(CaseSettings::new("audit"), |_| Audit).unwrap();
+    let running = app.start().await.unwrap();
+    let orders = livecheck::stream::Topic::<u32>::new(&app, "orders");
+    let agent = orders.agent("order-handlers", 1, |_| async { Ok(()) }).await.unwrap();
+    let url = format!("{}/healthz", base_url(&running));
+    let (code, health) = get(&url).await;
+    assert_eq!(code, 200, "{health}");
+    assert!(health.get("consumers_stopped").is_none(), "listed only when one stopped: {health}");
+
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    until_json(&url, |health| health["consumers_stopped"].as_array().is_some_and(|stopped| stopped.len() == 2)).await;
+    let (code, health) = get(&url).await;
+    assert_eq!(code, 503, "{health}");
+    assert_eq!((&health["ok"], &health["consumers_alive"]), (&Value::Bool(false), &Value::Bool(false)), "{health}");
+    let stopped = |consumer: &str| {
+        health["consumers_stopped"]
+            .as_array()
+            .and_then(|stopped| stopped.iter().find(|s| s["consumer"] == consumer))
+            .unwrap_or_else(|| panic!("no {consumer} among the stopped consumers: {health:#}"))
+    };
+    let member = stopped("tests and signals");
+    assert_eq!(
+        (&member["group"], &member["streams"]),
+        (&"livecheck".into(), &serde_json::json!(["livecheck", "livecheck-bus"]))
+    );
+    let agent_stopped = stopped("agent");
+    assert_eq!(
+        (&agent_stopped["group"], &agent_stopped["streams"]),
+        (&"order-handlers".into(), &serde_json::json!(["orders"]))
+    );
+    for consumer in [member, agent_stopped] {
+        let reason = consumer["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("was deleted while in use") && reason.contains(&*path.to_string_lossy()), "{reason}");
+    }
+
+    agent.shutdown().await;
+    running.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

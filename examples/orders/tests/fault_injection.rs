@@ -54,6 +54,14 @@ fn a_cache_flood_leaves_the_instance_within_its_byte_limits() {
     assert_eq!(scenario["peak_rss"]["within_bound"], true, "peak RSS {}", scenario["peak_rss"]);
 }
 
+/// Rows another program wrote at partitions' heads without moving them: the next appends there take the next free
+/// offset (they used to fail, `UNIQUE constraint failed`, for good), each healing logged once; nothing lost.
+#[test]
+fn rows_written_at_offsets_already_used_are_healed_and_nothing_is_lost() {
+    let scenario = run_scenario("offset-conflict");
+    assert_eq!(scenario["figures"]["refused"], 0, "{scenario}");
+}
+
 /// Runs `orders inject --short --scenario NAME`; asserts it passed with nothing lost, and returns its JSON.
 fn run_scenario(name: &str) -> serde_json::Value {
     let output = Command::new(BIN)

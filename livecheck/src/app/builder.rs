@@ -33,6 +33,8 @@ pub struct LiveCheckBuilder {
     remembered_reports: usize,
     #[cfg(feature = "web")]
     web_address: Option<String>,
+    #[cfg(feature = "web")]
+    web_connections: crate::web::ConnectionLimits,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
     dead_letter_stream: Option<String>,
@@ -64,6 +66,8 @@ impl Default for LiveCheckBuilder {
             remembered_reports: super::reported::DEFAULT_REMEMBERED,
             #[cfg(feature = "web")]
             web_address: None,
+            #[cfg(feature = "web")]
+            web_connections: Default::default(),
             signing_secret: None,
             previous_signing_secret: None,
             dead_letter_stream: None,
@@ -219,6 +223,33 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// How long the web server waits for a request's headers (default 10 s): for a connection's first request from
+    /// its opening, for the next ones from their first byte. A client that sends them slower, or sends nothing, is
+    /// disconnected (counted in `livecheck_web_connections_timed_out_total{timeout="header_read"}`), so slow
+    /// (slowloris) and half-open connections do not hold the server's connections. At least 1 ms.
+    #[cfg(feature = "web")]
+    pub fn web_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.web_connections.header_read_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a kept-alive connection of the web server may wait for its next request (default 60 s) before it is
+    /// closed (counted in `livecheck_web_connections_timed_out_total{timeout="idle"}`). At least 1 ms.
+    #[cfg(feature = "web")]
+    pub fn web_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.web_connections.idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many connections the web server holds at once (default 1 024). Beyond, a new connection is closed at
+    /// once, unanswered (counted in `livecheck_web_connections_refused_total`, logged at most once a minute),
+    /// until one of the others closes. At least 1.
+    #[cfg(feature = "web")]
+    pub fn web_max_connections(mut self, connections: usize) -> Self {
+        self.web_connections.max_connections = connections.max(1);
+        self
+    }
+
     /// Signs the test context this app writes with `secret`, and requires a valid signature on the test context
     /// it reads (HTTP requests through the `http` layer, messages of agents and of
     /// [`LiveCheck::test_from_headers`], signals on the bus). Headers without one, or with one that matches neither
@@ -300,6 +331,7 @@ impl LiveCheckBuilder {
                 web_metrics,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
                 alerts,
+                consumers: Default::default(),
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,
@@ -313,6 +345,8 @@ impl LiveCheckBuilder {
                     execution_history: self.execution_history,
                     #[cfg(feature = "web")]
                     web_address: self.web_address,
+                    #[cfg(feature = "web")]
+                    web_connections: self.web_connections,
                 },
             }),
             registry: Arc::new(Registry::default()),

@@ -78,12 +78,14 @@ impl Drop for Completion {
 /// Runs `handler` on every message of `subscription` (of one stream), each in a task of its own, at most
 /// `concurrency` at a time — beyond that the stream is paused, while assignment changes keep being handled —
 /// until `shutdown`; then waits for the handlers in flight and commits what they finished. A revoked partition's
-/// handlers are waited for, and their work committed, before it is let go.
+/// handlers are waited for, and their work committed, before it is let go. A subscription that stopped for good
+/// (the log deleted) ends it too, said in `runs` (`/healthz` is 503 from then on).
 pub(crate) async fn consume<H, F>(
     name: &'static str,
     stream: Arc<str>,
     mut subscription: Box<dyn Subscription>,
     concurrency: usize,
+    runs: super::ConsumerRuns,
     shutdown: CancellationToken,
     handler: H,
 ) where
@@ -100,10 +102,10 @@ pub(crate) async fn consume<H, F>(
         paused: false,
         done: mpsc::unbounded_channel(),
     };
-    loop {
+    let stopped = loop {
         let event = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break None,
             Some(done) = consumer.done.1.recv() => Ok(Event::Finished(done)),
             event = subscription.recv() => event.map(Event::Transport),
         };
@@ -120,14 +122,23 @@ pub(crate) async fn consume<H, F>(
             }
             Ok(Event::Transport(TransportEvent::Message(received))) => consumer.waiting.push_back(received),
             Err(error) => {
+                if let Some(cause) = subscription.stopped() {
+                    tracing::error!(consumer = name, stream = %consumer.stream, error = %cause,
+                        "stopped consuming for good; the process must be restarted");
+                    break Some(cause);
+                }
                 tracing::error!(consumer = name, %error, "receiving failed; retrying in 1 s");
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = shutdown.cancelled() => break None,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
         }
         consumer.start_waiting(&handler, subscription.as_mut());
+    };
+    match stopped {
+        Some(cause) => runs.stopped(&cause),
+        None => runs.finished(),
     }
     while consumer.running.values().sum::<usize>() > 0 {
         let Some(done) = consumer.done.1.recv().await else { break };
@@ -217,6 +228,11 @@ mod tests {
     use super::*;
     use crate::transport::{MemoryTransport, Message, Transport};
 
+    fn runs() -> crate::app::ConsumerRuns {
+        let consumer = crate::app::Consumer { consumer: "agent", group: "g".into(), streams: vec!["s".into()] };
+        crate::app::Consumers::default().run(consumer)
+    }
+
     async fn publish_numbers(transport: &MemoryTransport, n: u8) {
         for i in 0..n {
             let message = Message { key: Some(format!("k{i}")), value: vec![i], ..Default::default() };
@@ -233,7 +249,7 @@ mod tests {
         let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
         let sub = transport.subscribe(&["s"], "g").await.unwrap();
-        let task = tokio::spawn(consume("test", "s".into(), sub, 4, shutdown.clone(), {
+        let task = tokio::spawn(consume("test", "s".into(), sub, 4, runs(), shutdown.clone(), {
             let (seen, running, most) = (seen.clone(), running.clone(), most.clone());
             move |r: Received| {
                 let (seen, running, most) = (seen.clone(), running.clone(), most.clone());
@@ -270,7 +286,7 @@ mod tests {
         let sub = transport.subscribe(&["s"], "g").await.unwrap();
         let token = shutdown.clone();
         let handled = Arc::new(Mutex::new(0));
-        let task = tokio::spawn(consume("test", "s".into(), sub, 10, shutdown.clone(), {
+        let task = tokio::spawn(consume("test", "s".into(), sub, 10, runs(), shutdown.clone(), {
             let handled = handled.clone();
             move |r: Received| {
                 let token = token.clone();

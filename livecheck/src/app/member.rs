@@ -39,8 +39,15 @@ use crate::{
 const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs the member until `shutdown`; then interrupts the tests in flight (no verdict), waits for them and
-/// commits what finished.
-pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>, shutdown: CancellationToken) {
+/// commits what finished. A subscription that stopped for good (the log deleted) ends it too, said in `runs`
+/// (`/healthz` is 503 from then on): its tests are interrupted likewise — no signal can reach them any more — and
+/// nothing can be committed.
+pub(crate) async fn run(
+    app: LiveCheck,
+    mut subscription: Box<dyn Subscription>,
+    runs: super::ConsumerRuns,
+    shutdown: CancellationToken,
+) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     // Reports are remembered as long as the longest-lived execution of any case is.
     let longest = app.registry.all().iter().map(|case| case.core().settings.test_expires).max().unwrap_or_default();
@@ -61,6 +68,7 @@ pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>,
     };
     let mut commit_every = tokio::time::interval(COMMIT_EVERY);
     commit_every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut stopped = None;
     loop {
         tokio::select! {
             biased;
@@ -83,6 +91,12 @@ pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>,
                     }
                 }
                 Err(error) => {
+                    if let Some(cause) = subscription.stopped() {
+                        tracing::error!(error = %cause, group = %member.app.shared.config.group,
+                            "stopped consuming tests and signals for good; the instance must be restarted");
+                        stopped = Some(cause);
+                        break;
+                    }
                     tracing::error!(%error, "receiving tests and signals failed; retrying in 1 s");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
@@ -93,11 +107,19 @@ pub(crate) async fn run(app: LiveCheck, mut subscription: Box<dyn Subscription>,
         }
         member.start_waiting(subscription.as_mut());
     }
+    if let Some(cause) = stopped {
+        runs.stopped(&cause);
+        for work in member.partitions.values() {
+            work.stop.cancel();
+        }
+    }
     while member.in_flight > 0 {
         let Some(done) = done_rx.recv().await else { break };
         member.finished(done);
     }
-    member.commit(subscription.as_mut());
+    if subscription.stopped().is_none() {
+        member.commit(subscription.as_mut());
+    }
 }
 
 struct Member {

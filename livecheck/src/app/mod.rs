@@ -3,6 +3,7 @@
 mod builder;
 mod bus;
 mod consumer;
+mod consumers;
 pub(crate) mod dead_letter;
 mod inspect;
 mod member;
@@ -25,6 +26,9 @@ use serde::Serialize;
 
 pub use builder::LiveCheckBuilder;
 pub(crate) use consumer::{consume, Handled};
+#[cfg(feature = "web")]
+pub(crate) use consumers::StoppedConsumer;
+pub(crate) use consumers::{Consumer, ConsumerRuns, Consumers};
 pub(crate) use metrics::Metrics;
 pub use metrics::MetricsSnapshot;
 pub use running::Running;
@@ -92,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) dead_letters: Option<dead_letter::DeadLetters>,
     /// Where alerts go, and the record of their deliveries.
     pub(crate) alerts: Alerts,
+    /// Which consumers run, and which stopped on their own (for `/healthz`).
+    pub(crate) consumers: Consumers,
     pub(crate) config: Config,
     /// What the web server's `/metrics` observes as executions finish; `None` when the server is off.
     #[cfg(feature = "web")]
@@ -169,6 +175,9 @@ pub(crate) struct Config {
     /// Where the web server listens, when it is on.
     #[cfg(feature = "web")]
     pub(crate) web_address: Option<String>,
+    /// The web server's timeouts and most connections.
+    #[cfg(feature = "web")]
+    pub(crate) web_connections: crate::web::ConnectionLimits,
 }
 
 #[derive(Default)]

@@ -118,10 +118,11 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     if let Some(alert_sender) = shared.alerts.start(shutdown.clone())? {
         tasks.spawn(alert_sender);
     }
-    let member = member::run(app.clone(), subscription, shutdown.clone());
-    #[cfg(feature = "web")]
-    let (member, member_alive) = crate::web::TaskAlive::watch(member);
-    tasks.spawn(member);
+    let consumed = vec![streams.pending.clone(), streams.bus.clone()];
+    let member_consumer =
+        super::Consumer { consumer: "tests and signals", group: config.group.clone(), streams: consumed };
+    let runs = shared.consumers.run(member_consumer);
+    tasks.spawn(member::run(app.clone(), subscription, runs, shutdown.clone()));
     for case in cases {
         tasks.spawn(watchers::watch_stalls(app.clone(), case.clone(), shutdown.clone()));
         if let (Some(frequency), Some(leadership)) = (case.core().settings.frequency, &leadership) {
@@ -138,7 +139,8 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     #[cfg(feature = "web")]
     let web_address = web_server.map(|server| {
         let probe = Default::default();
-        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, member: member_alive, probe };
+        let connections = Default::default();
+        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, probe, connections };
         let address = server.address();
         tasks.spawn(server.serve(instance, shutdown.clone()));
         address

@@ -43,10 +43,14 @@ impl Agent {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let subscription = app.shared.transport.subscribe(&[&topic], group).await?;
+        let consumer =
+            crate::app::Consumer { consumer: "agent", group: group.to_owned(), streams: vec![topic.to_string()] };
+        let runs = app.shared.consumers.run(consumer);
+        let concurrency = concurrency.max(1);
         let shutdown = CancellationToken::new();
         let handler = Arc::new(handler);
         let _value = PhantomData::<V>;
-        let task = tokio::spawn(consume("agent", topic.clone(), subscription, concurrency.max(1), shutdown.clone(), {
+        let task = tokio::spawn(consume("agent", topic.clone(), subscription, concurrency, runs, shutdown.clone(), {
             let shutdown = shutdown.clone();
             move |received| {
                 let (app, handler, topic, shutdown) = (app.clone(), handler.clone(), topic.clone(), shutdown.clone());

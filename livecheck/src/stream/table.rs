@@ -64,7 +64,12 @@ impl<V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Table<V> {
             apply(app, &values, &received, &changelog);
         }
         let following = CancellationToken::new();
-        tokio::spawn(follow(app.clone(), subscription, values.clone(), changelog.clone(), following.clone()));
+        let runs = app.shared.consumers.run(crate::app::Consumer {
+            consumer: "table",
+            group,
+            streams: vec![changelog.clone()],
+        });
+        tokio::spawn(follow(app.clone(), subscription, values.clone(), changelog.clone(), runs, following.clone()));
         Ok(Table { app: app.clone(), changelog, values, following })
     }
 
@@ -145,11 +150,12 @@ async fn follow<V: DeserializeOwned>(
     mut subscription: Box<dyn Subscription>,
     values: Arc<RwLock<Entries<V>>>,
     changelog: String,
+    runs: crate::app::ConsumerRuns,
     stop: CancellationToken,
 ) {
     loop {
         let received = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return runs.finished(),
             received = subscription.recv() => received,
         };
         match received {
@@ -157,6 +163,10 @@ async fn follow<V: DeserializeOwned>(
             // The only member of its own group: every partition is its own.
             Ok(Event::Assigned(_) | Event::Revoked(_)) => {}
             Err(error) => {
+                if let Some(cause) = subscription.stopped() {
+                    tracing::error!(%changelog, error = %cause, "stopped following the changelog for good");
+                    return runs.stopped(&cause);
+                }
                 tracing::warn!(%changelog, %error, "following the changelog failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -177,6 +177,14 @@ pub trait Subscription: Send {
 
     /// Delivers messages of `stream` again, from where it paused.
     fn resume(&mut self, stream: &str);
+
+    /// Why this member stopped for good — it delivers no more events and no retry brings it back (the embedded
+    /// log's file was deleted, a fatal Kafka error, its thread ended) — or `None` while it works. A member waiting
+    /// for a broker that is away has not stopped. A consumer whose `recv` fails asks this to know whether to retry
+    /// or to end; the instance's `/healthz` is 503 once one ended. The default: never stops.
+    fn stopped(&self) -> Option<Arc<crate::Error>> {
+        None
+    }
 }
 
 /// A candidacy for leadership of a group, given up when dropped.

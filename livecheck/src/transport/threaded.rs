@@ -2,12 +2,14 @@
 //! come from the thread through a channel; commits, pauses and the end of a revocation go to it. Messages of a
 //! paused stream that were already on their way wait here until it resumes. What the thread reads ahead of the
 //! app is bounded in bytes ([`ReadAhead`]), not only in count, so a burst of big messages cannot fill memory.
+//! A thread that stops for good on its own (the embedded log deleted, a fatal Kafka error) says why in a
+//! [`StopCause`] before it ends, which [`Subscription::stopped`] reports.
 
 use std::{
     collections::VecDeque,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        mpsc, Arc,
+        mpsc, Arc, OnceLock,
     },
     thread::JoinHandle,
 };
@@ -96,6 +98,21 @@ pub(crate) fn hand_over(ready: &mut VecDeque<Event>, events: &async_mpsc::Sender
     true
 }
 
+/// Why a member's thread stopped for good, set by the thread before it ends (once: the first cause stays).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StopCause(Arc<OnceLock<Arc<Error>>>);
+
+impl StopCause {
+    /// Records `cause`; the thread ends right after.
+    pub(crate) fn set(&self, cause: Error) {
+        let _ = self.0.set(Arc::new(cause));
+    }
+
+    fn get(&self) -> Option<Arc<Error>> {
+        self.0.get().cloned()
+    }
+}
+
 /// What the app's side tells a member's thread.
 pub(crate) enum MemberCommand {
     Commit { stream: usize, partition: u32, offset: u64, metadata: String },
@@ -116,6 +133,8 @@ pub(crate) struct ThreadedSubscription {
     revoked: Vec<u32>,
     /// What the thread read ahead, given back as messages arrive here.
     read_ahead: ReadAhead,
+    /// Why the thread stopped for good, when it says.
+    stop_cause: StopCause,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -125,6 +144,7 @@ impl ThreadedSubscription {
         events: async_mpsc::Receiver<Event>,
         commands: mpsc::Sender<MemberCommand>,
         read_ahead: ReadAhead,
+        stop_cause: StopCause,
         thread: JoinHandle<()>,
     ) -> Self {
         ThreadedSubscription {
@@ -135,6 +155,7 @@ impl ThreadedSubscription {
             streams,
             revoked: Vec::new(),
             read_ahead,
+            stop_cause,
             thread: Some(thread),
         }
     }
@@ -196,10 +217,14 @@ impl ThreadedSubscription {
             let _ = self.commands.send(if paused { MemberCommand::Pause(i) } else { MemberCommand::Resume(i) });
         }
     }
-}
 
-fn stopped() -> Error {
-    Error::transport_stopped("the group member's thread stopped")
+    /// The error of a call made after the thread ended: why it stopped, when it said.
+    fn ended(&self) -> Error {
+        match self.stop_cause.get() {
+            Some(cause) => Error::transport("the group member stopped", false, cause),
+            None => Error::transport_stopped("the group member's thread stopped"),
+        }
+    }
 }
 
 impl Subscription for ThreadedSubscription {
@@ -210,7 +235,7 @@ impl Subscription for ThreadedSubscription {
                 return Ok(event);
             }
             loop {
-                let event = self.events.recv().await.ok_or_else(stopped)?;
+                let Some(event) = self.events.recv().await else { return Err(self.ended()) };
                 if let Some(event) = self.accept(event) {
                     return Ok(event);
                 }
@@ -231,7 +256,7 @@ impl Subscription for ThreadedSubscription {
                     }
                 }
                 Err(async_mpsc::error::TryRecvError::Empty) => return Ok(None),
-                Err(async_mpsc::error::TryRecvError::Disconnected) => return Err(stopped()),
+                Err(async_mpsc::error::TryRecvError::Disconnected) => return Err(self.ended()),
             }
         }
     }
@@ -241,7 +266,7 @@ impl Subscription for ThreadedSubscription {
             .stream_index(stream)
             .ok_or_else(|| Error::Config(format!("commit for `{stream}`, which this member does not read")))?;
         let command = MemberCommand::Commit { stream, partition, offset: next_offset, metadata: metadata.to_owned() };
-        self.commands.send(command).map_err(|_| stopped())
+        self.commands.send(command).map_err(|_| self.ended())
     }
 
     fn pause(&mut self, stream: &str) {
@@ -250,6 +275,15 @@ impl Subscription for ThreadedSubscription {
 
     fn resume(&mut self, stream: &str) {
         self.set_paused(stream, false);
+    }
+
+    fn stopped(&self) -> Option<Arc<Error>> {
+        if let Some(cause) = self.stop_cause.get() {
+            return Some(cause);
+        }
+        // Ended without saying why: a panic in the thread.
+        let ended = self.thread.as_ref().is_some_and(JoinHandle::is_finished);
+        ended.then(|| Arc::new(Error::transport_stopped("the group member's thread ended unexpectedly")))
     }
 }
 

@@ -1,8 +1,8 @@
-//! `GET /healthz`: whether the instance itself works — its transport answers and its group member (the consumer
-//! of tests and signals) still runs — and whether it is the leader.
+//! `GET /healthz`: whether the instance itself works — its transport answers and its consumers (its group member
+//! for tests and signals, the app's agents and tables) still run — and whether it is the leader. A consumer that
+//! stopped for good (its log deleted) makes it 503, naming the consumer and why.
 
 use std::{
-    future::Future,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -14,40 +14,11 @@ use axum::{extract::State, http::StatusCode, Json};
 use serde::Serialize;
 
 use super::server::Instance;
+use crate::app::StoppedConsumer;
 
 /// How long the transport may take to answer the health check's question (the end offsets of the pending-tests
 /// stream) before it counts as unreachable.
 const TRANSPORT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Whether a task still runs: false once it ended, however (returned, panicked, or dropped).
-#[derive(Clone, Debug)]
-pub(crate) struct TaskAlive(Arc<AtomicBool>);
-
-/// Marks its task ended when dropped.
-struct EndsTask(Arc<AtomicBool>);
-
-impl Drop for EndsTask {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
-    }
-}
-
-impl TaskAlive {
-    /// `task`, watched: the flag says whether it still runs.
-    pub(crate) fn watch<F: Future<Output = ()>>(task: F) -> (impl Future<Output = ()>, TaskAlive) {
-        let alive = Arc::new(AtomicBool::new(true));
-        let ends = EndsTask(alive.clone());
-        let watched = async move {
-            let _ends = ends;
-            task.await
-        };
-        (watched, TaskAlive(alive))
-    }
-
-    pub(crate) fn is_alive(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// How long an answer of the transport is reused by the next health checks.
 const PROBE_FRESH_FOR: Duration = Duration::from_secs(1);
@@ -109,40 +80,18 @@ pub(super) struct Health {
     transport_reachable: bool,
     consumers_alive: bool,
     leader: bool,
+    /// The consumers that stopped on their own, and why (left out while there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    consumers_stopped: Vec<StoppedConsumer>,
 }
 
-/// 200 when the transport answers and the member runs, else 503; the same body either way.
+/// 200 when the transport answers and every consumer runs, else 503; the same body either way.
 pub(super) async fn healthz(State(instance): State<Arc<Instance>>) -> (StatusCode, Json<Health>) {
     let transport_reachable = instance.probe.reachable(&instance.app).await;
-    let consumers_alive = instance.member.is_alive();
+    let consumers_stopped = instance.app.shared.consumers.stopped();
+    let consumers_alive = consumers_stopped.is_empty();
     let ok = transport_reachable && consumers_alive;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { ok, transport_reachable, consumers_alive, leader: instance.is_leader() }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_watched_task_is_alive_until_it_ends_however_it_ends() {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (task, alive) = TaskAlive::watch(async move {
-            let _ = stopped.await;
-        });
-        let task = tokio::spawn(task);
-        tokio::task::yield_now().await;
-        assert!(alive.is_alive());
-        stop.send(()).unwrap();
-        task.await.unwrap();
-        assert!(!alive.is_alive(), "returned");
-
-        let (task, alive) = TaskAlive::watch(async { panic!("the member failed") });
-        assert!(tokio::spawn(task).await.is_err());
-        assert!(!alive.is_alive(), "panicked");
-
-        let (task, alive) = TaskAlive::watch(std::future::pending());
-        drop(task);
-        assert!(!alive.is_alive(), "dropped");
-    }
+    let leader = instance.is_leader();
+    (status, Json(Health { ok, transport_reachable, consumers_alive, leader, consumers_stopped }))
 }

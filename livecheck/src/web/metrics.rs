@@ -201,6 +201,19 @@ fn registry(instance: &Instance) -> Registry {
         oldest,
     );
 
+    let connections = &instance.connections;
+    registry.register("web_connections_open", "Connections to this web server open now", connections.open.clone());
+    registry.register(
+        "web_connections_refused",
+        "Connections to this web server closed at once because it held its most connections",
+        connections.refused.clone(),
+    );
+    registry.register(
+        "web_connections_timed_out",
+        "Connections to this web server closed by a timeout: header_read (a request's headers too slow) or idle",
+        connections.timed_out.clone(),
+    );
+
     let leader: Gauge = Gauge::default();
     leader.set(i64::from(instance.is_leader()));
     registry.register("leader", "1 when this instance is its group's leader (it makes the fake requests)", leader);

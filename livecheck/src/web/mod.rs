@@ -11,15 +11,20 @@
 //! | `GET /api/executions/{id}` | one execution |
 //! | `GET /healthz` | the instance's own health (200, or 503 when not ok) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
+//!
+//! Each connection is served within limits (`connection.rs`): a header-read timeout, an idle timeout for kept-alive
+//! connections, and a most number of connections at once, so idle, slow and half-open connections cannot hold the
+//! server.
 
 mod api;
+mod connection;
 mod dashboard;
 mod healthz;
 mod metrics;
 mod not_found;
 mod server;
 
-pub(crate) use healthz::TaskAlive;
+pub(crate) use connection::ConnectionLimits;
 pub(crate) use metrics::ExecutionMetrics;
 pub use server::DEFAULT_WEB_ADDRESS;
 pub(crate) use server::{Instance, WebServer};

@@ -1,13 +1,24 @@
 //! Binding the web server's address, its routes, and serving them until the instance stops.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{routing::get, Router};
 use chrono::{DateTime, Utc};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::{api, dashboard, healthz, healthz::TransportProbe, metrics, not_found, TaskAlive};
+use super::{
+    api,
+    connection::{self, Accepted, ConnectionCounts},
+    dashboard, healthz,
+    healthz::TransportProbe,
+    metrics, not_found,
+};
 use crate::{transport::Leadership, Error, LiveCheck, Result};
 
 /// The web server's usual address: port 9999 on the loopback interface (reachable from this machine only).
@@ -15,6 +26,8 @@ pub const DEFAULT_WEB_ADDRESS: &str = "127.0.0.1:9999";
 
 /// How long a stopping server waits for requests in progress before it closes their connections.
 const DRAIN_FOR: Duration = Duration::from_secs(5);
+/// How often connections refused at the limit are logged, at most.
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(60);
 
 /// What the routes look at: the app and its running instance.
 pub(crate) struct Instance {
@@ -23,10 +36,10 @@ pub(crate) struct Instance {
     pub(crate) started_at: DateTime<Utc>,
     /// The instance's candidacy for leader of its group, when it runs for it (a case has a `frequency`).
     pub(crate) leadership: Option<Arc<dyn Leadership>>,
-    /// Whether the instance's group member still runs.
-    pub(crate) member: TaskAlive,
     /// The health check's question to the transport: one at a time, its answer reused for a second.
     pub(crate) probe: Arc<TransportProbe>,
+    /// What the server counts of its connections.
+    pub(crate) connections: ConnectionCounts,
 }
 
 impl Instance {
@@ -56,28 +69,86 @@ impl WebServer {
         self.address
     }
 
-    /// Serves `instance` until `shutdown`; then lets the requests in progress finish, for up to [`DRAIN_FOR`].
+    /// Serves `instance` until `shutdown`, each connection within the app's [`ConnectionLimits`] (beyond the most
+    /// connections, new ones are closed at once, counted and logged); then stops accepting, lets the requests in
+    /// progress finish for up to [`DRAIN_FOR`], and closes what is left.
     pub(crate) fn serve(self, instance: Instance, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
         let url = format!("http://{}/", self.address);
         tracing::info!(%url, "LiveCheck web server listening on {url} (dashboard, /api/status, /healthz, /metrics)");
+        let limits = instance.app.shared.config.web_connections;
+        let counts = instance.connections.clone();
         let router = routes(Arc::new(instance));
         async move {
-            let stopped = shutdown.clone().cancelled_owned();
-            let server = axum::serve(self.listener, router).with_graceful_shutdown(stopped);
-            let drained = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(DRAIN_FOR).await;
-            };
-            tokio::select! {
-                served = server => if let Err(error) = served {
-                    tracing::error!(%error, "the LiveCheck web server stopped");
-                },
-                () = drained => tracing::warn!(
-                    "the LiveCheck web server stopped with requests still in progress after {DRAIN_FOR:?}"
-                ),
+            let slots = Arc::new(Semaphore::new(limits.max_connections));
+            let mut connections = JoinSet::new();
+            let mut refusals = Refusals::default();
+            loop {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    Some(_) = connections.join_next() => {}
+                    accepted = self.listener.accept() => match accepted {
+                        Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                            Ok(slot) => {
+                                let accepted = Accepted { stream, peer, slot };
+                                let (router, counts, shutdown) = (router.clone(), counts.clone(), shutdown.clone());
+                                connections.spawn(connection::serve(accepted, router, limits, counts, shutdown));
+                            }
+                            Err(_) => {
+                                // Closed unread: the client sees the connection end without an answer.
+                                drop(stream);
+                                counts.refused.inc();
+                                refusals.refused(&peer, limits.max_connections);
+                            }
+                        },
+                        Err(error) => accept_failed(&error).await,
+                    },
+                }
+            }
+            drop(self.listener);
+            let drained = async { while connections.join_next().await.is_some() {} };
+            if tokio::time::timeout(DRAIN_FOR, drained).await.is_err() {
+                tracing::warn!("the LiveCheck web server stopped with requests still in progress after {DRAIN_FOR:?}");
+                connections.shutdown().await;
             }
         }
     }
+}
+
+/// Logs connections refused at the limit: the first, then at most once a minute with how many since.
+#[derive(Default)]
+struct Refusals {
+    last_logged: Option<Instant>,
+    since: u64,
+}
+
+impl Refusals {
+    fn refused(&mut self, peer: &SocketAddr, max_connections: usize) {
+        self.since += 1;
+        if self.last_logged.is_some_and(|at| at.elapsed() < REFUSALS_LOGGED_EVERY) {
+            return;
+        }
+        tracing::warn!(
+            %peer,
+            max_connections,
+            refused = self.since,
+            "the LiveCheck web server holds its most connections: closing new ones at once (logged at most once a \
+             minute; counted in livecheck_web_connections_refused_total)"
+        );
+        self.last_logged = Some(Instant::now());
+        self.since = 0;
+    }
+}
+
+/// What to do when accepting a connection failed: nothing when only that connection failed; otherwise (out of
+/// file descriptors, say) log it and wait a second rather than spin.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(error.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::warn!(%error, "the LiveCheck web server could not accept a connection; trying again in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 fn routes(instance: Arc<Instance>) -> Router {

@@ -132,6 +132,15 @@ impl Cluster {
         self.metrics_of(node.port, Duration::from_secs(5)).await
     }
 
+    /// The status code and body of instance `index`'s `/healthz`, if it answers.
+    pub(super) async fn instance_health(&self, index: usize) -> Option<(u16, serde_json::Value)> {
+        let node = self.instances.get(index).filter(|node| node.process.is_some())?;
+        let url = format!("http://127.0.0.1:{}/healthz", node.port);
+        let response = self.http.get(&url).timeout(Duration::from_secs(5)).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json::<serde_json::Value>().await.ok()?))
+    }
+
     /// `instance.metrics` of the web API on `port`, if it answers within `timeout`.
     async fn metrics_of(&self, port: u16, timeout: Duration) -> Option<serde_json::Value> {
         let url = format!("http://127.0.0.1:{port}/api/status");

@@ -8,7 +8,8 @@
 //! - **forged-headers**: with a signing secret, requests and bus messages carrying forged `LiveCheck-*` headers;
 //! - **poison-rows**: rows another program could write inserted into the log's tables mid-run;
 //! - **big-fields**: forged orders and signals with a 1 MB field against the instance, its peak RSS measured;
-//! - **cache-flood**: orders with a 1 MB user id, which the tutorial's cache table keeps (known to fail).
+//! - **cache-flood**: orders with a 1 MB user id, which the tutorial's cache table keeps (known to fail);
+//! - **offset-conflict**: rows written at partitions' heads behind the writers' backs (the heads not moved).
 //!
 //! Each scenario places orders (every one a test), injects its fault, waits for the reports, then reads the log
 //! and counts, over the orders answered 200: messages lost (an execution, an order, a signal, an execution
@@ -26,6 +27,7 @@ mod forgery;
 mod full_disk;
 mod ledger;
 mod logs;
+mod offset_conflict;
 mod outcome;
 mod poison;
 mod poison_rows;
@@ -74,10 +76,12 @@ pub(crate) enum Scenario {
     BigFields,
     /// Orders with a 1 MB user id, kept by the tutorial's cache table; the instance's peak RSS.
     CacheFlood,
+    /// Rows written at partitions' heads by another program, the heads not moved: appends must heal.
+    OffsetConflict,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 7] = [
+    const ALL: [Scenario; 8] = [
         Scenario::FullDisk,
         Scenario::DeletedLog,
         Scenario::Sigterm,
@@ -85,6 +89,7 @@ impl Scenario {
         Scenario::PoisonRows,
         Scenario::BigFields,
         Scenario::CacheFlood,
+        Scenario::OffsetConflict,
     ];
 
     /// Its name on the command line and in the table.
@@ -97,6 +102,7 @@ impl Scenario {
             Scenario::PoisonRows => "poison-rows",
             Scenario::BigFields => "big-fields",
             Scenario::CacheFlood => "cache-flood",
+            Scenario::OffsetConflict => "offset-conflict",
         }
     }
 }
@@ -163,6 +169,7 @@ async fn run_all(args: &InjectArgs, scenarios: &[Scenario], root: &Path) -> Vec<
                 Scenario::PoisonRows => poison_rows::run(&context).await,
                 Scenario::BigFields => big_fields::run(&context).await,
                 Scenario::CacheFlood => cache_flood::run(&context).await,
+                Scenario::OffsetConflict => offset_conflict::run(&context).await,
             }
         };
         let mut outcome = match run.await {

@@ -19,7 +19,9 @@ use super::{kafka, received, set_if_absent, REQUEST_TIMEOUT};
 use crate::{
     sync::lock,
     transport::{
-        threaded::{drop_revoked, hand_over, MemberCommand, ReadAhead, ThreadedSubscription, READ_AHEAD_BYTES},
+        threaded::{
+            drop_revoked, hand_over, MemberCommand, ReadAhead, StopCause, ThreadedSubscription, READ_AHEAD_BYTES,
+        },
         Assignment, Committed, Event,
     },
     Error, Result,
@@ -66,11 +68,13 @@ pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) ->
         .map_err(|e| kafka("creating a group member", e))?;
     let names: Vec<&str> = streams.iter().map(|s| &**s).collect();
     consumer.subscribe(&names).map_err(|e| kafka(&format!("joining group `{group}`"), e))?;
+    let stop_cause = StopCause::default();
+    let thread_stop_cause = stop_cause.clone();
     let thread = std::thread::Builder::new()
         .name("livecheck-kafka-member".into())
-        .spawn(move || run(consumer))
+        .spawn(move || run(consumer, &thread_stop_cause))
         .map_err(|e| Error::transport("starting a group member thread", false, e))?;
-    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, thread))
+    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, stop_cause, thread))
 }
 
 struct MemberContext {
@@ -249,7 +253,7 @@ impl ConsumerContext for MemberContext {
     }
 }
 
-fn run(consumer: BaseConsumer<MemberContext>) {
+fn run(consumer: BaseConsumer<MemberContext>, stop_cause: &StopCause) {
     loop {
         {
             let mut state = lock(&consumer.context().state);
@@ -280,7 +284,22 @@ fn run(consumer: BaseConsumer<MemberContext>) {
                     state.ready.push_back(event);
                 }
             }
-            Some(Err(error)) => tracing::warn!(%error, "kafka consumer error"),
+            Some(Err(error)) => {
+                // A fatal error (e.g. this member fenced by another with its `group.instance.id`) ends the
+                // client for good: no later poll succeeds.
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    tracing::error!(%error, ?code, %reason, "kafka consumer failed for good; stopped reading");
+                    let fatal = rdkafka::error::KafkaError::MessageConsumptionFatal(code);
+                    stop_cause.set(Error::transport(
+                        format!("kafka: the consumer failed for good: {reason}"),
+                        false,
+                        fatal,
+                    ));
+                    state.stopping = true;
+                    break;
+                }
+                tracing::warn!(%error, "kafka consumer error");
+            }
             None => {}
         }
     }

@@ -6,6 +6,9 @@
 //! it or its holder's heartbeat expired; a member that should give one up first tells the app (`Revoked`) and lets
 //! go only once the app asked for its next event, after finishing and committing that partition's work. A commit
 //! is written only while the committer holds the partition, so a member taken for dead cannot move the group back.
+//!
+//! A member whose log's file was deleted or replaced stops for good: it logs an ERROR, says why in its
+//! [`StopCause`] and ends its thread (writing nothing more), so its subscription reports it stopped.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -20,7 +23,7 @@ use super::{now_ms, sql};
 use crate::{
     transport::{
         owned_partitions,
-        threaded::{drop_revoked, hand_over, MemberCommand, ReadAhead, ThreadedSubscription},
+        threaded::{drop_revoked, hand_over, MemberCommand, ReadAhead, StopCause, ThreadedSubscription},
         Assignment, Committed, Event, Received,
     },
     Error, Result,
@@ -54,6 +57,7 @@ pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
     let (commands, commands_rx) = mpsc::channel();
     let streams = config.streams.clone();
     let read_ahead = ReadAhead::new(config.read_ahead_bytes);
+    let stop_cause = StopCause::default();
     let mut member = MemberThread {
         key: config.streams.iter().map(|s| &**s).collect::<Vec<_>>().join("\n"),
         me: crate::sync::random_uuid(),
@@ -67,7 +71,8 @@ pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
         events: events_tx,
         data_version: None,
         next_heartbeat: Instant::now(),
-        file_gone: false,
+        stop_cause: stop_cause.clone(),
+        stopped: false,
         read_ahead: read_ahead.clone(),
     };
     member.heartbeat().map_err(sql)?;
@@ -75,7 +80,7 @@ pub(super) fn join(config: MemberConfig) -> Result<ThreadedSubscription> {
         .name("livecheck-sqlite-member".into())
         .spawn(move || member.run(commands_rx))
         .map_err(|e| Error::transport("starting a group member thread", false, e))?;
-    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, thread))
+    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, stop_cause, thread))
 }
 
 struct MemberThread {
@@ -96,8 +101,10 @@ struct MemberThread {
     events: async_mpsc::Sender<Event>,
     data_version: Option<i64>,
     next_heartbeat: Instant,
-    /// Whether the log's file was found gone at the last heartbeat (logged once per change).
-    file_gone: bool,
+    /// Why the member stopped for good, for its subscription.
+    stop_cause: StopCause,
+    /// Stopped for good (the log's file is gone): the thread ends, writing nothing more.
+    stopped: bool,
     /// The bytes of messages read and not yet taken by the app: no more reading at its limit.
     read_ahead: ReadAhead,
 }
@@ -125,6 +132,10 @@ impl MemberThread {
             if let Err(error) = self.step() {
                 tracing::warn!(%error, group = %self.config.group, "embedded log member: retrying after an error");
                 std::thread::sleep(Duration::from_millis(100));
+            }
+            if self.stopped {
+                // The events read so far reach the app; then the channel closes.
+                return;
             }
             if disconnected || self.events.is_closed() {
                 break;
@@ -163,14 +174,14 @@ impl MemberThread {
         self.write_commits()?;
         if Instant::now() >= self.next_heartbeat {
             self.next_heartbeat = Instant::now() + HEARTBEAT;
-            // Reading a deleted log would show nothing new, silently, for good.
+            // Reading a deleted log would show nothing new, silently, for good: stop, and say so.
             if let Err(gone) = self.config.identity.check() {
-                if !std::mem::replace(&mut self.file_gone, true) {
-                    tracing::error!(error = %gone, group = %self.config.group, "stopped reading");
-                }
+                tracing::error!(error = %gone, group = %self.config.group, "stopped reading");
+                self.stop_cause.set(gone);
+                self.stopped = true;
+                self.flush();
                 return Ok(());
             }
-            self.file_gone = false;
             self.heartbeat()?;
             if !self.releasing {
                 self.rebalance()?;
@@ -397,5 +408,41 @@ impl MemberThread {
         // Everything up to this version is read: until the database changes, there is nothing more.
         self.data_version = complete.then_some(version);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::SqliteTransport;
+    use crate::transport::{Event, Transport};
+
+    /// A member whose log's file is deleted stops for good: `recv` fails, saying why, and `stopped` says so too
+    /// (it used to go on, reading nothing, for good).
+    #[tokio::test]
+    async fn a_member_stops_for_good_saying_why_when_its_log_is_deleted() {
+        let dir = std::env::temp_dir().join(format!("livecheck-member-{}", fastrand::u64(..)));
+        let path = dir.join("lc.sqlite3");
+        let transport = SqliteTransport::open(&path).unwrap().with_partitions(1);
+        let mut member = transport.subscribe(&["s"], "g").await.unwrap();
+        let assigned = tokio::time::timeout(Duration::from_secs(5), member.recv()).await.unwrap().unwrap();
+        assert!(matches!(assigned, Event::Assigned(_)), "{assigned:?}");
+        assert!(member.stopped().is_none(), "it runs");
+
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let error = tokio::time::timeout(Duration::from_secs(5), member.recv())
+            .await
+            .expect("the member stops within a heartbeat or so")
+            .expect_err("no event from a deleted log");
+        assert!(!error.is_retriable());
+        assert!(error.to_string().contains("was deleted while in use"), "{error}");
+        let cause = member.stopped().expect("stopped for good");
+        assert!(cause.to_string().contains("was deleted while in use"), "{cause}");
+        assert!(member.try_recv().is_err(), "and stays stopped");
+        drop(member);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

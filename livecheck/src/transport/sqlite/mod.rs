@@ -91,6 +91,8 @@ struct Inner {
     poison: stored::PoisonCounts,
     /// The file opened: every writer transaction and member heartbeat checks it is still there.
     identity: identity::FileIdentity,
+    /// Appends that found their offset used by a row written behind the writer's back, and went past it.
+    offset_conflicts_healed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn sql(error: rusqlite::Error) -> Error {
@@ -191,6 +193,7 @@ impl SqliteTransport {
                 partitions: Mutex::default(),
                 poison: stored::PoisonCounts::default(),
                 identity,
+                offset_conflicts_healed: Arc::default(),
             }),
         })
     }
@@ -204,6 +207,13 @@ impl SqliteTransport {
     /// value), skipped by cause. Each is also logged with its stream, partition and offset.
     pub fn poison_messages(&self) -> std::collections::BTreeMap<PoisonCause, u64> {
         self.inner.poison.snapshot()
+    }
+
+    /// Appends by this process that found their offset already used — by a row another program wrote without
+    /// moving the partition's head — and went one past the partition's highest offset instead (each also logged,
+    /// a WARN with the stream, partition and offsets). Without this, every later append to that partition failed.
+    pub fn offset_conflicts_healed(&self) -> u64 {
+        self.inner.offset_conflicts_healed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Partitions of streams created on first use (default 8). Call before sharing the transport.
@@ -261,6 +271,7 @@ impl SqliteTransport {
             inner.retention,
             inner.identity.clone(),
             inner.max_queued_bytes,
+            inner.offset_conflicts_healed.clone(),
         )?;
         // Another task may have started one meanwhile; the spare one stops at once.
         Ok(self.inner.writer.get_or_init(|| started))

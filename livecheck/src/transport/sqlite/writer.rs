@@ -1,11 +1,19 @@
 //! The one thread that appends to the embedded log, with group commit: publishes that arrive together share one
 //! transaction, and each resolves only once that transaction is durable.
+//!
+//! A partition's next offset is kept in the `heads` table. Another program that appended a row without moving the
+//! head (a hand-made `INSERT`, a producer in another language) leaves the head pointing at an offset already used:
+//! the writer then takes the next offset from the messages actually there (`MAX(offset) + 1`), moves the head
+//! there and appends, saying so once (a WARN, counted in [`SqliteTransport::offset_conflicts_healed`]) — instead
+//! of failing every later append to that partition.
+//!
+//! [`SqliteTransport::offset_conflicts_healed`]: super::SqliteTransport::offset_conflicts_healed
 
 use std::{
     collections::HashMap,
     path::Path,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         mpsc, Arc,
     },
     thread::JoinHandle,
@@ -66,6 +74,7 @@ impl Writer {
         retention: Retention,
         identity: FileIdentity,
         max_queued: usize,
+        healed: Arc<AtomicU64>,
     ) -> Result<Writer> {
         let connection = connect(path)?;
         let (requests, received) = mpsc::channel();
@@ -73,7 +82,9 @@ impl Writer {
         let thread_queued = queued.clone();
         let thread = std::thread::Builder::new()
             .name("livecheck-sqlite-writer".into())
-            .spawn(move || WriterThread::new(connection, partitions, retention, identity).run(received, &thread_queued))
+            .spawn(move || {
+                WriterThread::new(connection, partitions, retention, identity, healed).run(received, &thread_queued)
+            })
             .map_err(|e| Error::transport("starting the embedded log's writer thread", false, e))?;
         Ok(Writer { requests: Some(requests), thread: Some(thread), queued, max_queued })
     }
@@ -124,10 +135,29 @@ struct WriterThread {
     identity: FileIdentity,
     /// Whether the last check found the log's file gone (logged once per change).
     file_gone: bool,
+    /// Appends that found their offset taken by a row written behind the writer's back, and moved past it.
+    healed: Arc<AtomicU64>,
+}
+
+/// An append that found its offset already used, and the offset it took instead.
+#[derive(Debug, PartialEq, Eq)]
+struct Healed {
+    stream: String,
+    partition: u32,
+    /// The offset the head pointed at, already used by a row another program wrote.
+    taken: i64,
+    /// Where the message went: one past the partition's highest offset.
+    offset: i64,
 }
 
 impl WriterThread {
-    fn new(connection: Connection, default_partitions: u32, retention: Retention, identity: FileIdentity) -> Self {
+    fn new(
+        connection: Connection,
+        default_partitions: u32,
+        retention: Retention,
+        identity: FileIdentity,
+        healed: Arc<AtomicU64>,
+    ) -> Self {
         WriterThread {
             connection,
             default_partitions,
@@ -136,6 +166,7 @@ impl WriterThread {
             next_retention: Instant::now() + retention.every,
             identity,
             file_gone: false,
+            healed,
         }
     }
 
@@ -194,11 +225,14 @@ impl WriterThread {
         }
     }
 
-    /// Appends every message in one transaction.
+    /// Appends every message in one transaction. A message whose offset is already used (a row written behind the
+    /// writer's back) goes one past the partition's highest offset instead; once the transaction is committed, each
+    /// such healing is logged and counted.
     fn append(&mut self, work: Vec<(String, Message)>) -> rusqlite::Result<Vec<Delivery>> {
         let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut heads: HashMap<(String, u32), i64> = HashMap::new();
         let mut deliveries = Vec::with_capacity(work.len());
+        let mut healed = Vec::new();
         let published_ms = now_ms();
         {
             let mut insert = tx.prepare_cached(
@@ -224,18 +258,30 @@ impl WriterThread {
                         heads.entry((stream.clone(), partition)).or_insert(next.unwrap_or(0))
                     }
                 };
-                let offset = *head;
-                *head += 1;
                 let headers = encode_headers(&message.headers);
-                insert.execute(params![
-                    stream,
-                    partition,
-                    offset,
-                    message.key,
-                    message.value,
-                    headers,
-                    published_ms
-                ])?;
+                let mut insert_at = |offset: i64| {
+                    insert.execute(params![
+                        stream,
+                        partition,
+                        offset,
+                        message.key,
+                        message.value,
+                        headers,
+                        published_ms
+                    ])
+                };
+                let offset = match insert_at(*head) {
+                    Ok(_) => *head,
+                    // Only this statement failed; the transaction goes on.
+                    Err(error) if is_offset_taken(&error) => {
+                        let offset = next_free_offset(&tx, &stream, partition)?.max(*head + 1);
+                        insert_at(offset)?;
+                        healed.push(Healed { stream: stream.clone(), partition, taken: *head, offset });
+                        offset
+                    }
+                    Err(error) => return Err(error),
+                };
+                *head = offset + 1;
                 deliveries.push(Delivery { partition, offset: offset as u64 });
             }
             let mut advance = tx.prepare_cached(
@@ -247,6 +293,17 @@ impl WriterThread {
             }
         }
         tx.commit()?;
+        for Healed { stream, partition, taken, offset } in healed {
+            self.healed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                %stream,
+                partition,
+                taken,
+                offset,
+                "an append found its offset already used by a row written behind the writer's back; appended at \
+                 the next free offset and moved the partition's head there"
+            );
+        }
         Ok(deliveries)
     }
 
@@ -337,6 +394,24 @@ impl WriterThread {
     }
 }
 
+/// Whether an insert into `messages` failed because its position (stream, partition, offset) is already used:
+/// the only unique constraint of the table.
+fn is_offset_taken(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// One past the highest offset stored in the partition (0 when it holds none).
+fn next_free_offset(tx: &Transaction<'_>, stream: &str, partition: u32) -> rusqlite::Result<i64> {
+    let highest: Option<i64> = tx.query_row(
+        "SELECT MAX(offset) FROM messages WHERE stream = ?1 AND partition = ?2",
+        params![stream, partition],
+        |row| row.get(0),
+    )?;
+    Ok(highest.map_or(0, |highest| highest + 1))
+}
+
 /// The partition count of `stream`, creating it with `default` partitions if it does not exist.
 pub(super) fn stream_partitions(
     tx: &Transaction<'_>,
@@ -351,4 +426,96 @@ pub(super) fn stream_partitions(
     let n: u32 = tx.query_row("SELECT partitions FROM streams WHERE name = ?1", [stream], |row| row.get(0))?;
     known.insert(stream.to_owned(), n);
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::SqliteTransport;
+    use crate::transport::{Message, Transport};
+
+    /// A log in a directory of its own, removed at the end of the test.
+    struct TempLog(PathBuf);
+
+    impl TempLog {
+        fn new() -> Self {
+            TempLog(std::env::temp_dir().join(format!("livecheck-writer-{}", fastrand::u64(..))))
+        }
+
+        fn path(&self) -> PathBuf {
+            self.0.join("lc.sqlite3")
+        }
+    }
+
+    impl Drop for TempLog {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn message(value: &str) -> Message {
+        Message { key: Some("k".into()), value: value.as_bytes().to_vec(), ..Default::default() }
+    }
+
+    /// Another program's row at `offset` of partition 0 of `s`, the head left where it was (a hand-made `INSERT`).
+    fn insert_behind_the_writers_back(other: &rusqlite::Connection, offset: i64) {
+        other
+            .execute(
+                "INSERT INTO messages (stream, partition, offset, key, value, headers, published_ms)
+                 VALUES ('s', 0, ?1, 'other', CAST('other program' AS BLOB), x'', 0)",
+                [offset],
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_append_at_an_offset_another_program_used_goes_past_it_and_the_partition_goes_on() {
+        let log = TempLog::new();
+        let transport = SqliteTransport::open(log.path()).unwrap().with_partitions(1);
+        for value in ["a", "b", "c"] {
+            transport.publish("s", message(value)).await.unwrap();
+        }
+        let other = rusqlite::Connection::open(log.path()).unwrap();
+        other.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        // At the head (3), and further on (5): the head still says 3.
+        insert_behind_the_writers_back(&other, 3);
+        insert_behind_the_writers_back(&other, 5);
+
+        let healed = transport.publish("s", message("d")).await.expect("the append heals the partition");
+        assert_eq!(healed.offset, 6, "one past the highest offset there");
+        assert_eq!(transport.publish("s", message("e")).await.unwrap().offset, 7);
+        assert_eq!(transport.offset_conflicts_healed(), 1, "counted once");
+        let head: i64 = other
+            .query_row("SELECT next_offset FROM heads WHERE stream = 's' AND partition = 0", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(head, 8, "the head moved past every stored message");
+
+        // Again, under publishes that share a transaction: every one of them is stored, none fails.
+        insert_behind_the_writers_back(&other, 8);
+        let values: Vec<String> = (0..20).map(|i| format!("batch-{i}")).collect();
+        let mut batch = tokio::task::JoinSet::new();
+        for value in &values {
+            let (transport, value) = (transport.clone(), value.clone());
+            batch.spawn(async move { transport.publish("s", message(&value)).await });
+        }
+        while let Some(published) = batch.join_next().await {
+            published.unwrap().expect("every publish of the batch is stored");
+        }
+        assert_eq!(transport.offset_conflicts_healed(), 2);
+
+        let stored = transport.read("s", 0, 0, 100).await.unwrap();
+        let offsets: Vec<u64> = stored.iter().map(|r| r.offset).collect();
+        assert!(offsets.windows(2).all(|pair| pair[0] < pair[1]), "unique and increasing: {offsets:?}");
+        let mut ours: Vec<String> = stored
+            .iter()
+            .filter(|r| r.message.key.as_deref() == Some("k"))
+            .map(|r| String::from_utf8(r.message.value.clone()).unwrap())
+            .collect();
+        ours.sort();
+        let mut expected: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|v| v.to_string()).chain(values).collect();
+        expected.sort();
+        assert_eq!(ours, expected, "nothing lost");
+        assert_eq!(stored.len(), expected.len() + 3, "and the other program's three rows are there too");
+    }
 }

@@ -4,6 +4,7 @@
 //! - no order may be answered 200 (a request sent after the deletion could only be written into the deleted file,
 //!   which nobody reads again);
 //! - both processes must say so loudly (an ERROR naming the deleted file), the worker in its answers too;
+//! - the instance's `/healthz` must answer 503, naming its consumer of tests and signals as stopped and why;
 //! - nothing may be written into the deleted file (the harness kept a hard link to it, to look);
 //! - no running process may create a new file in its place, and a restarted instance or worker must refuse to
 //!   start on a new empty log (exit with an error asking for `?recreate=1`).
@@ -107,6 +108,21 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     if stage.log_file.exists() {
         problems.push(format!("a running process created a new {} after the deletion", stage.log_file.display()));
     }
+    match stage.cluster.instance_health(0).await {
+        Some((503, health)) if stopped_on_deletion(&health) => {
+            let stopped = health["consumers_stopped"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let names: Vec<String> = stopped
+                .iter()
+                .map(|c| format!("{} ({})", c["consumer"].as_str().unwrap_or("?"), c["streams"]))
+                .collect();
+            notes.push(format!("livecheck-1's /healthz: 503, consumers stopped by the deletion: {}", names.join(", ")))
+        }
+        Some((status, health)) => problems.push(format!(
+            "livecheck-1's /healthz answered {status} after the deletion, not 503 naming its stopped consumer: \
+             {health}"
+        )),
+        None => problems.push("livecheck-1's /healthz did not answer after the deletion".into()),
+    }
 
     // Stop both (SIGTERM), then try to start them again on the same URL.
     let (_, status) = stage.cluster.stop_instance(0, StopSignal::Terminate, Duration::from_secs(20)).await?;
@@ -150,6 +166,16 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
         cut.never_executed
     ));
     Ok(ScenarioOutcome::ran(Scenario::DeletedLog, figures, None, problems, notes))
+}
+
+/// Whether a `/healthz` answer names the instance's consumer of tests and signals as stopped by the deletion.
+fn stopped_on_deletion(health: &serde_json::Value) -> bool {
+    let stopped = health["consumers_stopped"].as_array().map(Vec::as_slice).unwrap_or_default();
+    health["ok"] == false
+        && stopped.iter().any(|consumer| {
+            consumer["consumer"] == "tests and signals"
+                && consumer["reason"].as_str().is_some_and(|reason| reason.contains(DELETED))
+        })
 }
 
 /// Makes a hard link of the log (and its write-ahead log) at `kept`, then deletes the log's files: when, as an
