@@ -24,7 +24,10 @@ use std::{
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{check_co_partitioned, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport};
+use super::{
+    check_co_partitioned, drop_deadline::DropDeadline, BoxFuture, Delivery, Leadership, Message, Received,
+    Subscription, Transport,
+};
 use crate::{context::Headers, sync::lock, Error, Result};
 
 const SCHEMA: &str = "
@@ -91,6 +94,8 @@ struct Inner {
     poison: stored::PoisonCounts,
     /// The file opened: every writer transaction and member heartbeat checks it is still there.
     identity: identity::FileIdentity,
+    /// How long dropping the writer, a member or a leadership waits for its thread or its last statement.
+    drop_deadline: DropDeadline,
 }
 
 fn sql(error: rusqlite::Error) -> Error {
@@ -116,9 +121,12 @@ fn connect(path: &Path) -> Result<Connection> {
     try_connect(path).map_err(sql)
 }
 
+/// How long a statement waits for a database another connection holds locked.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
-    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(connection)
@@ -191,6 +199,7 @@ impl SqliteTransport {
                 partitions: Mutex::default(),
                 poison: stored::PoisonCounts::default(),
                 identity,
+                drop_deadline: DropDeadline::default(),
             }),
         })
     }
@@ -261,6 +270,7 @@ impl SqliteTransport {
             inner.retention,
             inner.identity.clone(),
             inner.max_queued_bytes,
+            inner.drop_deadline.clone(),
         )?;
         // Another task may have started one meanwhile; the spare one stops at once.
         Ok(self.inner.writer.get_or_init(|| started))
@@ -314,6 +324,10 @@ impl Transport for SqliteTransport {
         format!("sqlite://{}", self.inner.path.display())
     }
 
+    fn set_drop_deadline(&self, deadline: std::time::Instant) {
+        self.inner.drop_deadline.set(deadline);
+    }
+
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.ensure_stream(stream, partitions.max(1)).await.map(|_| ()) })
     }
@@ -349,7 +363,7 @@ impl Transport for SqliteTransport {
             };
             let subscription =
                 tokio::task::spawn_blocking(join).await.map_err(|e| task_failed("joining the group", e))??;
-            Ok(Box::new(subscription) as Box<dyn Subscription>)
+            Ok(Box::new(subscription.with_drop_deadline(self.inner.drop_deadline.clone())) as Box<dyn Subscription>)
         })
     }
 
@@ -399,7 +413,8 @@ impl Transport for SqliteTransport {
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>> {
         Box::pin(async move {
             let (path, group, lease) = (self.inner.path.clone(), group.to_owned(), self.inner.lease);
-            tokio::task::spawn_blocking(move || Ok(leader::candidacy(connect(&path)?, &group, lease)))
+            let drop_deadline = self.inner.drop_deadline.clone();
+            tokio::task::spawn_blocking(move || Ok(leader::candidacy(connect(&path)?, &group, lease, drop_deadline)))
                 .await
                 .map_err(|e| task_failed("joining the election", e))?
         })
