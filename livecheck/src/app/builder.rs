@@ -28,6 +28,7 @@ pub struct LiveCheckBuilder {
     max_message_bytes: usize,
     signal_send_timeout: Duration,
     stats_interval: Duration,
+    shutdown_timeout: Duration,
     execution_history: usize,
     #[cfg(feature = "web")]
     web_address: Option<String>,
@@ -57,6 +58,7 @@ impl Default for LiveCheckBuilder {
             max_message_bytes: 1 << 20,
             signal_send_timeout: Duration::from_secs(2),
             stats_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
             execution_history: 50,
             #[cfg(feature = "web")]
             web_address: None,
@@ -180,6 +182,21 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// How long a stopping instance still tries to publish what is under way (default 5 s): the reports of the
+    /// executions that reached a verdict, suite reports and alerts being published or retried (a full disk, a
+    /// broker away, a webhook down), and its last commits. Past it, [`Running::shutdown`](crate::Running::shutdown)
+    /// gives them up and returns (within a second more, leaving behind, with a warning, a task still stuck), after
+    /// logging what could not be published, one line per kind: the reports (by test id), the suite reports and
+    /// the alerts. An execution whose report is not out is not committed, so it runs again after a restart.
+    ///
+    /// The transport's threads get the same deadline: dropping it afterwards waits no longer (see
+    /// [`Transport::set_drop_deadline`](crate::transport::Transport::set_drop_deadline)). Test bodies do not wait
+    /// for it: shutdown interrupts them at once.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// How many finished executions each case keeps for [`LiveCheck::recent_executions`] and the web API
     /// (default 50; 0 keeps none). They are kept without their signal values, with at most their last 100 steps.
     pub fn execution_history(mut self, executions: usize) -> Self {
@@ -277,6 +294,7 @@ impl LiveCheckBuilder {
                 web_metrics,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
                 alerts,
+                stopping: Default::default(),
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,
@@ -286,6 +304,7 @@ impl LiveCheckBuilder {
                     max_message_bytes: self.max_message_bytes,
                     signal_send_timeout: self.signal_send_timeout,
                     stats_interval: self.stats_interval,
+                    shutdown_timeout: self.shutdown_timeout,
                     execution_history: self.execution_history,
                     #[cfg(feature = "web")]
                     web_address: self.web_address,

@@ -12,6 +12,7 @@ mod outcome;
 mod pending;
 mod reported;
 mod running;
+mod stopping;
 mod trigger;
 mod watchers;
 
@@ -90,6 +91,8 @@ pub(crate) struct Shared {
     pub(crate) dead_letters: Option<dead_letter::DeadLetters>,
     /// Where alerts go, and the record of their deliveries.
     pub(crate) alerts: Alerts,
+    /// The instance's stop signals, and what it could not publish while stopping.
+    pub(crate) stopping: stopping::Stopping,
     pub(crate) config: Config,
     /// What the web server's `/metrics` observes as executions finish; `None` when the server is off.
     #[cfg(feature = "web")]
@@ -161,6 +164,8 @@ pub(crate) struct Config {
     pub(crate) max_message_bytes: usize,
     pub(crate) signal_send_timeout: Duration,
     pub(crate) stats_interval: Duration,
+    /// How long a stopping instance still tries to publish what is under way.
+    pub(crate) shutdown_timeout: Duration,
     /// Finished executions kept per case for the API.
     pub(crate) execution_history: usize,
     /// Where the web server listens, when it is on.

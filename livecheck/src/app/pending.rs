@@ -13,12 +13,14 @@ use crate::{
 };
 
 /// Handles one pending test, unless `reported` says it has a report already; `stop` interrupts it without a
-/// verdict (shutdown, or its partition given to another member). Every waiting test's task is this future, so it
-/// keeps only small state across the wait (the body itself is boxed; the report is built after).
+/// verdict (shutdown, or its partition given to another member), `abandon` makes it give up publishing its report
+/// (its partition given to another member, or the shutdown timeout passed). Every waiting test's task is this
+/// future, so it keeps only small state across the wait (the body itself is boxed; the report is built after).
 pub(crate) async fn handle(
     app: LiveCheck,
     received: Received,
     stop: CancellationToken,
+    abandon: CancellationToken,
     reported: Option<Arc<Reported>>,
 ) -> (Handled, Option<Delivery>) {
     let prepared = prepare(&app, &received, reported.as_deref());
@@ -35,7 +37,7 @@ pub(crate) async fn handle(
         },
     };
     // Boxed: its state is only needed once the test is over.
-    match Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &stop)).await {
+    match Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &abandon)).await {
         outcome::Published::Out(delivery) => (Handled::Done, Some(delivery)),
         outcome::Published::NotSent => (Handled::Done, None),
         // Not committed: it runs again (after a restart or when its partition moves).
