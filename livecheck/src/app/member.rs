@@ -112,8 +112,8 @@ pub(crate) async fn run(
     }
     member.commit(subscription.as_mut());
     // Dropping the subscription writes the commits and leaves the group, waiting for the transport as long as the
-    // instance's shutdown deadline allows.
-    drop(subscription);
+    // instance's shutdown deadline allows: off the async threads, which other tasks need meanwhile.
+    let _ = tokio::task::spawn_blocking(move || drop(subscription)).await;
 }
 
 struct Member {

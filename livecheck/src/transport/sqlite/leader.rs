@@ -10,11 +10,14 @@ use std::{
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{now_ms, BUSY_TIMEOUT};
+use super::now_ms;
 use crate::{
     sync::lock,
     transport::{drop_deadline::DropDeadline, Leadership},
 };
+
+/// The longest releasing the lease waits for a locked database.
+const RELEASE_WAITS_AT_MOST: Duration = Duration::from_millis(250);
 
 /// Takes part in the election of `group`'s leader on `connection`; the lease is renewed every quarter of `lease`
 /// off the async threads, and released when the returned value is dropped (waiting for the database at most as long
@@ -109,9 +112,14 @@ impl Drop for SqliteLeadership {
     fn drop(&mut self) {
         self.renewing.abort();
         let candidate = &self.candidate;
-        let connection = lock(&candidate.connection);
-        // A locked database is waited for only as long as the drop deadline allows.
-        let released = connection.busy_timeout(self.drop_deadline.wait().min(BUSY_TIMEOUT)).and_then(|()| {
+        // Releasing the lease only spares the others waiting for it to expire: it is not worth holding up the
+        // thread dropping this (often an async one) for a renewal under way or a locked database.
+        let Ok(connection) = candidate.connection.try_lock() else {
+            tracing::debug!("the leader lease is being renewed; it expires by itself");
+            return;
+        };
+        let waits = self.drop_deadline.wait().min(RELEASE_WAITS_AT_MOST);
+        let released = connection.busy_timeout(waits).and_then(|()| {
             connection
                 .execute("DELETE FROM leases WHERE grp = ?1 AND holder = ?2", params![candidate.group, candidate.me])
         });

@@ -121,12 +121,9 @@ fn connect(path: &Path) -> Result<Connection> {
     try_connect(path).map_err(sql)
 }
 
-/// How long a statement waits for a database another connection holds locked.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.busy_timeout(Duration::from_secs(10))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(connection)
