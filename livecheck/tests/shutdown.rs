@@ -64,7 +64,7 @@ async fn shut_down(running: livecheck::Running) -> Duration {
     let started = tokio::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(60), running.shutdown())
         .await
-        .expect("shutdown returns while the reports still cannot be published")
+        .expect("shutdown returns (in paused time, retrying a report for its 10 minutes would take longer)")
         .unwrap();
     started.elapsed()
 }
@@ -252,4 +252,36 @@ async fn an_alert_a_webhook_never_answers_is_given_up_at_the_shutdown_timeout_an
     assert_eq!(app.metrics().alerts_failed, 1);
     assert_eq!(app.metrics().alerts_delivered, 0);
     drop(silent);
+}
+
+/// A case whose `on_suite_fail` hook never returns.
+struct StuckHook;
+
+impl Case for StuckHook {
+    type Args = ();
+    async fn run(&self, _test: &TestRun, _: ()) -> CaseResult {
+        Ok(())
+    }
+
+    async fn on_suite_fail(&self, _failure: &livecheck::SuiteFailure) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_that_never_returns_is_left_behind_and_named() {
+    let logs = Captured::default();
+    let _logging = tracing::subscriber::set_default(logs.subscriber());
+    let app = on(MemoryTransport::new()).shutdown_timeout(Duration::from_secs(1)).build();
+    app.register(CaseSettings::new("stuck").warn_stalled_after(Duration::from_secs(1)), |_| StuckHook).unwrap();
+    let running = app.start().await.unwrap();
+    until(Duration::from_secs(30), || app.metrics().suite_failures == 1).await;
+
+    shut_down(running).await;
+    let text = logs.text();
+    assert!(
+        text.contains("shutdown: 1 task(s) did not end in time and are left behind: the stall watch of stuck"),
+        "{text}"
+    );
+    assert!(!text.contains("could not be published"), "the suite report was out:\n{text}");
 }

@@ -36,6 +36,9 @@ impl Running {
     ///
     /// A task that panicked meanwhile (a bug, or a panic in a case's hook) is an error ([`Error::TasksPanicked`],
     /// with the panic messages), logged too.
+    ///
+    /// Not cancellation safe: dropping the future gives up what is being published at once, as dropping the
+    /// `Running` does, and logs no summary.
     pub async fn shutdown(mut self) -> Result<()> {
         let shared = &self.app.shared;
         let timeout = shared.config.shutdown_timeout;
@@ -103,13 +106,21 @@ impl Tasks {
     }
 
     /// Waits for the tasks to end, for `within` of real time at most: those still running then wait on the outside
-    /// world (a thread, a socket), which paused test time does not move.
+    /// world (a thread, a socket), which runs in real time.
     async fn join_for(&mut self, within: Duration) {
         let until = std::time::Instant::now() + within;
-        while !self.set.is_empty() && std::time::Instant::now() < until {
-            if let Ok(Some(ended)) = tokio::time::timeout(Duration::from_millis(10), self.set.join_next_with_id()).await
-            {
-                self.ended(ended);
+        while !self.set.is_empty() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // A tick of real time on a blocking thread, during which paused test time does not race ahead.
+            let tick = tokio::task::spawn_blocking(move || std::thread::sleep(left.min(Duration::from_millis(10))));
+            tokio::select! {
+                ended = self.set.join_next_with_id() => if let Some(ended) = ended {
+                    self.ended(ended);
+                },
+                _ = tick => {}
             }
         }
     }
