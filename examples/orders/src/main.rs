@@ -80,6 +80,10 @@ enum Command {
         /// Port of the instance's web server on 127.0.0.1: dashboard, JSON API, /healthz and /metrics.
         #[arg(long, default_value_t = 9999)]
         port: u16,
+        /// Seconds a stopping instance (Ctrl-C, SIGTERM) still tries to publish the reports, suite reports and
+        /// alerts under way (a full disk, a broker away) before it gives them up, logs what was lost and exits.
+        #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = shutdown_timeout)]
+        shutdown_timeout: f64,
         #[command(flatten)]
         tuning: test_order::Tuning,
         #[command(flatten)]
@@ -202,6 +206,14 @@ async fn start_livecheck(
     Ok(app.start().await?)
 }
 
+/// Seconds from 0 to an hour: a shutdown timeout (an infinite or huge one is an error, not a panic).
+fn shutdown_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.0..=3600.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("`{text}` is not a number of seconds from 0 to 3600")),
+    }
+}
+
 /// A log level, or comma-separated directives `LEVEL` / `TARGET=LEVEL`; anything else is an error (an unknown
 /// word would otherwise be taken for a target name and silence everything).
 fn log_filter(text: &str) -> Result<String, String> {
@@ -236,7 +248,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Blocking work still under way (a query of a log or broker that does not answer) does not hold the exit up:
+    // the instance bounded its own shutdown already.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -266,10 +282,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             until_stopped(None).await;
             running.stop().await;
         }
-        Command::Livecheck { base_url, port, tuning, limits, backend } => {
+        Command::Livecheck { base_url, port, shutdown_timeout, tuning, limits, backend } => {
             log_backend("livecheck", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
-            let app = limits.apply(builder(broker)?).web_address(format!("127.0.0.1:{port}")).build();
+            let app = limits
+                .apply(builder(broker)?)
+                .web_address(format!("127.0.0.1:{port}"))
+                .shutdown_timeout(Duration::from_secs_f64(shutdown_timeout))
+                .build();
             let running = start_livecheck(&app, base_url, &tuning, cache_url).await?;
             until_stopped(None).await;
             running.shutdown().await?;

@@ -66,6 +66,8 @@ pub(crate) struct DeliveryLog {
     delivered: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    /// Alerts a stopping instance gave up, as `case event → url`, until the instance logs them.
+    not_delivered_at_stop: Mutex<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -90,6 +92,7 @@ impl DeliveryLog {
             delivered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            not_delivered_at_stop: Mutex::default(),
         }
     }
 
@@ -129,6 +132,17 @@ impl DeliveryLog {
     /// A delivery gave up: its attempts are used up, or its error cannot be helped by trying again.
     pub(crate) fn gave_up(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The alert `event` of `case` was not delivered to `url` (as shown) because the instance stopped.
+    pub(crate) fn not_delivered_at_stop(&self, case: &str, event: AlertEvent, url: &str) {
+        let text = format!("{case} {event} → {url}");
+        crate::sync::lock(&self.not_delivered_at_stop).push(text);
+    }
+
+    /// The alerts not delivered because the instance stopped, forgotten as they are taken.
+    pub(crate) fn take_not_delivered_at_stop(&self) -> Vec<String> {
+        std::mem::take(&mut *crate::sync::lock(&self.not_delivered_at_stop))
     }
 
     /// An alert was dropped before any delivery: the queue was full.

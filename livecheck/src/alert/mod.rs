@@ -59,7 +59,13 @@ impl Alerts {
         let Some(queue) = queue.as_ref() else { return };
         if let Err(error) = queue.try_send(alert) {
             let alert = match error {
-                mpsc::error::TrySendError::Full(alert) | mpsc::error::TrySendError::Closed(alert) => alert,
+                mpsc::error::TrySendError::Full(alert) => alert,
+                mpsc::error::TrySendError::Closed(alert) => {
+                    // Decided while the instance stops, after the sender took its last alerts.
+                    self.log.gave_up();
+                    self.log.not_delivered_at_stop(&alert.case, alert.event, "every webhook");
+                    return;
+                }
             };
             let dropped = self.log.dropped();
             tracing::warn!(
@@ -80,16 +86,23 @@ impl Alerts {
         self.log.counts()
     }
 
-    /// Starts the sender when webhooks are configured: returns a future that ends once it stopped, after
-    /// `shutdown` and a grace period for the alerts still queued. An invalid webhook URL is an error.
+    /// The alerts a stopping instance did not deliver, as `case event → url`, forgotten as they are taken.
+    pub(crate) fn not_delivered_at_stop(&self) -> Vec<String> {
+        self.log.take_not_delivered_at_stop()
+    }
+
+    /// Starts the sender when webhooks are configured: returns a future that ends once it stopped — after
+    /// `shutdown`, once the alerts still queued or being retried are delivered, or given up at `give_up`. An
+    /// invalid webhook URL is an error.
     #[cfg(feature = "http")]
     pub(crate) fn start(
         &self,
         shutdown: tokio_util::sync::CancellationToken,
+        give_up: tokio_util::sync::CancellationToken,
     ) -> crate::Result<Option<impl std::future::Future<Output = ()> + Send + 'static>> {
         let Some(webhooks) = &self.webhooks else { return Ok(None) };
         let (queue, alerts) = mpsc::channel(QUEUE_CAPACITY);
-        let stopped = webhooks.start(self.log.clone(), alerts, shutdown)?;
+        let stopped = webhooks.start(self.log.clone(), alerts, shutdown, give_up)?;
         *crate::sync::lock(&self.queue) = Some(queue);
         Ok(Some(async move {
             let _ = stopped.await;

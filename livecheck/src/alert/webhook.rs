@@ -33,8 +33,6 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries under way at once; more alerts wait in the queue.
 const MAX_IN_FLIGHT: usize = 32;
-/// How long a stopping instance still tries to deliver what is queued or being retried.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -72,13 +70,15 @@ impl Webhooks {
         Some(Webhooks { urls, secret })
     }
 
-    /// Starts the sender thread on `alerts`; the returned channel closes once it stopped (after `shutdown` and
-    /// [`SHUTDOWN_GRACE`]). A URL that is not http(s) is an error.
+    /// Starts the sender thread on `alerts`; the returned channel closes once it stopped: after `shutdown`, once
+    /// what was queued or being retried is delivered, or given up at `give_up` (the instance's shutdown timeout).
+    /// A URL that is not http(s) is an error.
     pub(crate) fn start(
         &self,
         log: Arc<DeliveryLog>,
         alerts: mpsc::Receiver<Alert>,
         shutdown: CancellationToken,
+        give_up: CancellationToken,
     ) -> Result<oneshot::Receiver<()>> {
         let targets: Vec<Target> =
             self.urls.iter().enumerate().map(|(i, url)| Target::parse(i + 1, url)).collect::<Result<_>>()?;
@@ -91,7 +91,11 @@ impl Webhooks {
                 // A runtime of its own: a slow webhook never takes time from tests, and a loaded instance never
                 // delays an alert.
                 match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => runtime.block_on(send_all(targets, signer, log, alerts, shutdown)),
+                    Ok(runtime) => {
+                        runtime.block_on(send_all(targets, signer, log, alerts, shutdown, give_up));
+                        // A name lookup still under way (a blocking task) does not hold the stop up.
+                        runtime.shutdown_background();
+                    }
                     Err(error) => tracing::error!(%error, "the alert sender could not start: alerts are not sent"),
                 }
                 let _ = stopped.send(());
@@ -131,13 +135,14 @@ fn signature(signer: &HmacSha256, body: &[u8]) -> String {
     text
 }
 
-/// Sends every alert that comes to every webhook until `shutdown`; then what is queued, within the grace period.
+/// Sends every alert that comes to every webhook until `shutdown`; then what is queued, until `give_up`.
 async fn send_all(
     targets: Vec<Target>,
     signer: Option<HmacSha256>,
     log: Arc<DeliveryLog>,
     mut alerts: mpsc::Receiver<Alert>,
     shutdown: CancellationToken,
+    give_up: CancellationToken,
 ) {
     let client =
         match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build() {
@@ -147,7 +152,7 @@ async fn send_all(
                 return;
             }
         };
-    let sender = Sender { client, targets, signer, log, give_up: CancellationToken::new() };
+    let sender = Sender { client, targets, signer, log, give_up };
     let mut deliveries = JoinSet::new();
     loop {
         tokio::select! {
@@ -163,12 +168,8 @@ async fn send_all(
     while let Ok(alert) = alerts.try_recv() {
         sender.spawn(&mut deliveries, alert);
     }
-    let all_done =
-        tokio::time::timeout(SHUTDOWN_GRACE, async { while deliveries.join_next().await.is_some() {} }).await;
-    if all_done.is_err() {
-        sender.give_up.cancel();
-        while deliveries.join_next().await.is_some() {}
-    }
+    // Each delivery ends by `give_up` at the latest.
+    while deliveries.join_next().await.is_some() {}
 }
 
 /// What every delivery shares.
@@ -177,7 +178,7 @@ struct Sender {
     targets: Vec<Target>,
     signer: Option<HmacSha256>,
     log: Arc<DeliveryLog>,
-    /// Cancelled when a stopping instance's grace period is over.
+    /// Cancelled when a stopping instance's shutdown timeout is over.
     give_up: CancellationToken,
 }
 
@@ -238,6 +239,7 @@ impl Delivery {
                 request = request.header(HEADER_WEBHOOK_SIGNATURE, signature);
             }
             let answer = tokio::select! {
+                biased;
                 _ = self.give_up.cancelled() => return self.stopped(),
                 answer = request.send() => answer,
             };
@@ -280,7 +282,9 @@ impl Delivery {
     fn stopped(&self) {
         self.log.gave_up();
         let url = &self.target.shown;
-        tracing::warn!(%url, case = %self.case, event = %self.event, "alert not delivered: the instance stopped");
+        // The stopping instance sums these up in one line.
+        self.log.not_delivered_at_stop(&self.case, self.event, url);
+        tracing::debug!(%url, case = %self.case, event = %self.event, "alert not delivered: the instance stopped");
     }
 }
 

@@ -29,6 +29,7 @@ pub struct LiveCheckBuilder {
     max_message_bytes: usize,
     signal_send_timeout: Duration,
     stats_interval: Duration,
+    shutdown_timeout: Duration,
     execution_history: usize,
     remembered_reports: usize,
     #[cfg(feature = "web")]
@@ -62,6 +63,7 @@ impl Default for LiveCheckBuilder {
             max_message_bytes: 1 << 20,
             signal_send_timeout: Duration::from_secs(2),
             stats_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
             execution_history: 50,
             remembered_reports: super::reported::DEFAULT_REMEMBERED,
             #[cfg(feature = "web")]
@@ -194,6 +196,21 @@ impl LiveCheckBuilder {
     /// How often case statistics are logged (default 10 s).
     pub fn stats_interval(mut self, every: Duration) -> Self {
         self.stats_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a stopping instance still tries to publish what is under way (default 5 s): the reports of the
+    /// executions that reached a verdict, suite reports and alerts being published or retried (a full disk, a
+    /// broker away, a webhook down), and its last commits. Past it, [`Running::shutdown`](crate::Running::shutdown)
+    /// gives them up and returns (within a second more, leaving behind, with a warning, a task still stuck), after
+    /// logging what could not be published, one line per kind: the reports (by test id), the suite reports and
+    /// the alerts. An execution whose report is not out is not committed, so it runs again after a restart.
+    ///
+    /// The transport's threads get the same deadline: dropping it afterwards waits no longer (see
+    /// [`Transport::set_drop_deadline`](crate::transport::Transport::set_drop_deadline)). Test bodies do not wait
+    /// for it: shutdown interrupts them at once.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
         self
     }
 
@@ -332,6 +349,7 @@ impl LiveCheckBuilder {
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
                 alerts,
                 consumers: Default::default(),
+                stopping: Default::default(),
                 config: Config {
                     group: self.group,
                     partitions: self.partitions,
@@ -342,6 +360,7 @@ impl LiveCheckBuilder {
                     max_message_bytes: self.max_message_bytes,
                     signal_send_timeout: self.signal_send_timeout,
                     stats_interval: self.stats_interval,
+                    shutdown_timeout: self.shutdown_timeout,
                     execution_history: self.execution_history,
                     #[cfg(feature = "web")]
                     web_address: self.web_address,

@@ -11,6 +11,8 @@
 //!   so that an execution delivered again or replayed that already has a report is not run again.
 //! - **Revoked** partitions: their tests stop without a verdict, their commits are written, their held signals
 //!   are dropped; then the partition is let go.
+//! - **Shutdown**: tests still executing stop without a verdict; those publishing their report are waited for
+//!   until `give_up` (the instance's `shutdown_timeout`), then what finished is committed.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -38,15 +40,16 @@ use crate::{
 /// How often finished work is committed.
 const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
-/// Runs the member until `shutdown`; then interrupts the tests in flight (no verdict), waits for them and
-/// commits what finished. A subscription that stopped for good (the log deleted) ends it too, said in `runs`
-/// (`/healthz` is 503 from then on): its tests are interrupted likewise — no signal can reach them any more — and
-/// nothing can be committed.
+/// Runs the member until `shutdown`; then interrupts the tests in flight (no verdict), waits for them — for those
+/// publishing their report, until `give_up` at most — and commits what finished. A subscription that stopped for
+/// good (the log deleted) ends it too, said in `runs` (`/healthz` is 503 from then on): its tests are interrupted
+/// likewise — no signal can reach them any more — and nothing can be committed.
 pub(crate) async fn run(
     app: LiveCheck,
     mut subscription: Box<dyn Subscription>,
     runs: super::ConsumerRuns,
     shutdown: CancellationToken,
+    give_up: CancellationToken,
 ) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     // Reports are remembered as long as the longest-lived execution of any case is.
@@ -57,6 +60,7 @@ pub(crate) async fn run(
         bus: app.shared.streams.bus.clone(),
         app,
         shutdown: shutdown.clone(),
+        give_up: give_up.clone(),
         partitions: HashMap::new(),
         tests: OffsetTracker::default(),
         in_flight: 0,
@@ -114,12 +118,24 @@ pub(crate) async fn run(
         }
     }
     while member.in_flight > 0 {
-        let Some(done) = done_rx.recv().await else { break };
-        member.finished(done);
+        tokio::select! {
+            // What already finished first.
+            biased;
+            done = done_rx.recv() => match done {
+                Some(done) => member.finished(done),
+                None => break,
+            },
+            // Past the shutdown timeout, a test still publishing gives up (not committed: it runs again); one stuck
+            // elsewhere (a case's hook) is not waited for.
+            _ = give_up.cancelled() => break,
+        }
     }
     if subscription.stopped().is_none() {
         member.commit(subscription.as_mut());
     }
+    // Dropping the subscription writes the commits and leaves the group, waiting for the transport as long as the
+    // instance's shutdown deadline allows: off the async threads, which other tasks need meanwhile.
+    let _ = tokio::task::spawn_blocking(move || drop(subscription)).await;
 }
 
 struct Member {
@@ -129,6 +145,7 @@ struct Member {
     pending: String,
     bus: String,
     shutdown: CancellationToken,
+    give_up: CancellationToken,
     partitions: HashMap<u32, PartitionWork>,
     tests: OffsetTracker,
     in_flight: usize,
@@ -146,6 +163,8 @@ struct Member {
 struct PartitionWork {
     /// Interrupts this partition's tests.
     stop: CancellationToken,
+    /// Makes this partition's tests give up publishing their report (revoked, or the shutdown timeout passed).
+    abandon: CancellationToken,
     /// Its tests running now.
     running: usize,
     /// How far this partition of the report stream reached, at least.
@@ -173,7 +192,16 @@ impl Member {
             Event::Assigned(assignments) => {
                 // Without knowing which of its executions have a report, a partition cannot be worked on: retry.
                 let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-                while let Err(error) = self.assigned(&assignments).await {
+                let shutdown = self.shutdown.clone();
+                loop {
+                    // A transport that does not answer does not hold the shutdown up.
+                    let error = tokio::select! {
+                        assigned = self.assigned(&assignments) => match assigned {
+                            Ok(()) => break,
+                            Err(error) => error,
+                        },
+                        _ = shutdown.cancelled() => return,
+                    };
                     let delay = backoff.next();
                     tracing::error!(%error, retry_in = ?delay, "reading the reports of newly assigned partitions failed");
                     tokio::select! {
@@ -233,7 +261,7 @@ impl Member {
         self.in_flight += 1;
         self.in_flight_bytes += received.message.byte_len();
         let mut completion = Completion::new(&received, &self.done);
-        let work = pending::handle(self.app.clone(), received, work.stop.clone());
+        let work = pending::handle(self.app.clone(), received, work.stop.clone(), work.abandon.clone());
         tokio::spawn(async move {
             let (handled, report) = work.await;
             completion.set(handled, report);
@@ -288,6 +316,7 @@ impl Member {
             self.tests.assigned(partition, pending.offset);
             let work = PartitionWork {
                 stop: self.shutdown.child_token(),
+                abandon: self.give_up.child_token(),
                 running: 0,
                 report_mark: end,
                 horizon: ReportHorizon::new(from),
@@ -309,6 +338,7 @@ impl Member {
         for partition in partitions {
             if let Some(work) = self.partitions.get(partition) {
                 work.stop.cancel();
+                work.abandon.cancel();
             }
         }
         self.waiting.retain(|r| !partitions.contains(&r.partition));

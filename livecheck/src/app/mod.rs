@@ -13,6 +13,7 @@ mod outcome;
 mod pending;
 mod reported;
 mod running;
+mod stopping;
 mod trigger;
 mod watchers;
 
@@ -98,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) alerts: Alerts,
     /// Which consumers run, and which stopped on their own (for `/healthz`).
     pub(crate) consumers: Consumers,
+    /// The instance's stop signals, and what it could not publish while stopping.
+    pub(crate) stopping: stopping::Stopping,
     pub(crate) config: Config,
     /// What the web server's `/metrics` observes as executions finish; `None` when the server is off.
     #[cfg(feature = "web")]
@@ -170,6 +173,8 @@ pub(crate) struct Config {
     pub(crate) max_message_bytes: usize,
     pub(crate) signal_send_timeout: Duration,
     pub(crate) stats_interval: Duration,
+    /// How long a stopping instance still tries to publish what is under way.
+    pub(crate) shutdown_timeout: Duration,
     /// Finished executions kept per case for the API.
     pub(crate) execution_history: usize,
     /// Where the web server listens, when it is on.

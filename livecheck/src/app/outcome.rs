@@ -16,7 +16,8 @@ use crate::{
 
 use super::LiveCheck;
 
-/// How long a report that fails to publish on a transient error (a full disk, a broker away) is retried.
+/// How long a report that fails to publish on a transient error (a full disk, a broker away) is retried (a
+/// stopping instance retries it until its `shutdown_timeout` at most).
 const REPORT_RETRY_FOR: Duration = Duration::from_secs(600);
 
 /// What became of a report.
@@ -25,18 +26,19 @@ pub(crate) enum Published {
     Out(Delivery),
     /// Not sent: reports are off, or it could not be encoded.
     NotSent,
-    /// Could not be published (a lasting error, retries used up, or stopped meanwhile): the execution must not be
+    /// Could not be published (a lasting error, retries used up, or given up meanwhile): the execution must not be
     /// committed, so that it runs again.
     Failed,
 }
 
 /// Logs the execution — a PASS as one line at `info` (its steps at `debug`), any other outcome with its steps —
-/// updates the case's health and publishes the report, retrying on transient errors until `stop`.
+/// updates the case's health and publishes the report, retrying on transient errors until `abandon` (its partition
+/// revoked, or the shutdown timeout passed). A report given up while the instance stops is recorded as lost.
 pub(crate) async fn test_finished(
     app: &LiveCheck,
     case: &dyn RegisteredCase,
     finished: Finished,
-    stop: &CancellationToken,
+    abandon: &CancellationToken,
 ) -> Published {
     let core = case.core();
     let report = &finished.report;
@@ -109,10 +111,12 @@ pub(crate) async fn test_finished(
     let issued = finished.issued().unwrap_or(now_wall);
     let change =
         core.health().test_finished(report.state, issued, report.runtime, tokio::time::Instant::now(), now_wall);
-    let published = publish(app, test, &report.case_name, report.state, finished.encode(), stop).await;
+    let published = publish(app, test, &report.case_name, report.state, finished.encode(), abandon).await;
     if !matches!(published, Published::Failed) {
         // The report is out: the signals the test was given are no longer needed.
         shared.router.settle(&finished.bus_positions);
+    } else if shared.stopping.is_stopping() {
+        shared.stopping.report_lost(test);
     }
     match change {
         HealthChange::Nothing => {}
@@ -172,20 +176,26 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     shared.alerts.send(Alert::suite_failed(&failure));
     let mut report = TestReport::new(&*core.name, failure.state, None);
     report.error = Some(failure.reason.clone());
-    // Suite reports are retried too, but nothing waits for them: a stop ends the retries.
-    publish(app, &core.name, &core.name, failure.state, serde_json::to_vec(&report), &CancellationToken::new()).await;
+    // Suite reports are retried too; a stopping instance gives them up at its shutdown timeout.
+    let stopping = &shared.stopping;
+    let published =
+        publish(app, &core.name, &core.name, failure.state, serde_json::to_vec(&report), &stopping.give_up).await;
+    if matches!(published, Published::Failed) && stopping.is_stopping() {
+        stopping.suite_report_lost(name, kind);
+    }
     case.on_suite_fail(failure).await;
 }
 
 /// Publishes an encoded report keyed by `key` (the test id; the case name for suite reports). A transient error
-/// (retriable: a full disk, a broker away) is retried with backoff for up to [`REPORT_RETRY_FOR`], until `stop`.
+/// (retriable: a full disk, a broker away) is retried with backoff for up to [`REPORT_RETRY_FOR`]; `give_up` ends
+/// the retries, and the instance giving up at its shutdown timeout also a publish that does not answer.
 async fn publish(
     app: &LiveCheck,
     key: &str,
     case: &str,
     state: State,
     encoded: serde_json::Result<Vec<u8>>,
-    stop: &CancellationToken,
+    give_up: &CancellationToken,
 ) -> Published {
     let shared = &app.shared;
     if !shared.config.send_reports {
@@ -201,12 +211,32 @@ async fn publish(
         }
     };
     let message = Message { key: Some(key.to_owned()), value, headers: Default::default() };
-    let give_up = tokio::time::Instant::now() + REPORT_RETRY_FOR;
+    let retry_until = tokio::time::Instant::now() + REPORT_RETRY_FOR;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut attempts = 0u32;
+    let given_up = |attempts: u32| {
+        shared.metrics.reports_failed.inc();
+        // A stopping instance sums these up in one line (see `Stopping::log_losses`).
+        if shared.stopping.is_stopping() {
+            tracing::debug!(%case, key, attempts, "gave up publishing a report: the instance stops");
+        } else {
+            tracing::warn!(%case, key, attempts, "gave up publishing a report: its partition was revoked; the \
+                           execution runs again");
+        }
+        Published::Failed
+    };
     loop {
         attempts += 1;
-        let error = match shared.transport.publish(&shared.streams.reports, message.clone()).await {
+        let publishing = shared.transport.publish(&shared.streams.reports, message.clone());
+        // A publish under way is abandoned only when the instance gives up at its shutdown timeout (its transport
+        // goes away with the process); otherwise its outcome is waited for, so that a report does not land after
+        // another member ran the execution again.
+        let published = tokio::select! {
+            biased;
+            _ = shared.stopping.give_up.cancelled() => return given_up(attempts),
+            published = publishing => published,
+        };
+        let error = match published {
             Ok(delivery) => {
                 shared.metrics.reports_published.inc();
                 if attempts > 1 {
@@ -216,7 +246,7 @@ async fn publish(
             }
             Err(error) => error,
         };
-        if !error.is_retriable() || tokio::time::Instant::now() + backoff.peek() > give_up {
+        if !error.is_retriable() || tokio::time::Instant::now() + backoff.peek() > retry_until {
             shared.metrics.reports_failed.inc();
             tracing::error!(%error, %case, %state, key, attempts, "a report could not be published; the execution \
                              is not committed and runs again after a restart");
@@ -227,11 +257,7 @@ async fn publish(
             tracing::warn!(%error, %case, %state, key, "publishing a report failed; retrying with backoff");
         }
         tokio::select! {
-            _ = stop.cancelled() => {
-                shared.metrics.reports_failed.inc();
-                tracing::warn!(%case, key, "stopped while retrying a report; the execution runs again");
-                return Published::Failed;
-            }
+            _ = give_up.cancelled() => return given_up(attempts),
             _ = tokio::time::sleep(backoff.next()) => {}
         }
     }

@@ -14,9 +14,15 @@ use crate::{
 };
 
 /// Handles one pending test, unless it has a report already or is running now; `stop` interrupts it without a
-/// verdict (shutdown, or its partition given to another member). Every waiting test's task is this future, so it
-/// keeps only small state across the wait (the body itself is boxed; the report is built after).
-pub(crate) async fn handle(app: LiveCheck, received: Received, stop: CancellationToken) -> (Handled, Option<Delivery>) {
+/// verdict (shutdown, or its partition given to another member), `abandon` makes it give up publishing its report
+/// (its partition given to another member, or the shutdown timeout passed). Every waiting test's task is this
+/// future, so it keeps only small state across the wait (the body itself is boxed; the report is built after).
+pub(crate) async fn handle(
+    app: LiveCheck,
+    received: Received,
+    stop: CancellationToken,
+    abandon: CancellationToken,
+) -> (Handled, Option<Delivery>) {
     let prepared = prepare(&app, &received);
     // The message's bytes are not kept across the wait.
     drop(received);
@@ -40,7 +46,7 @@ pub(crate) async fn handle(app: LiveCheck, received: Received, stop: Cancellatio
     };
     let identity = finished.identity();
     // Boxed: its state is only needed once the test is over.
-    let published = Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &stop)).await;
+    let published = Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &abandon)).await;
     if !matches!(published, outcome::Published::Failed) {
         remember_reported(&app, identity);
     }

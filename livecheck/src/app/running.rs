@@ -1,8 +1,8 @@
 //! A started LiveCheck instance and its shutdown.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{member, watchers, LiveCheck};
@@ -11,35 +11,49 @@ use crate::{backoff::Backoff, transport::check_co_partitioned, Error, Result};
 /// How long starting waits for a broker that is away (retriable errors) before giving up.
 const START_WAITS_FOR: Duration = Duration::from_secs(300);
 
+/// How long shutdown still waits for the instance's tasks once it gave up what they were publishing: they end at
+/// once then, unless one is stuck in a user's hook or a transport call that never returns.
+const AFTER_GIVING_UP: Duration = Duration::from_secs(1);
+
 /// A running LiveCheck instance. Dropping it stops the instance too, without waiting.
 #[must_use = "the instance stops when this is dropped"]
 pub struct Running {
-    shutdown: CancellationToken,
-    tasks: JoinSet<()>,
+    app: LiveCheck,
+    tasks: Tasks,
     #[cfg(feature = "web")]
     web_address: Option<std::net::SocketAddr>,
 }
 
 impl Running {
     /// Stops consuming, interrupts executing tests (they reach no verdict and are not committed, so they run again
-    /// after a restart) and waits for every task to end. A task that panicked meanwhile (a bug, or a panic in a
-    /// case's hook) is an error ([`Error::TasksPanicked`], with the panic messages), logged too.
+    /// after a restart) and waits for every task to end — for the reports, suite reports and alerts being
+    /// published or retried, up to the builder's
+    /// [`shutdown_timeout`](crate::LiveCheckBuilder::shutdown_timeout) (default 5 s). Then it gives them up:
+    /// what could not be published is logged, one line per kind (`shutdown: 2 reports could not be published
+    /// (test ids …)`, suite reports lost, alerts not delivered), and the executions whose report is not out are
+    /// not committed, so they run again after a restart. It returns within a second after that: a task still
+    /// stuck (a case's hook that never returns, say) is left behind, with a warning naming it.
+    ///
+    /// A task that panicked meanwhile (a bug, or a panic in a case's hook) is an error ([`Error::TasksPanicked`],
+    /// with the panic messages), logged too.
+    ///
+    /// Not cancellation safe: dropping the future gives up what is being published at once, as dropping the
+    /// `Running` does, and logs no summary.
     pub async fn shutdown(mut self) -> Result<()> {
-        self.shutdown.cancel();
-        let mut panics = Vec::new();
-        while let Some(ended) = self.tasks.join_next().await {
-            let Err(error) = ended else { continue };
-            if error.is_panic() {
-                let payload = error.into_panic();
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".to_owned());
-                tracing::error!(panic = %message, "a task of the LiveCheck instance had panicked");
-                panics.push(message);
-            }
+        let shared = &self.app.shared;
+        let timeout = shared.config.shutdown_timeout;
+        shared.stopping.shutdown.cancel();
+        // Nothing that drops the transport's threads waits past the same deadline.
+        shared.transport.set_drop_deadline(std::time::Instant::now() + timeout);
+        let ended_in_time = tokio::time::timeout(timeout, self.tasks.join_all()).await.is_ok();
+        shared.stopping.give_up.cancel();
+        if !ended_in_time {
+            tracing::debug!(?timeout, "shutdown: giving up what is still being published");
+            self.tasks.join_for(AFTER_GIVING_UP).await;
+            self.tasks.leave_behind();
         }
+        shared.stopping.log_losses(&shared.alerts.not_delivered_at_stop());
+        let panics = std::mem::take(&mut self.tasks.panics);
         if panics.is_empty() {
             Ok(())
         } else {
@@ -49,7 +63,7 @@ impl Running {
 
     /// A token that stops the instance when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.app.shared.stopping.shutdown.clone()
     }
 
     /// Where the web server listens (the port actually bound, when the address asked for port 0); `None` when it
@@ -62,7 +76,89 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        // Nothing waits: what is being published is given up at once (and its execution not committed).
+        let stopping = &self.app.shared.stopping;
+        stopping.shutdown.cancel();
+        stopping.give_up.cancel();
+    }
+}
+
+/// The instance's tasks, each with a name for the log when one does not end in time.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<()>,
+    names: HashMap<Id, String>,
+    /// The messages of the tasks that panicked.
+    panics: Vec<String>,
+}
+
+impl Tasks {
+    fn spawn(&mut self, name: impl Into<String>, task: impl Future<Output = ()> + Send + 'static) {
+        let id = self.set.spawn(task).id();
+        self.names.insert(id, name.into());
+    }
+
+    /// Waits for every task to end. Cancellation safe: a task that ended is recorded before the next wait.
+    async fn join_all(&mut self) {
+        while let Some(ended) = self.set.join_next_with_id().await {
+            self.ended(ended);
+        }
+    }
+
+    /// Waits for the tasks to end, for `within` of real time at most: those still running then wait on the outside
+    /// world (a thread, a socket), which runs in real time.
+    async fn join_for(&mut self, within: Duration) {
+        let until = std::time::Instant::now() + within;
+        while !self.set.is_empty() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // A tick of real time on a blocking thread, during which paused test time does not race ahead.
+            let tick = tokio::task::spawn_blocking(move || std::thread::sleep(left.min(Duration::from_millis(10))));
+            tokio::select! {
+                ended = self.set.join_next_with_id() => if let Some(ended) = ended {
+                    self.ended(ended);
+                },
+                _ = tick => {}
+            }
+        }
+    }
+
+    /// Aborts the tasks still running (one stuck in blocking code goes on until it returns), with a warning.
+    fn leave_behind(&mut self) {
+        if self.set.is_empty() {
+            return;
+        }
+        let mut names: Vec<&str> = self.names.values().map(String::as_str).collect();
+        names.sort_unstable();
+        let count = names.len();
+        tracing::warn!(
+            count,
+            tasks = %names.join(", "),
+            "shutdown: {count} task(s) did not end in time and are left behind: {}",
+            names.join(", ")
+        );
+        self.set.abort_all();
+    }
+
+    fn ended(&mut self, ended: std::result::Result<(Id, ()), JoinError>) {
+        let id = match &ended {
+            Ok((id, ())) => *id,
+            Err(error) => error.id(),
+        };
+        let name = self.names.remove(&id).unwrap_or_default();
+        let Err(error) = ended else { return };
+        if error.is_panic() {
+            let payload = error.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            tracing::error!(panic = %message, task = %name, "a task of the LiveCheck instance had panicked");
+            self.panics.push(message);
+        }
     }
 }
 
@@ -112,42 +208,52 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
         None
     };
 
-    let shutdown = CancellationToken::new();
-    let mut tasks = JoinSet::new();
+    let (shutdown, give_up) = (&shared.stopping.shutdown, &shared.stopping.give_up);
+    let mut tasks = Tasks::default();
     #[cfg(feature = "http")]
-    if let Some(alert_sender) = shared.alerts.start(shutdown.clone())? {
-        tasks.spawn(alert_sender);
+    if let Some(alert_sender) = shared.alerts.start(shutdown.clone(), give_up.clone())? {
+        tasks.spawn("the alert sender", alert_sender);
     }
     let consumed = vec![streams.pending.clone(), streams.bus.clone()];
     let member_consumer =
         super::Consumer { consumer: "tests and signals", group: config.group.clone(), streams: consumed };
     let runs = shared.consumers.run(member_consumer);
-    tasks.spawn(member::run(app.clone(), subscription, runs, shutdown.clone()));
+    tasks.spawn(
+        "the group member (tests and signals)",
+        member::run(app.clone(), subscription, runs, shutdown.clone(), give_up.clone()),
+    );
     for case in cases {
-        tasks.spawn(watchers::watch_stalls(app.clone(), case.clone(), shutdown.clone()));
+        let name = &case.core().name;
+        tasks.spawn(
+            format!("the stall watch of {name}"),
+            watchers::watch_stalls(app.clone(), case.clone(), shutdown.clone()),
+        );
         if let (Some(frequency), Some(leadership)) = (case.core().settings.frequency, &leadership) {
-            tasks.spawn(watchers::make_fake_requests(
-                app.clone(),
-                case.clone(),
-                frequency,
-                leadership.clone(),
-                shutdown.clone(),
-            ));
+            tasks.spawn(
+                format!("the fake requests of {name}"),
+                watchers::make_fake_requests(
+                    app.clone(),
+                    case.clone(),
+                    frequency,
+                    leadership.clone(),
+                    shutdown.clone(),
+                ),
+            );
         }
     }
-    tasks.spawn(watchers::sample_stats(app.clone(), shutdown.clone()));
+    tasks.spawn("the statistics", watchers::sample_stats(app.clone(), shutdown.clone()));
     #[cfg(feature = "web")]
     let web_address = web_server.map(|server| {
         let probe = Default::default();
         let connections = Default::default();
         let instance = crate::web::Instance { app: app.clone(), started_at, leadership, probe, connections };
         let address = server.address();
-        tasks.spawn(server.serve(instance, shutdown.clone()));
+        tasks.spawn("the web server", server.serve(instance, shutdown.clone()));
         address
     });
     tracing::info!(group = %config.group, pending = %streams.pending, bus = %streams.bus, "LiveCheck instance started");
     Ok(Running {
-        shutdown,
+        app: app.clone(),
         tasks,
         #[cfg(feature = "web")]
         web_address,

@@ -89,7 +89,7 @@ pub struct SuiteFailure {
 /// Serialized with the field names of the JSON API:
 ///
 /// ```json
-/// {"status": "FAIL", "failing": true, "service_down": null, "stall": null,
+/// {"status": "FAIL", "failing": true, "service_down": null, "stall": null, "clock_skew": null,
 ///  "last_suite_failure": {"kind": "failure_rate", "state": "FAIL", "reason": "8 of the last 10 executions failed",
 ///                         "at": "2026-11-25T01:51:06.369766Z"},
 ///  "counts": {"PASS": 10, "FAIL": 8, "ERROR": 0, "TIMEOUT": 0, "SKIP": 0},
@@ -921,6 +921,7 @@ mod tests {
                 "failing",
                 "service_down",
                 "stall",
+                "clock_skew",
                 "last_suite_failure",
                 "counts",
                 "consecutive_failures",

@@ -10,6 +10,8 @@
 //! keep reading the others; its liveness never depends on how often it reads.
 
 mod assignment;
+#[cfg(any(feature = "sqlite", feature = "kafka"))]
+mod drop_deadline;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod memory;
@@ -152,6 +154,15 @@ pub trait Transport: Send + Sync + 'static {
     /// `kafka://HOST:PORT`, `memory://`), for status pages and logs.
     fn describe(&self) -> String {
         "custom".to_owned()
+    }
+
+    /// A stopping LiveCheck instance's deadline (`shutdown_timeout` after [`crate::Running::shutdown`] began):
+    /// from then on, dropping this transport, or a subscription or leadership it made, waits for its threads —
+    /// writing what is queued, the last commits, leaving the group — until `deadline` at most, then leaves them
+    /// to finish in the background, with a warning. Until a deadline is set, such a drop waits at most 5 s. The
+    /// transport stays usable. The default does nothing (nothing of this transport waits when dropped).
+    fn set_drop_deadline(&self, deadline: std::time::Instant) {
+        let _ = deadline;
     }
 }
 

@@ -16,7 +16,7 @@ use std::{
 
 use tokio::sync::mpsc as async_mpsc;
 
-use super::{BoxFuture, Event, Received, Subscription};
+use super::{drop_deadline::DropDeadline, BoxFuture, Event, Received, Subscription};
 use crate::{Error, Result};
 
 /// The most bytes of messages a member's thread reads ahead of the app (default): messages are read in batches
@@ -136,6 +136,8 @@ pub(crate) struct ThreadedSubscription {
     /// Why the thread stopped for good, when it says.
     stop_cause: StopCause,
     thread: Option<JoinHandle<()>>,
+    /// How long dropping this waits for the thread.
+    drop_deadline: DropDeadline,
 }
 
 impl ThreadedSubscription {
@@ -157,7 +159,14 @@ impl ThreadedSubscription {
             read_ahead,
             stop_cause,
             thread: Some(thread),
+            drop_deadline: DropDeadline::default(),
         }
+    }
+
+    /// Dropping this waits for the thread as `deadline` says (its transport's), not at most 5 s.
+    pub(crate) fn with_drop_deadline(mut self, deadline: DropDeadline) -> Self {
+        self.drop_deadline = deadline;
+        self
     }
 
     /// The bytes of messages the thread has read ahead of the app now.
@@ -289,12 +298,13 @@ impl Subscription for ThreadedSubscription {
 
 impl Drop for ThreadedSubscription {
     fn drop(&mut self) {
-        // Closing both channels ends the thread, which writes the last commits and leaves the group.
+        // Closing both channels ends the thread, which writes the last commits and leaves the group: waited for
+        // as long as the transport's drop deadline allows (a full disk or an absent broker can hold it up).
         self.events.close();
         let (closed, _) = mpsc::channel();
         drop(std::mem::replace(&mut self.commands, closed));
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            self.drop_deadline.join(thread, "a group member's thread (writing its last commits, leaving the group)");
         }
     }
 }

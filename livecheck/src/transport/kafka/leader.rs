@@ -17,7 +17,10 @@ use rdkafka::{
 };
 
 use super::{kafka, set_if_absent};
-use crate::{transport::Leadership, Error, Result};
+use crate::{
+    transport::{drop_deadline::DropDeadline, Leadership},
+    Error, Result,
+};
 
 /// Joins the election of `group` on `topic` (one partition).
 pub(super) fn candidacy(config: ClientConfig, topic: &str, group: &str) -> Result<KafkaLeadership> {
@@ -47,13 +50,22 @@ pub(super) fn candidacy(config: ClientConfig, topic: &str, group: &str) -> Resul
             })
             .map_err(|e| Error::transport("starting the leader election thread", false, e))?
     };
-    Ok(KafkaLeadership { leader, running, thread: Some(thread) })
+    Ok(KafkaLeadership { leader, running, thread: Some(thread), drop_deadline: DropDeadline::default() })
 }
 
 pub(super) struct KafkaLeadership {
     leader: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    drop_deadline: DropDeadline,
+}
+
+impl KafkaLeadership {
+    /// Dropping this waits for the thread (leaving the election's group) as `deadline` says.
+    pub(super) fn with_drop_deadline(mut self, deadline: DropDeadline) -> Self {
+        self.drop_deadline = deadline;
+        self
+    }
 }
 
 impl Leadership for KafkaLeadership {
@@ -66,7 +78,7 @@ impl Drop for KafkaLeadership {
     fn drop(&mut self) {
         self.running.store(false, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            self.drop_deadline.join(thread, "the leader election's thread (leaving its group)");
         }
     }
 }

@@ -30,7 +30,10 @@ use rdkafka::{
     ClientConfig, Message as _, Offset, TopicPartitionList,
 };
 
-use super::{check_co_partitioned, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport};
+use super::{
+    check_co_partitioned, drop_deadline::DropDeadline, BoxFuture, Delivery, Leadership, Message, Received,
+    Subscription, Transport,
+};
 use crate::{context::Headers, sync::lock, Error, Result};
 
 /// How long a metadata or watermark request may take.
@@ -47,6 +50,8 @@ struct Inner {
     producer: FutureProducer,
     default_partitions: u32,
     partitions: Mutex<HashMap<String, u32>>,
+    /// How long dropping the producer (its flush), a member or a leadership waits.
+    drop_deadline: DropDeadline,
 }
 
 /// A Kafka error while doing `context`. Librdkafka retries what it can by itself; what reaches here is retriable
@@ -118,7 +123,13 @@ impl KafkaTransport {
             .create()
             .map_err(|e| kafka("creating the producer", e))?;
         Ok(KafkaTransport {
-            inner: Arc::new(Inner { config, producer, default_partitions: 8, partitions: Mutex::default() }),
+            inner: Arc::new(Inner {
+                config,
+                producer,
+                default_partitions: 8,
+                partitions: Mutex::default(),
+                drop_deadline: DropDeadline::default(),
+            }),
         })
     }
 
@@ -276,6 +287,10 @@ impl Transport for KafkaTransport {
         format!("kafka://{}", self.inner.config.get("bootstrap.servers").unwrap_or_default())
     }
 
+    fn set_drop_deadline(&self, deadline: std::time::Instant) {
+        self.inner.drop_deadline.set(deadline);
+    }
+
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.ensure_stream(stream, partitions.max(1)).await.map(|_| ()) })
     }
@@ -311,7 +326,7 @@ impl Transport for KafkaTransport {
             let (streams, group): (Vec<Arc<str>>, String) =
                 (streams.iter().map(|s| (*s).into()).collect(), group.into());
             let subscription = blocking(move || member::join(config, streams, &group)).await?;
-            Ok(Box::new(subscription) as Box<dyn Subscription>)
+            Ok(Box::new(subscription.with_drop_deadline(self.inner.drop_deadline.clone())) as Box<dyn Subscription>)
         })
     }
 
@@ -419,15 +434,19 @@ impl Transport for KafkaTransport {
             self.ensure_stream(&topic, 1).await?;
             let (config, group) = (self.inner.config.clone(), group.to_owned());
             let candidacy = blocking(move || leader::candidacy(config, &topic, &group)).await?;
-            Ok(Box::new(candidacy) as Box<dyn Leadership>)
+            Ok(Box::new(candidacy.with_drop_deadline(self.inner.drop_deadline.clone())) as Box<dyn Leadership>)
         })
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // What is still queued gets a moment to go out.
-        let _ = self.producer.flush(Duration::from_secs(5));
+        // What is still queued gets until the drop deadline to go out.
+        let within = self.drop_deadline.wait();
+        if let Err(error) = self.producer.flush(within) {
+            let queued = self.producer.in_flight_count();
+            tracing::warn!(%error, queued, ?within, "kafka: messages still queued in the producer are dropped");
+        }
     }
 }
 

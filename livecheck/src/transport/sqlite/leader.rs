@@ -11,11 +11,23 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::now_ms;
-use crate::{sync::lock, transport::Leadership};
+use crate::{
+    sync::lock,
+    transport::{drop_deadline::DropDeadline, Leadership},
+};
+
+/// The longest releasing the lease waits for a locked database.
+const RELEASE_WAITS_AT_MOST: Duration = Duration::from_millis(250);
 
 /// Takes part in the election of `group`'s leader on `connection`; the lease is renewed every quarter of `lease`
-/// off the async threads, and released when the returned value is dropped.
-pub(super) fn candidacy(connection: Connection, group: &str, lease: Duration) -> Box<dyn Leadership> {
+/// off the async threads, and released when the returned value is dropped (waiting for the database at most as long
+/// as `drop_deadline` allows: otherwise the lease expires by itself).
+pub(super) fn candidacy(
+    connection: Connection,
+    group: &str,
+    lease: Duration,
+    drop_deadline: DropDeadline,
+) -> Box<dyn Leadership> {
     let candidate = Arc::new(Candidate {
         connection: Mutex::new(connection),
         group: group.to_owned(),
@@ -37,7 +49,7 @@ pub(super) fn candidacy(connection: Connection, group: &str, lease: Duration) ->
             }
         })
     };
-    Box::new(SqliteLeadership { candidate, renewing })
+    Box::new(SqliteLeadership { candidate, renewing, drop_deadline })
 }
 
 struct Candidate {
@@ -87,6 +99,7 @@ impl Candidate {
 struct SqliteLeadership {
     candidate: Arc<Candidate>,
     renewing: tokio::task::JoinHandle<()>,
+    drop_deadline: DropDeadline,
 }
 
 impl Leadership for SqliteLeadership {
@@ -99,8 +112,17 @@ impl Drop for SqliteLeadership {
     fn drop(&mut self) {
         self.renewing.abort();
         let candidate = &self.candidate;
-        let released = lock(&candidate.connection)
-            .execute("DELETE FROM leases WHERE grp = ?1 AND holder = ?2", params![candidate.group, candidate.me]);
+        // Releasing the lease only spares the others waiting for it to expire: it is not worth holding up the
+        // thread dropping this (often an async one) for a renewal under way or a locked database.
+        let Ok(connection) = candidate.connection.try_lock() else {
+            tracing::debug!("the leader lease is being renewed; it expires by itself");
+            return;
+        };
+        let waits = self.drop_deadline.wait().min(RELEASE_WAITS_AT_MOST);
+        let released = connection.busy_timeout(waits).and_then(|()| {
+            connection
+                .execute("DELETE FROM leases WHERE grp = ?1 AND holder = ?2", params![candidate.group, candidate.me])
+        });
         if let Err(error) = released {
             tracing::warn!(%error, "could not release the leader lease; it expires by itself");
         }

@@ -24,7 +24,10 @@ use std::{
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{check_co_partitioned, BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport};
+use super::{
+    check_co_partitioned, drop_deadline::DropDeadline, BoxFuture, Delivery, Leadership, Message, Received,
+    Subscription, Transport,
+};
 use crate::{context::Headers, sync::lock, Error, Result};
 
 const SCHEMA: &str = "
@@ -93,6 +96,8 @@ struct Inner {
     identity: identity::FileIdentity,
     /// Appends that found their offset used by a row written behind the writer's back, and went past it.
     offset_conflicts_healed: Arc<std::sync::atomic::AtomicU64>,
+    /// How long dropping the writer, a member or a leadership waits for its thread or its last statement.
+    drop_deadline: DropDeadline,
 }
 
 fn sql(error: rusqlite::Error) -> Error {
@@ -194,6 +199,7 @@ impl SqliteTransport {
                 poison: stored::PoisonCounts::default(),
                 identity,
                 offset_conflicts_healed: Arc::default(),
+                drop_deadline: DropDeadline::default(),
             }),
         })
     }
@@ -272,6 +278,7 @@ impl SqliteTransport {
             inner.identity.clone(),
             inner.max_queued_bytes,
             inner.offset_conflicts_healed.clone(),
+            inner.drop_deadline.clone(),
         )?;
         // Another task may have started one meanwhile; the spare one stops at once.
         Ok(self.inner.writer.get_or_init(|| started))
@@ -325,6 +332,10 @@ impl Transport for SqliteTransport {
         format!("sqlite://{}", self.inner.path.display())
     }
 
+    fn set_drop_deadline(&self, deadline: std::time::Instant) {
+        self.inner.drop_deadline.set(deadline);
+    }
+
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.ensure_stream(stream, partitions.max(1)).await.map(|_| ()) })
     }
@@ -360,7 +371,7 @@ impl Transport for SqliteTransport {
             };
             let subscription =
                 tokio::task::spawn_blocking(join).await.map_err(|e| task_failed("joining the group", e))??;
-            Ok(Box::new(subscription) as Box<dyn Subscription>)
+            Ok(Box::new(subscription.with_drop_deadline(self.inner.drop_deadline.clone())) as Box<dyn Subscription>)
         })
     }
 
@@ -410,7 +421,8 @@ impl Transport for SqliteTransport {
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>> {
         Box::pin(async move {
             let (path, group, lease) = (self.inner.path.clone(), group.to_owned(), self.inner.lease);
-            tokio::task::spawn_blocking(move || Ok(leader::candidacy(connect(&path)?, &group, lease)))
+            let drop_deadline = self.inner.drop_deadline.clone();
+            tokio::task::spawn_blocking(move || Ok(leader::candidacy(connect(&path)?, &group, lease, drop_deadline)))
                 .await
                 .map_err(|e| task_failed("joining the election", e))?
         })

@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     path::Path,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         mpsc, Arc,
     },
     thread::JoinHandle,
@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use super::{connect, encode_headers, identity::FileIdentity, now_ms};
 use crate::{
-    transport::{partition_for_key, Delivery, Message},
+    transport::{drop_deadline::DropDeadline, partition_for_key, Delivery, Message},
     Error, Result,
 };
 
@@ -57,13 +57,17 @@ fn queued_size(message: &Message) -> usize {
     message.key.as_ref().map_or(0, String::len) + message.value.len() + headers
 }
 
-/// The handle of the writer thread; the thread ends when this is dropped, after writing what it was given.
+/// The handle of the writer thread; the thread ends when this is dropped, after writing what it was given (waited
+/// for as long as the transport's drop deadline allows).
 pub(super) struct Writer {
     requests: Option<mpsc::Sender<Publish>>,
     thread: Option<JoinHandle<()>>,
     /// Bytes of the messages given to the thread and not written (or failed) yet.
     queued: Arc<AtomicUsize>,
     max_queued: usize,
+    drop_deadline: DropDeadline,
+    /// Set when a drop left the thread behind: it writes nothing more.
+    left_behind: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -75,18 +79,20 @@ impl Writer {
         identity: FileIdentity,
         max_queued: usize,
         healed: Arc<AtomicU64>,
+        drop_deadline: DropDeadline,
     ) -> Result<Writer> {
         let connection = connect(path)?;
         let (requests, received) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let thread_queued = queued.clone();
+        let left_behind = Arc::new(AtomicBool::new(false));
+        let mut writer = WriterThread::new(connection, partitions, retention, identity, healed);
+        writer.left_behind = left_behind.clone();
         let thread = std::thread::Builder::new()
             .name("livecheck-sqlite-writer".into())
-            .spawn(move || {
-                WriterThread::new(connection, partitions, retention, identity, healed).run(received, &thread_queued)
-            })
+            .spawn(move || writer.run(received, &thread_queued))
             .map_err(|e| Error::transport("starting the embedded log's writer thread", false, e))?;
-        Ok(Writer { requests: Some(requests), thread: Some(thread), queued, max_queued })
+        Ok(Writer { requests: Some(requests), thread: Some(thread), queued, max_queued, drop_deadline, left_behind })
     }
 
     /// Appends `message` to `stream`; resolves once it is stored. With more than the queue's bytes already
@@ -121,7 +127,12 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.requests.take();
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let queued = self.queued.load(Ordering::SeqCst);
+            let what = format!("the embedded log's writer ({queued} bytes to write, given up: not written later)");
+            if !self.drop_deadline.join(thread, &what) {
+                // As if its process had ended: what it still holds, its publishers gave up.
+                self.left_behind.store(true, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -137,6 +148,8 @@ struct WriterThread {
     file_gone: bool,
     /// Appends that found their offset taken by a row written behind the writer's back, and moved past it.
     healed: Arc<AtomicU64>,
+    /// Set when the transport's drop left this thread behind: nothing more is written.
+    left_behind: Arc<AtomicBool>,
 }
 
 /// An append that found its offset already used, and the offset it took instead.
@@ -167,6 +180,7 @@ impl WriterThread {
             identity,
             file_gone: false,
             healed,
+            left_behind: Arc::default(),
         }
     }
 
@@ -230,6 +244,11 @@ impl WriterThread {
     /// such healing is logged and counted.
     fn append(&mut self, work: Vec<(String, Message)>) -> rusqlite::Result<Vec<Delivery>> {
         let tx = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Checked once the write lock is ours (it may have been waited for until after the drop).
+        if self.left_behind.load(Ordering::SeqCst) {
+            let abort = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT);
+            return Err(rusqlite::Error::SqliteFailure(abort, Some("left behind by its dropped transport".into())));
+        }
         let mut heads: HashMap<(String, u32), i64> = HashMap::new();
         let mut deliveries = Vec::with_capacity(work.len());
         let mut healed = Vec::new();
