@@ -55,14 +55,17 @@ async fn after_any_malformed_pending_test_or_signal_the_instance_runs_the_next_v
         let (name, seed) = &seeds[rng.usize(0..seeds.len())];
         let hostile = if rng.u8(0..4) == 0 { seed.clone() } else { mutate(&mut rng, seed) };
         support::publish_raw(&transport, stream, &format!("junk-{n}"), &hostile).await;
-        let test = case.trigger_with_id(&format!("t-{n}"), &n).await.unwrap();
+        // An id no corpus message can name (a mutated signal once carried `t-1`, the next test's id, so that test
+        // ended ERROR: right behaviour, wrong expectation).
+        let id = format!("valid-{n}-{:016x}", rng.u64(..));
+        let test = case.trigger_with_id(&id, &n).await.unwrap();
         livecheck::scope(Some(test), case.done.send(&n)).await.unwrap();
         // A hostile message that is still a valid execution of this case runs too (and times out): skip its
         // report; ours must come, and pass.
         let mut others = 0;
         loop {
             let report = reader.next(Duration::from_secs(10)).await;
-            if report.test.as_ref().is_some_and(|t| t.id == format!("t-{n}")) {
+            if report.test.as_ref().is_some_and(|t| t.id == id) {
                 assert_eq!(report.state, State::Pass, "after {name} (mutated or not): {report:?}");
                 break;
             }

@@ -243,8 +243,8 @@ async fn without_a_secret_the_signature_header_is_neither_checked_nor_written() 
 }
 
 /// Executions on the pending-tests stream are signed too: with signing on, one without an execution signature, with
-/// a wrong one, with genuine test headers but no execution signature, or with its arguments or expiry changed after
-/// signing is refused — never run, never in the case's health, counted — while a genuine one runs.
+/// a wrong one, with genuine test headers but no execution signature, with its arguments or expiry changed after
+/// signing, or stored under another key than its id is refused — never run, never in the case's health, counted — while a genuine one runs.
 #[tokio::test(start_paused = true)]
 async fn a_signing_instance_runs_only_executions_signed_over_their_whole_content() {
     let transport = MemoryTransport::new();
@@ -291,17 +291,21 @@ async fn a_signing_instance_runs_only_executions_signed_over_their_whole_content
     // 5. No secret at all.
     let unsigned = builder(&transport).signing_secret("").build();
     unsigned.trigger_by_name("orders", Some("no-secret"), &(), Duration::from_secs(60)).await.unwrap();
+    // 6. A genuine execution stored under another key (another partition: maybe another instance).
+    let mut rekeyed = genuine.clone();
+    rekeyed.key = Some("another-key".into());
+    publish(rekeyed).await;
     // And a genuine one.
     let test = case.trigger_with_id("t-1", &()).await.unwrap();
     livecheck::scope(Some(test), case.stage.notify()).await.unwrap();
 
     let report = reader.next(Duration::from_secs(5)).await;
     assert_eq!((report.state, report.test.unwrap().id), (State::Pass, "t-1".to_owned()));
-    until(Duration::from_secs(1), || instance.metrics().tests_received == 6).await;
+    until(Duration::from_secs(1), || instance.metrics().tests_received == 7).await;
     // Long after every refused test would have timed out, nothing else was reported.
     assert!(reader.next_within(Duration::from_secs(120)).await.is_none(), "a refused execution ran");
     let metrics = instance.metrics();
-    assert_eq!((metrics.tests_unsigned, metrics.tests_bad_signature), (3, 2));
+    assert_eq!((metrics.tests_unsigned, metrics.tests_bad_signature), (3, 3));
     assert_eq!(metrics.tests_finished, 1);
     let health = instance_case.health();
     assert_eq!((health.count(State::Pass), health.total_failures), (1, 0), "refused tests are not in the health");

@@ -99,6 +99,12 @@ fn prepare(app: &LiveCheck, received: &Received) -> Option<Prepared> {
             return None;
         }
     };
+    // The key is not signed: a signed execution stored under another key (another partition, so maybe another
+    // instance, which would not know it ran) is a replay made to look new.
+    if app.shared.signer.is_some() && message.key.as_deref() != Some(execution.id.as_str()) {
+        refuse(app, received, &metrics.tests_bad_signature, "is stored under another key than its id");
+        return None;
+    }
     if app.shared.reported.contains(&execution.id, execution.timestamp, app.shared.clock.now()) {
         metrics.tests_redelivered.inc();
         app.shared.router.already_reported(&execution.id, execution.timestamp);
@@ -133,14 +139,25 @@ fn signed_if_required(app: &LiveCheck, received: &Received) -> bool {
         }
         Some(_) => return true,
     };
+    refuse(app, received, counter, cause);
+    false
+}
+
+/// Counts and logs (once per cause at `warn`) a pending test refused for `cause`.
+fn refuse(app: &LiveCheck, received: &Received, counter: &super::metrics::Counter, cause: &'static str) {
     counter.inc();
-    let key = message.key.as_deref();
-    if metrics.first_time(cause) {
-        tracing::warn!(key = ?key, partition = received.partition, offset = received.offset, "refusing a pending test that {cause}: not run (logged once per cause; counted in tests_unsigned / tests_bad_signature)");
+    let key = received.message.key.as_deref();
+    if app.shared.metrics.first_time(cause) {
+        tracing::warn!(
+            key = ?key,
+            partition = received.partition,
+            offset = received.offset,
+            "refusing a pending test that {cause}: not run (logged once per cause; counted in tests_unsigned / \
+             tests_bad_signature)"
+        );
     } else {
         tracing::debug!(key = ?key, "refusing a pending test that {cause}");
     }
-    false
 }
 
 /// Runs the body to its verdict, or `None` if shutdown interrupted it (no verdict: the execution is not
