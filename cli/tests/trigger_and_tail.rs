@@ -45,6 +45,7 @@ struct Instance {
     dir: PathBuf,
     broker: String,
     transport: Arc<dyn Transport>,
+    app: LiveCheck,
     running: Option<Running>,
 }
 
@@ -57,16 +58,18 @@ impl Instance {
         let app = LiveCheck::builder().shared_transport(transport.clone()).signing_secret(SECRET).build();
         app.register(CaseSettings::new(CASE), |_| CheckSide).unwrap();
         let running = Some(app.start().await.unwrap());
-        Instance { dir, broker, transport, running }
+        Instance { dir, broker, transport, app, running }
     }
 
-    /// The `livecheck` command on this instance's broker, with a clean environment.
+    /// The `livecheck` command on this instance's broker, with the instance's signing secret and a clean
+    /// environment otherwise.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_livecheck"));
         command
             .args(args)
             .env("LIVECHECK_BROKER", &self.broker)
-            .env_remove("LIVECHECK_SIGNING_SECRET")
+            .env("LIVECHECK_SIGNING_SECRET", SECRET)
+            .env_remove("LIVECHECK_SIGNING_SECRET_PREVIOUS")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -109,9 +112,7 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut Lines<R>) -> 
 async fn trigger_prints_the_verdict_exit_0_on_pass_and_1_on_fail_with_message_location_and_steps() {
     let instance = Instance::start("trigger").await;
 
-    let mut pass = instance.command(&["trigger", CASE, "--arg", "side=sell", "--id", "order-1"]);
-    pass.env("LIVECHECK_SIGNING_SECRET", SECRET);
-    let pass = output(pass).await;
+    let pass = output(instance.command(&["trigger", CASE, "--arg", "side=sell", "--id", "order-1"])).await;
     let (stdout, stderr) = (text(&pass.stdout), text(&pass.stderr));
     assert_eq!(pass.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.starts_with(&format!("PASS  {CASE}  test order-1  in ")), "{stdout}");
@@ -139,6 +140,29 @@ async fn trigger_prints_the_verdict_exit_0_on_pass_and_1_on_fail_with_message_lo
     assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
     let report: livecheck::TestReport = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!((report.case_name.as_str(), report.state), (CASE, livecheck::State::Pass));
+    instance.stop().await;
+}
+
+/// With signing on, `livecheck trigger` without the secret, or with another one, makes no test (issue 15, item 1):
+/// the instance refuses the execution (counted), so no report comes: exit 2 after the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_without_the_signing_secret_or_with_another_is_not_run() {
+    let instance = Instance::start("unsigned").await;
+    for secret in [None, Some("not-the-secret")] {
+        let mut command = instance.command(&["trigger", CASE, "--arg", "side=buy", "--timeout", "3s"]);
+        match secret {
+            None => command.env_remove("LIVECHECK_SIGNING_SECRET"),
+            Some(secret) => command.env("LIVECHECK_SIGNING_SECRET", secret),
+        };
+        let out = output(command).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "secret {secret:?}: {stderr}");
+        assert!(stderr.contains("no report for test"), "{stderr}");
+    }
+    let reports = read_all(&*instance.transport, "livecheck-report").await;
+    assert!(reports.is_empty(), "a refused execution was run: {} reports", reports.len());
+    let metrics = instance.app.metrics();
+    assert_eq!((metrics.tests_unsigned, metrics.tests_bad_signature, metrics.tests_finished), (1, 1, 0));
     instance.stop().await;
 }
 

@@ -80,6 +80,7 @@ mod error;
 mod history;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod observe;
 mod runner;
 mod shown;
 pub mod stream;

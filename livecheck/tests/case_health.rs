@@ -12,8 +12,10 @@ use std::{
 };
 
 use livecheck::{
-    transport::MemoryTransport, Case, CaseHandle, CaseResult, CaseSettings, Clock, Error, LiveCheck, State,
-    SuiteFailure, SuiteFailureKind, TestReport, TestRun,
+    observe::{ExecutionFinished, HealthEvent, Observer},
+    transport::MemoryTransport,
+    Case, CaseHandle, CaseResult, CaseSettings, Clock, Error, LiveCheck, State, SuiteFailure, SuiteFailureKind,
+    TestReport, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use support::{builder, reports, until};
@@ -357,4 +359,57 @@ async fn executions_arriving_expired_in_numbers_are_a_clock_skew_suite_failure()
     until(Duration::from_secs(5), || instance.metrics().tests_finished == 11).await;
     assert!(case.health().clock_skew.is_none());
     running.shutdown().await.unwrap();
+}
+
+/// What an observer of the instance saw.
+#[derive(Default)]
+struct Seen {
+    executions: Mutex<Vec<(String, State)>>,
+    health: Mutex<Vec<String>>,
+}
+
+impl Observer for Seen {
+    fn execution_finished(&self, execution: &ExecutionFinished<'_>) {
+        self.executions.lock().unwrap().push((execution.case.to_owned(), execution.report.state));
+    }
+
+    fn health_changed(&self, change: &HealthEvent<'_>) {
+        let seen = match change {
+            HealthEvent::SuiteFailed { failure, reported } => format!("{} reported={reported}", failure.kind),
+            HealthEvent::Recovered { from, .. } => format!("recovered from {from}"),
+            _ => "other".to_owned(),
+        };
+        self.health.lock().unwrap().push(seen);
+    }
+}
+
+/// A user's observer is told of every finished execution and every health change, as the built-in ones are
+/// (issue 16: the observer seam), without touching the instance.
+#[tokio::test(start_paused = true)]
+async fn an_observer_is_told_of_every_finished_execution_and_health_change() {
+    let transport = MemoryTransport::new();
+    let seen = Arc::new(Seen::default());
+    let app = builder(&transport).observer(seen.clone()).build();
+    let settings = CaseSettings::new("c").max_consecutive_failures(2).state_transition_delay(Duration::from_secs(1));
+    let case = verdicts(&app, settings);
+    let running = app.start().await.unwrap();
+    for pass in [false, false, false] {
+        run_test(&app, &case, pass).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run_test(&app, &case, true).await;
+    running.shutdown().await.unwrap();
+
+    let executions = seen.executions.lock().unwrap().clone();
+    let states: Vec<State> = executions.iter().map(|(_, state)| *state).collect();
+    assert_eq!(states, [State::Fail, State::Fail, State::Fail, State::Pass]);
+    assert!(executions.iter().all(|(case, _)| case == "c"));
+    assert_eq!(
+        *seen.health.lock().unwrap(),
+        [
+            "consecutive_failures reported=true",
+            "consecutive_failures reported=false",
+            "recovered from consecutive_failures"
+        ]
+    );
 }

@@ -110,6 +110,19 @@ impl Alerts {
     }
 }
 
+/// Alerts are decided from the health changes: a reported suite failure (`suite_failed`, `stalled`,
+/// `service_down`) and a recovery.
+impl crate::observe::Observer for Alerts {
+    fn health_changed(&self, change: &crate::observe::HealthEvent<'_>) {
+        use crate::observe::HealthEvent;
+        match change {
+            HealthEvent::SuiteFailed { failure, reported: true } => self.send(Alert::suite_failed(failure)),
+            HealthEvent::SuiteFailed { reported: false, .. } => {}
+            HealthEvent::Recovered { case, from, at } => self.send(Alert::recovered(case, *from, *at)),
+        }
+    }
+}
+
 #[cfg(all(test, feature = "http"))]
 mod tests {
     use super::*;

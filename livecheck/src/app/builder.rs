@@ -7,6 +7,7 @@ use crate::{
     alert::Alerts,
     clock::Clock,
     context::{Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
+    observe::{Observer, Observers},
     runner::SignalRouter,
     transport::{MemoryTransport, Transport},
 };
@@ -43,6 +44,7 @@ pub struct LiveCheckBuilder {
     alert_webhooks: Vec<String>,
     #[cfg(feature = "http")]
     alert_webhook_secret: Option<Vec<u8>>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Default for LiveCheckBuilder {
@@ -77,6 +79,7 @@ impl Default for LiveCheckBuilder {
             alert_webhooks: Vec::new(),
             #[cfg(feature = "http")]
             alert_webhook_secret: None,
+            observers: Vec::new(),
         }
     }
 }
@@ -321,18 +324,30 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Adds an observer, told of every execution that reaches its verdict and every change of a case's health on
+    /// this app's instance, in the order added (after the alerts; the web server's metrics are added when it is
+    /// bound). See [`crate::observe`].
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
     /// The app.
     pub fn build(self) -> LiveCheck {
         let env = |name: &str| std::env::var_os(name).map(std::ffi::OsString::into_encoded_bytes);
         let signer = signer(self.signing_secret, self.previous_signing_secret, env);
-        #[cfg(feature = "web")]
-        let web_metrics = self.web_address.is_some().then(crate::web::ExecutionMetrics::default);
         #[cfg(feature = "http")]
         let alerts = Alerts::new(Webhooks::configure(self.alert_webhooks, self.alert_webhook_secret, |name| {
             std::env::var(name).ok()
         }));
         #[cfg(not(feature = "http"))]
         let alerts = Alerts::new();
+        let alerts = Arc::new(alerts);
+        let observers = Observers::default();
+        observers.add(alerts.clone());
+        for observer in self.observers {
+            observers.add(observer);
+        }
         LiveCheck {
             shared: Arc::new(Shared {
                 transport: self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new())),
@@ -344,10 +359,9 @@ impl LiveCheckBuilder {
                 metrics: Default::default(),
                 unconfirmed: Arc::new(tokio::sync::Semaphore::new(super::MAX_UNCONFIRMED)),
                 signer,
-                #[cfg(feature = "web")]
-                web_metrics,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
                 alerts,
+                observers,
                 consumers: Default::default(),
                 stopping: Default::default(),
                 config: Config {

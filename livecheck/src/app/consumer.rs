@@ -199,6 +199,10 @@ impl AgentConsumer {
     }
 
     fn commit(&mut self, partition: u32, subscription: &mut dyn Subscription) {
+        // A subscription that stopped for good (its log deleted) commits nothing more; why was logged once.
+        if subscription.stopped().is_some() {
+            return;
+        }
         if let Some((next, _)) = self.tracker.commit_point(partition, 0) {
             if let Err(error) = subscription.commit(&self.stream, partition, next, "") {
                 tracing::warn!(consumer = self.name, %error, partition, "commit failed; will retry with the next one");

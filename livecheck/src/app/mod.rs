@@ -95,16 +95,15 @@ pub(crate) struct Shared {
     pub(crate) signer: Option<Signer>,
     /// Where poison messages are copied; `None` when they are only counted.
     pub(crate) dead_letters: Option<dead_letter::DeadLetters>,
-    /// Where alerts go, and the record of their deliveries.
-    pub(crate) alerts: Alerts,
+    /// Where alerts go, and the record of their deliveries (one of the observers).
+    pub(crate) alerts: Arc<Alerts>,
+    /// Told of every finished execution and health change: the alerts, the web server's metrics, the user's.
+    pub(crate) observers: crate::observe::Observers,
     /// Which consumers run, and which stopped on their own (for `/healthz`).
     pub(crate) consumers: Consumers,
     /// The instance's stop signals, and what it could not publish while stopping.
     pub(crate) stopping: stopping::Stopping,
     pub(crate) config: Config,
-    /// What the web server's `/metrics` observes as executions finish; `None` when the server is off.
-    #[cfg(feature = "web")]
-    pub(crate) web_metrics: Option<crate::web::ExecutionMetrics>,
 }
 
 impl Shared {

@@ -5,10 +5,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    alert::Alert,
     backoff::Backoff,
     case::{HealthChange, RegisteredCase, SuiteFailure, SuiteFailureKind},
     history::FinishedExecution,
+    observe::{ExecutionFinished, HealthEvent},
     runner::{Finished, Verdict},
     transport::{Delivery, Message},
     wire::{State, TestReport},
@@ -104,11 +104,15 @@ pub(crate) async fn test_finished(
             core.history().push(kept);
         }
     }
-    #[cfg(feature = "web")]
-    if let Some(metrics) = &shared.web_metrics {
-        metrics.test_finished(core, report);
-    }
     let issued = finished.issued().unwrap_or(now_wall);
+    shared.observers.execution_finished(&ExecutionFinished {
+        case: &core.name,
+        declared_signals: core.signal_names.get().map_or(&[], Vec::as_slice),
+        test_id: test,
+        issued_at: issued,
+        finished_at: now_wall,
+        report,
+    });
     let change =
         core.health().test_finished(report.state, issued, report.runtime, tokio::time::Instant::now(), now_wall);
     let published = publish(app, test, &report.case_name, report.state, finished.encode(), abandon).await;
@@ -128,7 +132,8 @@ pub(crate) async fn test_finished(
         HealthChange::Recovered(kind) => {
             let name = &*core.name;
             tracing::info!(case = name, kind = kind.as_str(), "{name}: recovered from {kind}, status PASS");
-            shared.alerts.send(Alert::recovered(name, kind, shared.clock.now()));
+            let at = shared.clock.now();
+            shared.observers.health_changed(&HealthEvent::Recovered { case: name, from: kind, at });
             case.on_suite_pass().await;
         }
     }
@@ -142,11 +147,8 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     let core = case.core();
     let shared = &app.shared;
     shared.metrics.suite_failures.inc();
-    #[cfg(feature = "web")]
-    if let Some(metrics) = &shared.web_metrics {
-        metrics.suite_failed(&core.name, &failure);
-    }
     let due = core.health().suite_failed(&failure, tokio::time::Instant::now());
+    shared.observers.health_changed(&HealthEvent::SuiteFailed { failure: &failure, reported: due });
     let (name, kind, state, reason) = (&*core.name, failure.kind, failure.state, &failure.reason);
     if !due {
         tracing::info!(
@@ -173,7 +175,6 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
             tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: suite {state} ({kind}): {reason}")
         }
     }
-    shared.alerts.send(Alert::suite_failed(&failure));
     let mut report = TestReport::new(&*core.name, failure.state, None);
     report.error = Some(failure.reason.clone());
     // Suite reports are retried too; a stopping instance gives them up at its shutdown timeout.

@@ -167,7 +167,7 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     // The web server's address first: one that cannot be listened on fails the start before anything runs.
     #[cfg(feature = "web")]
     let web_server = match &shared.config.web_address {
-        Some(address) => Some(crate::web::WebServer::bind(address).await?),
+        Some(address) => Some(crate::web::WebServer::bind(address, &app).await?),
         None => None,
     };
     #[cfg(feature = "web")]
@@ -246,7 +246,8 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     let web_address = web_server.map(|server| {
         let probe = Default::default();
         let connections = Default::default();
-        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, probe, connections };
+        let observed = server.observed();
+        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, probe, connections, observed };
         let address = server.address();
         tasks.spawn("the web server", server.serve(instance, shutdown.clone()));
         address

@@ -13,7 +13,11 @@ use prometheus_client::{
 };
 
 use super::server::Instance;
-use crate::{case::CaseCore, wire::State as TestState, SuiteFailure, TestReport};
+use crate::{
+    observe::{ExecutionFinished, HealthEvent, Observer},
+    wire::State as TestState,
+    SuiteFailure,
+};
 
 /// The content type of OpenMetrics text.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -100,26 +104,29 @@ impl Default for ExecutionMetrics {
     }
 }
 
-impl ExecutionMetrics {
-    /// An execution of `case` finished with `report`.
-    pub(crate) fn test_finished(&self, case: &CaseCore, report: &TestReport) {
-        let name = &case.name;
+impl Observer for ExecutionMetrics {
+    fn execution_finished(&self, execution: &ExecutionFinished<'_>) {
+        let report = execution.report;
+        // Labels by the case's own name: one per case registered (reports only name cases this instance runs).
+        let name: Arc<str> = execution.case.into();
         self.executions.get_or_create(&CaseStateLabels { case: name.clone(), state: report.state.as_str() }).inc();
         if let Some(runtime) = report.runtime {
             self.runtime.get_or_create(&CaseLabels { case: name.clone() }).observe(runtime);
         }
-        let Some(signals) = case.signal_names.get() else { return };
+        // Only declared signals are labels: the label set stays bounded.
         for (signal, waited) in &report.signal_latency.0 {
-            if let Some(signal) = signals.iter().find(|s| ***s == **signal) {
+            if let Some(signal) = execution.declared_signals.iter().find(|s| ***s == **signal) {
                 let labels = SignalLabels { case: name.clone(), signal: signal.clone() };
                 self.signal_latency.get_or_create(&labels).observe(*waited);
             }
         }
     }
 
-    /// The case named `case` failed as a whole.
-    pub(crate) fn suite_failed(&self, case: &Arc<str>, failure: &SuiteFailure) {
-        self.suite_failures.get_or_create(&SuiteFailureLabels { case: case.clone(), kind: kind(failure) }).inc();
+    fn health_changed(&self, change: &HealthEvent<'_>) {
+        if let HealthEvent::SuiteFailed { failure, .. } = change {
+            let labels = SuiteFailureLabels { case: failure.case_name.as_str().into(), kind: kind(failure) };
+            self.suite_failures.get_or_create(&labels).inc();
+        }
     }
 }
 
@@ -141,7 +148,8 @@ pub(super) async fn metrics(State(instance): State<Arc<Instance>>) -> impl IntoR
 fn registry(instance: &Instance) -> Registry {
     let app = &instance.app;
     let mut registry = Registry::with_prefix("livecheck");
-    if let Some(observed) = &app.shared.web_metrics {
+    {
+        let observed = &instance.observed;
         registry.register(
             "executions",
             "Executions that reached a verdict, by case and state",

@@ -25,6 +25,5 @@ mod not_found;
 mod server;
 
 pub(crate) use connection::ConnectionLimits;
-pub(crate) use metrics::ExecutionMetrics;
 pub use server::DEFAULT_WEB_ADDRESS;
 pub(crate) use server::{Instance, WebServer};

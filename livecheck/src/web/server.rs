@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::ExecutionMetrics;
 use super::{
     api,
     connection::{self, Accepted, ConnectionCounts},
@@ -40,6 +41,8 @@ pub(crate) struct Instance {
     pub(crate) probe: Arc<TransportProbe>,
     /// What the server counts of its connections.
     pub(crate) connections: ConnectionCounts,
+    /// Executions, runtimes, signal latencies and suite failures, observed as they happen.
+    pub(crate) observed: Arc<ExecutionMetrics>,
 }
 
 impl Instance {
@@ -51,17 +54,27 @@ impl Instance {
 
 /// The web server, listening, not serving yet.
 pub(crate) struct WebServer {
+    /// What `/metrics` observes as executions finish: an observer of the app from the moment the server is bound.
+    observed: Arc<ExecutionMetrics>,
     listener: TcpListener,
     address: SocketAddr,
 }
 
 impl WebServer {
     /// Listens on `address` (`host:port`); [`Error::WebServer`] when it cannot (a port in use says so).
-    pub(crate) async fn bind(address: &str) -> Result<Self> {
+    /// Its metrics of executions observe `app` from now on.
+    pub(crate) async fn bind(address: &str, app: &LiveCheck) -> Result<Self> {
         let failed = |source| Error::WebServer { address: address.to_owned(), source };
         let listener = TcpListener::bind(address).await.map_err(failed)?;
         let address = listener.local_addr().map_err(failed)?;
-        Ok(WebServer { listener, address })
+        let observed = Arc::new(ExecutionMetrics::default());
+        app.shared.observers.add(observed.clone());
+        Ok(WebServer { observed, listener, address })
+    }
+
+    /// What `/metrics` observes as executions finish, for the [`Instance`] it serves.
+    pub(crate) fn observed(&self) -> Arc<ExecutionMetrics> {
+        self.observed.clone()
     }
 
     /// The address listened on (with the port chosen when port 0 was asked for).
