@@ -1,6 +1,6 @@
-//! `orders inject`: the tutorial put through the faults and the hostile input of issue 10, one scenario after the
-//! other, each on a fresh embedded log in a temporary directory, with real processes (this binary's `worker` and
-//! `livecheck`) and real signals:
+//! `orders inject`: the tutorial put through the faults and the hostile input of issues 10 and 15, one scenario
+//! after the other, each on a fresh embedded log in a temporary directory, with real processes (this binary's
+//! `worker` and `livecheck`) and real signals:
 //!
 //! - **full-disk**: the log on a small tmpfs, filled up by a filler file while orders come in, then freed;
 //! - **deleted-log**: the log's files deleted mid-run; then both processes restarted;

@@ -60,7 +60,9 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     stage.timeline.note(format!("instance (pid {pid}) before: RSS {}, peak {}", mib(before.rss), mib(before.peak)));
     let bound = before.peak + MAX_IN_FLIGHT_BYTES + READ_AHEAD_BYTES + ALLOWANCE;
 
-    stage.timeline.note(format!("writing {BIG} executions with a {FIELD_BYTES}-byte side onto the pending-tests stream"));
+    stage
+        .timeline
+        .note(format!("writing {BIG} executions with a {FIELD_BYTES}-byte side onto the pending-tests stream"));
     let received_before = stage.instance_metric("tests_received").await.unwrap_or(0);
     let transport = livecheck::transport::from_url(&stage.broker)?;
     let writer = outsider(&transport, "", Clock::System);

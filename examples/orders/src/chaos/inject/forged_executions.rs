@@ -119,7 +119,10 @@ impl Outsider {
             if !signed.is_empty() {
                 return Ok(signed[fastrand::usize(..signed.len())].clone());
             }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "no signed execution on the log within {GENUINE_WITHIN:?}");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "no signed execution on the log within {GENUINE_WITHIN:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -259,11 +262,7 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     let case = stage.cluster.instance_api(0, &format!("/api/cases/{CASE}")).await;
     let failures = case.as_ref().and_then(|case| case["total_failures"].as_u64());
     let last_suite_failure = case.as_ref().map(|case| case["last_suite_failure"].clone());
-    notes.push(format!(
-        "suite reports: {}; failures in the case's health: {}",
-        suite_reports.len(),
-        shown(failures)
-    ));
+    notes.push(format!("suite reports: {}; failures in the case's health: {}", suite_reports.len(), shown(failures)));
     if failures != Some(0) || last_suite_failure != Some(serde_json::Value::Null) {
         problems.push(format!(
             "the case's health shows {} failures and last suite failure {last_suite_failure:?}; expected 0 and none",

@@ -154,7 +154,8 @@ impl LogContents {
     pub(super) fn reports_by_id(&self) -> HashMap<String, Vec<livecheck::State>> {
         let mut by_id: HashMap<String, Vec<livecheck::State>> = HashMap::new();
         for message in &self.reports {
-            if let Ok(livecheck::TestReport { test: Some(execution), state, .. }) = serde_json::from_slice(&message.value)
+            if let Ok(livecheck::TestReport { test: Some(execution), state, .. }) =
+                serde_json::from_slice(&message.value)
             {
                 by_id.entry(execution.id).or_default().push(state);
             }
