@@ -1,4 +1,4 @@
-//! The tutorial under the faults and hostile input of issue 10, end to end: `orders inject --short` runs each
+//! The tutorial under the faults and hostile input of issues 10 and 15, end to end: `orders inject --short` runs each
 //! scenario with real processes on a fresh embedded log, and nothing may be lost — no message, no report, no
 //! order answered 200 and never executed — and the instance's memory under the 1 MB-field attack stays within its
 //! configured byte limits plus the stated allowance. (`cargo bench -p orders --bench fault_injection` runs the
@@ -60,6 +60,53 @@ fn a_cache_flood_leaves_the_instance_within_its_byte_limits() {
 fn rows_written_at_offsets_already_used_are_healed_and_nothing_is_lost() {
     let scenario = run_scenario("offset-conflict");
     assert_eq!(scenario["figures"]["refused"], 0, "{scenario}");
+}
+
+/// With signing on, executions forged onto the pending-tests stream — no headers, a random signature, a genuine one
+/// with its arguments or id changed, signed headers without the execution signature, another secret, none — are
+/// refused before decoding and counted, exactly; none is run or reported. (They used to run, and time out into a
+/// suite failure.)
+#[test]
+fn forged_executions_are_refused_and_counted_and_never_run_with_signing_on() {
+    let scenario = run_scenario("forged-executions");
+    assert_note(&scenario, "forged executions run: 0 of ");
+}
+
+/// Every execution on the log written again byte for byte, to the running instance and after a SIGTERM and a
+/// restart: each copy counted in `tests_redelivered`, none run again. (Copies used to get a second verdict.)
+#[test]
+fn replayed_executions_get_no_second_verdict_also_after_a_restart() {
+    let scenario = run_scenario("replayed-executions");
+    assert_note(&scenario, "duplicate verdicts: 0 ");
+}
+
+/// 60 executions with a 1 MB argument against `--max-in-flight-bytes 4194304`: the instance holds what the bound
+/// lets in and its peak RSS stays within it plus the read-ahead and the allowance. (Bounded by count alone, they
+/// took it from ~25 to ~148 MiB.)
+#[test]
+fn one_megabyte_executions_leave_the_instance_within_max_in_flight_bytes() {
+    let scenario = run_scenario("big-executions");
+    let peak = &scenario["peak_rss"];
+    assert_eq!(peak["within_bound"], true, "peak RSS {peak}");
+}
+
+/// Executions from a service 4 h behind arrive expired: after ten in a row, a suite failure of kind `clock_skew`
+/// with the measured skew in the case's status; executions in time end it.
+#[test]
+fn executions_arriving_expired_in_a_row_are_a_clock_skew_suite_failure() {
+    let scenario = run_scenario("clock-skew");
+    assert_note(&scenario, "clock skew detected: 4 h 0 min");
+    assert_note(&scenario, "suite failure clock_skew reported");
+    assert_note(&scenario, "clock_skew null again");
+}
+
+/// Asserts that one of the scenario's notes contains `text`.
+fn assert_note(scenario: &serde_json::Value, text: &str) {
+    let notes = scenario["notes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        notes.iter().any(|note| note.as_str().is_some_and(|note| note.contains(text))),
+        "no note with `{text}`: {notes:?}"
+    );
 }
 
 /// Runs `orders inject --short --scenario NAME`; asserts it passed with nothing lost, and returns its JSON.

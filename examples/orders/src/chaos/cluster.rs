@@ -141,6 +141,18 @@ impl Cluster {
         Some((status, response.json::<serde_json::Value>().await.ok()?))
     }
 
+    /// The JSON that instance `index`'s web API answers on `path` (`/api/cases/NAME` …), if it answers 200 with
+    /// JSON within 5 s.
+    pub(super) async fn instance_api(&self, index: usize, path: &str) -> Option<serde_json::Value> {
+        let node = self.instances.get(index).filter(|node| node.process.is_some())?;
+        let url = format!("http://127.0.0.1:{}{path}", node.port);
+        let response = self.http.get(&url).timeout(Duration::from_secs(5)).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json::<serde_json::Value>().await.ok()
+    }
+
     /// `instance.metrics` of the web API on `port`, if it answers within `timeout`.
     async fn metrics_of(&self, port: u16, timeout: Duration) -> Option<serde_json::Value> {
         let url = format!("http://127.0.0.1:{port}/api/status");

@@ -1,6 +1,6 @@
-//! `orders inject`: the tutorial put through the faults and the hostile input of issue 10, one scenario after the
-//! other, each on a fresh embedded log in a temporary directory, with real processes (this binary's `worker` and
-//! `livecheck`) and real signals:
+//! `orders inject`: the tutorial put through the faults and the hostile input of issues 10 and 15, one scenario
+//! after the other, each on a fresh embedded log in a temporary directory, with real processes (this binary's
+//! `worker` and `livecheck`) and real signals:
 //!
 //! - **full-disk**: the log on a small tmpfs, filled up by a filler file while orders come in, then freed;
 //! - **deleted-log**: the log's files deleted mid-run; then both processes restarted;
@@ -9,7 +9,11 @@
 //! - **poison-rows**: rows another program could write inserted into the log's tables mid-run;
 //! - **big-fields**: forged orders and signals with a 1 MB field against the instance, its peak RSS measured;
 //! - **cache-flood**: orders with a 1 MB user id, which the tutorial's cache table keeps (known to fail);
-//! - **offset-conflict**: rows written at partitions' heads behind the writers' backs (the heads not moved).
+//! - **offset-conflict**: rows written at partitions' heads behind the writers' backs (the heads not moved);
+//! - **forged-executions**: with a signing secret, executions forged onto the pending-tests stream (issue 15);
+//! - **replayed-executions**: every execution on the log written again byte for byte, before and after a restart;
+//! - **big-executions**: executions with a 1 MB argument, the instance's `--max-in-flight-bytes` and peak RSS;
+//! - **clock-skew**: executions from a service whose clock is 4 h behind: a `clock_skew` suite failure.
 //!
 //! Each scenario places orders (every one a test), injects its fault, waits for the reports, then reads the log
 //! and counts, over the orders answered 200: messages lost (an execution, an order, a signal, an execution
@@ -18,10 +22,13 @@
 //! (last line: JSON). Exit status 0 when every scenario passed, 1 when one failed, 3 when none failed but one could
 //! not run (the full disk needs root to mount a tmpfs).
 
+mod big_executions;
 mod big_fields;
 mod cache_flood;
+mod clock_skew;
 mod deleted_log;
 mod disk;
+mod forged_executions;
 mod forged_headers;
 mod forgery;
 mod full_disk;
@@ -29,8 +36,10 @@ mod ledger;
 mod logs;
 mod offset_conflict;
 mod outcome;
+mod pending;
 mod poison;
 mod poison_rows;
+mod replayed_executions;
 mod rss;
 mod sigterm;
 mod stage;
@@ -78,10 +87,18 @@ pub(crate) enum Scenario {
     CacheFlood,
     /// Rows written at partitions' heads by another program, the heads not moved: appends must heal.
     OffsetConflict,
+    /// Forged executions on the pending-tests stream with signing on: none may run.
+    ForgedExecutions,
+    /// Byte-identical copies of reported executions, before and after a restart: none may get a second verdict.
+    ReplayedExecutions,
+    /// Executions with a 1 MB argument against `--max-in-flight-bytes`; the instance's peak RSS.
+    BigExecutions,
+    /// Executions from a service whose clock is 4 h behind: a `clock_skew` suite failure, cleared when in time.
+    ClockSkew,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 8] = [
+    const ALL: [Scenario; 12] = [
         Scenario::FullDisk,
         Scenario::DeletedLog,
         Scenario::Sigterm,
@@ -90,6 +107,10 @@ impl Scenario {
         Scenario::BigFields,
         Scenario::CacheFlood,
         Scenario::OffsetConflict,
+        Scenario::ForgedExecutions,
+        Scenario::ReplayedExecutions,
+        Scenario::BigExecutions,
+        Scenario::ClockSkew,
     ];
 
     /// Its name on the command line and in the table.
@@ -103,6 +124,10 @@ impl Scenario {
             Scenario::BigFields => "big-fields",
             Scenario::CacheFlood => "cache-flood",
             Scenario::OffsetConflict => "offset-conflict",
+            Scenario::ForgedExecutions => "forged-executions",
+            Scenario::ReplayedExecutions => "replayed-executions",
+            Scenario::BigExecutions => "big-executions",
+            Scenario::ClockSkew => "clock-skew",
         }
     }
 }
@@ -170,6 +195,10 @@ async fn run_all(args: &InjectArgs, scenarios: &[Scenario], root: &Path) -> Vec<
                 Scenario::BigFields => big_fields::run(&context).await,
                 Scenario::CacheFlood => cache_flood::run(&context).await,
                 Scenario::OffsetConflict => offset_conflict::run(&context).await,
+                Scenario::ForgedExecutions => forged_executions::run(&context).await,
+                Scenario::ReplayedExecutions => replayed_executions::run(&context).await,
+                Scenario::BigExecutions => big_executions::run(&context).await,
+                Scenario::ClockSkew => clock_skew::run(&context).await,
             }
         };
         let mut outcome = match run.await {

@@ -149,6 +149,30 @@ impl LogContents {
         ids.filter(|id| tested.contains(*id)).map(str::to_owned).collect()
     }
 
+    /// Per test id, the states of the reports on the report stream (suite reports left out). Unlike
+    /// [`Self::tested_ids`], an execution on the pending-tests stream alone is not in it: only verdicts are.
+    pub(super) fn reports_by_id(&self) -> HashMap<String, Vec<livecheck::State>> {
+        let mut by_id: HashMap<String, Vec<livecheck::State>> = HashMap::new();
+        for message in &self.reports {
+            if let Ok(livecheck::TestReport { test: Some(execution), state, .. }) =
+                serde_json::from_slice(&message.value)
+            {
+                by_id.entry(execution.id).or_default().push(state);
+            }
+        }
+        by_id
+    }
+
+    /// The suite reports (`test: null`) on the report stream: each one's state and error.
+    pub(super) fn suite_report_list(&self) -> Vec<(livecheck::State, Option<String>)> {
+        self.reports
+            .iter()
+            .filter_map(|message| serde_json::from_slice::<livecheck::TestReport>(&message.value).ok())
+            .filter(|report| report.test.is_none())
+            .map(|report| (report.state, report.error))
+            .collect()
+    }
+
     /// Suite reports (`test: null`) on the report stream, per state.
     pub(super) fn suite_reports(&self) -> std::collections::BTreeMap<&'static str, usize> {
         let mut states = std::collections::BTreeMap::new();

@@ -12,11 +12,11 @@ use super::{
 pub(super) fn print(outcomes: &[ScenarioOutcome]) {
     println!();
     println!(
-        "{:<15} {:<8} {:>7} {:>8} {:>10} {:>8} {:>5} {:>6} {:>13} {:>10}  peak RSS of the instance",
+        "{:<19} {:<8} {:>7} {:>8} {:>10} {:>8} {:>5} {:>6} {:>13} {:>10}  peak RSS of the instance",
         "scenario", "result", "200 OK", "refused", "msgs lost", "reports", "dup", "wrong", "200, never", "executed"
     );
     println!(
-        "{:<15} {:<8} {:>7} {:>8} {:>10} {:>8} {:>5} {:>6} {:>13} {:>10}  (before → after, bound)",
+        "{:<19} {:<8} {:>7} {:>8} {:>10} {:>8} {:>5} {:>6} {:>13} {:>10}  (before → after, bound)",
         "", "", "", "", "", "lost", "", "", "executed", "twice"
     );
     let mut total = Figures::default();
@@ -51,7 +51,7 @@ pub(super) fn print(outcomes: &[ScenarioOutcome]) {
 
 fn print_row(name: &str, result: &str, f: &Figures, rss: &str) {
     println!(
-        "{name:<15} {result:<8} {:>7} {:>8} {:>10} {:>8} {:>5} {:>6} {:>13} {:>10}  {rss}",
+        "{name:<19} {result:<8} {:>7} {:>8} {:>10} {:>8} {:>5} {:>6} {:>13} {:>10}  {rss}",
         f.answered_ok,
         f.refused,
         f.messages_lost,
