@@ -23,7 +23,7 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{connect, encode_headers, identity::FileIdentity, now_ms};
+use super::{connect, headers::encode_headers, identity::FileIdentity, now_ms};
 use crate::{
     transport::{drop_deadline::DropDeadline, partition_for_key, Delivery, Message},
     Error, Result,
