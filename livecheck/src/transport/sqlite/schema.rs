@@ -6,7 +6,7 @@ use std::{path::Path, time::Duration};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::sql;
-use crate::Result;
+use crate::{backoff::Backoff, Result};
 
 /// The tables, created when missing.
 const SCHEMA: &str = "
@@ -64,6 +64,8 @@ fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
 /// another switches it to WAL mode or creates the tables (SQLite does not always wait then): retried for a while.
 pub(super) fn open_schema(path: &Path) -> Result<Connection> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Every 20 to 100 ms, at random: processes that collided once do not collide again in step.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(100)).jitter(0.8);
     loop {
         let opened = try_connect(path).and_then(|connection| {
             connection.execute_batch("BEGIN IMMEDIATE")?;
@@ -84,7 +86,7 @@ pub(super) fn open_schema(path: &Path) -> Result<Connection> {
                 if matches!(error.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
                     && std::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(20 + fastrand::u64(..80)));
+                std::thread::sleep(backoff.next());
             }
             other => return other.map_err(sql),
         }
