@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::{backoff::Backoff, CaseSettings, Error, Result};
+use crate::{backoff::Backoff, error::with_causes, CaseSettings, Error, Result};
 
 /// The HTTP client for `make_fake_request`, configured by a case's `url_*` settings.
 ///
@@ -56,6 +56,8 @@ impl FakeRequestClient {
         let mut backoff = self.backoff();
         let mut attempt = 0;
         loop {
+            // With its causes: reqwest's own message ("error sending request for url …") leaves out what actually
+            // happened ("Connection refused").
             let failure = match request().send().await {
                 Ok(response) if response.status().is_server_error() => {
                     format!("HTTP {}", response.status())
@@ -79,22 +81,6 @@ impl FakeRequestClient {
             tokio::time::sleep(delay).await;
         }
     }
-}
-
-/// The error and its causes, `: `-separated: reqwest's own message ("error sending request for url …") leaves out
-/// what actually happened ("Connection refused").
-pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
