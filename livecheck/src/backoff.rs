@@ -25,6 +25,8 @@ impl Backoff {
 
     /// Each delay is `factor` times the one before (at least 1: delays never shrink), up to the maximum.
     #[must_use]
+    // Used by the fake requests (feature `http`).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn factor(mut self, factor: f64) -> Self {
         self.factor = factor.max(1.0);
         self
@@ -33,6 +35,8 @@ impl Backoff {
     /// Each delay is drawn at random between `1 - share` times its step's delay and the whole of it (`share` from
     /// 0, exact delays, to 1, anything from none to the whole). The steps themselves grow as without jitter.
     #[must_use]
+    // Used by the embedded log (feature `sqlite`).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn jitter(mut self, share: f64) -> Self {
         self.jitter = if share.is_nan() { 0.0 } else { share.clamp(0.0, 1.0) };
         self
