@@ -72,7 +72,11 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
     /// The transport failed: a broker went away, the database is busy, a stream is missing, …
-    #[error("transport: {context}{}", source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    ///
+    /// Displayed as `transport: {context}`; the underlying error is its [`source`](std::error::Error::source), as
+    /// every wrapping error's is — so a chain printed whole (`{:#}` of an [`anyhow::Error`], an error reporter)
+    /// names it once.
+    #[error("transport: {context}")]
     Transport {
         /// What was being done.
         context: String,
@@ -136,6 +140,23 @@ impl Error {
     }
 }
 
+/// `error` and each of its causes, `: `-separated — what a `Display` of the error alone leaves out — for logs and
+/// for texts that travel without the error (a report, a service-down reason). A cause whose text is in what came
+/// before already (some errors' `Display` repeats their source) is not repeated.
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// `Result` with [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -172,11 +193,36 @@ mod tests {
     fn a_transport_error_keeps_its_cause_and_says_whether_to_retry() {
         let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let error = Error::transport("publishing to `livecheck`", true, cause);
-        assert_eq!(error.to_string(), "transport: publishing to `livecheck`: connection refused");
+        assert_eq!(error.to_string(), "transport: publishing to `livecheck`", "the cause is the source's to tell");
+        assert_eq!(with_causes(&error), "transport: publishing to `livecheck`: connection refused");
         let source = std::error::Error::source(&error).expect("the cause is kept");
         assert!(source.downcast_ref::<std::io::Error>().is_some());
         assert!(error.is_retriable());
         assert!(!Error::transport_stopped("the writer stopped").is_retriable());
         assert!(!Error::Config("x".into()).is_retriable());
+    }
+
+    #[test]
+    fn a_transport_error_printed_with_its_causes_names_the_cause_once() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = Error::transport("publishing to `livecheck`", true, cause);
+        let chain = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(chain, "transport: publishing to `livecheck`: connection refused");
+        assert_eq!(chain.matches("connection refused").count(), 1, "{chain}");
+
+        let wrapped = anyhow::Error::from(Error::transport("the group member stopped", false, cause_of_cause()))
+            .context("receiving failed");
+        assert_eq!(
+            format!("{wrapped:#}"),
+            "receiving failed: transport: the group member stopped: transport: the embedded log (sqlite): disk I/O \
+             error",
+        );
+        let no_cause = anyhow::Error::from(Error::transport_stopped("the writer stopped"));
+        assert_eq!(format!("{no_cause:#}"), "transport: the writer stopped");
+    }
+
+    /// A transport error caused by another one, as a group member's stop cause is.
+    fn cause_of_cause() -> Error {
+        Error::transport("the embedded log (sqlite)", true, std::io::Error::other("disk I/O error"))
     }
 }

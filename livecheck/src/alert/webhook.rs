@@ -252,7 +252,7 @@ impl Delivery {
                         || status == reqwest::StatusCode::REQUEST_TIMEOUT;
                     (Some(status.as_u16()), Some(format!("HTTP {status}")), retriable)
                 }
-                Err(error) => (None, Some(crate::http::with_causes(&error)), true),
+                Err(error) => (None, Some(crate::error::with_causes(&error)), true),
             };
             self.log.attempt(self.id, AlertAttempt::new(status, error.clone()));
             let Some(error) = error else {

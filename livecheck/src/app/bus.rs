@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::LiveCheck;
 use crate::{
-    runner::{BusPosition, Routed},
+    runner::{Arrival, BusPosition, Routed},
     transport::Received,
 };
 
@@ -66,15 +66,16 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition
         .and_then(|t| (t.expires - now_wall).to_std().ok())
         .map_or(core.settings.test_expires, |left| left.min(core.settings.test_expires));
     let expires = Instant::now() + keep.min(Duration::from_secs(100 * 365 * 24 * 3600));
-    match app.shared.router.route(
-        &event.key,
-        test.map(|t| t.timestamp),
-        &core.name,
+    let arrival = Arrival {
+        key: &event.key,
+        timestamp: test.map(|t| t.timestamp),
+        case: &core.name,
         index,
-        event.value.map_or_else(null, RawValue::to_owned),
+        value: event.value.map_or_else(null, RawValue::to_owned),
         expires,
         position,
-    ) {
+    };
+    match app.shared.router.route(arrival) {
         Routed::Delivered => {}
         Routed::Early { evicted } => {
             metrics.signals_evicted.add(evicted as u64);

@@ -7,7 +7,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::offsets::OffsetTracker;
-use crate::transport::{Delivery, Event as TransportEvent, Received, Subscription};
+use crate::{
+    error::with_causes,
+    transport::{Delivery, Event as TransportEvent, Received, Subscription},
+};
 
 /// What the agent consumer's loop reacts to.
 enum Event {
@@ -123,11 +126,11 @@ pub(crate) async fn consume<H, F>(
             Ok(Event::Transport(TransportEvent::Message(received))) => consumer.waiting.push_back(received),
             Err(error) => {
                 if let Some(cause) = subscription.stopped() {
-                    tracing::error!(consumer = name, stream = %consumer.stream, error = %cause,
+                    tracing::error!(consumer = name, stream = %consumer.stream, error = %with_causes(&*cause),
                         "stopped consuming for good; the process must be restarted");
                     break Some(cause);
                 }
-                tracing::error!(consumer = name, %error, "receiving failed; retrying in 1 s");
+                tracing::error!(consumer = name, error = %with_causes(&error), "receiving failed; retrying in 1 s");
                 tokio::select! {
                     _ = shutdown.cancelled() => break None,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -205,7 +208,7 @@ impl AgentConsumer {
         }
         if let Some((next, _)) = self.tracker.commit_point(partition, 0) {
             if let Err(error) = subscription.commit(&self.stream, partition, next, "") {
-                tracing::warn!(consumer = self.name, %error, partition, "commit failed; will retry with the next one");
+                tracing::warn!(consumer = self.name, error = %with_causes(&error), partition, "commit failed; will retry with the next one");
             }
         }
     }

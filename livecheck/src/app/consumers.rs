@@ -76,7 +76,7 @@ impl ConsumerRuns {
     /// The consumer stopped for good on its own, because of `cause`: listed as stopped from now on.
     pub(crate) fn stopped(mut self, cause: &Error) {
         self.ended = true;
-        self.consumers.end(self.id, Some(error_chain(cause)));
+        self.consumers.end(self.id, Some(crate::error::with_causes(cause)));
     }
 
     /// The consumer ended because it was asked to (its agent or table was shut down): no longer listed.
@@ -93,21 +93,6 @@ impl Drop for ConsumerRuns {
             self.consumers.end(self.id, Some(how.to_owned()));
         }
     }
-}
-
-/// `error` and each of its causes, separated by `: ` (the sources a `Display` of the top error leaves out).
-fn error_chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

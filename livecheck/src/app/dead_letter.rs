@@ -6,7 +6,10 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::LiveCheck;
-use crate::transport::{Message, Received};
+use crate::{
+    error::with_causes,
+    transport::{Message, Received},
+};
 
 /// Why a message went to the dead letters (header `LiveCheck-Dead-Letter-Cause`).
 pub(crate) const TOO_LARGE: &str = "too_large";
@@ -70,7 +73,7 @@ pub(crate) fn copy(app: &LiveCheck, received: &Received, cause: &'static str, er
             Err(error) => {
                 metrics.dead_letters_failed.inc();
                 if metrics.first_time("dead letter failed") {
-                    tracing::warn!(%stream, %error, "a dead letter could not be published (logged once)");
+                    tracing::warn!(%stream, error = %with_causes(&error), "a dead letter could not be published (logged once)");
                 }
             }
         }

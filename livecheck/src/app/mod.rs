@@ -43,6 +43,7 @@ use crate::{
     },
     clock::Clock,
     context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
+    error::with_causes,
     history::ExecutionHistory,
     runner::SignalRouter,
     transport::{Message, Transport},
@@ -150,7 +151,7 @@ impl Shared {
                 tokio::spawn(async move {
                     if let Ok(Err(error)) = publish.await {
                         metrics.unconfirmed_failed.inc();
-                        tracing::warn!(%stream, %error, "{what} sent without confirmation could not be published");
+                        tracing::warn!(%stream, error = %with_causes(&error), "{what} sent without confirmation could not be published");
                     }
                 });
                 Ok(())

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     backoff::Backoff,
     case::{HealthChange, RegisteredCase, SuiteFailure, SuiteFailureKind},
+    error::with_causes,
     history::FinishedExecution,
     observe::{ExecutionFinished, HealthEvent},
     runner::{Finished, Verdict},
@@ -249,13 +250,13 @@ async fn publish(
         };
         if !error.is_retriable() || tokio::time::Instant::now() + backoff.peek() > retry_until {
             shared.metrics.reports_failed.inc();
-            tracing::error!(%error, %case, %state, key, attempts, "a report could not be published; the execution \
+            tracing::error!(error = %with_causes(&error), %case, %state, key, attempts, "a report could not be published; the execution \
                              is not committed and runs again after a restart");
             return Published::Failed;
         }
         shared.metrics.reports_retried.inc();
         if attempts == 1 {
-            tracing::warn!(%error, %case, %state, key, "publishing a report failed; retrying with backoff");
+            tracing::warn!(error = %with_causes(&error), %case, %state, key, "publishing a report failed; retrying with backoff");
         }
         tokio::select! {
             _ = give_up.cancelled() => return given_up(attempts),

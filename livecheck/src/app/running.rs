@@ -6,7 +6,7 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::{member, watchers, LiveCheck};
-use crate::{backoff::Backoff, transport::check_co_partitioned, Error, Result};
+use crate::{backoff::Backoff, error::with_causes, transport::check_co_partitioned, Error, Result};
 
 /// How long starting waits for a broker that is away (retriable errors) before giving up.
 const START_WAITS_FOR: Duration = Duration::from_secs(300);
@@ -190,7 +190,7 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
             match shared.transport.end_offsets(stream).await {
                 Err(error) if error.is_retriable() && started.elapsed() < START_WAITS_FOR => {
                     if !std::mem::replace(&mut warned, true) {
-                        tracing::warn!(%error, %stream, "the broker is not answering; waiting for it");
+                        tracing::warn!(error = %with_causes(&error), %stream, "the broker is not answering; waiting for it");
                     }
                     tokio::time::sleep(backoff.next()).await;
                 }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::{CaseSettings, Error, Result};
+use crate::{backoff::Backoff, error::with_causes, CaseSettings, Error, Result};
 
 /// The HTTP client for `make_fake_request`, configured by a case's `url_*` settings.
 ///
@@ -46,10 +46,18 @@ impl FakeRequestClient {
         self.send(url, || self.client.post(url).json(body)).await
     }
 
+    /// The delays between attempts: `url_error_delay_min`, ×`url_error_delay_backoff` each time, at most
+    /// `url_error_delay_max` — exactly, as SPEC says (no jitter).
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.delay_min, self.delay_max).factor(self.backoff)
+    }
+
     async fn send(&self, url: &str, request: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec<u8>> {
-        let mut delay = self.delay_min;
+        let mut backoff = self.backoff();
         let mut attempt = 0;
         loop {
+            // With its causes: reqwest's own message ("error sending request for url …") leaves out what actually
+            // happened ("Connection refused").
             let failure = match request().send().await {
                 Ok(response) if response.status().is_server_error() => {
                     format!("HTTP {}", response.status())
@@ -68,25 +76,23 @@ impl FakeRequestClient {
                 return Err(Error::service_down(Some(url), format!("{failure} (after {attempt} retries)")));
             }
             attempt += 1;
+            let delay = backoff.next();
             tracing::warn!(%url, %failure, attempt, retries = self.retries, "fake request failed; retrying in {delay:?}");
             tokio::time::sleep(delay).await;
-            delay = delay.mul_f64(self.backoff).min(self.delay_max);
         }
     }
 }
 
-/// The error and its causes, `: `-separated: reqwest's own message ("error sending request for url …") leaves out
-/// what actually happened ("Connection refused").
-pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_delays_are_half_a_second_then_one_and_a_half_times_longer_up_to_five_seconds() {
+        let client = FakeRequestClient::new(&CaseSettings::new("c")).unwrap();
+        let mut backoff = client.backoff();
+        let delays: Vec<Duration> = (0..8).map(|_| backoff.next()).collect();
+        let expected = [500_000, 750_000, 1_125_000, 1_687_500, 2_531_250, 3_796_875, 5_000_000, 5_000_000];
+        assert_eq!(delays, expected.map(Duration::from_micros));
     }
-    text
 }

@@ -6,6 +6,5 @@ mod fake_request;
 mod layer;
 
 pub use client::RequestBuilderExt;
-pub(crate) use fake_request::with_causes;
 pub use fake_request::FakeRequestClient;
 pub use layer::{LiveCheckLayer, LiveCheckService};

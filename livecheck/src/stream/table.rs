@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::table_entries::Entries;
 use crate::{
+    error::with_causes,
     sync::{read, write},
     transport::{Event, Message, Received, Subscription},
     Error, LiveCheck, Result,
@@ -164,10 +165,10 @@ async fn follow<V: DeserializeOwned>(
             Ok(Event::Assigned(_) | Event::Revoked(_)) => {}
             Err(error) => {
                 if let Some(cause) = subscription.stopped() {
-                    tracing::error!(%changelog, error = %cause, "stopped following the changelog for good");
+                    tracing::error!(%changelog, error = %with_causes(&*cause), "stopped following the changelog for good");
                     return runs.stopped(&cause);
                 }
-                tracing::warn!(%changelog, %error, "following the changelog failed; retrying in 1 s");
+                tracing::warn!(%changelog, error = %with_causes(&error), "following the changelog failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -21,6 +21,7 @@ use tokio::sync::mpsc as async_mpsc;
 
 use super::{now_ms, sql};
 use crate::{
+    error::with_causes,
     transport::{
         owned_partitions,
         threaded::{drop_revoked, hand_over, MemberCommand, ReadAhead, StopCause, ThreadedSubscription},
@@ -176,7 +177,7 @@ impl MemberThread {
             self.next_heartbeat = Instant::now() + HEARTBEAT;
             // Reading a deleted log would show nothing new, silently, for good: stop, and say so.
             if let Err(gone) = self.config.identity.check() {
-                tracing::error!(error = %gone, group = %self.config.group, "stopped reading");
+                tracing::error!(error = %with_causes(&gone), group = %self.config.group, "stopped reading");
                 self.stop_cause.set(gone);
                 self.stopped = true;
                 self.flush();
@@ -438,7 +439,8 @@ mod tests {
             .expect("the member stops within a heartbeat or so")
             .expect_err("no event from a deleted log");
         assert!(!error.is_retriable());
-        assert!(error.to_string().contains("was deleted while in use"), "{error}");
+        let error = crate::error::with_causes(&error);
+        assert!(error.contains("was deleted while in use"), "{error}");
         let cause = member.stopped().expect("stopped for good");
         assert!(cause.to_string().contains("was deleted while in use"), "{cause}");
         assert!(member.try_recv().is_err(), "and stays stopped");

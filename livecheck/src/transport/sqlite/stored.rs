@@ -10,7 +10,7 @@ use std::{
 
 use rusqlite::{types::ValueRef, Row};
 
-use super::decode_headers;
+use super::headers::decode_headers;
 use crate::{context::Headers, sync::lock, transport::Message};
 
 /// The columns the readers select, in this order, and the filter on rows whose offset can be one.

@@ -23,8 +23,9 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{connect, encode_headers, identity::FileIdentity, now_ms};
+use super::{connect, headers::encode_headers, identity::FileIdentity, now_ms};
 use crate::{
+    error::with_causes,
     transport::{drop_deadline::DropDeadline, partition_for_key, Delivery, Message},
     Error, Result,
 };
@@ -207,9 +208,9 @@ impl WriterThread {
         // Writing into a deleted file would be acknowledged and lost: every publish fails instead.
         if let Err(gone) = self.identity.check() {
             if !std::mem::replace(&mut self.file_gone, true) {
-                tracing::error!(error = %gone, "publishing refused");
+                tracing::error!(error = %with_causes(&gone), "publishing refused");
             }
-            let message = gone.to_string();
+            let message = with_causes(&gone);
             for done in done {
                 let failed = Error::Transport { context: message.clone(), retriable: false, source: None };
                 let _ = done.send(Err(failed));
