@@ -88,7 +88,7 @@ pub(crate) async fn run(
                             Ok(Some(event)) => member.handle(event, subscription.as_mut(), &mut done_rx).await,
                             Ok(None) => break,
                             Err(error) => {
-                                tracing::warn!(%error, "receiving failed");
+                                tracing::warn!(error = %crate::error::with_causes(&error), "receiving failed");
                                 break;
                             }
                         }
@@ -101,7 +101,7 @@ pub(crate) async fn run(
                         stopped = Some(cause);
                         break;
                     }
-                    tracing::error!(%error, "receiving tests and signals failed; retrying in 1 s");
+                    tracing::error!(error = %crate::error::with_causes(&error), "receiving tests and signals failed; retrying in 1 s");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -203,7 +203,7 @@ impl Member {
                         _ = shutdown.cancelled() => return,
                     };
                     let delay = backoff.next();
-                    tracing::error!(%error, retry_in = ?delay, "reading the reports of newly assigned partitions failed");
+                    tracing::error!(error = %crate::error::with_causes(&error), retry_in = ?delay, "reading the reports of newly assigned partitions failed");
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return,
                         _ = tokio::time::sleep(delay) => {}
@@ -367,14 +367,14 @@ impl Member {
             let metadata = |mark| ReportMarks { mark, horizon }.metadata();
             if let Some((offset, mark)) = self.tests.commit_point(*partition, work.report_mark) {
                 if let Err(error) = subscription.commit(&self.pending, *partition, offset, &metadata(mark)) {
-                    tracing::warn!(%error, partition, "committing tests failed; will retry");
+                    tracing::warn!(error = %crate::error::with_causes(&error), partition, "committing tests failed; will retry");
                 }
             }
             let bus = router.lowest_needed(*partition).unwrap_or((work.bus_next, work.report_mark));
             if work.bus_committed != Some(bus) {
                 work.bus_committed = Some(bus);
                 if let Err(error) = subscription.commit(&self.bus, *partition, bus.0, &metadata(bus.1)) {
-                    tracing::warn!(%error, partition, "committing signals failed; will retry");
+                    tracing::warn!(error = %crate::error::with_causes(&error), partition, "committing signals failed; will retry");
                 }
             }
         }

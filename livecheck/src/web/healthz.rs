@@ -49,7 +49,7 @@ impl TransportProbe {
                 let answer = match tokio::time::timeout(PROBE_RUNS_AT_MOST, transport.end_offsets(&stream)).await {
                     Ok(Ok(_)) => true,
                     Ok(Err(error)) => {
-                        tracing::debug!(%error, "health check: the transport did not answer");
+                        tracing::debug!(error = %crate::error::with_causes(&error), "health check: the transport did not answer");
                         false
                     }
                     Err(_) => false,
