@@ -6,11 +6,15 @@
 //! included, and `forbid` cannot be relaxed by an inner `#![allow(unsafe_code)]` (E0453), so the
 //! `unsafe impl GlobalAlloc` lives in that dev-dependency rather than here.
 //!
-//! Method (single-threaded runtime, so nothing else runs between the steps): after a warm-up, trigger N = 10 000
-//! tests without yielding (the instance does not run meanwhile: the growth is the messages stored in the memory
-//! log), then let the instance start them all and wait until `metrics().tests_executing == N` (the growth is the
-//! instance's state per waiting test). The stored message bytes are cross-checked against the payload, key and
-//! header bytes read back with `MemoryTransport::messages`.
+//! Method (single-threaded runtime, so nothing else runs between the steps): after a warm-up, publish N = 10 000
+//! executions with `trigger_by_name`, which publishes straight on the memory log and never yields (a case's
+//! `trigger` waits for the publish as a task of its own, which let the instance run meanwhile: its state was then
+//! counted as the log's, and the instance's share printed 0). The bench checks that no test started meanwhile, so
+//! the growth is the messages stored in the memory log; then it lets the instance start them all and waits until
+//! `metrics().tests_executing == N` (the growth is the instance's state per waiting test). The stored message
+//! bytes are cross-checked against the payload, key and header bytes read back with `MemoryTransport::messages`,
+//! and both figures must be plausible (the bench fails otherwise): the instance's share more than the few hundred
+//! bytes a waiting test cannot do without, the log's share at least the messages' content.
 //!
 //! Run: `cargo bench -p livecheck --bench memory_per_test`
 
@@ -104,10 +108,14 @@ fn main() {
         let pending_before = transport.messages("livecheck").len();
 
         let (bytes_before, allocations_before) = (live_bytes(), live_allocations());
+        let case_name = "examples.livecheck.test_order";
         for _ in 0..TESTS {
-            case.trigger(&OrderArgs { side: "sell".into() }).await.unwrap();
+            let args = OrderArgs { side: "sell".into() };
+            app.trigger_by_name(case_name, None, &args, Duration::from_secs(3 * 3600)).await.unwrap();
         }
         let (bytes_published, allocations_published) = (live_bytes(), live_allocations());
+        let started_meanwhile = app.metrics().tests_received - WARM_UP;
+        assert_eq!(started_meanwhile, 0, "the instance ran while the tests were published: the split is wrong");
         until("all tests executing", &app, |m| m.tests_executing == TESTS).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (bytes_waiting, allocations_waiting) = (live_bytes(), live_allocations());
@@ -143,6 +151,9 @@ fn main() {
              + headers, from MemoryTransport::messages) is {content_per_message:.0} bytes",
             (allocations_published - allocations_before) as f64 / n
         );
+        // Figures that cannot be right say so, rather than print a number that meets any target.
+        assert!(instance >= 256.0, "implausible: {instance:.0} bytes per waiting test for the instance");
+        assert!(log >= content_per_message, "implausible: {log:.0} bytes stored per {content_per_message:.0}-byte message");
         running.shutdown().await.unwrap();
     });
 }
