@@ -263,9 +263,14 @@ impl LiveCheckBuilder {
         }));
         #[cfg(not(feature = "http"))]
         let alerts = Alerts::new();
+        let transport = self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new()));
+        let stream_creation =
+            super::stream_creation::StreamCreation::new(transport.clone(), self.streams.clone(), self.partitions);
         LiveCheck {
             shared: Arc::new(Shared {
-                transport: self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new())),
+                transport,
+                stream_creation,
+                group_health: Default::default(),
                 streams: self.streams,
                 clock: self.clock,
                 draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),

@@ -96,6 +96,18 @@ impl Assignment {
     }
 }
 
+/// How a member sees its group: partitions nobody consumes, and what it did about them (see
+/// [`Subscription::group_health`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GroupHealth {
+    /// Partitions that have messages after the group's committed offset and, for longer than the group's session
+    /// timeout, no member consuming them; empty when all is well. A partition leaves the list once a member holds
+    /// it again.
+    pub unowned_partitions: Vec<u32>,
+    /// How many times this member left and joined its group again to have such partitions assigned.
+    pub rejoins: u64,
+}
+
 /// What a member of a consumer group receives: changes to its assignment, and messages.
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -169,6 +181,13 @@ pub trait Subscription: Send {
 
     /// Delivers messages of `stream` again, from where it paused.
     fn resume(&mut self, stream: &str);
+
+    /// The group's health as this member watches it — readable from anywhere, updated as it changes — or `None`
+    /// when the backend does not watch (the default). The Kafka backend watches for partitions left without a
+    /// consumer by a misbehaving group coordinator, and rejoins the group to heal it.
+    fn group_health(&self) -> Option<tokio::sync::watch::Receiver<GroupHealth>> {
+        None
+    }
 }
 
 /// A candidacy for leadership of a group, given up when dropped.

@@ -121,6 +121,8 @@ pub(crate) struct ThreadedSubscription {
     /// What the thread read ahead, given back as messages arrive here.
     read_ahead: ReadAhead,
     thread: Option<JoinHandle<()>>,
+    /// What the backend watches of the group, if it does (see [`Subscription::group_health`]).
+    group_health: Option<tokio::sync::watch::Receiver<super::GroupHealth>>,
 }
 
 impl ThreadedSubscription {
@@ -140,7 +142,14 @@ impl ThreadedSubscription {
             revoked: Vec::new(),
             read_ahead,
             thread: Some(thread),
+            group_health: None,
         }
+    }
+
+    /// With the group's health, as the backend watches it.
+    pub(crate) fn with_group_health(mut self, health: tokio::sync::watch::Receiver<super::GroupHealth>) -> Self {
+        self.group_health = Some(health);
+        self
     }
 
     /// The bytes of messages the thread has read ahead of the app now.
@@ -254,6 +263,10 @@ impl Subscription for ThreadedSubscription {
 
     fn resume(&mut self, stream: &str) {
         self.set_paused(stream, false);
+    }
+
+    fn group_health(&self) -> Option<tokio::sync::watch::Receiver<super::GroupHealth>> {
+        self.group_health.clone()
     }
 }
 

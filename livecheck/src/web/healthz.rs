@@ -109,6 +109,9 @@ pub(super) struct Health {
     transport_reachable: bool,
     consumers_alive: bool,
     leader: bool,
+    /// Partitions of the group with tests or signals waiting and no member consuming them (the instance rejoins
+    /// its group to heal that; it does not make the instance unhealthy).
+    unowned_partitions: Vec<u32>,
 }
 
 /// 200 when the transport answers and the member runs, else 503; the same body either way.
@@ -117,7 +120,11 @@ pub(super) async fn healthz(State(instance): State<Arc<Instance>>) -> (StatusCod
     let consumers_alive = instance.member.is_alive();
     let ok = transport_reachable && consumers_alive;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { ok, transport_reachable, consumers_alive, leader: instance.is_leader() }))
+    let unowned_partitions = instance.app.group_health().unowned_partitions;
+    (
+        status,
+        Json(Health { ok, transport_reachable, consumers_alive, leader: instance.is_leader(), unowned_partitions }),
+    )
 }
 
 #[cfg(test)]

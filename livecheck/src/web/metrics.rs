@@ -228,6 +228,11 @@ fn registry(instance: &Instance) -> Registry {
         ("alerts_delivered", "Alerts a webhook accepted", counters.alerts_delivered),
         ("alerts_failed", "Alerts given up on after their attempts", counters.alerts_failed),
         ("alerts_dropped", "Alerts dropped because the queue of alerts to send was full", counters.alerts_dropped),
+        (
+            "group_rejoins",
+            "Times the instance rejoined its group to have unowned partitions assigned",
+            counters.group_rejoins,
+        ),
     ] {
         let counter: Counter = Counter::default();
         counter.inc_by(value);
@@ -237,6 +242,11 @@ fn registry(instance: &Instance) -> Registry {
         ("tests_executing", "Tests executing now", counters.tests_executing),
         ("signals_held", "Signals held now for tests that have not started executing", counters.signals_held),
         ("signals_held_bytes", "The bytes those signals take", counters.signals_held_bytes),
+        (
+            "unowned_partitions",
+            "Partitions of the group with tests or signals waiting and no member consuming them",
+            counters.unowned_partitions,
+        ),
     ] {
         let gauge: Gauge = Gauge::default();
         gauge.set(value as i64);
