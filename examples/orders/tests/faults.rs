@@ -65,6 +65,8 @@ fn run_chaos(extra: &[&str], broker: Option<&mut tansu::Tansu>) {
         .rev()
         .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok().filter(serde_json::Value::is_object))
         .unwrap_or_else(|| panic!("no JSON summary line; stdout:\n{stdout}\nstderr:\n{stderr}"));
+    // The run's summary (shown with --nocapture).
+    println!("{summary}");
     for problem in ["lost", "duplicated", "wrong"] {
         assert_eq!(summary[problem], 0, "{problem} executions; stdout:\n{stdout}\nstderr:\n{stderr}");
     }
