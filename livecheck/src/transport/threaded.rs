@@ -146,7 +146,8 @@ impl ThreadedSubscription {
         }
     }
 
-    /// With the group's health, as the backend watches it.
+    /// With the group's health, as the backend watches it (the Kafka one does).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub(crate) fn with_group_health(mut self, health: tokio::sync::watch::Receiver<super::GroupHealth>) -> Self {
         self.group_health = Some(health);
         self
