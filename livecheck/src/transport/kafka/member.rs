@@ -37,9 +37,10 @@ const READY: usize = 512;
 const POLL: Duration = Duration::from_millis(5);
 /// How long a revocation waits for the app to let go before giving the partitions up anyway.
 const RELEASE_WITHIN: Duration = Duration::from_secs(120);
-/// A rejoin: how long after leaving the group (its partitions let go) the member joins again, so that it leaves
-/// first and joins as a new member; and how long it waits at most for the partitions to be let go.
+/// A rejoin: how long after letting go of its partitions the member joins its group again (it leaves first, and
+/// joins as a new member).
 const REJOIN_AFTER: Duration = Duration::from_secs(1);
+/// A rejoin: how long the member waits at most for its partitions to be let go before it joins again anyway.
 const REJOIN_WITHIN: Duration = Duration::from_secs(30);
 
 /// Joins `group` for `streams` (of `partitions` partitions each) and starts the member's thread, and its owners
@@ -85,10 +86,14 @@ pub(super) fn join(
     let names: Vec<&str> = streams.iter().map(|s| &**s).collect();
     consumer.subscribe(&names).map_err(|e| kafka(&format!("joining group `{group}`"), e))?;
     let health = owners::watch(&config, group, streams.clone(), partitions, holdings.clone())?;
+    let member_holdings = holdings.clone();
     let thread = std::thread::Builder::new()
         .name("livecheck-kafka-member".into())
-        .spawn(move || run(consumer, &holdings))
-        .map_err(|e| Error::transport("starting a group member thread", false, e))?;
+        .spawn(move || run(consumer, &member_holdings))
+        .map_err(|e| {
+            holdings.end();
+            Error::transport("starting a group member thread", false, e)
+        })?;
     Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, thread).with_group_health(health))
 }
 

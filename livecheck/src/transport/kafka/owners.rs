@@ -12,14 +12,14 @@
 //!
 //! - every quarter of the session timeout, a member stamps each partition it holds: it commits the time, as an
 //!   offset, for that partition of its first stream in a side group `{group}.owners` that no one joins;
-//! - every half session timeout, it reads the stamps. A partition it does not hold whose stamp has not changed for
-//!   two session timeouts, and that has messages after the group's committed offset in one of its streams, has no
-//!   owner: an ERROR is logged, [`GroupHealth`] lists it, and the member leaves its group and joins again as a new
-//!   member — which makes the coordinator form the group anew and assign every partition. After a rejoin it waits
-//!   another two session timeouts before it judges again.
+//! - every half session timeout, it reads the stamps and the group's committed offsets. A partition it does not
+//!   hold whose stamp and commits have not changed for two session timeouts, and that has messages after the
+//!   group's committed offset in one of its streams, has no owner: an ERROR is logged, [`GroupHealth`] lists it,
+//!   and the member leaves its group and joins again as a new member — which makes the coordinator form the group
+//!   anew and assign every partition. After a rejoin it waits another two session timeouts before it judges again.
 //!
-//! Only stamps that change count, never their values: clocks of different hosts need not agree. Every member of
-//! the group must be a LiveCheck member (one that stamps), or its partitions look unowned.
+//! Only stamps and commits that change count, never their values: clocks of different hosts need not agree. A
+//! member that does not stamp (another client, an older LiveCheck) counts as an owner while it commits.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -197,20 +197,23 @@ impl OwnersWatch {
             return;
         }
         let now = Instant::now();
-        match self.read_stamps() {
-            Ok(stamps) => self.ledger.read(&stamps, now),
+        let committed = match self.read_marks() {
+            Ok((marks, committed)) => {
+                self.ledger.read(&marks, now);
+                committed
+            }
             Err(error) => {
-                tracing::debug!(%error, group = %self.group, "reading the owners' stamps failed");
+                tracing::debug!(%error, group = %self.group, "reading the owners' stamps or the group's commits failed");
                 self.ledger.silence();
                 return;
             }
-        }
+        };
         self.ledger.still_unowned(&mut self.health.unowned_partitions, &held);
         let stale = self.ledger.stale(self.partitions, &held, now);
         if stale.is_empty() {
             return;
         }
-        let unowned = match self.lagging(&stale) {
+        let unowned = match self.lagging(&stale, &committed) {
             Ok(lagging) => lagging,
             Err(error) => {
                 tracing::debug!(%error, group = %self.group, "reading the group's offsets failed");
@@ -235,31 +238,41 @@ impl OwnersWatch {
         self.holdings.rejoin.store(true, Ordering::SeqCst);
     }
 
-    /// Every partition's stamp (`None`: never stamped).
-    fn read_stamps(&self) -> Result<Vec<(u32, Option<i64>)>> {
-        let mut list = TopicPartitionList::new();
-        for partition in 0..self.partitions {
-            list.add_partition(&self.streams[0], partition as i32);
-        }
-        let read = self.stamps.committed_offsets(list, REQUEST_TIMEOUT).map_err(|e| kafka("reading the stamps", e))?;
-        let stamps = read
-            .elements()
-            .iter()
-            .map(|e| (e.partition() as u32, if let Offset::Offset(stamp) = e.offset() { Some(stamp) } else { None }))
-            .collect();
-        Ok(stamps)
-    }
-
-    /// Those of `partitions` with messages after the group's committed offset in one of the streams.
-    fn lagging(&self, partitions: &[u32]) -> Result<Vec<u32>> {
-        let mut list = TopicPartitionList::new();
-        for stream in &self.streams {
-            for &partition in partitions {
-                list.add_partition(stream, partition as i32);
+    /// Every partition's marks — its stamp, then the group's committed offset in each stream — and the group's
+    /// committed offsets as read.
+    fn read_marks(&self) -> Result<(Vec<(u32, Marks)>, TopicPartitionList)> {
+        let mut stamps = TopicPartitionList::new();
+        let mut commits = TopicPartitionList::new();
+        for partition in 0..self.partitions as i32 {
+            stamps.add_partition(&self.streams[0], partition);
+            for stream in &self.streams {
+                commits.add_partition(stream, partition);
             }
         }
+        let stamps =
+            self.stamps.committed_offsets(stamps, REQUEST_TIMEOUT).map_err(|e| kafka("reading the stamps", e))?;
         let committed =
-            self.group_reader.committed_offsets(list, REQUEST_TIMEOUT).map_err(|e| kafka("reading commits", e))?;
+            self.group_reader.committed_offsets(commits, REQUEST_TIMEOUT).map_err(|e| kafka("reading commits", e))?;
+        let offset = |list: &TopicPartitionList, stream: &str, partition: i32| {
+            let element = list.find_partition(stream, partition);
+            if let Some(Offset::Offset(offset)) = element.map(|e| e.offset()) {
+                Some(offset)
+            } else {
+                None
+            }
+        };
+        let marks = (0..self.partitions as i32)
+            .map(|p| {
+                let mut marks = vec![offset(&stamps, &self.streams[0], p)];
+                marks.extend(self.streams.iter().map(|stream| offset(&committed, stream, p)));
+                (p as u32, marks)
+            })
+            .collect();
+        Ok((marks, committed))
+    }
+
+    /// Those of `partitions` with messages after the group's `committed` offset in one of the streams.
+    fn lagging(&self, partitions: &[u32], committed: &TopicPartitionList) -> Result<Vec<u32>> {
         let mut lagging = Vec::new();
         for &partition in partitions {
             for stream in &self.streams {
@@ -281,12 +294,15 @@ impl OwnersWatch {
     }
 }
 
-/// What the stamps said and when, judged with the time passed in.
+/// A partition's signs of an owner: its stamp, then the group's committed offset in each stream (`None`: none).
+type Marks = Vec<Option<i64>>;
+
+/// What the marks said and when, judged with the time passed in.
 #[derive(Debug)]
 struct StampLedger {
     stale_after: Duration,
-    /// Per partition: its stamp as last read (`None`: never stamped), and when it last changed (or was first read).
-    seen: HashMap<u32, (Option<i64>, Instant)>,
+    /// Per partition: its marks as last read, and when they last changed (or were first read).
+    seen: HashMap<u32, (Marks, Instant)>,
     /// No partition is judged before `stale_after` from this (the watch's start, the last flag).
     judge_from: Instant,
     /// The last read failed: at the next one, every stamp counts as fresh (a silent broker is not a silent owner).
@@ -300,13 +316,13 @@ impl StampLedger {
         StampLedger { stale_after, seen: HashMap::new(), judge_from: now, silent: false, flagged_at: None }
     }
 
-    /// The stamps read at `now`.
-    fn read(&mut self, stamps: &[(u32, Option<i64>)], now: Instant) {
+    /// The marks read at `now`.
+    fn read(&mut self, marks: &[(u32, Marks)], now: Instant) {
         let fresh = std::mem::replace(&mut self.silent, false);
-        for &(partition, stamp) in stamps {
-            let seen = self.seen.entry(partition).or_insert((stamp, now));
-            if seen.0 != stamp || fresh {
-                *seen = (stamp, now);
+        for (partition, marks) in marks {
+            let seen = self.seen.entry(*partition).or_insert_with(|| (marks.clone(), now));
+            if seen.0 != *marks || fresh {
+                *seen = (marks.clone(), now);
             }
         }
     }
@@ -321,7 +337,7 @@ impl StampLedger {
         self.seen.clear();
     }
 
-    /// The partitions among `0..partitions`, not `held`, whose stamps have not changed for longer than
+    /// The partitions among `0..partitions`, not `held`, whose marks have not changed for longer than
     /// `stale_after` — none before `stale_after` has passed since the start or the last flag.
     fn stale(&self, partitions: u32, held: &HashSet<u32>, now: Instant) -> Vec<u32> {
         if now < self.judge_from + self.stale_after {
@@ -339,7 +355,7 @@ impl StampLedger {
         self.judge_from = now;
     }
 
-    /// Keeps in `listed` the flagged partitions that no one holds yet: not `held`, and no new stamp since.
+    /// Keeps in `listed` the flagged partitions that no one holds yet: not `held`, and no new marks since.
     fn still_unowned(&self, listed: &mut Vec<u32>, held: &HashSet<u32>) {
         let Some(flagged_at) = self.flagged_at else {
             listed.clear();
@@ -384,7 +400,8 @@ mod tests {
         let held: HashSet<u32> = [0].into();
         // Partition 1 stamped by a live owner; 2 stamped once, then its owner died; 3 never stamped.
         for t in (0..=40).step_by(5) {
-            ledger.read(&[(0, None), (1, Some(1000 + t as i64)), (2, Some(7)), (3, None)], secs(start, t));
+            let marks = [(0, one(None)), (1, one(Some(1000 + t as i64))), (2, one(Some(7))), (3, one(None))];
+            ledger.read(&marks, secs(start, t));
             let stale = ledger.stale(4, &held, secs(start, t));
             if t <= 20 {
                 assert!(stale.is_empty(), "nothing judged within the first {STALE:?}: {stale:?} at {t} s");
@@ -394,16 +411,31 @@ mod tests {
         }
     }
 
+    /// Marks of a stamp alone (a group with no commits).
+    fn one(stamp: Option<i64>) -> Marks {
+        vec![stamp, None]
+    }
+
+    #[test]
+    fn a_member_that_commits_counts_as_an_owner_even_if_it_does_not_stamp() {
+        let start = Instant::now();
+        let mut ledger = StampLedger::new(STALE, start);
+        for t in (0..=60).step_by(5) {
+            ledger.read(&[(0, vec![None, Some(t as i64)])], secs(start, t));
+            assert!(ledger.stale(1, &HashSet::new(), secs(start, t)).is_empty(), "at {t} s");
+        }
+    }
+
     #[test]
     fn a_broker_that_does_not_answer_is_not_an_owner_that_does_not_stamp() {
         let start = Instant::now();
         let mut ledger = StampLedger::new(STALE, start);
-        ledger.read(&[(0, Some(1))], start);
+        ledger.read(&[(0, one(Some(1)))], start);
         ledger.silence();
         // The broker was away for 30 s; the owner's stamps did not get through either.
-        ledger.read(&[(0, Some(1))], secs(start, 30));
+        ledger.read(&[(0, one(Some(1)))], secs(start, 30));
         assert!(ledger.stale(1, &HashSet::new(), secs(start, 30)).is_empty());
-        ledger.read(&[(0, Some(1))], secs(start, 51));
+        ledger.read(&[(0, one(Some(1)))], secs(start, 51));
         assert_eq!(ledger.stale(1, &HashSet::new(), secs(start, 51)), [0], "silent for 21 s since it answered");
     }
 
@@ -411,14 +443,14 @@ mod tests {
     fn a_flagged_partition_stays_listed_until_someone_holds_it_and_judging_waits_again() {
         let start = Instant::now();
         let mut ledger = StampLedger::new(STALE, start);
-        ledger.read(&[(0, None), (1, None)], start);
+        ledger.read(&[(0, one(None)), (1, one(None))], start);
         let at = secs(start, 25);
-        ledger.read(&[(0, None), (1, None)], at);
+        ledger.read(&[(0, one(None)), (1, one(None))], at);
         let mut listed = ledger.stale(2, &HashSet::new(), at);
         assert_eq!(listed, [0, 1]);
         ledger.flagged(at);
         // After the rejoin: partition 0 is stamped by its new owner, 1 is held here.
-        ledger.read(&[(0, Some(5)), (1, None)], secs(start, 30));
+        ledger.read(&[(0, one(Some(5))), (1, one(None))], secs(start, 30));
         ledger.still_unowned(&mut listed, &HashSet::new());
         assert_eq!(listed, [1]);
         ledger.still_unowned(&mut listed, &[1].into());
