@@ -43,6 +43,15 @@ impl BrokerArgs {
         transport::from_url(url).with_context(|| format!("broker `{url}`"))
     }
 
+    /// The error of a broker that did not answer within `timeout`: exit 2 with one line naming it.
+    pub(crate) fn silent(&self, timeout: Duration) -> anyhow::Error {
+        anyhow::anyhow!(
+            "the broker {} did not answer within {}",
+            self.url(),
+            crate::args::seconds_text(timeout.as_secs_f64())
+        )
+    }
+
     /// How long to wait before reading the streams again when nothing new came: reading Kafka outside a group
     /// takes a consumer per partition and read, so it is looked at less often than the embedded log.
     pub(crate) fn idle_poll(&self) -> Duration {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! livecheck status [--url http://127.0.0.1:9999] [--json]   # the cases of a running instance; exit 1 if one fails
-//! livecheck tail [--broker URL] [--case NAME] [--json]      # follow the reports
+//! livecheck tail [--broker URL] [--case NAME] [--json]      # follow the reports; exit 2 if the broker is silent
 //! livecheck trigger CASE [--arg key=value]… [--timeout 60s] # run a test by hand; exit 0 on PASS
 //! ```
 //!
@@ -71,7 +71,9 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.loglevel).unwrap_or_else(|error| {
         Cli::command().error(clap::error::ErrorKind::InvalidValue, format!("--loglevel: {error}")).exit()
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only for a terminal, as the command's own output (escape codes in a log file or a pipe are noise).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&anyhow::Error::new(error).context("starting the async runtime")),

@@ -1,11 +1,15 @@
 //! `livecheck tail`: follows the report stream and prints each report.
 
-use std::{process::ExitCode, time::Duration};
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use clap::Args;
 use livecheck::{transport::Received, TestReport};
 
 use crate::{
+    args,
     broker::BrokerArgs,
     follow::{Start, StreamFollower},
     output::{self, Paint},
@@ -26,14 +30,25 @@ pub(crate) struct TailArgs {
     /// Start with the oldest report the broker still keeps, instead of the next one published.
     #[arg(long)]
     from_beginning: bool,
+    /// How long the broker may go without answering, at the start or while following, before the command gives
+    /// up (exit 2), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = args::duration)]
+    timeout: Duration,
 }
 
-/// Prints reports until Ctrl-C (or SIGTERM) or until stdout is closed.
+/// Prints reports until Ctrl-C (or SIGTERM) or until stdout is closed; an error when the broker does not answer
+/// for `--timeout`.
 pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     let transport = args.broker.connect()?;
     let stream = args.broker.streams().reports;
     let start = if args.from_beginning { Start::Beginning } else { Start::End };
-    let mut follower = StreamFollower::new(transport, &stream, start).await?;
+    let interrupted = crate::interrupted();
+    tokio::pin!(interrupted);
+    let follow = tokio::time::timeout(args.timeout, StreamFollower::new(transport, &stream, start));
+    let mut follower = tokio::select! {
+        () = &mut interrupted => return Ok(ExitCode::SUCCESS),
+        follower = follow => follower.map_err(|_| args.broker.silent(args.timeout))??,
+    };
     eprintln!(
         "livecheck: following `{stream}` ({} partitions) on {}{} (Ctrl-C to stop)",
         follower.partitions(),
@@ -42,17 +57,22 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     );
     let paint = Paint::for_stdout();
     let mut retry = Duration::from_millis(500);
-    let interrupted = crate::interrupted();
-    tokio::pin!(interrupted);
+    // Since when the broker has not answered (every read since failed).
+    let mut silent_since: Option<Instant> = None;
     loop {
+        let left = silent_since.map_or(args.timeout, |since| args.timeout.saturating_sub(since.elapsed()));
         let batch = tokio::select! {
             () = &mut interrupted => return Ok(ExitCode::SUCCESS),
-            batch = follower.poll() => batch,
+            batch = tokio::time::timeout(left, follower.poll()) => batch,
         };
         let wait = match batch {
-            Ok(batch) if batch.is_empty() => args.broker.idle_poll(),
-            Ok(batch) => {
-                retry = Duration::from_millis(500);
+            Err(_) => return Err(args.broker.silent(args.timeout)),
+            Ok(Ok(batch)) if batch.is_empty() => {
+                silent_since = None;
+                args.broker.idle_poll()
+            }
+            Ok(Ok(batch)) => {
+                (silent_since, retry) = (None, Duration::from_millis(500));
                 for received in &batch {
                     if print(received, &args, paint).is_err() {
                         // The reader went away (`livecheck tail | head`): nothing more to do.
@@ -61,13 +81,18 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
                 }
                 continue;
             }
-            Err(error) if crate::broker::is_retriable(&error) => {
+            Ok(Err(error)) if crate::broker::is_retriable(&error) => {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                let left = args.timeout.saturating_sub(since.elapsed());
+                if left.is_zero() {
+                    return Err(error.context(args.broker.silent(args.timeout).to_string()));
+                }
                 eprintln!("livecheck: warning: reading `{stream}`: {error:#}; trying again in {retry:?}");
-                let wait = retry;
+                let wait = retry.min(left);
                 retry = (retry * 2).min(Duration::from_secs(10));
                 wait
             }
-            Err(error) => return Err(error.context(format!("reading `{stream}` on {}", args.broker.url()))),
+            Ok(Err(error)) => return Err(error.context(format!("reading `{stream}` on {}", args.broker.url()))),
         };
         tokio::select! {
             () = &mut interrupted => return Ok(ExitCode::SUCCESS),

@@ -35,7 +35,8 @@ pub(crate) struct TriggerArgs {
     id: Option<String>,
     #[command(flatten)]
     broker: BrokerArgs,
-    /// How long to wait for the report (e.g. 60s, 2m).
+    /// How long the whole command may take (e.g. 60s, 2m): reaching the broker, publishing the execution and
+    /// waiting for its report.
     #[arg(long, default_value = "60s", value_parser = args::duration)]
     timeout: Duration,
     /// How long the execution stays valid: an instance that gets to it after that skips it (default: the
@@ -63,18 +64,21 @@ impl TriggerArgs {
     }
 }
 
-/// Exit 0 on PASS, 1 on any other verdict, 2 when no report comes in time.
+/// Exit 0 on PASS, 1 on any other verdict, 2 when no report comes in time. `--timeout` bounds the whole run:
+/// looking up the report stream, publishing the execution and waiting for its report.
 pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + args.timeout;
     let transport = args.broker.connect()?;
     let streams = args.broker.streams();
     // Reads LIVECHECK_SIGNING_SECRET, so the test context is signed as the services sign it.
     let app = LiveCheck::builder().shared_transport(transport.clone()).streams(streams.clone()).build();
     // The report comes after the execution is published: start reading from the report stream's end now.
-    let mut reports = StreamFollower::new(transport, &streams.reports, Start::End).await?;
+    let follow = StreamFollower::new(transport, &streams.reports, Start::End);
+    let mut reports = within(deadline, follow).await.ok_or_else(|| args.broker.silent(args.timeout))??;
     let expires = args.expires.unwrap_or(args.timeout);
     let arguments = args.arguments();
     let publish = app.trigger_by_name(&args.case, args.id.as_deref(), &arguments, expires);
-    let test = tokio::time::timeout(args.timeout, publish).await.map_err(|_| {
+    let test = within(deadline, publish).await.ok_or_else(|| {
         anyhow::anyhow!(
             "the broker {} did not take the execution within {}",
             args.broker.url(),
@@ -86,18 +90,23 @@ pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
         test.id(),
         args.case,
         args.broker.url(),
-        args::seconds_text(args.timeout.as_secs_f64())
+        args::seconds_text(deadline.saturating_duration_since(Instant::now()).as_secs_f64())
     );
-    let Some(report) = wait_for_report(&mut reports, &test, args.timeout, args.broker.idle_poll()).await? else {
-        eprintln!(
-            "livecheck: no report for test {} within {}: is a LiveCheck instance with case `{}` running on {}{}?",
-            test.id(),
-            args::seconds_text(args.timeout.as_secs_f64()),
-            args.case,
-            args.broker.url(),
-            args.broker.prefix.as_deref().map(|p| format!(" with stream prefix `{p}`")).unwrap_or_default(),
-        );
-        return Ok(ExitCode::from(2));
+    let report = match wait_for_report(&mut reports, &test, deadline, args.broker.idle_poll()).await? {
+        Waited::Report(report) => *report,
+        Waited::BrokerSilent => return Err(args.broker.silent(args.timeout)),
+        Waited::NoReport => {
+            eprintln!(
+                "livecheck: no report for test {} within {}: is a LiveCheck instance with case `{}` running on \
+                 {}{}?",
+                test.id(),
+                args::seconds_text(args.timeout.as_secs_f64()),
+                args.case,
+                args.broker.url(),
+                args.broker.prefix.as_deref().map(|p| format!(" with stream prefix `{p}`")).unwrap_or_default(),
+            );
+            return Ok(ExitCode::from(2));
+        }
     };
     let printed = if args.json {
         output::line(&serde_json::to_string(&report)?)
@@ -109,26 +118,48 @@ pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.state == State::Pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The report of `test` (same id, case and issue time), or `None` if none comes within `timeout`; the stream is
-/// read again every `idle_poll` while nothing comes. Other reports, and messages that are not reports, are passed
-/// over.
+/// `work`'s output, or `None` when `deadline` passes first (the work is dropped).
+async fn within<T>(deadline: Instant, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::time::timeout_at(deadline.into(), work).await.ok()
+}
+
+/// How waiting for a report ended.
+enum Waited {
+    Report(Box<TestReport>),
+    /// The deadline passed while the report stream could be read: no report came.
+    NoReport,
+    /// The deadline passed while the broker did not answer: no read finished, or the last one failed.
+    BrokerSilent,
+}
+
+/// The report of `test` (same id, case and issue time), if one comes before `deadline`; the stream is read again
+/// every `idle_poll` while nothing comes. Other reports, and messages that are not reports, are passed over.
 async fn wait_for_report(
     reports: &mut StreamFollower,
     test: &TestContext,
-    timeout: Duration,
+    deadline: Instant,
     idle_poll: Duration,
-) -> anyhow::Result<Option<TestReport>> {
-    let deadline = Instant::now() + timeout;
+) -> anyhow::Result<Waited> {
+    // Whether the last read that finished succeeded (none finished yet: unknown).
+    let mut answered = None;
+    let cut = |answered: Option<bool>| if answered == Some(true) { Waited::NoReport } else { Waited::BrokerSilent };
     loop {
-        let batch = match reports.poll().await {
-            Ok(batch) => batch,
+        let batch = match within(deadline, reports.poll()).await {
+            None => return Ok(cut(answered)),
+            Some(Ok(batch)) => {
+                answered = Some(true);
+                batch
+            }
             // A broker away for a moment: go on trying until the deadline.
-            Err(error) if crate::broker::is_retriable(&error) && Instant::now() < deadline => {
+            Some(Err(error)) if crate::broker::is_retriable(&error) => {
+                answered = Some(false);
                 eprintln!("livecheck: warning: reading `{}`: {error:#}; trying again", reports.stream());
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if within(deadline, tokio::time::sleep(Duration::from_millis(500))).await.is_none() {
+                    return Ok(Waited::BrokerSilent);
+                }
                 continue;
             }
-            Err(error) => return Err(error),
+            Some(Err(error)) => return Err(error),
         };
         for received in batch {
             let Ok(report) = serde_json::from_slice::<TestReport>(&received.message.value) else { continue };
@@ -138,12 +169,12 @@ async fn wait_for_report(
                     && execution.timestamp == test.timestamp()
             });
             if ours {
-                return Ok(Some(report));
+                return Ok(Waited::Report(Box::new(report)));
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Ok(None);
+            return Ok(Waited::NoReport);
         }
         tokio::time::sleep(left.min(idle_poll)).await;
     }

@@ -153,7 +153,10 @@ fn main() {
         );
         // Figures that cannot be right say so, rather than print a number that meets any target.
         assert!(instance >= 256.0, "implausible: {instance:.0} bytes per waiting test for the instance");
-        assert!(log >= content_per_message, "implausible: {log:.0} bytes stored per {content_per_message:.0}-byte message");
+        assert!(
+            log >= content_per_message,
+            "implausible: {log:.0} bytes stored per {content_per_message:.0}-byte message"
+        );
         running.shutdown().await.unwrap();
     });
 }

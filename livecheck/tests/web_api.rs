@@ -270,7 +270,7 @@ async fn the_api_lists_failing_cases_first_with_each_execution_and_its_signals()
     assert_eq!(code, 200);
     assert_eq!(
         health,
-        serde_json::json!({"ok": true, "transport_reachable": true, "consumers_alive": true, "leader": true})
+        serde_json::json!({"ok": true, "transport_reachable": true, "consumers_alive": true, "leader": true, "unowned_partitions": []})
     );
 
     let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
@@ -349,7 +349,7 @@ async fn healthz_answers_503_when_the_transport_does_not_answer() {
     assert_eq!(code, 503);
     assert_eq!(
         health,
-        serde_json::json!({"ok": false, "transport_reachable": false, "consumers_alive": true, "leader": false})
+        serde_json::json!({"ok": false, "transport_reachable": false, "consumers_alive": true, "leader": false, "unowned_partitions": []})
     );
     running.shutdown().await.unwrap();
 }

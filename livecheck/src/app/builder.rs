@@ -348,9 +348,14 @@ impl LiveCheckBuilder {
         for observer in self.observers {
             observers.add(observer);
         }
+        let transport = self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new()));
+        let stream_creation =
+            super::stream_creation::StreamCreation::new(transport.clone(), self.streams.clone(), self.partitions);
         LiveCheck {
             shared: Arc::new(Shared {
-                transport: self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new())),
+                transport,
+                stream_creation,
+                group_health: Default::default(),
                 streams: self.streams,
                 clock: self.clock,
                 draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),

@@ -58,6 +58,11 @@ macro_rules! metrics {
             pub alerts_failed: u64,
             /// Alerts dropped before delivery because the queue to the webhooks was full.
             pub alerts_dropped: u64,
+            /// Partitions of the instance's group with tests or signals waiting and no member consuming them, as
+            /// this instance sees them now (see [`crate::LiveCheck::group_health`]).
+            pub unowned_partitions: u64,
+            /// Times this instance left its group and joined again to have such partitions assigned.
+            pub group_rejoins: u64,
         }
 
         impl Metrics {
@@ -71,6 +76,8 @@ macro_rules! metrics {
                     alerts_delivered: 0,
                     alerts_failed: 0,
                     alerts_dropped: 0,
+                    unowned_partitions: 0,
+                    group_rejoins: 0,
                 }
             }
         }

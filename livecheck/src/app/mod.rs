@@ -14,6 +14,7 @@ mod pending;
 mod reported;
 mod running;
 mod stopping;
+mod stream_creation;
 mod trigger;
 mod watchers;
 
@@ -92,6 +93,10 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// Permits for publishes of services' messages still waiting for the broker (see `publish_bounded`).
     pub(crate) unconfirmed: Arc<tokio::sync::Semaphore>,
+    /// Creates the streams before a service's first publish, as an instance does when it starts.
+    pub(crate) stream_creation: stream_creation::StreamCreation,
+    /// The instance's group as its member watches it (the Kafka transport does), once started.
+    pub(crate) group_health: std::sync::OnceLock<tokio::sync::watch::Receiver<crate::transport::GroupHealth>>,
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
     /// Where poison messages are copied; `None` when they are only counted.
@@ -127,9 +132,13 @@ impl Shared {
             }
             return Ok(());
         };
-        let (transport, stream_name) = (self.transport.clone(), stream.to_owned());
+        let (transport, stream_name, creation) =
+            (self.transport.clone(), stream.to_owned(), self.stream_creation.clone());
         let mut publish = tokio::spawn(async move {
-            let published = transport.publish(&stream_name, message).await;
+            let published = match creation.ensure().await {
+                Ok(()) => transport.publish(&stream_name, message).await,
+                Err(error) => Err(error),
+            };
             drop(permit);
             published
         });
@@ -339,7 +348,10 @@ impl LiveCheck {
     pub fn metrics(&self) -> MetricsSnapshot {
         let (executing, held) = self.shared.router.sizes();
         let alerts = self.shared.alerts.counts();
+        let group = self.group_health();
         MetricsSnapshot {
+            unowned_partitions: group.unowned_partitions.len() as u64,
+            group_rejoins: group.rejoins,
             tests_executing: executing as u64,
             signals_held: held as u64,
             signals_held_bytes: self.shared.router.early_bytes() as u64,
@@ -349,6 +361,14 @@ impl LiveCheck {
             alerts_dropped: alerts.dropped,
             ..self.shared.metrics.snapshot()
         }
+    }
+
+    /// How the started instance sees its consumer group: partitions with tests or signals waiting that no member
+    /// consumes, and how often it rejoined the group to heal that (see
+    /// [`Subscription::group_health`](crate::transport::Subscription::group_health)). All clear before the start, or
+    /// when the transport does not watch its groups.
+    pub fn group_health(&self) -> crate::transport::GroupHealth {
+        self.shared.group_health.get().map(|health| health.borrow().clone()).unwrap_or_default()
     }
 
     /// The latest alert deliveries (at most 200), newest first: each alert sent to each webhook, with every

@@ -201,6 +201,9 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     }
     check_co_partitioned(&counts)?;
     let subscription = shared.transport.subscribe(&[&streams.pending, &streams.bus], &config.group).await?;
+    if let Some(health) = subscription.group_health() {
+        let _ = shared.group_health.set(health);
+    }
     let cases = app.registry.all();
     let leadership = if cases.iter().any(|c| c.core().settings.frequency.is_some()) {
         Some(Arc::<dyn crate::transport::Leadership>::from(shared.transport.elect_leader(&config.group).await?))

@@ -42,6 +42,7 @@ impl LiveCheck {
             return Err(Error::Config("a test needs a case name".into()));
         }
         let (context, message) = execution_message(&self.shared, case_name, id, args, expires_after)?;
+        self.shared.stream_creation.ensure().await?;
         self.shared.transport.publish(&self.shared.streams.pending, message).await?;
         Ok(context)
     }

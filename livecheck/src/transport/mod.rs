@@ -106,6 +106,18 @@ impl Assignment {
     }
 }
 
+/// How a member sees its group: partitions nobody consumes, and what it did about them (see
+/// [`Subscription::group_health`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GroupHealth {
+    /// Partitions that have messages after the group's committed offset and, for longer than the group's session
+    /// timeout, no member consuming them; empty when all is well. A partition leaves the list once a member holds
+    /// it again.
+    pub unowned_partitions: Vec<u32>,
+    /// How many times this member left and joined its group again to have such partitions assigned.
+    pub rejoins: u64,
+}
+
 /// What a member of a consumer group receives: changes to its assignment, and messages.
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -194,6 +206,13 @@ pub trait Subscription: Send {
     /// for a broker that is away has not stopped. A consumer whose `recv` fails asks this to know whether to retry
     /// or to end; the instance's `/healthz` is 503 once one ended. The default: never stops.
     fn stopped(&self) -> Option<Arc<crate::Error>> {
+        None
+    }
+
+    /// The group's health as this member watches it — readable from anywhere, updated as it changes — or `None`
+    /// when the backend does not watch (the default). The Kafka backend watches for partitions left without a
+    /// consumer by a misbehaving group coordinator, and rejoins the group to heal it.
+    fn group_health(&self) -> Option<tokio::sync::watch::Receiver<GroupHealth>> {
         None
     }
 }

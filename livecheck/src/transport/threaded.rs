@@ -138,6 +138,8 @@ pub(crate) struct ThreadedSubscription {
     thread: Option<JoinHandle<()>>,
     /// How long dropping this waits for the thread.
     drop_deadline: DropDeadline,
+    /// What the backend watches of the group, if it does (see [`Subscription::group_health`]).
+    group_health: Option<tokio::sync::watch::Receiver<super::GroupHealth>>,
 }
 
 impl ThreadedSubscription {
@@ -160,12 +162,20 @@ impl ThreadedSubscription {
             stop_cause,
             thread: Some(thread),
             drop_deadline: DropDeadline::default(),
+            group_health: None,
         }
     }
 
     /// Dropping this waits for the thread as `deadline` says (its transport's), not at most 5 s.
     pub(crate) fn with_drop_deadline(mut self, deadline: DropDeadline) -> Self {
         self.drop_deadline = deadline;
+        self
+    }
+
+    /// With the group's health, as the backend watches it (the Kafka one does).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn with_group_health(mut self, health: tokio::sync::watch::Receiver<super::GroupHealth>) -> Self {
+        self.group_health = Some(health);
         self
     }
 
@@ -293,6 +303,10 @@ impl Subscription for ThreadedSubscription {
         // Ended without saying why: a panic in the thread.
         let ended = self.thread.as_ref().is_some_and(JoinHandle::is_finished);
         ended.then(|| Arc::new(Error::transport_stopped("the group member's thread ended unexpectedly")))
+    }
+
+    fn group_health(&self) -> Option<tokio::sync::watch::Receiver<super::GroupHealth>> {
+        self.group_health.clone()
     }
 }
 

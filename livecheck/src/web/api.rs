@@ -25,6 +25,8 @@ struct InstanceStatus {
     started_at: DateTime<Utc>,
     leader: bool,
     transport: String,
+    /// Partitions of the instance's group with tests or signals waiting and no member consuming them.
+    unowned_partitions: Vec<u32>,
     metrics: MetricsSnapshot,
 }
 
@@ -44,6 +46,7 @@ pub(super) async fn status(State(instance): State<Arc<Instance>>) -> Json<Status
             started_at: instance.started_at,
             leader: instance.is_leader(),
             transport: app.transport().describe(),
+            unowned_partitions: app.group_health().unowned_partitions,
             metrics: app.metrics(),
         },
         cases: app.case_statuses(),

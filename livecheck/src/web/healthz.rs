@@ -83,6 +83,9 @@ pub(super) struct Health {
     /// The consumers that stopped on their own, and why (left out while there are none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     consumers_stopped: Vec<StoppedConsumer>,
+    /// Partitions of the group with tests or signals waiting and no member consuming them (the instance rejoins
+    /// its group to heal that; it does not make the instance unhealthy).
+    unowned_partitions: Vec<u32>,
 }
 
 /// 200 when the transport answers and every consumer runs, else 503; the same body either way.
@@ -93,5 +96,6 @@ pub(super) async fn healthz(State(instance): State<Arc<Instance>>) -> (StatusCod
     let ok = transport_reachable && consumers_alive;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let leader = instance.is_leader();
-    (status, Json(Health { ok, transport_reachable, consumers_alive, leader, consumers_stopped }))
+    let unowned_partitions = instance.app.group_health().unowned_partitions;
+    (status, Json(Health { ok, transport_reachable, consumers_alive, leader, consumers_stopped, unowned_partitions }))
 }

@@ -251,6 +251,11 @@ fn registry(instance: &Instance) -> Registry {
         ("alerts_delivered", "Alerts a webhook accepted", counters.alerts_delivered),
         ("alerts_failed", "Alerts given up on after their attempts", counters.alerts_failed),
         ("alerts_dropped", "Alerts dropped because the queue of alerts to send was full", counters.alerts_dropped),
+        (
+            "group_rejoins",
+            "Times the instance rejoined its group to have unowned partitions assigned",
+            counters.group_rejoins,
+        ),
     ] {
         let counter: Counter = Counter::default();
         counter.inc_by(value);
@@ -264,6 +269,11 @@ fn registry(instance: &Instance) -> Registry {
             "reports_remembered",
             "Reported executions remembered so that copies are not run again",
             counters.reports_remembered,
+        ),
+        (
+            "unowned_partitions",
+            "Partitions of the group with tests or signals waiting and no member consuming them",
+            counters.unowned_partitions,
         ),
     ] {
         let gauge: Gauge = Gauge::default();

@@ -27,6 +27,9 @@ impl ExecutionKey {
 struct Outcome {
     state: State,
     error: Option<String>,
+    /// The report is byte for byte one already on the stream: the same report stored twice (a producer's retry),
+    /// not a second run.
+    stored_again: bool,
 }
 
 impl std::fmt::Display for Outcome {
@@ -34,6 +37,9 @@ impl std::fmt::Display for Outcome {
         f.write_str(self.state.as_str())?;
         if let Some(error) = &self.error {
             write!(f, " ({})", error.lines().next().unwrap_or_default())?;
+        }
+        if self.stored_again {
+            f.write_str(" (the same report stored again)")?;
         }
         Ok(())
     }
@@ -46,6 +52,9 @@ pub(super) struct Tally {
     ours: BTreeMap<ExecutionKey, Vec<Outcome>>,
     /// The executions of the instances' fake orders, each with how many reports it has.
     fake: HashMap<ExecutionKey, usize>,
+    /// How many times each execution of ours is on the pending-tests stream (more than once: a producer's retry,
+    /// or a replay).
+    copies: HashMap<ExecutionKey, usize>,
     /// Orders we placed that have no execution on the pending-tests stream.
     pub(super) unpublished: Vec<String>,
     /// Reports on one of our orders for an execution the pending-tests stream does not have.
@@ -70,13 +79,16 @@ impl Tally {
             if placed.contains(&execution.id) {
                 published.insert(execution.id.clone());
                 tally.ours.entry(ExecutionKey::of(&execution)).or_default();
+                *tally.copies.entry(ExecutionKey::of(&execution)).or_default() += 1;
             } else {
                 tally.fake.entry(ExecutionKey::of(&execution)).or_default();
             }
         }
         tally.unpublished = placed.iter().filter(|id| !published.contains(*id)).cloned().collect();
         tally.unpublished.sort();
+        let mut seen_reports = HashSet::new();
         for message in reports {
+            let stored_again = !seen_reports.insert(message.value.as_slice());
             let Ok(report) = serde_json::from_slice::<TestReport>(&message.value) else {
                 tally.undecodable += 1;
                 continue;
@@ -87,7 +99,7 @@ impl Tally {
             };
             let key = ExecutionKey::of(execution);
             if let Some(outcomes) = tally.ours.get_mut(&key) {
-                outcomes.push(Outcome { state: report.state, error: report.error.clone() });
+                outcomes.push(Outcome { state: report.state, error: report.error.clone(), stored_again });
             } else if let Some(count) = tally.fake.get_mut(&key) {
                 *count += 1;
             } else if placed.contains(&key.id) {
@@ -152,8 +164,48 @@ impl Tally {
             .filter(|(_, outcomes)| selected(outcomes))
             .map(|(key, outcomes)| {
                 let said: Vec<String> = outcomes.iter().map(Outcome::to_string).collect();
-                (key, said.join(", "))
+                let mut said = said.join(", ");
+                if let Some(copies) = self.copies.get(key).filter(|copies| **copies > 1) {
+                    said.push_str(&format!("; the execution is on the pending-tests stream {copies} times"));
+                }
+                (key, said)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use livecheck::TestExecution;
+
+    use super::*;
+
+    fn stored(value: Vec<u8>) -> StoredMessage {
+        StoredMessage { key: None, value }
+    }
+
+    fn execution(id: &str, second: u32) -> TestExecution {
+        let issued = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, second).unwrap();
+        TestExecution::new(id, "orders.test_order", issued, issued + chrono::Duration::minutes(1), &()).unwrap()
+    }
+
+    fn report(execution: &TestExecution, runtime: f64) -> Vec<u8> {
+        let mut report = TestReport::new("orders.test_order", State::Pass, Some(execution.clone()));
+        report.runtime = Some(runtime);
+        serde_json::to_vec(&report).unwrap()
+    }
+
+    #[test]
+    fn a_duplicate_says_whether_it_is_a_report_stored_twice_or_an_execution_published_twice() {
+        let placed: HashSet<String> = ["a", "b"].map(String::from).into();
+        let (a, b) = (execution("a", 1), execution("b", 2));
+        let pending: Vec<StoredMessage> = [&a, &b, &b].iter().map(|e| stored(serde_json::to_vec(e).unwrap())).collect();
+        let reports = [report(&a, 0.1), report(&a, 0.1), report(&b, 0.1), report(&b, 0.2)].map(stored);
+        let tally = Tally::count(&placed, &pending, &reports);
+        let duplicated: HashMap<&str, String> =
+            tally.duplicated().into_iter().map(|(key, said)| (key.id.as_str(), said)).collect();
+        assert_eq!(duplicated["a"], "PASS, PASS (the same report stored again)");
+        assert_eq!(duplicated["b"], "PASS, PASS; the execution is on the pending-tests stream 2 times");
     }
 }

@@ -49,6 +49,15 @@ impl Verdict {
         print_list("HTTP failures", &self.load.http_failures);
         print_list("unexpected exits", &self.faults.unexpected_exits);
         print_list("faults that failed", &self.faults.errors);
+        // What the processes saw go wrong (e.g. partitions of the group left without a consumer).
+        let errors: Vec<String> = logs
+            .iter()
+            .flat_map(|(name, log)| {
+                let errors = log.lines().filter(|line| line.contains("ERROR"));
+                errors.map(move |line| format!("{name}: {}", line.chars().take(300).collect::<String>()))
+            })
+            .collect();
+        print_list("errors the processes logged", &errors);
     }
 
     /// Prints a line for people, then one of JSON.

@@ -1,12 +1,14 @@
 //! One consumer-group member on Kafka: a thread polls a librdkafka consumer (range assignor, manual commits) and
 //! turns its rebalance callbacks into events. A revocation blocks the callback until the app let go of the
 //! partitions and committed their work — librdkafka keeps heartbeating meanwhile on its own thread — and the
-//! commits are then written synchronously, before the partitions move.
+//! commits are then written synchronously, before the partitions move. The member's partitions are shared with
+//! its owners watch (`owners.rs`), which asks it to leave the group and join again when partitions are left
+//! without a consumer.
 
 use std::{
     collections::{HashSet, VecDeque},
     sync::{mpsc, Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rdkafka::{
@@ -15,7 +17,11 @@ use rdkafka::{
 };
 use tokio::sync::mpsc as async_mpsc;
 
-use super::{kafka, received, set_if_absent, REQUEST_TIMEOUT};
+use super::{
+    kafka,
+    owners::{self, Holdings},
+    received, set_if_absent, REQUEST_TIMEOUT,
+};
 use crate::{
     sync::lock,
     transport::{
@@ -33,12 +39,24 @@ const READY: usize = 512;
 const POLL: Duration = Duration::from_millis(5);
 /// How long a revocation waits for the app to let go before giving the partitions up anyway.
 const RELEASE_WITHIN: Duration = Duration::from_secs(120);
+/// A rejoin: how long after letting go of its partitions the member joins its group again (it leaves first, and
+/// joins as a new member).
+const REJOIN_AFTER: Duration = Duration::from_secs(1);
+/// A rejoin: how long the member waits at most for its partitions to be let go before it joins again anyway.
+const REJOIN_WITHIN: Duration = Duration::from_secs(30);
 
-/// Joins `group` for `streams` and starts the member's thread.
-pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) -> Result<ThreadedSubscription> {
+/// Joins `group` for `streams` (of `partitions` partitions each) and starts the member's thread, and its owners
+/// watch.
+pub(super) fn join(
+    config: ClientConfig,
+    streams: Vec<Arc<str>>,
+    group: &str,
+    partitions: u32,
+) -> Result<ThreadedSubscription> {
     let (events_tx, events) = async_mpsc::channel(READY);
     let (commands, commands_rx) = mpsc::channel();
     let read_ahead = ReadAhead::new(READ_AHEAD_BYTES);
+    let holdings = Arc::new(Holdings::default());
     let context = MemberContext {
         state: Mutex::new(MemberState {
             streams: streams.clone(),
@@ -50,6 +68,7 @@ pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) ->
             ready: VecDeque::new(),
             read_ahead: read_ahead.clone(),
             stopping: false,
+            holdings: holdings.clone(),
         }),
     };
     let mut config = config;
@@ -68,13 +87,18 @@ pub(super) fn join(config: ClientConfig, streams: Vec<Arc<str>>, group: &str) ->
         .map_err(|e| kafka("creating a group member", e))?;
     let names: Vec<&str> = streams.iter().map(|s| &**s).collect();
     consumer.subscribe(&names).map_err(|e| kafka(&format!("joining group `{group}`"), e))?;
+    let health = owners::watch(&config, group, streams.clone(), partitions, holdings.clone())?;
+    let member_holdings = holdings.clone();
     let stop_cause = StopCause::default();
     let thread_stop_cause = stop_cause.clone();
     let thread = std::thread::Builder::new()
         .name("livecheck-kafka-member".into())
-        .spawn(move || run(consumer, &thread_stop_cause))
-        .map_err(|e| Error::transport("starting a group member thread", false, e))?;
-    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, stop_cause, thread))
+        .spawn(move || run(consumer, &member_holdings, &thread_stop_cause))
+        .map_err(|e| {
+            holdings.end();
+            Error::transport("starting a group member thread", false, e)
+        })?;
+    Ok(ThreadedSubscription::new(streams, events, commands, read_ahead, stop_cause, thread).with_group_health(health))
 }
 
 struct MemberContext {
@@ -95,6 +119,8 @@ struct MemberState {
     read_ahead: ReadAhead,
     /// The app is gone: revocations do not wait for it.
     stopping: bool,
+    /// `owned`, as the owners watch sees it.
+    holdings: Arc<Holdings>,
 }
 
 impl MemberState {
@@ -213,6 +239,7 @@ impl ConsumerContext for MemberContext {
         for partition in &revoked {
             state.owned.remove(partition);
         }
+        state.holdings.set(&state.owned);
         tracing::debug!(partitions = ?revoked, "partitions revoked");
     }
 
@@ -242,6 +269,7 @@ impl ConsumerContext for MemberContext {
             assignments.push(Assignment { partition, committed: positions });
         }
         state.owned.extend(&partitions);
+        state.holdings.set(&state.owned);
         let new: HashSet<u32> = partitions.iter().copied().collect();
         for stream in 0..state.streams.len() {
             if state.paused[stream] {
@@ -253,8 +281,27 @@ impl ConsumerContext for MemberContext {
     }
 }
 
-fn run(consumer: BaseConsumer<MemberContext>, stop_cause: &StopCause) {
+fn run(consumer: BaseConsumer<MemberContext>, holdings: &Holdings, stop_cause: &StopCause) {
+    // Since when the member is leaving the group to join it again (see `owners.rs`).
+    let mut rejoining: Option<Instant> = None;
     loop {
+        if rejoining.is_none() && holdings.take_rejoin() {
+            // The revocation runs as any other (inside `poll`); the group is left once it is done.
+            consumer.unsubscribe();
+            rejoining = Some(Instant::now());
+        }
+        if let Some(since) = rejoining {
+            let let_go = lock(&consumer.context().state).owned.is_empty();
+            if (let_go && since.elapsed() >= REJOIN_AFTER) || since.elapsed() >= REJOIN_WITHIN {
+                rejoining = None;
+                let streams = lock(&consumer.context().state).streams.clone();
+                let names: Vec<&str> = streams.iter().map(|s| &**s).collect();
+                match consumer.subscribe(&names) {
+                    Ok(()) => tracing::info!(streams = ?names, "left the group and joined it again as a new member"),
+                    Err(error) => tracing::error!(%error, "joining the group again failed; the owners watch retries"),
+                }
+            }
+        }
         {
             let mut state = lock(&consumer.context().state);
             if !state.take_commands(&consumer, false) {
@@ -308,5 +355,6 @@ fn run(consumer: BaseConsumer<MemberContext>, stop_cause: &StopCause) {
     let _ = state.take_commands(&consumer, false);
     state.write_commits(&consumer, CommitMode::Sync);
     drop(state);
+    holdings.end();
     consumer.unsubscribe();
 }

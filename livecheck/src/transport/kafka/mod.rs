@@ -12,6 +12,7 @@
 
 mod leader;
 mod member;
+mod owners;
 
 use std::{
     collections::HashMap,
@@ -38,6 +39,8 @@ use crate::{context::Headers, sync::lock, Error, Result};
 
 /// How long a metadata or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a publish may wait for the broker: to find or create its stream, then to store the message.
+const PUBLISH_WITHIN: Duration = Duration::from_secs(30);
 
 /// LiveCheck's streams on a Kafka cluster.
 #[derive(Clone)]
@@ -49,7 +52,9 @@ struct Inner {
     config: ClientConfig,
     producer: FutureProducer,
     default_partitions: u32,
-    partitions: Mutex<HashMap<String, u32>>,
+    /// Each stream's partition count once known; the first caller looks it up (or creates the stream), the others
+    /// wait for its answer.
+    partitions: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<u32>>>>,
     /// How long dropping the producer (its flush), a member or a leadership waits.
     drop_deadline: DropDeadline,
 }
@@ -162,23 +167,27 @@ impl KafkaTransport {
             .map_err(|e| kafka("creating a consumer", e))
     }
 
-    /// The stream's partition count, creating it with `partitions` when it does not exist.
+    /// The stream's partition count, creating it with `partitions` when it does not exist. Asked once per stream:
+    /// concurrent callers wait for the first one's answer (a burst of publishes does not make a burst of lookups).
+    ///
+    /// Cancellation safe: a caller dropped while it looks the stream up leaves the lookup to the next caller.
     async fn ensure_stream(&self, stream: &str, partitions: u32) -> Result<u32> {
-        if let Some(n) = lock(&self.inner.partitions).get(stream) {
-            return Ok(*n);
-        }
-        let n = retrying(&format!("looking up `{stream}`"), || async {
-            match self.existing_partitions(stream).await? {
-                Some(n) => Ok(n),
-                None => {
-                    self.create_topic(stream, partitions).await?;
-                    Ok(self.existing_partitions(stream).await?.unwrap_or(partitions))
-                }
-            }
-        })
-        .await?;
-        lock(&self.inner.partitions).insert(stream.to_owned(), n);
-        Ok(n)
+        let known = lock(&self.inner.partitions).entry(stream.to_owned()).or_default().clone();
+        let what = format!("looking up `{stream}`");
+        let n = known
+            .get_or_try_init(|| {
+                retrying(&what, || async {
+                    match self.existing_partitions(stream).await? {
+                        Some(n) => Ok(n),
+                        None => {
+                            self.create_topic(stream, partitions).await?;
+                            Ok(self.existing_partitions(stream).await?.unwrap_or(partitions))
+                        }
+                    }
+                })
+            })
+            .await?;
+        Ok(*n)
     }
 
     async fn existing_partitions(&self, stream: &str) -> Result<Option<u32>> {
@@ -297,6 +306,14 @@ impl Transport for KafkaTransport {
 
     fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, Result<Delivery>> {
         Box::pin(async move {
+            // The stream first, created when missing as a subscriber or an instance creates it: a broker that does
+            // not create topics on first use (tansu; Kafka with `auto.create.topics.enable=false`) would otherwise
+            // fail the message after holding it for `topic.metadata.propagation.max.ms`, and one that does would
+            // create it with its own default partition count, not the co-partitioned streams' one.
+            let found = self.ensure_stream(stream, self.inner.default_partitions);
+            tokio::time::timeout(PUBLISH_WITHIN, found).await.map_err(|_| {
+                kafka(&format!("publishing to `{stream}`"), "the broker did not answer (looking up the stream)")
+            })??;
             let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
             for (name, value) in message.headers.iter() {
                 headers = headers.insert(Header { key: name, value: Some(value) });
@@ -308,7 +325,7 @@ impl Transport for KafkaTransport {
             let delivery = self
                 .inner
                 .producer
-                .send(record, Duration::from_secs(30))
+                .send(record, PUBLISH_WITHIN)
                 .await
                 .map_err(|(e, _)| kafka(&format!("publishing to `{stream}`"), e))?;
             Ok(Delivery { partition: delivery.partition as u32, offset: delivery.offset as u64 })
@@ -322,10 +339,11 @@ impl Transport for KafkaTransport {
                 counts.push((*stream, self.ensure_stream(stream, self.inner.default_partitions).await?));
             }
             check_co_partitioned(&counts)?;
+            let partitions = counts.first().map_or(0, |(_, n)| *n);
             let config = self.inner.config.clone();
             let (streams, group): (Vec<Arc<str>>, String) =
                 (streams.iter().map(|s| (*s).into()).collect(), group.into());
-            let subscription = blocking(move || member::join(config, streams, &group)).await?;
+            let subscription = blocking(move || member::join(config, streams, &group, partitions)).await?;
             Ok(Box::new(subscription.with_drop_deadline(self.inner.drop_deadline.clone())) as Box<dyn Subscription>)
         })
     }
