@@ -78,8 +78,12 @@ impl Signer {
             return None;
         }
         let signature = unhex(signature)?;
-        let matches = |key: &HmacSha256| keyed(key, values).verify_slice(&signature).is_ok();
-        // Both are checked whatever the first gives, so the time taken does not tell which secret matched.
+        self.which_secret(|key| keyed(key, values).verify_slice(&signature).is_ok())
+    }
+
+    /// Which secret `matches`, checking both whatever the first gives, so that the time taken does not tell which
+    /// one matched.
+    fn which_secret(&self, matches: impl Fn(&HmacSha256) -> bool) -> Option<Verified> {
         let current = matches(&self.current);
         let previous = self.previous.as_ref().is_some_and(matches);
         match (current, previous) {
@@ -101,14 +105,7 @@ impl Signer {
     /// secret; `None` when it matches neither.
     pub(crate) fn verify_execution(&self, value: &[u8], signature: &[u8]) -> Option<Verified> {
         let signature = unhex(signature)?;
-        let matches = |key: &HmacSha256| execution_mac(key, value).verify_slice(&signature).is_ok();
-        let current = matches(&self.current);
-        let previous = self.previous.as_ref().is_some_and(matches);
-        match (current, previous) {
-            (true, _) => Some(Verified::Current),
-            (false, true) => Some(Verified::Previous),
-            (false, false) => None,
-        }
+        self.which_secret(|key| execution_mac(key, value).verify_slice(&signature).is_ok())
     }
 }
 
