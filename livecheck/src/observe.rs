@@ -122,9 +122,11 @@ impl Observers {
         self.each(|observer| observer.health_changed(change));
     }
 
+    /// Calls each observer under the read lock (no copy of the list per event: observers are added only while the
+    /// app is built and its web server bound, never from an observer).
     fn each(&self, call: impl Fn(&dyn Observer)) {
-        let list = crate::sync::read(&self.list).clone();
-        for observer in &list {
+        let list = crate::sync::read(&self.list);
+        for observer in list.iter() {
             let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(observer.as_ref())));
             if called.is_err() {
                 tracing::error!("an observer panicked; the instance goes on");
