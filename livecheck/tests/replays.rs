@@ -12,6 +12,7 @@ use livecheck::{
     CaseHandle, CaseSettings, Clock, LiveCheck, LiveCheckBuilder, State, TestContext, TestReport,
 };
 use support::{
+    faulty::{Fault, Faulty},
     order::{register, Order},
     read_all, until, TempDb,
 };
@@ -89,6 +90,33 @@ async fn copies_of_an_execution_get_no_second_report_while_it_is_remembered_and_
     assert!(reports[1].error.as_deref().unwrap_or_default().contains("expired"), "{:?}", reports[1].error);
     assert_eq!(instance.metrics().tests_redelivered, 3);
     running.shutdown().await.unwrap();
+}
+
+/// The moment between a verdict and its report being out (a slow broker makes it long): a copy arriving then is
+/// recognised — the execution is remembered as reported before it stops counting as running.
+#[tokio::test(start_paused = true)]
+async fn a_copy_arriving_while_the_report_is_being_published_gets_no_second_report() {
+    let transport = MemoryTransport::new();
+    let slow_reports = Faulty::new(transport.clone())
+        .on_publish(|stream| (stream == "livecheck-report").then_some(Fault::Delay(Duration::from_secs(10))));
+    let service = order_expiring(&on_memory(&transport).build(), Duration::from_secs(3600));
+    let instance = LiveCheck::builder().transport(slow_reports).clock(Clock::follow_tokio()).build();
+    order_expiring(&instance, Duration::from_secs(3600));
+    let running = instance.start().await.unwrap();
+
+    let test = service.trigger_with_id("t-1", &"sell".to_owned()).await.unwrap();
+    pass(&service, &test).await;
+    // The verdict is in; its report is on its way for 10 s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(instance.metrics().tests_finished, 1, "the verdict is in");
+    assert!(reports_of(&transport, "t-1").await.is_empty(), "the report is still being published");
+    transport.publish("livecheck", pending_message(&transport, "t-1").await).await.unwrap();
+    until(Duration::from_secs(5), || instance.metrics().tests_redelivered == 1).await;
+    // Long enough for a copy that ran to time out and its report to be out.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    running.shutdown().await.unwrap();
+    let states: Vec<State> = reports_of(&transport, "t-1").await.iter().map(|r| r.state).collect();
+    assert_eq!(states, [State::Pass], "one report, the copy not run");
 }
 
 #[tokio::test(start_paused = true)]

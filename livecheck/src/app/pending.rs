@@ -38,8 +38,11 @@ pub(crate) async fn handle(
             tracing::debug!(case = %case.core().name, "not running a copy of an execution running now");
             return (Handled::Done, None);
         }
-        runner::Start::Skipped(skipped) => skipped,
-        runner::Start::Run(started) => match run_body(started, &stop).await {
+        runner::Start::Skipped(skipped) => {
+            remember_reported(&app, skipped.identity());
+            skipped
+        }
+        runner::Start::Run(started) => match run_body(&app, started, &stop).await {
             Some(finished) => finished,
             None => return (Handled::Abandoned, None),
         },
@@ -47,18 +50,23 @@ pub(crate) async fn handle(
     let identity = finished.identity();
     // Boxed: its state is only needed once the test is over.
     let published = Box::pin(outcome::test_finished(&app, case.as_ref(), *finished, &abandon)).await;
-    if !matches!(published, outcome::Published::Failed) {
-        remember_reported(&app, identity);
-    }
     match published {
         outcome::Published::Out(delivery) => (Handled::Done, Some(delivery)),
         outcome::Published::NotSent => (Handled::Done, None),
-        // Not committed: it runs again (after a restart or when its partition moves).
-        outcome::Published::Failed => (Handled::Abandoned, None),
+        // Not committed: it runs again (after a restart or when its partition moves), so a copy arriving from
+        // now on may run it.
+        outcome::Published::Failed => {
+            if let Some((id, issued, _)) = identity {
+                app.shared.reported.forget(&id, issued);
+            }
+            (Handled::Abandoned, None)
+        }
     }
 }
 
-/// Remembers an execution that has its verdict, so that copies of it are not run again.
+/// Remembers an execution that has its verdict, so that copies of it are not run again. Done as soon as the
+/// verdict is known — before the router lets the execution go and before its report is published — so that a copy
+/// arriving at any moment is either running-now or reported, never neither.
 fn remember_reported(app: &LiveCheck, identity: Option<runner::Identity>) {
     let Some((id, issued, expires)) = identity else { return };
     let shared = &app.shared;
@@ -105,12 +113,6 @@ fn prepare(app: &LiveCheck, received: &Received) -> Option<Prepared> {
         refuse(app, received, &metrics.tests_bad_signature, "is stored under another key than its id");
         return None;
     }
-    if app.shared.reported.contains(&execution.id, execution.timestamp, app.shared.clock.now()) {
-        metrics.tests_redelivered.inc();
-        app.shared.router.already_reported(&execution.id, execution.timestamp);
-        tracing::debug!(test_id = %execution.id, "not running again an execution that has a report");
-        return None;
-    }
     let Some(case) = app.registry.get(&execution.case_name) else {
         metrics.tests_unknown_case.inc();
         if metrics.first_time(&format!("unknown case {}", execution.case_name)) {
@@ -118,6 +120,17 @@ fn prepare(app: &LiveCheck, received: &Received) -> Option<Prepared> {
         }
         return None;
     };
+    // Running now, then reported: in this order, since an execution is remembered as reported before it stops
+    // running (see `remember_reported`), a copy is always recognised as one or the other.
+    if app.shared.router.is_executing(&execution.id, execution.timestamp, &case.core().name) {
+        return Some((case, runner::Start::Copy, None));
+    }
+    if app.shared.reported.contains(&execution.id, execution.timestamp, app.shared.clock.now()) {
+        metrics.tests_redelivered.inc();
+        app.shared.router.already_reported(&execution.id, execution.timestamp);
+        tracing::debug!(test_id = %execution.id, "not running again an execution that has a report");
+        return None;
+    }
     let now = app.shared.clock.now();
     let skew = case.core().health().execution_arrived(execution.timestamp, execution.expires, now);
     let start = runner::start(case.as_ref(), execution);
@@ -162,7 +175,11 @@ fn refuse(app: &LiveCheck, received: &Received, counter: &super::metrics::Counte
 
 /// Runs the body to its verdict, or `None` if shutdown interrupted it (no verdict: the execution is not
 /// committed and runs again after a restart).
-async fn run_body(mut started: runner::Started, shutdown: &CancellationToken) -> Option<Box<runner::Finished>> {
+async fn run_body(
+    app: &LiveCheck,
+    mut started: runner::Started,
+    shutdown: &CancellationToken,
+) -> Option<Box<runner::Finished>> {
     let result = tokio::select! {
         result = &mut started.body => result,
         _ = shutdown.cancelled() => {
@@ -170,5 +187,6 @@ async fn run_body(mut started: runner::Started, shutdown: &CancellationToken) ->
             return None;
         }
     };
+    remember_reported(app, Some(started.identity()));
     Some(Box::new(started.conclude(result)))
 }

@@ -143,6 +143,13 @@ impl ReportedExecutions {
         done
     }
 
+    /// Forgets the execution `id` issued at `issued` (its report could not be published after all: it is to run
+    /// again).
+    pub(crate) fn forget(&self, id: &str, issued: DateTime<Utc>) {
+        let key = self.key(id, issued);
+        crate::sync::lock(&self.state).executions.remove(&key);
+    }
+
     /// How many executions may be remembered.
     pub(crate) fn limit(&self) -> usize {
         self.limit

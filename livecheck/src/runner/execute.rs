@@ -82,6 +82,12 @@ impl Started {
         let _still_needed = self.run.case.shared.router.release(&self.run, false);
     }
 
+    /// The execution's id, issue time and expiry.
+    pub(crate) fn identity(&self) -> Identity {
+        let context = self.run.context();
+        (context.id().to_owned(), context.timestamp(), context.expires())
+    }
+
     /// The verdict and report of what the body returned.
     pub(crate) fn conclude(self, result: Result<CaseResult, super::panic_capture::CaughtPanic>) -> Finished {
         let run = self.run;

@@ -1,5 +1,5 @@
 //! An in-memory transport whose publishes and end-offset queries fail or hang on demand, stream by stream: a full
-//! disk, a broker away, a transport that stops answering.
+//! disk, a broker away, a transport that stops answering, a slow one.
 
 use std::sync::Arc;
 
@@ -14,6 +14,8 @@ pub enum Fault {
     Hang,
     /// A transport error: `retriable` (a full disk, a broker away) or lasting.
     Fail { retriable: bool, context: &'static str },
+    /// It completes, after this long (a slow broker).
+    Delay(std::time::Duration),
 }
 
 type Hook = Arc<dyn Fn(&str) -> Option<Fault> + Send + Sync>;
@@ -45,8 +47,16 @@ impl Faulty {
     }
 }
 
-fn fault<'a, T: Send + 'a>(fault: Fault) -> BoxFuture<'a, livecheck::Result<T>> {
+/// `call`, with `fault` instead or before it.
+fn fault<'a, T: Send + 'a>(
+    fault: Fault,
+    call: impl FnOnce() -> BoxFuture<'a, livecheck::Result<T>> + Send + 'a,
+) -> BoxFuture<'a, livecheck::Result<T>> {
     match fault {
+        Fault::Delay(delay) => Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            call().await
+        }),
         Fault::Hang => Box::pin(std::future::pending()),
         Fault::Fail { retriable, context } => {
             Box::pin(
@@ -63,7 +73,7 @@ impl Transport for Faulty {
 
     fn publish<'a>(&'a self, stream: &'a str, message: Message) -> BoxFuture<'a, livecheck::Result<Delivery>> {
         match (self.publish)(stream) {
-            Some(f) => fault(f),
+            Some(f) => fault(f, move || self.inner.publish(stream, message)),
             None => self.inner.publish(stream, message),
         }
     }
@@ -78,7 +88,7 @@ impl Transport for Faulty {
 
     fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, livecheck::Result<Vec<u64>>> {
         match (self.end_offsets)(stream) {
-            Some(f) => fault(f),
+            Some(f) => fault(f, move || self.inner.end_offsets(stream)),
             None => self.inner.end_offsets(stream),
         }
     }
