@@ -80,7 +80,9 @@ mod error;
 mod history;
 #[cfg(feature = "http")]
 pub mod http;
+mod metrics;
 pub mod observe;
+mod publish;
 mod runner;
 mod shown;
 pub mod stream;

@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     context::{Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
     observe::{Observer, Observers},
+    publish::{Publisher, PublisherParts},
     runner::SignalRouter,
     transport::{MemoryTransport, Transport},
 };
@@ -349,20 +350,27 @@ impl LiveCheckBuilder {
             observers.add(observer);
         }
         let transport = self.transport.unwrap_or_else(|| Arc::new(MemoryTransport::new()));
-        let stream_creation =
-            super::stream_creation::StreamCreation::new(transport.clone(), self.streams.clone(), self.partitions);
+        let metrics = Arc::<super::Metrics>::default();
+        let publisher = Arc::new(Publisher::new(PublisherParts {
+            transport: transport.clone(),
+            streams: self.streams.clone(),
+            partitions: self.partitions,
+            clock: self.clock.clone(),
+            signer: signer.clone(),
+            metrics: metrics.clone(),
+            draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
+            signal_send_timeout: self.signal_send_timeout,
+        }));
         LiveCheck {
             shared: Arc::new(Shared {
                 transport,
-                stream_creation,
+                publisher,
                 group_health: Default::default(),
                 streams: self.streams,
                 clock: self.clock,
-                draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 reported: super::reported::ReportedExecutions::new(self.remembered_reports),
-                metrics: Default::default(),
-                unconfirmed: Arc::new(tokio::sync::Semaphore::new(super::MAX_UNCONFIRMED)),
+                metrics,
                 signer,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
                 alerts,
@@ -377,7 +385,6 @@ impl LiveCheckBuilder {
                     bus_concurrency: self.bus_concurrency,
                     send_reports: self.send_reports,
                     max_message_bytes: self.max_message_bytes,
-                    signal_send_timeout: self.signal_send_timeout,
                     stats_interval: self.stats_interval,
                     shutdown_timeout: self.shutdown_timeout,
                     execution_history: self.execution_history,

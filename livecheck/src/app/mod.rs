@@ -7,14 +7,12 @@ mod consumers;
 pub(crate) mod dead_letter;
 mod inspect;
 mod member;
-mod metrics;
 mod offsets;
 mod outcome;
 mod pending;
 mod reported;
 mod running;
 mod stopping;
-mod stream_creation;
 mod trigger;
 mod watchers;
 
@@ -26,15 +24,15 @@ use std::{
 
 use serde::Serialize;
 
+pub(crate) use crate::metrics::Metrics;
+pub use crate::metrics::MetricsSnapshot;
+pub use crate::publish::StreamNames;
 pub use builder::LiveCheckBuilder;
 pub(crate) use consumer::{consume, Handled};
 #[cfg(feature = "web")]
 pub(crate) use consumers::StoppedConsumer;
 pub(crate) use consumers::{Consumer, ConsumerRuns, Consumers};
-pub(crate) use metrics::Metrics;
-pub use metrics::MetricsSnapshot;
 pub use running::Running;
-pub(crate) use trigger::execution_message;
 
 use crate::{
     alert::{AlertDelivery, Alerts},
@@ -44,57 +42,24 @@ use crate::{
     },
     clock::Clock,
     context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
-    error::with_causes,
     history::ExecutionHistory,
+    publish::Publisher,
     runner::SignalRouter,
-    transport::{Message, Transport},
+    transport::Transport,
     Error, Result,
 };
-
-/// Names of the three LiveCheck streams.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StreamNames {
-    /// Pending tests (`livecheck`).
-    pub pending: String,
-    /// Signals (`livecheck-bus`).
-    pub bus: String,
-    /// Reports (`livecheck-report`).
-    pub reports: String,
-}
-
-impl Default for StreamNames {
-    fn default() -> Self {
-        StreamNames { pending: "livecheck".into(), bus: "livecheck-bus".into(), reports: "livecheck-report".into() }
-    }
-}
-
-impl StreamNames {
-    /// `{prefix}-livecheck`, `{prefix}-livecheck-bus`, `{prefix}-livecheck-report`: for several apps sharing one
-    /// broker.
-    pub fn prefixed(prefix: &str) -> Self {
-        let d = StreamNames::default();
-        StreamNames {
-            pending: format!("{prefix}-{}", d.pending),
-            bus: format!("{prefix}-{}", d.bus),
-            reports: format!("{prefix}-{}", d.reports),
-        }
-    }
-}
 
 /// What every part of one app shares.
 pub(crate) struct Shared {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) streams: StreamNames,
     pub(crate) clock: Clock,
-    pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
+    /// What the cases send out through (it holds the same transport, streams, clock, signer and counters).
+    pub(crate) publisher: Arc<Publisher>,
     pub(crate) router: SignalRouter,
     /// Executions with a report, so that copies of them are not run again.
     pub(crate) reported: reported::ReportedExecutions,
     pub(crate) metrics: Arc<Metrics>,
-    /// Permits for publishes of services' messages still waiting for the broker (see `publish_bounded`).
-    pub(crate) unconfirmed: Arc<tokio::sync::Semaphore>,
-    /// Creates the streams before a service's first publish, as an instance does when it starts.
-    pub(crate) stream_creation: stream_creation::StreamCreation,
     /// The instance's group as its member watches it (the Kafka transport does), once started.
     pub(crate) group_health: std::sync::OnceLock<tokio::sync::watch::Receiver<crate::transport::GroupHealth>>,
     /// Signs the test context the app writes and checks the one it reads; `None` when signing is off.
@@ -112,66 +77,6 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
 }
 
-impl Shared {
-    /// Publishes a service's message (`what`: "a signal", "a test execution"), waiting at most
-    /// `signal_send_timeout` for the broker. The publish runs as a task of its own: past the timeout the service's
-    /// request goes on while the publish keeps trying (counted in `unconfirmed`, logged once; a publish that fails
-    /// later is counted in `unconfirmed_failed`). At most [`MAX_UNCONFIRMED`] wait so; beyond, a message is dropped
-    /// at once (`unconfirmed_dropped`): memory stays bounded while the broker is away.
-    pub(crate) async fn publish_bounded(
-        &self,
-        stream: &str,
-        message: Message,
-        unconfirmed: &metrics::Counter,
-        what: &'static str,
-    ) -> Result<()> {
-        let Ok(permit) = self.unconfirmed.clone().try_acquire_owned() else {
-            self.metrics.unconfirmed_dropped.inc();
-            if self.metrics.first_time("unconfirmed dropped") {
-                tracing::warn!(%stream, "{MAX_UNCONFIRMED} messages already wait for the broker; dropping {what} (logged once; counted in unconfirmed_dropped)");
-            }
-            return Ok(());
-        };
-        let (transport, stream_name, creation) =
-            (self.transport.clone(), stream.to_owned(), self.stream_creation.clone());
-        let mut publish = tokio::spawn(async move {
-            let published = match creation.ensure().await {
-                Ok(()) => transport.publish(&stream_name, message).await,
-                Err(error) => Err(error),
-            };
-            drop(permit);
-            published
-        });
-        let timeout = self.config.signal_send_timeout;
-        match tokio::time::timeout(timeout, &mut publish).await {
-            Ok(Ok(published)) => published.map(|_| ()),
-            Ok(Err(join)) => Err(Error::transport("publishing", false, join)),
-            Err(_) => {
-                unconfirmed.inc();
-                if self.metrics.first_time(what) {
-                    tracing::warn!(
-                        %stream,
-                        ?timeout,
-                        "the broker did not take {what} in time; the request goes on while it is still being \
-                         published (logged once; counted in the metrics' *_unconfirmed)"
-                    );
-                }
-                let (metrics, stream) = (self.metrics.clone(), stream.to_owned());
-                tokio::spawn(async move {
-                    if let Ok(Err(error)) = publish.await {
-                        metrics.unconfirmed_failed.inc();
-                        tracing::warn!(%stream, error = %with_causes(&error), "{what} sent without confirmation could not be published");
-                    }
-                });
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Publishes of services' messages that may wait for the broker after the service's request went on.
-pub(crate) const MAX_UNCONFIRMED: usize = 10_000;
-
 pub(crate) struct Config {
     pub(crate) group: String,
     pub(crate) partitions: Option<u32>,
@@ -180,7 +85,6 @@ pub(crate) struct Config {
     pub(crate) bus_concurrency: usize,
     pub(crate) send_reports: bool,
     pub(crate) max_message_bytes: usize,
-    pub(crate) signal_send_timeout: Duration,
     pub(crate) stats_interval: Duration,
     /// How long a stopping instance still tries to publish what is under way.
     pub(crate) shutdown_timeout: Duration,
@@ -321,7 +225,7 @@ impl LiveCheck {
             name,
             health: std::sync::Mutex::new(CaseHealth::new(&settings, tokio::time::Instant::now())),
             settings,
-            shared: self.shared.clone(),
+            publisher: self.shared.publisher.clone(),
             signal_names: Default::default(),
             history: std::sync::Mutex::new(ExecutionHistory::new(self.shared.config.execution_history)),
         }))

@@ -133,7 +133,7 @@ fn prepare(app: &LiveCheck, received: &Received) -> Option<Prepared> {
     }
     let now = app.shared.clock.now();
     let skew = case.core().health().execution_arrived(execution.timestamp, execution.expires, now);
-    let start = runner::start(case.as_ref(), execution);
+    let start = runner::start(case.as_ref(), execution, &app.shared.router);
     Some((case, start, skew))
 }
 
@@ -157,7 +157,7 @@ fn signed_if_required(app: &LiveCheck, received: &Received) -> bool {
 }
 
 /// Counts and logs (once per cause at `warn`) a pending test refused for `cause`.
-fn refuse(app: &LiveCheck, received: &Received, counter: &super::metrics::Counter, cause: &'static str) {
+fn refuse(app: &LiveCheck, received: &Received, counter: &crate::metrics::Counter, cause: &'static str) {
     counter.inc();
     let key = received.message.key.as_deref();
     if app.shared.metrics.first_time(cause) {
@@ -183,10 +183,10 @@ async fn run_body(
     let result = tokio::select! {
         result = &mut started.body => result,
         _ = shutdown.cancelled() => {
-            started.abandon();
+            started.abandon(&app.shared.router);
             return None;
         }
     };
     remember_reported(app, Some(started.identity()));
-    Some(Box::new(started.conclude(result)))
+    Some(Box::new(started.conclude(&app.shared.router, result)))
 }

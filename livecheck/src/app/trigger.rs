@@ -5,13 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{LiveCheck, Shared};
-use crate::{
-    context::{Headers, TestContext, HEADER_EXECUTION_SIGNATURE},
-    transport::Message,
-    wire::TestExecution,
-    Error, Result,
-};
+use super::LiveCheck;
+use crate::{context::TestContext, Error, Result};
 
 impl LiveCheck {
     /// Starts a test of the case named `case_name`, which this app need not have registered: publishes the
@@ -41,37 +36,10 @@ impl LiveCheck {
         if case_name.is_empty() {
             return Err(Error::Config("a test needs a case name".into()));
         }
-        let (context, message) = execution_message(&self.shared, case_name, id, args, expires_after)?;
-        self.shared.stream_creation.ensure().await?;
+        let publisher = &self.shared.publisher;
+        let (context, message) = publisher.execution_message(case_name, id, args, expires_after)?;
+        publisher.stream_creation.ensure().await?;
         self.shared.transport.publish(&self.shared.streams.pending, message).await?;
         Ok(context)
     }
-}
-
-/// An execution of `case_name` issued now: its context (signed when the app signs) and the message that publishes
-/// it on the pending-tests stream (with the execution's own signature when the app signs, see
-/// [`HEADER_EXECUTION_SIGNATURE`]).
-pub(crate) fn execution_message<A: Serialize + ?Sized>(
-    shared: &Shared,
-    case_name: &str,
-    id: Option<&str>,
-    args: &A,
-    expires_after: Duration,
-) -> Result<(TestContext, Message)> {
-    let now = shared.clock.now();
-    let expires = chrono::Duration::from_std(expires_after)
-        .ok()
-        .and_then(|ttl| now.checked_add_signed(ttl))
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-    let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
-    let execution = TestExecution::new(id, case_name, now, expires, args)?;
-    let context = TestContext::of(&execution).signed_by(shared.signer.as_ref());
-    let mut headers = Headers::new();
-    context.append_to(&mut headers);
-    let value = serde_json::to_vec(&execution)?;
-    if let Some(signer) = &shared.signer {
-        headers.push(HEADER_EXECUTION_SIGNATURE, signer.sign_execution(&value));
-    }
-    let message = Message { key: Some(execution.id.clone()), value, headers };
-    Ok((context, message))
 }

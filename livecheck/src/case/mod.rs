@@ -27,7 +27,7 @@ pub use signal::{Signal, Signals};
 pub use signal_set::SignalSet;
 pub use status::CaseStatus;
 
-use crate::{app::Shared, history::ExecutionHistory, runner::TestRun, transport::BoxFuture, CaseResult, Result};
+use crate::{history::ExecutionHistory, publish::Publisher, runner::TestRun, transport::BoxFuture, CaseResult, Result};
 
 /// A test case: code that reads like a unit test, run for every sampled execution.
 ///
@@ -86,7 +86,8 @@ pub trait Case: Send + Sync + Sized + 'static {
 pub(crate) struct CaseCore {
     pub(crate) name: Arc<str>,
     pub(crate) settings: CaseSettings,
-    pub(crate) shared: Arc<Shared>,
+    /// What it sends signals and executions through.
+    pub(crate) publisher: Arc<Publisher>,
     /// Names of the declared signals by index; set once the case is built.
     pub(crate) signal_names: OnceLock<Vec<Arc<str>>>,
     pub(crate) health: Mutex<CaseHealth>,

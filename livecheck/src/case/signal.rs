@@ -99,11 +99,12 @@ impl<T: Serialize + DeserializeOwned> Signal<T> {
         let event = SignalEvent::new(&*self.inner.name, &*core.name, key, serde_json::value::to_raw_value(value)?);
         let mut headers = Headers::new();
         if let Some(test) = test {
-            test.append_signed(&mut headers, core.shared.signer.as_ref());
+            test.append_signed(&mut headers, core.publisher.signer.as_ref());
         }
         let message = Message { key: Some(key.to_owned()), value: serde_json::to_vec(&event)?, headers };
-        let shared = &core.shared;
-        shared.publish_bounded(&shared.streams.bus, message, &shared.metrics.signals_unconfirmed, "a signal").await
+        let publisher = &core.publisher;
+        let unconfirmed = &publisher.metrics.signals_unconfirmed;
+        publisher.publish_bounded(&publisher.streams.bus, message, unconfirmed, "a signal").await
     }
 
     /// Waits for this signal in the executing test: returns at once if it arrived already, otherwise when it

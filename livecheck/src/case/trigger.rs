@@ -8,7 +8,7 @@ use crate::{context::TestContext, Result};
 impl CaseCore {
     /// With the case's probability, [`CaseCore::trigger`]; `None` on a miss, publishing nothing.
     pub(crate) async fn maybe_trigger(&self, id: Option<&str>, args: &impl Serialize) -> Result<Option<TestContext>> {
-        let hit = (self.shared.draw)() < self.settings.probability;
+        let hit = (self.publisher.draw)() < self.settings.probability;
         if !hit {
             return Ok(None);
         }
@@ -19,11 +19,10 @@ impl CaseCore {
     /// new UUID — and returns its context. A broker that does not take it within `signal_send_timeout` does not
     /// hold the caller up: the execution stays queued and the context is returned (`tests_unconfirmed`).
     pub(crate) async fn trigger(&self, id: Option<&str>, args: &impl Serialize) -> Result<TestContext> {
-        let shared = &self.shared;
-        let (context, message) =
-            crate::app::execution_message(shared, &self.name, id, args, self.settings.test_expires)?;
-        let unconfirmed = &shared.metrics.tests_unconfirmed;
-        shared.publish_bounded(&shared.streams.pending, message, unconfirmed, "a test execution").await?;
+        let publisher = &self.publisher;
+        let (context, message) = publisher.execution_message(&self.name, id, args, self.settings.test_expires)?;
+        let unconfirmed = &publisher.metrics.tests_unconfirmed;
+        publisher.publish_bounded(&publisher.streams.pending, message, unconfirmed, "a test execution").await?;
         Ok(context)
     }
 }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::{panic_capture::CatchPanic, signal_router::Occupied, BusPosition, TestRun, Verdict};
+use super::{panic_capture::CatchPanic, signal_router::Occupied, BusPosition, SignalRouter, TestRun, Verdict};
 use crate::{
     case::RegisteredCase,
     transport::BoxFuture,
@@ -42,10 +42,10 @@ pub(crate) enum Start {
 
 /// Prepares one execution of `case`: skips it (inactive case, expired, id used by another execution running now),
 /// recognises a copy of one running now, or registers it for its signals and builds its body.
-pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Start {
+pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution, router: &SignalRouter) -> Start {
     let core = case.core();
-    let shared = &core.shared;
-    if shared.router.is_executing(&execution.id, execution.timestamp, &core.name) {
+    let publisher = &core.publisher;
+    if router.is_executing(&execution.id, execution.timestamp, &core.name) {
         return Start::Copy;
     }
     core.health().test_received(tokio::time::Instant::now());
@@ -53,12 +53,12 @@ pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Start
         return Start::Skipped(skipped(&core.name, execution.into_execution(), "case is inactive".to_owned()));
     }
     // Computed for each execution, never cached.
-    if execution.expires <= shared.clock.now() {
+    if execution.expires <= publisher.clock.now() {
         let reason = format!("execution expired at {}", timestamp::to_json_text(&execution.expires));
         return Start::Skipped(skipped(&core.name, execution.into_execution(), reason));
     }
     let run = Arc::new(TestRun::new(execution, core.clone()));
-    let stale = match shared.router.register(&run) {
+    let stale = match router.register(&run) {
         Ok(stale) => stale,
         // Started by another task between the check above and now.
         Err(Occupied::SameExecution) => return Start::Copy,
@@ -67,7 +67,7 @@ pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Start
             return Start::Skipped(skipped(&core.name, run.execution(), reason));
         }
     };
-    shared.metrics.signals_stale.add(stale as u64);
+    publisher.metrics.signals_stale.add(stale as u64);
     let body = match case.start(run.clone()) {
         Ok(body) => body,
         Err(error) => Box::pin(std::future::ready(Err(error.into()))),
@@ -78,8 +78,8 @@ pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution) -> Start
 impl Started {
     /// Stops routing signals to the test, interrupted before its verdict: its signals stay needed, to be read
     /// again when it runs again.
-    pub(crate) fn abandon(self) {
-        let _still_needed = self.run.case.shared.router.release(&self.run, false);
+    pub(crate) fn abandon(self, router: &SignalRouter) {
+        let _still_needed = router.release(&self.run, false);
     }
 
     /// The execution's id, issue time and expiry.
@@ -89,9 +89,13 @@ impl Started {
     }
 
     /// The verdict and report of what the body returned.
-    pub(crate) fn conclude(self, result: Result<CaseResult, super::panic_capture::CaughtPanic>) -> Finished {
+    pub(crate) fn conclude(
+        self,
+        router: &SignalRouter,
+        result: Result<CaseResult, super::panic_capture::CaughtPanic>,
+    ) -> Finished {
         let run = self.run;
-        let bus_positions = run.case.shared.router.release(&run, true);
+        let bus_positions = router.release(&run, true);
         let verdict = Verdict::of(result);
         let mut report = TestReport::new(&*run.case.name, verdict.state(), None);
         report.runtime = Some(run.elapsed().as_secs_f64());

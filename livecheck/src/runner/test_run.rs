@@ -62,7 +62,7 @@ impl TestRun {
     pub(crate) fn new(execution: RawExecution, case: Arc<CaseCore>) -> Self {
         let ((id, case_name, timestamp, expires), args) = execution.into_parts();
         TestRun {
-            context: TestContext::new(id, case_name, timestamp, expires).signed_by(case.shared.signer.as_ref()),
+            context: TestContext::new(id, case_name, timestamp, expires).signed_by(case.publisher.signer.as_ref()),
             args,
             signals: SignalSlots::new(case.signal_count()),
             case,
@@ -145,7 +145,7 @@ impl TestRun {
     pub(crate) async fn wait_for_signal(&self, index: usize, timeout: Duration) -> Result<Box<RawValue>> {
         self.step(StepKind::Waiting { signal: index, timeout });
         let started = Instant::now();
-        let woken = || self.case.shared.metrics.signal_wakeups.inc();
+        let woken = || self.case.publisher.metrics.signal_wakeups.inc();
         match tokio::time::timeout_at(started + timeout, self.signals.wait_for(index, woken)).await {
             Ok(value) => {
                 let waited = started.elapsed().as_secs_f64();
