@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use livecheck::{transport, StreamNames};
+use livecheck::{instance::StreamNames, transport};
 
 /// The broker and the stream names of the LiveCheck app on it.
 #[derive(Args, Clone, Debug)]

@@ -1,7 +1,7 @@
 //! Reports as people read them: one line for `tail`, a verdict with its trace for `trigger`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use livecheck::{State, TestReport};
+use livecheck::{wire::TestReport, State};
 
 use crate::{
     args::seconds_text,
@@ -75,7 +75,7 @@ fn secs_to_std(secs: f64) -> Option<std::time::Duration> {
 
 #[cfg(test)]
 mod tests {
-    use livecheck::{SignalLatency, TestExecution};
+    use livecheck::wire::{SignalLatency, TestExecution};
 
     use super::*;
 

@@ -6,7 +6,7 @@ use std::{
 };
 
 use clap::Args;
-use livecheck::{transport::Received, TestReport};
+use livecheck::{transport::Received, wire::TestReport};
 
 use crate::{
     args,

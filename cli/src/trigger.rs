@@ -6,7 +6,7 @@ use std::{
 };
 
 use clap::Args;
-use livecheck::{LiveCheck, State, TestContext, TestReport};
+use livecheck::{wire::TestReport, LiveCheck, State, TestContext};
 use serde_json::{Map, Value};
 
 use crate::{

@@ -124,7 +124,7 @@ async fn trigger_prints_the_verdict_exit_0_on_pass_and_1_on_fail_with_message_lo
     let checker = LiveCheck::builder().signing_secret(SECRET).build();
     let context = checker.test_from_headers(&message.headers).expect("signed test context");
     assert_eq!((context.id(), context.case_name()), ("order-1", CASE));
-    let execution: livecheck::TestExecution = serde_json::from_slice(&message.value).unwrap();
+    let execution: livecheck::wire::TestExecution = serde_json::from_slice(&message.value).unwrap();
     assert_eq!(execution.test_kwargs["side"], "sell");
 
     let fail = output(instance.command(&["trigger", CASE, "--args-json", r#"{"side": "buy"}"#])).await;
@@ -138,7 +138,7 @@ async fn trigger_prints_the_verdict_exit_0_on_pass_and_1_on_fail_with_message_lo
     // --json prints the report itself.
     let json = output(instance.command(&["trigger", CASE, "--arg", "side=sell", "--json"])).await;
     assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
-    let report: livecheck::TestReport = serde_json::from_slice(&json.stdout).unwrap();
+    let report: livecheck::wire::TestReport = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!((report.case_name.as_str(), report.state), (CASE, livecheck::State::Pass));
     instance.stop().await;
 }
@@ -188,7 +188,7 @@ async fn tail_follows_reports_as_json_lines_warns_on_a_malformed_one_and_stops_o
     let junk = Message { key: Some("junk".into()), value: b"{not json".to_vec(), headers: Default::default() };
     let junk = instance.transport.publish("livecheck-report", junk).await.unwrap();
     // A report of another case: left out by --case.
-    let other = livecheck::TestReport::new("another_case", livecheck::State::Pass, None);
+    let other = livecheck::wire::TestReport::new("another_case", livecheck::State::Pass, None);
     let other = Message { key: None, value: serde_json::to_vec(&other).unwrap(), headers: Default::default() };
     instance.transport.publish("livecheck-report", other).await.unwrap();
 
@@ -200,7 +200,7 @@ async fn tail_follows_reports_as_json_lines_warns_on_a_malformed_one_and_stops_o
     let mut seen = Vec::new();
     for _ in 0..2 {
         let line = next_line(&mut stdout).await;
-        let report: livecheck::TestReport = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let report: livecheck::wire::TestReport = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert_eq!(report.case_name, CASE);
         seen.push((report.test.unwrap().id, report.state));
     }

@@ -24,7 +24,7 @@ use std::{
 };
 
 use livecheck::{
-    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, MetricsSnapshot, Signal, TestRun,
+    instance::MetricsSnapshot, transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, Signal, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};

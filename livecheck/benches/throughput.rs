@@ -108,8 +108,9 @@ async fn run(duration: Duration, send_reports: bool) -> Run {
     }
     let deadline = Instant::now() + Duration::from_secs(35);
     // A test counts as finished just before its report is published: wait for both.
-    let done =
-        |m: &livecheck::MetricsSnapshot| m.tests_finished == issued && (!send_reports || m.reports_published == issued);
+    let done = |m: &livecheck::instance::MetricsSnapshot| {
+        m.tests_finished == issued && (!send_reports || m.reports_published == issued)
+    };
     while !done(&app.metrics()) {
         assert!(Instant::now() < deadline, "tests did not finish: {:?}", app.metrics());
         tokio::time::sleep(Duration::from_micros(500)).await;

@@ -7,6 +7,27 @@
 //! runs the matching [`Case`] — code that reads like a unit test, waiting for signals with timeouts and asserting
 //! contracts — and reports PASS / FAIL / ERROR / TIMEOUT / SKIP, watching each case's health.
 //!
+//! ## What is where
+//!
+//! The root holds what a case author uses day to day: [`Case`], [`CaseResult`], [`CaseSettings`], [`Signal`],
+//! [`Signals`], [`SignalSet`] (trait and derive), [`TestRun`], [`CaseHandle`], [`CaseSender`], [`LiveCheck`],
+//! [`LiveCheckBuilder`], [`Running`], [`TestContext`], [`scope`], [`current_test`], [`State`], [`Clock`],
+//! [`Error`], [`Result`], [`ensure!`] and [`anyhow`]. The rest is in modules named by concept:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`health`] | a case's health, its status, the suite failures it reports and the alert policies |
+//! | [`alert`] | alerts to webhooks and the record of their delivery |
+//! | [`observe`] | observers told of every verdict and health change |
+//! | [`context`] | the current test and how it travels: headers, their names, signing secrets |
+//! | [`wire`] | the JSON values on the streams: executions, signal events, reports |
+//! | [`history`] | the records an instance keeps of recent executions (the JSON API's) |
+//! | [`instance`] | an instance's stream names and metrics |
+//! | [`transport`] | where the streams live: the transport traits and backends (memory, SQLite, Kafka) |
+//! | [`stream`] | topics, agents and tables on the app's transport |
+//! | `http` | propagation over HTTP and the fake-request client (feature `http`) |
+//! | `web` | the instance's web server: JSON API, dashboard, `/healthz`, `/metrics` (feature `web`) |
+//!
 //! ## Quick start
 //!
 //! ```
@@ -67,18 +88,21 @@
 //! # Ok(()) }
 //! ```
 
-mod alert;
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // The derives name this crate `::livecheck`, which then also resolves inside it.
 extern crate self as livecheck;
 
+pub mod alert;
 mod app;
 mod backoff;
 mod case;
 mod clock;
-mod context;
+pub mod context;
 mod error;
-mod history;
+pub mod history;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 mod metrics;
 pub mod observe;
@@ -89,31 +113,48 @@ pub mod stream;
 mod sync;
 pub mod transport;
 #[cfg(feature = "web")]
-mod web;
-mod wire;
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub mod web;
+pub mod wire;
 
-pub use alert::{Alert, AlertAttempt, AlertDelivery, AlertEvent};
-#[cfg(feature = "http")]
-pub use alert::{ALERT_WEBHOOKS_ENV, ALERT_WEBHOOK_SECRET_ENV, HEADER_WEBHOOK_SIGNATURE};
-pub use app::{LiveCheck, LiveCheckBuilder, MetricsSnapshot, Running, StreamNames};
-pub use case::{
-    Case, CaseHandle, CaseSender, CaseSettings, CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MinPassRate,
-    PassRate, ServiceDownState, Signal, SignalSet, Signals, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
-};
+pub use app::{LiveCheck, LiveCheckBuilder, Running};
+pub use case::{Case, CaseHandle, CaseSender, CaseSettings, Signal, SignalSet, Signals};
 pub use clock::Clock;
-pub use context::{
-    append_current_test, carry_current_test, current_test, scope, HeaderError, Headers, TestContext,
-    HEADER_EXECUTION_SIGNATURE, HEADER_EXPIRES, HEADER_SIGNATURE, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP,
-    SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV,
-};
+#[doc(inline)]
+pub use context::{current_test, scope, TestContext};
 pub use error::{CaseResult, Error, Result};
-pub use history::{ExecutionRecord, SignalRecord, SignalStatus};
 /// `#[derive(SignalSet)]`: a struct of `Signal<T>` fields whose signals are named after the fields.
 pub use livecheck_macros::SignalSet;
 pub use runner::TestRun;
-#[cfg(feature = "web")]
-pub use web::DEFAULT_WEB_ADDRESS;
-pub use wire::{SignalEvent, SignalLatency, State, TestExecution, TestReport};
+#[doc(inline)]
+pub use wire::State;
+
+/// How a case is doing: what its health is made of, the suite failures it reports, and the policies that decide
+/// them.
+///
+/// [`CaseHandle::health`] and [`LiveCheck::case_statuses`] return these, observers are told of [`SuiteFailure`]s
+/// through [`observe::HealthEvent`], and [`FailureRate`] and [`MinPassRate`] are the optional alert policies set
+/// on [`CaseSettings`].
+///
+/// [`SuiteFailure`]: health::SuiteFailure
+/// [`FailureRate`]: health::FailureRate
+/// [`MinPassRate`]: health::MinPassRate
+pub mod health {
+    pub use crate::case::{
+        CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MinPassRate, PassRate, ServiceDownState, StallState,
+        StateCounts, SuiteFailure, SuiteFailureKind,
+    };
+}
+
+/// What configures and measures a running instance beyond its builder: the names of its streams and its
+/// counters.
+///
+/// [`StreamNames`](instance::StreamNames) goes to [`LiveCheckBuilder::streams`] when several apps share a broker;
+/// [`MetricsSnapshot`](instance::MetricsSnapshot) is what [`LiveCheck::metrics`] returns (the web server's
+/// `/metrics` shows the same). Neither is needed to write a case, so they live here rather than at the root.
+pub mod instance {
+    pub use crate::app::{MetricsSnapshot, StreamNames};
+}
 
 /// Re-exported so that case code and `?` on any error work without adding `anyhow` yourself.
 pub use anyhow;

@@ -32,7 +32,10 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use crate::{SuiteFailure, SuiteFailureKind, TestReport};
+use crate::{
+    health::{SuiteFailure, SuiteFailureKind},
+    wire::TestReport,
+};
 
 /// Told of what happens to an instance's cases. Every method has a default that does nothing.
 pub trait Observer: Send + Sync + 'static {

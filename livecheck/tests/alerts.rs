@@ -17,8 +17,11 @@ use std::{
 use axum::{body::Bytes, extract::State as Extract, http::HeaderMap, http::StatusCode, routing::post, Router};
 use hmac::{Hmac, Mac};
 use livecheck::{
-    transport::MemoryTransport, Alert, AlertEvent, Case, CaseHandle, CaseResult, CaseSettings, Error, LiveCheck, State,
-    SuiteFailureKind, TestReport, TestRun, HEADER_WEBHOOK_SIGNATURE,
+    alert::{Alert, AlertEvent, HEADER_WEBHOOK_SIGNATURE},
+    health::SuiteFailureKind,
+    transport::MemoryTransport,
+    wire::TestReport,
+    Case, CaseHandle, CaseResult, CaseSettings, Error, LiveCheck, State, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;

@@ -12,10 +12,11 @@ use std::{
 };
 
 use livecheck::{
+    health::{SuiteFailure, SuiteFailureKind},
     observe::{ExecutionFinished, HealthEvent, Observer},
     transport::MemoryTransport,
-    Case, CaseHandle, CaseResult, CaseSettings, Clock, Error, LiveCheck, State, SuiteFailure, SuiteFailureKind,
-    TestReport, TestRun,
+    wire::TestReport,
+    Case, CaseHandle, CaseResult, CaseSettings, Clock, Error, LiveCheck, State, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use support::{builder, reports, until};
@@ -172,7 +173,7 @@ async fn recovery_needs_a_passing_test_issued_after_the_failure_and_after_the_de
     // A passing test issued before the failure does not recover it either.
     let tests_before = app.metrics().tests_finished;
     let old = chrono::Utc::now() - chrono::Duration::hours(1);
-    let stale_pass = livecheck::TestExecution::new(
+    let stale_pass = livecheck::wire::TestExecution::new(
         "old",
         "c",
         old,

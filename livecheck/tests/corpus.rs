@@ -4,7 +4,11 @@
 
 mod support;
 
-use livecheck::{Headers, SignalEvent, TestContext, TestExecution, TestReport};
+use livecheck::{
+    context::Headers,
+    wire::{SignalEvent, TestExecution, TestReport},
+    TestContext,
+};
 use support::hostile::{corpus, mutate, seeded};
 
 const MUTATIONS_PER_FILE: usize = 300;

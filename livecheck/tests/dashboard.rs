@@ -11,8 +11,8 @@ mod support;
 use std::{path::PathBuf, time::Duration};
 
 use livecheck::{
-    transport::MemoryTransport, Case, CaseHandle, CaseResult, CaseSettings, ExecutionRecord, LiveCheck, Running,
-    Signal, SignalSet, State, TestRun,
+    history::ExecutionRecord, transport::MemoryTransport, Case, CaseHandle, CaseResult, CaseSettings, LiveCheck,
+    Running, Signal, SignalSet, State, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

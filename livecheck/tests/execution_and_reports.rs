@@ -11,7 +11,7 @@ use std::{
 };
 
 use livecheck::{
-    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestExecution, TestRun,
+    transport::MemoryTransport, wire::TestExecution, Case, CaseResult, CaseSettings, LiveCheck, Signal, State, TestRun,
 };
 use serde::{Deserialize, Serialize};
 use support::{
@@ -277,8 +277,8 @@ async fn a_second_execution_of_an_id_that_is_running_is_skipped() {
 #[tokio::test(start_paused = true)]
 async fn apps_with_their_own_stream_names_share_a_broker_without_seeing_each_others_tests() {
     let transport = MemoryTransport::new();
-    let shop = builder(&transport).streams(livecheck::StreamNames::prefixed("shop")).build();
-    let bank = builder(&transport).streams(livecheck::StreamNames::prefixed("bank")).build();
+    let shop = builder(&transport).streams(livecheck::instance::StreamNames::prefixed("shop")).build();
+    let bank = builder(&transport).streams(livecheck::instance::StreamNames::prefixed("bank")).build();
     let shop_case = scripted(&shop, CaseSettings::new("c"));
     let bank_case = scripted(&bank, CaseSettings::new("c"));
     let running = (shop.start().await.unwrap(), bank.start().await.unwrap());

@@ -109,7 +109,7 @@ async fn verdicts_of_a_faust_service(side: &str) -> Vec<State> {
     running.shutdown().await.unwrap();
     let mut states = Vec::new();
     for received in read_all(&kafka, "livecheck-report").await {
-        let report: livecheck::TestReport = serde_json::from_slice(&received.message.value).unwrap();
+        let report: livecheck::wire::TestReport = serde_json::from_slice(&received.message.value).unwrap();
         if report.test.is_some() {
             states.push(report.state);
         }
@@ -166,7 +166,7 @@ async fn tests_triggered_and_signalled_by_rust_services_pass_in_a_python_faust_l
         loop {
             let mut passed = Vec::new();
             for received in read_all(&kafka, "livecheck-report").await {
-                let Ok(report) = serde_json::from_slice::<livecheck::TestReport>(&received.message.value) else {
+                let Ok(report) = serde_json::from_slice::<livecheck::wire::TestReport>(&received.message.value) else {
                     continue;
                 };
                 if let (Some(test), State::Pass) = (report.test, report.state) {

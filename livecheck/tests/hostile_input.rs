@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use livecheck::{transport::MemoryTransport, CaseSettings, Headers, LiveCheck, State, TestContext};
+use livecheck::{context::Headers, transport::MemoryTransport, CaseSettings, LiveCheck, State, TestContext};
 use support::{
     builder,
     hostile::{corpus, mutate, seeded},

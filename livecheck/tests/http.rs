@@ -11,9 +11,10 @@ use std::{
 
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use livecheck::{
+    context::{HEADER_EXPIRES, HEADER_TEST_ID},
     current_test,
     http::{FakeRequestClient, LiveCheckLayer, RequestBuilderExt},
-    CaseSettings, Error, LiveCheck, TestContext, HEADER_EXPIRES, HEADER_TEST_ID,
+    CaseSettings, Error, LiveCheck, TestContext,
 };
 
 /// Serves `router` on a free loopback port until the test ends; returns its base URL.

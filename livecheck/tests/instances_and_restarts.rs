@@ -8,7 +8,8 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use livecheck::{
     transport::{MemoryTransport, SqliteTransport, Transport},
-    CaseHandle, Clock, LiveCheck, LiveCheckBuilder, State, TestContext, TestReport,
+    wire::TestReport,
+    CaseHandle, Clock, LiveCheck, LiveCheckBuilder, State, TestContext,
 };
 use support::{
     order::{register, Order},

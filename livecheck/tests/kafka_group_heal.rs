@@ -20,7 +20,8 @@ use std::{
 
 use livecheck::{
     transport::{partition_for_key, Event, KafkaTransport, Transport},
-    Case, CaseResult, CaseSettings, LiveCheck, State, TestReport, TestRun,
+    wire::TestReport,
+    Case, CaseResult, CaseSettings, LiveCheck, State, TestRun,
 };
 use support::{read_all, tansu::Tansu};
 

@@ -9,8 +9,10 @@ mod support;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use livecheck::{
+    instance::StreamNames,
     transport::{KafkaTransport, Transport},
-    Case, CaseResult, CaseSettings, LiveCheck, Signal, SignalSet, State, StreamNames, TestReport, TestRun,
+    wire::TestReport,
+    Case, CaseResult, CaseSettings, LiveCheck, Signal, SignalSet, State, TestRun,
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},

@@ -8,8 +8,10 @@ mod support;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use livecheck::{
+    context::Headers,
     transport::{partition_for_key, Event, KafkaTransport, Message, Subscription, Transport},
-    CaseHandle, Headers, LiveCheck, State, TestReport,
+    wire::TestReport,
+    CaseHandle, LiveCheck, State,
 };
 use support::{
     order::{register, Order},

@@ -5,10 +5,10 @@ mod support;
 use std::time::Duration;
 
 use livecheck::{
-    append_current_test, current_test,
+    context::{append_current_test, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP},
+    current_test,
     transport::{MemoryTransport, Message, Transport},
-    Case, CaseResult, CaseSettings, Headers, LiveCheck, Signal, TestContext, TestRun, HEADER_EXPIRES, HEADER_TEST_ID,
-    HEADER_TEST_NAME, HEADER_TIMESTAMP,
+    Case, CaseResult, CaseSettings, LiveCheck, Signal, TestContext, TestRun,
 };
 use support::{builder, signals};
 
@@ -151,7 +151,7 @@ async fn expiry_is_computed_each_time_not_cached() {
 async fn a_carried_test_follows_into_spawned_tasks_and_nothing_leaks_between_tasks() {
     let t = test("t-1");
     let (carried, plain) = livecheck::scope(Some(t), async {
-        let carried = tokio::spawn(livecheck::carry_current_test(async { current_test() }));
+        let carried = tokio::spawn(livecheck::context::carry_current_test(async { current_test() }));
         let plain = tokio::spawn(async { current_test() });
         (carried.await.unwrap(), plain.await.unwrap())
     })

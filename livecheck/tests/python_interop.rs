@@ -91,7 +91,7 @@ async fn python_faust_decodes_our_executions_signals_and_reports() {
         for received in transport.messages(stream) {
             let text = String::from_utf8(received.message.value.clone()).unwrap();
             if stream == "livecheck-report" {
-                states.push(serde_json::from_str::<livecheck::TestReport>(&text).unwrap().state);
+                states.push(serde_json::from_str::<livecheck::wire::TestReport>(&text).unwrap().state);
             }
             lines.push_str(&text);
             lines.push('\n');

@@ -9,7 +9,8 @@ use std::{sync::Arc, time::Duration};
 
 use livecheck::{
     transport::{MemoryTransport, Message, SqliteTransport, Transport},
-    CaseHandle, CaseSettings, Clock, LiveCheck, LiveCheckBuilder, State, TestContext, TestReport,
+    wire::TestReport,
+    CaseHandle, CaseSettings, Clock, LiveCheck, LiveCheckBuilder, State, TestContext,
 };
 use support::{
     faulty::{Fault, Faulty},

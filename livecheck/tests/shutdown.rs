@@ -263,7 +263,7 @@ impl Case for StuckHook {
         Ok(())
     }
 
-    async fn on_suite_fail(&self, _failure: &livecheck::SuiteFailure) {
+    async fn on_suite_fail(&self, _failure: &livecheck::health::SuiteFailure) {
         std::future::pending::<()>().await;
     }
 }

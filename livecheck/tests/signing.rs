@@ -11,12 +11,14 @@ use std::{
 
 use axum::{routing::get, Router};
 use livecheck::{
-    append_current_test, current_test,
+    context::{
+        append_current_test, Headers, HEADER_EXECUTION_SIGNATURE, HEADER_EXPIRES, HEADER_SIGNATURE, HEADER_TEST_ID,
+    },
+    current_test,
     http::{LiveCheckLayer, RequestBuilderExt},
     stream::Topic,
     transport::{MemoryTransport, Message, Transport},
-    Case, CaseResult, CaseSettings, Headers, LiveCheck, LiveCheckBuilder, Signal, State, TestContext, TestRun,
-    HEADER_EXECUTION_SIGNATURE, HEADER_EXPIRES, HEADER_SIGNATURE, HEADER_TEST_ID,
+    Case, CaseResult, CaseSettings, LiveCheck, LiveCheckBuilder, Signal, State, TestContext, TestRun,
 };
 use support::{builder, executions, signals, until, ReportReader};
 

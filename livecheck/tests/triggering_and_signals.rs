@@ -133,7 +133,7 @@ async fn trigger_by_name_publishes_what_the_case_handle_would_for_a_case_this_ap
     let args = serde_json::json!({"side": "sell", "quantity": 3});
     let test = tool.trigger_by_name("test_order", Some("id1"), &args, Duration::from_secs(60)).await.unwrap();
     let published = transport.messages("livecheck").pop().unwrap();
-    let execution: livecheck::TestExecution = serde_json::from_slice(&published.message.value).unwrap();
+    let execution: livecheck::wire::TestExecution = serde_json::from_slice(&published.message.value).unwrap();
     assert_eq!(published.message.key.as_deref(), Some("id1"));
     assert_eq!((execution.id.as_str(), execution.case_name.as_str()), ("id1", "test_order"));
     assert_eq!(serde_json::Value::Object(execution.test_kwargs.clone()), args);
@@ -142,7 +142,7 @@ async fn trigger_by_name_publishes_what_the_case_handle_would_for_a_case_this_ap
     // The signed headers a case handle writes: an instance with the same secret takes it for a test.
     let instance = builder(&transport).signing_secret("secret").build();
     assert_eq!(instance.test_from_headers(&published.message.headers), Some(test));
-    assert!(published.message.headers.get(livecheck::HEADER_SIGNATURE).is_some());
+    assert!(published.message.headers.get(livecheck::context::HEADER_SIGNATURE).is_some());
     // An instance running the case executes it with those arguments.
     let case = two_steps(&instance, CaseSettings::new("test_order"), Duration::from_secs(1));
     let running = instance.start().await.unwrap();

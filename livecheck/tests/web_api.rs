@@ -13,8 +13,8 @@ use std::{
 };
 
 use livecheck::{
-    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, LiveCheckBuilder, Running, Signal,
-    SignalStatus, State, TestRun,
+    history::SignalStatus, transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, LiveCheckBuilder,
+    Running, Signal, State, TestRun,
 };
 use serde_json::Value;
 use support::faulty::{Fault, Faulty};

@@ -1,7 +1,10 @@
 //! The wire format: every message recorded from the Python implementation decodes, and what we write has the
 //! shape the Python side reads.
 
-use livecheck::{SignalEvent, State, TestExecution, TestReport};
+use livecheck::{
+    wire::{SignalEvent, TestExecution, TestReport},
+    State,
+};
 use serde_json::Value;
 
 const SAMPLES: &str = include_str!("data/faust-wire-samples.jsonl");

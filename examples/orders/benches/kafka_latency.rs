@@ -9,7 +9,8 @@ use std::{
 
 use livecheck::{
     transport::{KafkaTransport, Transport},
-    State, TestReport,
+    wire::TestReport,
+    State,
 };
 
 #[path = "../../../livecheck/tests/support/tansu.rs"]

@@ -22,7 +22,8 @@ use std::{
 
 use livecheck::{
     transport::{from_url, Event, Subscription, Transport},
-    SignalEvent, State, TestReport,
+    wire::{SignalEvent, TestReport},
+    State,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_orders");

@@ -9,7 +9,8 @@ use std::{
 
 use livecheck::{
     transport::{Event, SqliteTransport, Subscription, Transport},
-    State, TestReport,
+    wire::TestReport,
+    State,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_orders");

@@ -76,7 +76,7 @@ struct Recent {
     newest_first: VecDeque<AlertDelivery>,
 }
 
-/// Alert counters (see [`crate::MetricsSnapshot`]).
+/// Alert counters (see [`crate::instance::MetricsSnapshot`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct AlertCounts {
     pub(crate) delivered: u64,

@@ -21,6 +21,7 @@ pub use event::{Alert, AlertEvent};
 #[cfg(feature = "http")]
 pub(crate) use webhook::Webhooks;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use webhook::{ALERT_WEBHOOKS_ENV, ALERT_WEBHOOK_SECRET_ENV, HEADER_WEBHOOK_SIGNATURE};
 
 /// Alerts waiting for the sender; beyond it an alert is dropped, counted and logged.

@@ -235,10 +235,11 @@ impl LiveCheckBuilder {
     }
 
     /// Serves the instance's web server — JSON API, dashboard, `/healthz` and Prometheus `/metrics` — on `address`
-    /// (`host:port`, e.g. [`crate::DEFAULT_WEB_ADDRESS`]; port 0 picks a free one, see
+    /// (`host:port`, e.g. [`crate::web::DEFAULT_WEB_ADDRESS`]; port 0 picks a free one, see
     /// [`crate::Running::web_address`]) while the instance runs. Off by default. [`LiveCheck::start`] fails if it
     /// cannot listen there (e.g. the port is in use), before anything else starts.
     #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_address(mut self, address: impl Into<String>) -> Self {
         self.web_address = Some(address.into());
         self
@@ -249,6 +250,7 @@ impl LiveCheckBuilder {
     /// disconnected (counted in `livecheck_web_connections_timed_out_total{timeout="header_read"}`), so slow
     /// (slowloris) and half-open connections do not hold the server's connections. At least 1 ms.
     #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.web_connections.header_read_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -257,6 +259,7 @@ impl LiveCheckBuilder {
     /// How long a kept-alive connection of the web server may wait for its next request (default 60 s) before it is
     /// closed (counted in `livecheck_web_connections_timed_out_total{timeout="idle"}`). At least 1 ms.
     #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_idle_timeout(mut self, timeout: Duration) -> Self {
         self.web_connections.idle_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -266,6 +269,7 @@ impl LiveCheckBuilder {
     /// once, unanswered (counted in `livecheck_web_connections_refused_total`, logged at most once a minute),
     /// until one of the others closes. At least 1.
     #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_max_connections(mut self, connections: usize) -> Self {
         self.web_connections.max_connections = connections.max(1);
         self
@@ -277,12 +281,12 @@ impl LiveCheckBuilder {
     /// this secret nor the [previous](LiveCheckBuilder::previous_signing_secret) one, mean no test, and are counted
     /// (`headers_unsigned`, `headers_bad_signature`).
     ///
-    /// The signature travels in a fifth header, [`crate::HEADER_SIGNATURE`]: lowercase hex of
+    /// The signature travels in a fifth header, [`crate::context::HEADER_SIGNATURE`]: lowercase hex of
     /// HMAC-SHA256(secret, `id \n name \n timestamp \n expires`), over the four header values. Every service and
     /// LiveCheck instance sharing tests needs the same secret.
     ///
-    /// Default: the [`LIVECHECK_SIGNING_SECRET`](crate::SIGNING_SECRET_ENV) environment variable (and
-    /// [`LIVECHECK_SIGNING_SECRET_PREVIOUS`](crate::SIGNING_SECRET_PREVIOUS_ENV)), read by [`Self::build`];
+    /// Default: the [`LIVECHECK_SIGNING_SECRET`](crate::context::SIGNING_SECRET_ENV) environment variable (and
+    /// [`LIVECHECK_SIGNING_SECRET_PREVIOUS`](crate::context::SIGNING_SECRET_PREVIOUS_ENV)), read by [`Self::build`];
     /// unset or empty, signing is off and test context is read and written as without this option. An empty
     /// `secret` here turns signing off whatever the environment says.
     pub fn signing_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
@@ -301,25 +305,28 @@ impl LiveCheckBuilder {
     }
 
     /// Adds a webhook that alerts are POSTed to (feature `http`): a suite failure (`suite_failed`, `stalled`,
-    /// `service_down`) and a recovery (`recovered`) of any case this instance runs, as JSON (see [`crate::Alert`]).
-    /// Call it once per webhook. Delivered in the background, retried with backoff (5 attempts at most); every
-    /// attempt is listed by [`LiveCheck::alert_deliveries`]. An invalid URL makes [`LiveCheck::start`] fail.
+    /// `service_down`) and a recovery (`recovered`) of any case this instance runs, as JSON (see
+    /// [`crate::alert::Alert`]). Call it once per webhook. Delivered in the background, retried with backoff (5
+    /// attempts at most); every attempt is listed by [`LiveCheck::alert_deliveries`]. An invalid URL makes
+    /// [`LiveCheck::start`] fail.
     ///
-    /// Default: the URLs in [`LIVECHECK_ALERT_WEBHOOKS`](crate::ALERT_WEBHOOKS_ENV) (separated by commas or
+    /// Default: the URLs in [`LIVECHECK_ALERT_WEBHOOKS`](crate::alert::ALERT_WEBHOOKS_ENV) (separated by commas or
     /// whitespace), read by [`Self::build`]; none, no webhooks (alerts are still logged).
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn alert_webhook(mut self, url: impl Into<String>) -> Self {
         self.alert_webhooks.push(url.into());
         self
     }
 
     /// Signs alerts with `secret` (feature `http`): each POST carries
-    /// [`LiveCheck-Webhook-Signature`](crate::HEADER_WEBHOOK_SIGNATURE)`: sha256=<hex>`, the lowercase hex of
+    /// [`LiveCheck-Webhook-Signature`](crate::alert::HEADER_WEBHOOK_SIGNATURE)`: sha256=<hex>`, the lowercase hex of
     /// HMAC-SHA256(secret, body), for the receiver to check.
     ///
-    /// Default: [`LIVECHECK_ALERT_WEBHOOK_SECRET`](crate::ALERT_WEBHOOK_SECRET_ENV); unset or empty, alerts are not
-    /// signed. An empty `secret` here turns signing off whatever the environment says.
+    /// Default: [`LIVECHECK_ALERT_WEBHOOK_SECRET`](crate::alert::ALERT_WEBHOOK_SECRET_ENV); unset or empty, alerts
+    /// are not signed. An empty `secret` here turns signing off whatever the environment says.
     #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn alert_webhook_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
         self.alert_webhook_secret = Some(secret.into());
         self

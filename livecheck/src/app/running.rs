@@ -69,6 +69,7 @@ impl Running {
     /// Where the web server listens (the port actually bound, when the address asked for port 0); `None` when it
     /// is off.
     #[cfg(feature = "web")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_address(&self) -> Option<std::net::SocketAddr> {
         self.web_address
     }

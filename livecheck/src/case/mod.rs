@@ -69,8 +69,8 @@ pub trait Case: Send + Sync + Sized + 'static {
         async { Ok(()) }
     }
 
-    /// Called when the case fails as a whole: once when a cause ([`crate::SuiteFailureKind`]) starts, and again for
-    /// the same cause only after `state_transition_delay` (like suite reports and alerts).
+    /// Called when the case fails as a whole: once when a cause ([`crate::health::SuiteFailureKind`]) starts, and
+    /// again for the same cause only after `state_transition_delay` (like suite reports and alerts).
     fn on_suite_fail(&self, failure: &SuiteFailure) -> impl Future<Output = ()> + Send {
         let _ = failure;
         async {}

@@ -58,7 +58,7 @@ pub(crate) fn scope_future<F: Future>(
 ///
 /// ```
 /// # async fn demo() {
-/// tokio::spawn(livecheck::carry_current_test(async {
+/// tokio::spawn(livecheck::context::carry_current_test(async {
 ///     // livecheck::current_test() here is the caller's test
 /// }));
 /// # }

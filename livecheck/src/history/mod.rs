@@ -1,5 +1,9 @@
 //! What an instance remembers of recent executions: per case, a bounded ring of finished executions, and the
-//! records the JSON API shows for them and for the executions running now.
+//! records the JSON API shows for them and for the executions running now ([`LiveCheck::recent_executions`],
+//! [`LiveCheck::execution`]).
+//!
+//! [`LiveCheck::recent_executions`]: crate::LiveCheck::recent_executions
+//! [`LiveCheck::execution`]: crate::LiveCheck::execution
 
 mod record;
 mod ring;

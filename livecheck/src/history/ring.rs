@@ -109,7 +109,7 @@ impl ExecutionHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{wire::State, TestExecution, TestReport};
+    use crate::wire::{State, TestExecution, TestReport};
 
     fn skipped(id: &str) -> FinishedExecution {
         let now = Utc::now();

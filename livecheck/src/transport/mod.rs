@@ -26,10 +26,12 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 pub(crate) use assignment::{check_co_partitioned, owned_partitions};
 #[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use kafka::KafkaTransport;
 pub use memory::MemoryTransport;
 pub use partitioner::partition_for_key;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{PoisonCause, SqliteTransport};
 pub use url::{from_env, from_url, BROKER_ENV, DEFAULT_BROKER};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{not_found::NotFound, server::Instance};
-use crate::{CaseStatus, ExecutionRecord, MetricsSnapshot};
+use crate::{health::CaseStatus, history::ExecutionRecord, instance::MetricsSnapshot};
 
 /// `GET /api/status`.
 #[derive(Serialize)]

@@ -14,9 +14,9 @@ use prometheus_client::{
 
 use super::server::Instance;
 use crate::{
+    health::SuiteFailure,
     observe::{ExecutionFinished, HealthEvent, Observer},
     wire::State as TestState,
-    SuiteFailure,
 };
 
 /// The content type of OpenMetrics text.

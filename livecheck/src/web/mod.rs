@@ -12,7 +12,7 @@
 //! | `GET /healthz` | the instance's own health (200, or 503 when not ok) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
 //!
-//! Each connection is served within limits (`connection.rs`): a header-read timeout, an idle timeout for kept-alive
+//! Each connection is served within limits: a header-read timeout, an idle timeout for kept-alive
 //! connections, and a most number of connections at once, so idle, slow and half-open connections cannot hold the
 //! server.
 

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use livecheck::{
     transport::{Event, MemoryTransport, Message, Received, Subscription, Transport},
-    Clock, LiveCheck, LiveCheckBuilder, SignalEvent, TestExecution, TestReport,
+    wire::{SignalEvent, TestExecution, TestReport},
+    Clock, LiveCheck, LiveCheckBuilder,
 };
 
 /// A builder on `transport` whose wall clock follows tokio's paused clock.

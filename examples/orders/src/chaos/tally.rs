@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use livecheck::{State, TestExecution, TestReport};
+use livecheck::{
+    wire::{TestExecution, TestReport},
+    State,
+};
 
 use super::StoredMessage;
 
@@ -177,7 +180,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use livecheck::TestExecution;
+    use livecheck::wire::TestExecution;
 
     use super::*;
 

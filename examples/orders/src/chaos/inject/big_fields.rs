@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use livecheck::{transport::Message, SignalEvent};
+use livecheck::{transport::Message, wire::SignalEvent};
 
 use super::{
     forgery::{Forgery, CASE},

@@ -13,8 +13,10 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use livecheck::{
+    context::{Headers, HEADER_EXECUTION_SIGNATURE},
     transport::{Message, Transport},
-    Clock, Headers, LiveCheck, TestExecution, HEADER_EXECUTION_SIGNATURE,
+    wire::TestExecution,
+    Clock, LiveCheck,
 };
 
 use super::{
@@ -181,7 +183,7 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     let (count, rate, per_kind) = context.pick((80, 15.0, 4), (400, 20.0, 20));
     let secret = random_hex(32);
     let stage = Stage::start(context, &context.dir, |setup| {
-        setup.env.push((livecheck::SIGNING_SECRET_ENV.to_owned(), secret.clone()));
+        setup.env.push((livecheck::context::SIGNING_SECRET_ENV.to_owned(), secret.clone()));
     })
     .await?;
     let traffic = stage.traffic();

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use livecheck::{transport::Message, Headers, SignalEvent};
+use livecheck::{context::Headers, transport::Message, wire::SignalEvent};
 
 use super::{
     forgery::{Forgery, CASE},
@@ -27,7 +27,7 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     let (count, rate, per_kind) = context.pick((80, 15.0, 5), (400, 20.0, 25));
     let secret = random_hex(32);
     let stage = Stage::start(context, &context.dir, |setup| {
-        setup.env.push((livecheck::SIGNING_SECRET_ENV.to_owned(), secret.clone()));
+        setup.env.push((livecheck::context::SIGNING_SECRET_ENV.to_owned(), secret.clone()));
     })
     .await?;
     let traffic = stage.traffic();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use livecheck::{LiveCheck, TestContext, HEADER_SIGNATURE};
+use livecheck::{context::HEADER_SIGNATURE, LiveCheck, TestContext};
 
 use super::stage::random_hex;
 

@@ -117,7 +117,7 @@ impl LogContents {
         }
         for message in read_stream(broker, BUS_STREAM).await? {
             let (Some(key), Ok(event)) =
-                (message.key, serde_json::from_slice::<livecheck::SignalEvent>(&message.value))
+                (message.key, serde_json::from_slice::<livecheck::wire::SignalEvent>(&message.value))
             else {
                 continue;
             };
@@ -137,12 +137,14 @@ impl LogContents {
     pub(super) fn tested_ids<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
         let mut tested: HashSet<String> = HashSet::new();
         for message in &self.pending {
-            if let Ok(execution) = serde_json::from_slice::<livecheck::TestExecution>(&message.value) {
+            if let Ok(execution) = serde_json::from_slice::<livecheck::wire::TestExecution>(&message.value) {
                 tested.insert(execution.id);
             }
         }
         for message in &self.reports {
-            if let Ok(livecheck::TestReport { test: Some(execution), .. }) = serde_json::from_slice(&message.value) {
+            if let Ok(livecheck::wire::TestReport { test: Some(execution), .. }) =
+                serde_json::from_slice(&message.value)
+            {
                 tested.insert(execution.id);
             }
         }
@@ -154,7 +156,7 @@ impl LogContents {
     pub(super) fn reports_by_id(&self) -> HashMap<String, Vec<livecheck::State>> {
         let mut by_id: HashMap<String, Vec<livecheck::State>> = HashMap::new();
         for message in &self.reports {
-            if let Ok(livecheck::TestReport { test: Some(execution), state, .. }) =
+            if let Ok(livecheck::wire::TestReport { test: Some(execution), state, .. }) =
                 serde_json::from_slice(&message.value)
             {
                 by_id.entry(execution.id).or_default().push(state);
@@ -167,7 +169,7 @@ impl LogContents {
     pub(super) fn suite_report_list(&self) -> Vec<(livecheck::State, Option<String>)> {
         self.reports
             .iter()
-            .filter_map(|message| serde_json::from_slice::<livecheck::TestReport>(&message.value).ok())
+            .filter_map(|message| serde_json::from_slice::<livecheck::wire::TestReport>(&message.value).ok())
             .filter(|report| report.test.is_none())
             .map(|report| (report.state, report.error))
             .collect()
@@ -177,7 +179,8 @@ impl LogContents {
     pub(super) fn suite_reports(&self) -> std::collections::BTreeMap<&'static str, usize> {
         let mut states = std::collections::BTreeMap::new();
         for message in &self.reports {
-            if let Ok(report @ livecheck::TestReport { test: None, .. }) = serde_json::from_slice(&message.value) {
+            if let Ok(report @ livecheck::wire::TestReport { test: None, .. }) = serde_json::from_slice(&message.value)
+            {
                 *states.entry(report.state.as_str()).or_default() += 1;
             }
         }

@@ -27,7 +27,7 @@ pub(super) async fn run(context: &Context) -> anyhow::Result<ScenarioOutcome> {
     let (count, rate) = context.pick((60, 15.0), (300, 20.0));
     let secret = random_hex(32);
     let mut stage = Stage::start(context, &context.dir, |setup| {
-        setup.env.push((livecheck::SIGNING_SECRET_ENV.to_owned(), secret.clone()));
+        setup.env.push((livecheck::context::SIGNING_SECRET_ENV.to_owned(), secret.clone()));
     })
     .await?;
     let traffic = stage.traffic();
