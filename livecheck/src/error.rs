@@ -124,6 +124,7 @@ impl Error {
     }
 
     /// A transport error with no underlying error.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "kafka")), allow(dead_code))]
     pub(crate) fn transport_stopped(context: impl Into<String>) -> Self {
         Error::Transport { context: context.into(), retriable: false, source: None }
     }

@@ -34,10 +34,8 @@ pub struct LiveCheckBuilder {
     shutdown_timeout: Duration,
     execution_history: usize,
     remembered_reports: usize,
-    #[cfg(feature = "web")]
-    web_address: Option<String>,
-    #[cfg(feature = "web")]
-    web_connections: crate::web::ConnectionLimits,
+    /// What runs beside the instance (the web server, when configured).
+    pub(super) companions: Vec<Box<dyn super::companion::Companion>>,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
     dead_letter_stream: Option<String>,
@@ -69,10 +67,7 @@ impl Default for LiveCheckBuilder {
             shutdown_timeout: Duration::from_secs(5),
             execution_history: 50,
             remembered_reports: super::reported::DEFAULT_REMEMBERED,
-            #[cfg(feature = "web")]
-            web_address: None,
-            #[cfg(feature = "web")]
-            web_connections: Default::default(),
+            companions: Vec::new(),
             signing_secret: None,
             previous_signing_secret: None,
             dead_letter_stream: None,
@@ -234,47 +229,6 @@ impl LiveCheckBuilder {
         self
     }
 
-    /// Serves the instance's web server — JSON API, dashboard, `/healthz` and Prometheus `/metrics` — on `address`
-    /// (`host:port`, e.g. [`crate::web::DEFAULT_WEB_ADDRESS`]; port 0 picks a free one, see
-    /// [`crate::Running::web_address`]) while the instance runs. Off by default. [`LiveCheck::start`] fails if it
-    /// cannot listen there (e.g. the port is in use), before anything else starts.
-    #[cfg(feature = "web")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-    pub fn web_address(mut self, address: impl Into<String>) -> Self {
-        self.web_address = Some(address.into());
-        self
-    }
-
-    /// How long the web server waits for a request's headers (default 10 s): for a connection's first request from
-    /// its opening, for the next ones from their first byte. A client that sends them slower, or sends nothing, is
-    /// disconnected (counted in `livecheck_web_connections_timed_out_total{timeout="header_read"}`), so slow
-    /// (slowloris) and half-open connections do not hold the server's connections. At least 1 ms.
-    #[cfg(feature = "web")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-    pub fn web_header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.web_connections.header_read_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How long a kept-alive connection of the web server may wait for its next request (default 60 s) before it is
-    /// closed (counted in `livecheck_web_connections_timed_out_total{timeout="idle"}`). At least 1 ms.
-    #[cfg(feature = "web")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-    pub fn web_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.web_connections.idle_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How many connections the web server holds at once (default 1 024). Beyond, a new connection is closed at
-    /// once, unanswered (counted in `livecheck_web_connections_refused_total`, logged at most once a minute),
-    /// until one of the others closes. At least 1.
-    #[cfg(feature = "web")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-    pub fn web_max_connections(mut self, connections: usize) -> Self {
-        self.web_connections.max_connections = connections.max(1);
-        self
-    }
-
     /// Signs the test context this app writes with `secret`, and requires a valid signature on the test context
     /// it reads (HTTP requests through the `http` layer, messages of agents and of
     /// [`LiveCheck::test_from_headers`], signals on the bus). Headers without one, or with one that matches neither
@@ -395,11 +349,8 @@ impl LiveCheckBuilder {
                     stats_interval: self.stats_interval,
                     shutdown_timeout: self.shutdown_timeout,
                     execution_history: self.execution_history,
-                    #[cfg(feature = "web")]
-                    web_address: self.web_address,
-                    #[cfg(feature = "web")]
-                    web_connections: self.web_connections,
                 },
+                companions: self.companions,
             }),
             registry: Arc::new(Registry::default()),
         }

@@ -2,6 +2,7 @@
 
 mod builder;
 mod bus;
+mod companion;
 mod consumer;
 mod consumers;
 pub(crate) mod dead_letter;
@@ -28,6 +29,8 @@ pub(crate) use crate::metrics::Metrics;
 pub use crate::metrics::MetricsSnapshot;
 pub use crate::publish::StreamNames;
 pub use builder::LiveCheckBuilder;
+#[cfg_attr(not(feature = "web"), allow(unused_imports))]
+pub(crate) use companion::{BoundCompanion, Companion, StartedInstance};
 pub(crate) use consumer::{consume, Handled};
 #[cfg(feature = "web")]
 pub(crate) use consumers::StoppedConsumer;
@@ -75,6 +78,8 @@ pub(crate) struct Shared {
     /// The instance's stop signals, and what it could not publish while stopping.
     pub(crate) stopping: stopping::Stopping,
     pub(crate) config: Config,
+    /// What runs beside the instance (the web server, when configured).
+    pub(crate) companions: Vec<Box<dyn Companion>>,
 }
 
 pub(crate) struct Config {
@@ -90,12 +95,6 @@ pub(crate) struct Config {
     pub(crate) shutdown_timeout: Duration,
     /// Finished executions kept per case for the API.
     pub(crate) execution_history: usize,
-    /// Where the web server listens, when it is on.
-    #[cfg(feature = "web")]
-    pub(crate) web_address: Option<String>,
-    /// The web server's timeouts and most connections.
-    #[cfg(feature = "web")]
-    pub(crate) web_connections: crate::web::ConnectionLimits,
 }
 
 #[derive(Default)]

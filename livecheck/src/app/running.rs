@@ -5,7 +5,7 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::{member, watchers, LiveCheck};
+use super::{member, watchers, LiveCheck, StartedInstance};
 use crate::{backoff::Backoff, error::with_causes, transport::check_co_partitioned, Error, Result};
 
 /// How long starting waits for a broker that is away (retriable errors) before giving up.
@@ -20,8 +20,8 @@ const AFTER_GIVING_UP: Duration = Duration::from_secs(1);
 pub struct Running {
     app: LiveCheck,
     tasks: Tasks,
-    #[cfg(feature = "web")]
-    web_address: Option<std::net::SocketAddr>,
+    /// Where each companion listens, by name.
+    addresses: Vec<(&'static str, std::net::SocketAddr)>,
 }
 
 impl Running {
@@ -66,12 +66,10 @@ impl Running {
         self.app.shared.stopping.shutdown.clone()
     }
 
-    /// Where the web server listens (the port actually bound, when the address asked for port 0); `None` when it
-    /// is off.
-    #[cfg(feature = "web")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
-    pub fn web_address(&self) -> Option<std::net::SocketAddr> {
-        self.web_address
+    /// Where the companion `name` listens (the port actually bound, when the address asked for port 0).
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) fn address_of(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.addresses.iter().find(|(companion, _)| *companion == name).map(|(_, address)| *address)
     }
 }
 
@@ -165,13 +163,11 @@ impl Tasks {
 
 pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     let shared = &app.shared;
-    // The web server's address first: one that cannot be listened on fails the start before anything runs.
-    #[cfg(feature = "web")]
-    let web_server = match &shared.config.web_address {
-        Some(address) => Some(crate::web::WebServer::bind(address, &app).await?),
-        None => None,
-    };
-    #[cfg(feature = "web")]
+    // The companions first (the web server's address): one that cannot bind fails the start before anything runs.
+    let mut companions = Vec::new();
+    for companion in &shared.companions {
+        companions.extend(companion.bind(&app).await?);
+    }
     let started_at = shared.clock.now();
     let config = &shared.config;
     let streams = &shared.streams;
@@ -246,21 +242,12 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
         }
     }
     tasks.spawn("the statistics", watchers::sample_stats(app.clone(), shutdown.clone()));
-    #[cfg(feature = "web")]
-    let web_address = web_server.map(|server| {
-        let probe = Default::default();
-        let connections = Default::default();
-        let observed = server.observed();
-        let instance = crate::web::Instance { app: app.clone(), started_at, leadership, probe, connections, observed };
-        let address = server.address();
-        tasks.spawn("the web server", server.serve(instance, shutdown.clone()));
-        address
-    });
+    let mut addresses = Vec::new();
+    for companion in companions {
+        addresses.extend(companion.address().map(|address| (companion.name(), address)));
+        let instance = StartedInstance { app: app.clone(), started_at, leadership: leadership.clone() };
+        tasks.spawn(companion.name(), companion.serve(instance, shutdown.clone()));
+    }
     tracing::info!(group = %config.group, pending = %streams.pending, bus = %streams.bus, "LiveCheck instance started");
-    Ok(Running {
-        app: app.clone(),
-        tasks,
-        #[cfg(feature = "web")]
-        web_address,
-    })
+    Ok(Running { app: app.clone(), tasks, addresses })
 }

@@ -23,6 +23,8 @@ pub const DEFAULT_BROKER: &str = "sqlite://livecheck-data/livecheck.sqlite3";
 /// - `memory://` — in this process only (tests).
 pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::Config(format!("not a broker URL: `{url}`")))?;
+    #[cfg(not(feature = "sqlite"))]
+    let _ = rest;
     match scheme {
         "memory" => Ok(Arc::new(MemoryTransport::new())),
         #[cfg(feature = "sqlite")]

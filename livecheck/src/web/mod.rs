@@ -17,6 +17,7 @@
 //! server.
 
 mod api;
+mod companion;
 mod connection;
 mod dashboard;
 mod healthz;
@@ -24,6 +25,6 @@ mod metrics;
 mod not_found;
 mod server;
 
-pub(crate) use connection::ConnectionLimits;
+use connection::ConnectionLimits;
 pub use server::DEFAULT_WEB_ADDRESS;
-pub(crate) use server::{Instance, WebServer};
+use server::{Instance, WebServer};

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::ExecutionMetrics;
 use super::{
     api,
-    connection::{self, Accepted, ConnectionCounts},
+    connection::{self, Accepted, ConnectionCounts, ConnectionLimits},
     dashboard, healthz,
     healthz::TransportProbe,
     metrics, not_found,
@@ -58,18 +58,19 @@ pub(crate) struct WebServer {
     observed: Arc<ExecutionMetrics>,
     listener: TcpListener,
     address: SocketAddr,
+    limits: ConnectionLimits,
 }
 
 impl WebServer {
     /// Listens on `address` (`host:port`); [`Error::WebServer`] when it cannot (a port in use says so).
     /// Its metrics of executions observe `app` from now on.
-    pub(crate) async fn bind(address: &str, app: &LiveCheck) -> Result<Self> {
+    pub(crate) async fn bind(address: &str, app: &LiveCheck, limits: ConnectionLimits) -> Result<Self> {
         let failed = |source| Error::WebServer { address: address.to_owned(), source };
         let listener = TcpListener::bind(address).await.map_err(failed)?;
         let address = listener.local_addr().map_err(failed)?;
         let observed = Arc::new(ExecutionMetrics::default());
         app.shared.observers.add(observed.clone());
-        Ok(WebServer { observed, listener, address })
+        Ok(WebServer { observed, listener, address, limits })
     }
 
     /// What `/metrics` observes as executions finish, for the [`Instance`] it serves.
@@ -88,7 +89,7 @@ impl WebServer {
     pub(crate) fn serve(self, instance: Instance, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
         let url = format!("http://{}/", self.address);
         tracing::info!(%url, "LiveCheck web server listening on {url} (dashboard, /api/status, /healthz, /metrics)");
-        let limits = instance.app.shared.config.web_connections;
+        let limits = self.limits;
         let counts = instance.connections.clone();
         let router = routes(Arc::new(instance));
         async move {

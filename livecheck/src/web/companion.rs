@@ -1,0 +1,98 @@
+//! The web server as the instance's companion: configured with the `web_*` methods of the builder, bound before
+//! the instance starts, served while it runs. The app knows it only as a [`Companion`].
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{ConnectionLimits, Instance, WebServer};
+use crate::{
+    app::{BoundCompanion, Companion, StartedInstance},
+    transport::BoxFuture,
+    LiveCheck, LiveCheckBuilder, Result, Running,
+};
+
+/// The name the web server's task and address go by.
+const WEB_SERVER: &str = "the web server";
+
+/// The web server's configuration on the builder: off until an address is set.
+#[derive(Default)]
+pub(crate) struct WebCompanion {
+    address: Option<String>,
+    limits: ConnectionLimits,
+}
+
+impl Companion for WebCompanion {
+    fn bind<'a>(&'a self, app: &'a LiveCheck) -> BoxFuture<'a, Result<Option<Box<dyn BoundCompanion>>>> {
+        Box::pin(async move {
+            let Some(address) = &self.address else { return Ok(None) };
+            let server = WebServer::bind(address, app, self.limits).await?;
+            Ok(Some(Box::new(server) as Box<dyn BoundCompanion>))
+        })
+    }
+}
+
+impl BoundCompanion for WebServer {
+    fn name(&self) -> &'static str {
+        WEB_SERVER
+    }
+
+    fn address(&self) -> Option<SocketAddr> {
+        Some(WebServer::address(self))
+    }
+
+    fn serve(self: Box<Self>, started: StartedInstance, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
+        let StartedInstance { app, started_at, leadership } = started;
+        let (probe, connections, observed) = (Default::default(), Default::default(), self.observed());
+        let instance = Instance { app, started_at, leadership, probe, connections, observed };
+        Box::pin(WebServer::serve(*self, instance, shutdown))
+    }
+}
+
+impl LiveCheckBuilder {
+    /// Serves the instance's web server — JSON API, dashboard, `/healthz` and Prometheus `/metrics` — on `address`
+    /// (`host:port`, e.g. [`crate::web::DEFAULT_WEB_ADDRESS`]; port 0 picks a free one, see
+    /// [`crate::Running::web_address`]) while the instance runs. Off by default. [`LiveCheck::start`] fails if it
+    /// cannot listen there (e.g. the port is in use), before anything else starts.
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_address(mut self, address: impl Into<String>) -> Self {
+        self.companion::<WebCompanion>().address = Some(address.into());
+        self
+    }
+
+    /// How long the web server waits for a request's headers (default 10 s): for a connection's first request from
+    /// its opening, for the next ones from their first byte. A client that sends them slower, or sends nothing, is
+    /// disconnected (counted in `livecheck_web_connections_timed_out_total{timeout="header_read"}`), so slow
+    /// (slowloris) and half-open connections do not hold the server's connections. At least 1 ms.
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.companion::<WebCompanion>().limits.header_read_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a kept-alive connection of the web server may wait for its next request (default 60 s) before it is
+    /// closed (counted in `livecheck_web_connections_timed_out_total{timeout="idle"}`). At least 1 ms.
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.companion::<WebCompanion>().limits.idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many connections the web server holds at once (default 1 024). Beyond, a new connection is closed at
+    /// once, unanswered (counted in `livecheck_web_connections_refused_total`, logged at most once a minute),
+    /// until one of the others closes. At least 1.
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_max_connections(mut self, connections: usize) -> Self {
+        self.companion::<WebCompanion>().limits.max_connections = connections.max(1);
+        self
+    }
+}
+
+impl Running {
+    /// Where the web server listens (the port actually bound, when the address asked for port 0); `None` when it
+    /// is off.
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_address(&self) -> Option<SocketAddr> {
+        self.address_of(WEB_SERVER)
+    }
+}
