@@ -15,12 +15,13 @@ pub enum Error {
         timeout: Duration,
     },
     /// A signal arrived but its value does not decode into the signal's type; the test ends with ERROR.
-    #[error("signal `{signal}` carried a value that does not decode: {reason}")]
+    #[error("signal `{signal}` carried a value that does not decode")]
     SignalDecode {
         /// The signal whose value was bad.
         signal: String,
         /// Why decoding failed.
-        reason: String,
+        #[source]
+        source: serde_json::Error,
     },
     /// `Signal::wait` was called outside an executing test.
     #[error("signal `{signal}` can only be waited for inside an executing test")]

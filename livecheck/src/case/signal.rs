@@ -124,7 +124,7 @@ impl<T: Serialize + DeserializeOwned> Signal<T> {
         let raw = test.wait_for_signal(self.inner.index, timeout).await?;
         serde_json::from_str(raw.get()).map_err(|e| {
             test.note_decode_error(self.inner.index);
-            Error::SignalDecode { signal: name.to_string(), reason: e.to_string() }
+            Error::SignalDecode { signal: name.to_string(), source: e }
         })
     }
 }

@@ -41,13 +41,11 @@ pub(crate) enum Start {
 }
 
 /// Prepares one execution of `case`: skips it (inactive case, expired, id used by another execution running now),
-/// recognises a copy of one running now, or registers it for its signals and builds its body.
+/// recognises a copy of one running now (the caller asks [`SignalRouter::is_executing`] first, before its other
+/// checks; one started in between is caught here), or registers it for its signals and builds its body.
 pub(crate) fn start(case: &dyn RegisteredCase, execution: RawExecution, router: &SignalRouter) -> Start {
     let core = case.core();
     let publisher = &core.publisher;
-    if router.is_executing(&execution.id, execution.timestamp, &core.name) {
-        return Start::Copy;
-    }
     core.health().test_received(tokio::time::Instant::now());
     if !core.settings.active {
         return Start::Skipped(skipped(&core.name, execution.into_execution(), "case is inactive".to_owned()));
