@@ -63,15 +63,27 @@ pub enum Error {
         /// The status code.
         status: u16,
     },
-    /// The execution's arguments do not decode into the case's argument type.
-    #[error("test arguments do not decode: {0}")]
-    Arguments(String),
+    /// The execution's arguments do not decode into the case's argument type: why is the source, JSON's error.
+    #[error("test arguments do not decode")]
+    Arguments(#[source] serde_json::Error),
     /// A value could not be encoded or decoded as JSON.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
     /// Invalid configuration, e.g. a signal declared twice or a case registered twice.
     #[error("configuration: {0}")]
     Config(String),
+    /// Setting something up failed on the error it keeps: a webhook URL that does not parse, an HTTP client or a
+    /// thread that could not be made. Not retriable.
+    ///
+    /// Displayed as `configuration: {context}`; the error is its [`source`](std::error::Error::source).
+    #[error("configuration: {context}")]
+    Setup {
+        /// What was being set up.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The transport failed: a broker went away, the database is busy, a stream is missing, …
     ///
     /// Displayed as `transport: {context}`; the underlying error is its [`source`](std::error::Error::source), as
@@ -122,6 +134,14 @@ impl Error {
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         Error::Transport { context: context.into(), retriable, source: Some(source.into()) }
+    }
+
+    /// Setting up `context` failed because of `source`.
+    pub(crate) fn setup(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Setup { context: context.into(), source: source.into() }
     }
 
     /// A transport error with no underlying error.

@@ -11,7 +11,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{Alert, AlertAttempt, AlertEvent, DeliveryLog};
-use crate::{backoff::Backoff, Error, Result};
+use crate::{backoff::Backoff, error::with_causes, Error, Result};
 
 /// Environment variable with the webhook URLs (separated by commas or whitespace), read by
 /// [`crate::LiveCheckBuilder::build`] when none is set on the builder.
@@ -100,7 +100,7 @@ impl Webhooks {
                 }
                 let _ = stopped.send(());
             })
-            .map_err(|error| Error::Config(format!("starting the alert sender thread: {error}")))?;
+            .map_err(|error| Error::setup("starting the alert sender thread", error))?;
         Ok(on_stop)
     }
 }
@@ -114,10 +114,13 @@ struct Target {
 
 impl Target {
     fn parse(position: usize, text: &str) -> Result<Self> {
-        let invalid = |why: String| Error::Config(format!("alert webhook #{position}: {why}"));
-        let url = reqwest::Url::parse(text.trim()).map_err(|error| invalid(format!("not a URL ({error})")))?;
+        let url = reqwest::Url::parse(text.trim())
+            .map_err(|error| Error::setup(format!("alert webhook #{position}: not a URL"), error))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(format!("`{}` is not an http:// or https:// URL", url.scheme())));
+            let scheme = url.scheme();
+            return Err(Error::Config(format!(
+                "alert webhook #{position}: `{scheme}` is not an http:// or https:// URL"
+            )));
         }
         let shown = crate::shown::url_without_secrets(url.as_str());
         Ok(Target { url, shown })
@@ -243,19 +246,13 @@ impl Delivery {
                 _ = self.give_up.cancelled() => return self.stopped(),
                 answer = request.send() => answer,
             };
-            let (status, error, retriable) = match answer {
-                Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None, false),
-                Ok(response) => {
-                    let status = response.status();
-                    let retriable = status.is_server_error()
-                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-                    (Some(status.as_u16()), Some(format!("HTTP {status}")), retriable)
-                }
-                Err(error) => (None, Some(crate::error::with_causes(&error)), true),
+            let (status, failure) = match answer {
+                Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+                Ok(response) => (Some(response.status().as_u16()), Some(AttemptFailure::Status(response.status()))),
+                Err(error) => (None, Some(AttemptFailure::Request(error))),
             };
-            self.log.attempt(self.id, AlertAttempt::new(status, error.clone()));
-            let Some(error) = error else {
+            let Some(failure) = failure else {
+                self.log.attempt(self.id, AlertAttempt::new(status, None));
                 if attempt > 1 {
                     tracing::info!(%url, %case, %event, attempts = attempt, "alert delivered after retries");
                 } else {
@@ -263,7 +260,10 @@ impl Delivery {
                 }
                 return;
             };
-            if !retriable || attempt == MAX_ATTEMPTS {
+            // The attempt's record (`/api/alerts`: data) and the log tell the failure with its causes.
+            let error = with_causes(&failure);
+            self.log.attempt(self.id, AlertAttempt::new(status, Some(error.clone())));
+            if !failure.is_retriable() || attempt == MAX_ATTEMPTS {
                 self.log.gave_up();
                 tracing::error!(%url, %case, %event, attempts = attempt, %error, "alert not delivered");
                 return;
@@ -285,6 +285,31 @@ impl Delivery {
         // The stopping instance sums these up in one line.
         self.log.not_delivered_at_stop(&self.case, self.event, url);
         tracing::debug!(%url, case = %self.case, event = %self.event, "alert not delivered: the instance stopped");
+    }
+}
+
+/// Why one attempt to deliver an alert failed.
+#[derive(Debug, thiserror::Error)]
+enum AttemptFailure {
+    /// The webhook answered, but not with a 2xx.
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    /// No answer: connection errors, timeouts.
+    #[error(transparent)]
+    Request(reqwest::Error),
+}
+
+impl AttemptFailure {
+    /// Whether another attempt may succeed: no answer, a 5xx, 408 or 429.
+    fn is_retriable(&self) -> bool {
+        match self {
+            AttemptFailure::Status(status) => {
+                status.is_server_error()
+                    || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || *status == reqwest::StatusCode::REQUEST_TIMEOUT
+            }
+            AttemptFailure::Request(_) => true,
+        }
     }
 }
 
@@ -316,8 +341,11 @@ mod tests {
         assert_eq!(target.shown, "https://hooks.example.com/services/T1");
         let error = Target::parse(2, "ftp://example.com/").err().unwrap().to_string();
         assert!(error.contains("alert webhook #2") && error.contains("ftp"), "{error}");
-        let error = Target::parse(3, "not a url").err().unwrap().to_string();
-        assert!(error.contains("#3: not a URL"), "{error}");
+        let error = Target::parse(3, "not a url").err().unwrap();
+        assert_eq!(error.to_string(), "configuration: alert webhook #3: not a URL");
+        let source = std::error::Error::source(&error).expect("the parser's error is kept");
+        assert_eq!(source.to_string(), "relative URL without a base");
+        assert_eq!(with_causes(&error), "configuration: alert webhook #3: not a URL: relative URL without a base");
     }
 
     #[test]

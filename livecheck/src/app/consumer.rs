@@ -80,7 +80,8 @@ impl Drop for Completion {
 
 /// Runs `handler` on every message of `subscription` (of one stream), each in a task of its own, at most
 /// `concurrency` at a time — beyond that the stream is paused, while assignment changes keep being handled —
-/// until `shutdown`; then waits for the handlers in flight and commits what they finished. A revoked partition's
+/// until `shutdown`; then waits for the handlers in flight, commits what they finished and closes the subscription
+/// (its commits are stored when this returns, until the transport's drop deadline at most). A revoked partition's
 /// handlers are waited for, and their work committed, before it is let go. A subscription that stopped for good
 /// (the log deleted) ends it too, said in `runs` (`/healthz` is 503 from then on).
 pub(crate) async fn consume<H, F>(
@@ -147,6 +148,8 @@ pub(crate) async fn consume<H, F>(
         let Some(done) = consumer.done.1.recv().await else { break };
         consumer.finished(done, subscription.as_mut());
     }
+    // The last commits written and the group left before this ends (a drop would not wait for it).
+    subscription.close().await;
 }
 
 struct AgentConsumer {

@@ -133,9 +133,9 @@ pub(crate) async fn run(
     if subscription.stopped().is_none() {
         member.commit(subscription.as_mut());
     }
-    // Dropping the subscription writes the commits and leaves the group, waiting for the transport as long as the
-    // instance's shutdown deadline allows: off the async threads, which other tasks need meanwhile.
-    let _ = tokio::task::spawn_blocking(move || drop(subscription)).await;
+    // Closing the subscription writes the commits and leaves the group, waiting for the transport as long as the
+    // instance's shutdown deadline allows (off the async threads, which other tasks need meanwhile).
+    subscription.close().await;
 }
 
 struct Member {

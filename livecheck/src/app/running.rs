@@ -27,7 +27,8 @@ pub struct Running {
 impl Running {
     /// Stops consuming, interrupts executing tests (they reach no verdict and are not committed, so they run again
     /// after a restart) and waits for every task to end — for the reports, suite reports and alerts being
-    /// published or retried, up to the builder's
+    /// published or retried, the group member's last commits, and the transport to store what it was given
+    /// ([`Transport::flush`](crate::transport::Transport::flush)), up to the builder's
     /// [`shutdown_timeout`](crate::LiveCheckBuilder::shutdown_timeout) (default 5 s). Then it gives them up:
     /// what could not be published is logged, one line per kind (`shutdown: 2 reports could not be published
     /// (test ids …)`, suite reports lost, alerts not delivered), and the executions whose report is not out are
@@ -51,6 +52,11 @@ impl Running {
             tracing::debug!(?timeout, "shutdown: giving up what is still being published");
             self.tasks.join_for(AFTER_GIVING_UP).await;
             self.tasks.leave_behind();
+        }
+        // What the transport still holds (a publish given up, a signal whose sender stopped waiting) is stored before
+        // this returns, until the same deadline: dropping the transport later does not wait for it.
+        if let Err(error) = shared.transport.flush().await {
+            tracing::warn!(error = %with_causes(&error), "shutdown: the transport did not store all it was given");
         }
         shared.stopping.log_losses(&shared.alerts.not_delivered_at_stop());
         let panics = std::mem::take(&mut self.tasks.panics);

@@ -28,7 +28,7 @@ impl FakeRequestClient {
             builder = builder.connect_timeout(connect);
         }
         Ok(FakeRequestClient {
-            client: builder.build().map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
+            client: builder.build().map_err(|e| Error::setup("HTTP client", e))?,
             retries: settings.url_error_retries,
             delay_min: settings.url_error_delay_min,
             backoff: settings.url_error_delay_backoff.max(1.0),
@@ -56,23 +56,23 @@ impl FakeRequestClient {
         let mut backoff = self.backoff();
         let mut attempt = 0;
         loop {
-            // With its causes: reqwest's own message ("error sending request for url …") leaves out what actually
-            // happened ("Connection refused").
             let failure = match request().send().await {
-                Ok(response) if response.status().is_server_error() => {
-                    format!("HTTP {}", response.status())
-                }
+                Ok(response) if response.status().is_server_error() => AttemptFailure::Status(response.status()),
                 Ok(response) if response.status().is_client_error() => {
                     return Err(Error::HttpStatus { url: url.to_owned(), status: response.status().as_u16() });
                 }
                 Ok(response) => match response.bytes().await {
                     Ok(body) => return Ok(body.to_vec()),
-                    Err(error) => format!("reading the body failed: {}", with_causes(&error)),
+                    Err(error) => AttemptFailure::Body(error),
                 },
-                Err(error) if error.is_timeout() => format!("timed out: {}", with_causes(&error)),
-                Err(error) => with_causes(&error),
+                Err(error) if error.is_timeout() => AttemptFailure::TimedOut(error),
+                Err(error) => AttemptFailure::Request(error),
             };
+            // With its causes: reqwest's own message ("error sending request for url …") leaves out what actually
+            // happened ("Connection refused").
+            let failure = with_causes(&failure);
             if attempt >= self.retries {
+                // The reason is the text the case's health, its suite report and alerts show.
                 return Err(Error::service_down(Some(url), format!("{failure} (after {attempt} retries)")));
             }
             attempt += 1;
@@ -81,6 +81,20 @@ impl FakeRequestClient {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// Why one attempt failed: an answer that may be retried, or reqwest's error.
+#[derive(Debug, thiserror::Error)]
+enum AttemptFailure {
+    /// A 5xx answer.
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("reading the body failed")]
+    Body(#[source] reqwest::Error),
+    #[error("timed out")]
+    TimedOut(#[source] reqwest::Error),
+    #[error(transparent)]
+    Request(reqwest::Error),
 }
 
 #[cfg(test)]

@@ -171,12 +171,26 @@ pub trait Transport: Send + Sync + 'static {
     }
 
     /// A stopping LiveCheck instance's deadline (`shutdown_timeout` after [`crate::Running::shutdown`] began):
-    /// from then on, dropping this transport, or a subscription or leadership it made, waits for its threads —
-    /// writing what is queued, the last commits, leaving the group — until `deadline` at most, then leaves them
-    /// to finish in the background, with a warning. Until a deadline is set, such a drop waits at most 5 s. The
-    /// transport stays usable. The default does nothing (nothing of this transport waits when dropped).
+    /// from then on, the threads of this transport and of the subscriptions and leaderships it made — writing what
+    /// is queued, the last commits, leaving the group — are waited for ([`Transport::flush`],
+    /// [`Subscription::close`], or a drop) until `deadline` at most, then left to finish in the background, with a
+    /// warning. Until a deadline is set, such a wait lasts 5 s at most. A drop never blocks an async runtime's
+    /// thread: there a thread of its own waits. The transport stays usable. The default does nothing (nothing of
+    /// this transport waits when dropped).
     fn set_drop_deadline(&self, deadline: std::time::Instant) {
         let _ = deadline;
+    }
+
+    /// Waits until every message given to [`Transport::publish`] so far is stored — also those whose publisher
+    /// stopped waiting — or failed: until the drop deadline at most (5 s while none is set; see
+    /// [`Transport::set_drop_deadline`]), then fails with a retriable error. Dropping a transport does not wait for
+    /// this on an async runtime's thread: a stopping instance flushes it instead
+    /// ([`crate::Running::shutdown`]). The transport stays usable. The default does nothing (every publish is
+    /// stored once it resolves).
+    ///
+    /// Cancellation safe: dropping the future stops only the wait.
+    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -216,6 +230,16 @@ pub trait Subscription: Send {
     /// consumer by a misbehaving group coordinator, and rejoins the group to heal it.
     fn group_health(&self) -> Option<tokio::sync::watch::Receiver<GroupHealth>> {
         None
+    }
+
+    /// Leaves the group and resolves once this member is gone: the commits made so far stored, the group left —
+    /// until the drop deadline at most (see [`Transport::set_drop_deadline`]), waited for off the async threads.
+    /// Dropping a subscription starts the same without waiting for it (an async runtime's thread must not block):
+    /// a consumer that stops closes its subscription, so that its last commits are stored when it has stopped. The
+    /// default drops it (a member that stores its commits at once).
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        drop(self);
+        Box::pin(std::future::ready(()))
     }
 }
 

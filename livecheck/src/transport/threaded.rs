@@ -308,17 +308,39 @@ impl Subscription for ThreadedSubscription {
     fn group_health(&self) -> Option<tokio::sync::watch::Receiver<super::GroupHealth>> {
         self.group_health.clone()
     }
+
+    fn close(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        let thread = self.let_go();
+        let drop_deadline = self.drop_deadline.clone();
+        drop(self);
+        Box::pin(async move {
+            if let Some(thread) = thread {
+                let _ = tokio::task::spawn_blocking(move || drop_deadline.join(thread, LAST_WORK)).await;
+            }
+        })
+    }
+}
+
+/// What a member's thread does once let go of, for the warning when it takes too long.
+const LAST_WORK: &str = "a group member's thread (writing its last commits, leaving the group)";
+
+impl ThreadedSubscription {
+    /// Closes both channels, which ends the thread once it wrote the last commits and left the group (a full disk
+    /// or an absent broker can hold that up); the thread, to wait for.
+    fn let_go(&mut self) -> Option<JoinHandle<()>> {
+        self.events.close();
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.commands, closed));
+        self.thread.take()
+    }
 }
 
 impl Drop for ThreadedSubscription {
     fn drop(&mut self) {
-        // Closing both channels ends the thread, which writes the last commits and leaves the group: waited for
-        // as long as the transport's drop deadline allows (a full disk or an absent broker can hold it up).
-        self.events.close();
-        let (closed, _) = mpsc::channel();
-        drop(std::mem::replace(&mut self.commands, closed));
-        if let Some(thread) = self.thread.take() {
-            self.drop_deadline.join(thread, "a group member's thread (writing its last commits, leaving the group)");
+        // Waited for until the transport's drop deadline, never by an async runtime's thread (see
+        // `Subscription::close` for a wait that ends with the thread).
+        if let Some(thread) = self.let_go() {
+            self.drop_deadline.let_finish(thread, LAST_WORK.to_owned());
         }
     }
 }

@@ -70,13 +70,11 @@ impl RawArgs {
                     _ => Err(first),
                 })
             }
-            (false, false) => {
-                return Err(Error::Arguments(
-                    "the execution has both positional and named arguments; a case takes one or the other".into(),
-                ))
-            }
+            (false, false) => Err(serde::de::Error::custom(
+                "the execution has both positional and named arguments; a case takes one or the other",
+            )),
         };
-        decoded.map_err(|e| Error::Arguments(e.to_string()))
+        decoded.map_err(Error::Arguments)
     }
 
     /// The full execution with these arguments (arguments that are not an array / object become empty).
@@ -153,6 +151,25 @@ mod tests {
         none.decode::<()>().unwrap();
         let both = raw(&format!(r#"{{{HEAD},"test_args":[1],"test_kwargs":{{"a":1}}}}"#)).into_parts().1;
         assert!(both.decode::<Value>().is_err());
+    }
+
+    #[test]
+    fn arguments_that_do_not_decode_keep_json_s_error_as_the_cause() {
+        let named = raw(&format!(r#"{{{HEAD},"test_args":[],"test_kwargs":{{"side":"sell"}}}}"#)).into_parts().1;
+        let error = named.decode::<(String, u32)>().unwrap_err();
+        assert_eq!(error.to_string(), "test arguments do not decode", "the cause is the source's to tell");
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        assert!(source.downcast_ref::<serde_json::Error>().is_some());
+        let cause = source.to_string();
+        let chain = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(chain, format!("test arguments do not decode: {cause}"), "as a report says it");
+
+        let both = raw(&format!(r#"{{{HEAD},"test_args":[1],"test_kwargs":{{"a":1}}}}"#)).into_parts().1;
+        assert_eq!(
+            crate::error::with_causes(&both.decode::<Value>().unwrap_err()),
+            "test arguments do not decode: the execution has both positional and named arguments; a case takes one \
+             or the other"
+        );
     }
 
     #[test]

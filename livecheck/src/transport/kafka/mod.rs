@@ -9,9 +9,18 @@
 //!
 //! Broker URL: `kafka://host:port[,host:port…][?name=value&…]`; the query and `LIVECHECK_KAFKA_*` environment
 //! variables (`LIVECHECK_KAFKA_SASL_USERNAME=…` → `sasl.username`) pass settings to librdkafka.
+//!
+//! Here: the transport, its producer and its errors. The settings are in `config`, the streams' lookup and
+//! creation in `admin`, reading outside a group (partition ends, a partition from an offset) in `offsets`, Kafka
+//! messages as transport messages in `message`, a group member in `member` (its group's owners watch in
+//! `owners`), leader election in `leader`.
 
+mod admin;
+mod config;
 mod leader;
 mod member;
+mod message;
+mod offsets;
 mod owners;
 
 use std::{
@@ -21,21 +30,21 @@ use std::{
 };
 
 use rdkafka::{
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
-    consumer::{BaseConsumer, Consumer},
     error::KafkaError,
-    message::{Header, Headers as _, OwnedHeaders},
+    message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
     types::RDKafkaErrorCode,
-    ClientConfig, Message as _, Offset, TopicPartitionList,
+    ClientConfig,
 };
 
 use super::{
-    check_co_partitioned, drop_deadline::DropDeadline, BoxFuture, Delivery, Leadership, Message, Received,
-    Subscription, Transport,
+    check_co_partitioned,
+    drop_deadline::{off_runtime, DropDeadline},
+    BoxFuture, Delivery, Leadership, Message, Received, Subscription, Transport,
 };
-use crate::{context::Headers, sync::lock, Error, Result};
+use crate::{Error, Result};
+use config::{client_config, set_if_absent};
+use message::received;
 
 /// How long a metadata or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,7 +64,7 @@ struct Inner {
     /// Each stream's partition count once known; the first caller looks it up (or creates the stream), the others
     /// wait for its answer.
     partitions: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<u32>>>>,
-    /// How long dropping the producer (its flush), a member or a leadership waits.
+    /// How long flushing the producer (`flush`, or a drop), closing a member or dropping a leadership waits.
     drop_deadline: DropDeadline,
 }
 
@@ -89,30 +98,6 @@ impl From<&'static str> for KafkaFailure {
     fn from(what: &'static str) -> Self {
         KafkaFailure::Other(what)
     }
-}
-
-/// The librdkafka settings a `kafka://` URL and the environment name.
-fn client_config(url: &str) -> Result<ClientConfig> {
-    let rest = url.strip_prefix("kafka://").ok_or_else(|| Error::Config(format!("not a kafka:// URL: `{url}`")))?;
-    let (brokers, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let brokers = brokers.trim_end_matches('/');
-    if brokers.is_empty() {
-        return Err(Error::Config(format!("no broker in `{url}` (kafka://host:port[,host:port])")));
-    }
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for (name, value) in std::env::vars() {
-        if let Some(setting) = name.strip_prefix("LIVECHECK_KAFKA_") {
-            config.set(setting.to_lowercase().replace('_', "."), value);
-        }
-    }
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| Error::Config(format!("`{pair}` in `{url}` is not a name=value setting")))?;
-        config.set(name, value);
-    }
-    Ok(config)
 }
 
 impl KafkaTransport {
@@ -152,143 +137,19 @@ impl KafkaTransport {
             }
         }
     }
-
-    /// A consumer outside any group, for metadata and reading; it tells when it reached a partition's end.
-    fn plain_consumer(&self) -> Result<BaseConsumer> {
-        self.inner
-            .config
-            .clone()
-            .set("group.id", format!("livecheck-reader-{:016x}", fastrand::u64(..)))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .map_err(|e| kafka("creating a consumer", e))
-    }
-
-    /// The stream's partition count, creating it with `partitions` when it does not exist. Asked once per stream:
-    /// concurrent callers wait for the first one's answer (a burst of publishes does not make a burst of lookups).
-    ///
-    /// Cancellation safe: a caller dropped while it looks the stream up leaves the lookup to the next caller.
-    async fn ensure_stream(&self, stream: &str, partitions: u32) -> Result<u32> {
-        let known = lock(&self.inner.partitions).entry(stream.to_owned()).or_default().clone();
-        let what = format!("looking up `{stream}`");
-        let n = known
-            .get_or_try_init(|| {
-                retrying(&what, || async {
-                    match self.existing_partitions(stream).await? {
-                        Some(n) => Ok(n),
-                        None => {
-                            self.create_topic(stream, partitions).await?;
-                            Ok(self.existing_partitions(stream).await?.unwrap_or(partitions))
-                        }
-                    }
-                })
-            })
-            .await?;
-        Ok(*n)
-    }
-
-    async fn existing_partitions(&self, stream: &str) -> Result<Option<u32>> {
-        let transport = self.clone();
-        let stream = stream.to_owned();
-        blocking(move || {
-            let consumer = transport.plain_consumer()?;
-            let metadata = consumer
-                .fetch_metadata(Some(&stream), REQUEST_TIMEOUT)
-                .map_err(|e| kafka(&format!("metadata of `{stream}`"), e))?;
-            let topic = metadata.topics().iter().find(|t| t.name() == stream);
-            Ok(topic.filter(|t| t.error().is_none() && !t.partitions().is_empty()).map(|t| t.partitions().len() as u32))
-        })
-        .await
-    }
-
-    async fn create_topic(&self, stream: &str, partitions: u32) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> =
-            self.inner.config.create().map_err(|e| kafka("creating the admin client", e))?;
-        let mut topic = NewTopic::new(stream, partitions as i32, TopicReplication::Fixed(1));
-        if stream.ends_with("-changelog") {
-            // A table's changelog (`stream::Table`): the latest value of each key is what matters.
-            topic = topic.set("cleanup.policy", "compact");
-        }
-        let results = admin
-            .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)))
-            .await
-            .map_err(|e| kafka(&format!("creating `{stream}`"), e))?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => return Err(kafka(&format!("creating `{topic}`"), code)),
-            }
-        }
-        Ok(())
-    }
 }
 
-/// Runs `attempt` until it succeeds or fails for good: while the cluster does not answer (a retriable error), tries
-/// again with a growing delay (up to 30 s), logging once when it stops answering and once when it answers again.
-async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    let mut failing = false;
-    loop {
-        match attempt().await {
-            Ok(value) => {
-                if failing {
-                    tracing::info!(what, "the Kafka cluster answers again");
-                }
-                return Ok(value);
-            }
-            Err(error) if error.is_retriable() => {
-                if !failing {
-                    tracing::warn!(%error, what, "the Kafka cluster does not answer; retrying with backoff until it does");
-                    failing = true;
-                }
-                tokio::time::sleep(backoff.next()).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
-
-/// Sets `name` unless the URL or the environment did.
-fn set_if_absent(config: &mut ClientConfig, name: &str, value: &str) {
-    if config.get(name).is_none() {
-        config.set(name, value);
-    }
+/// Sends what `producer` still holds, waiting `within` at most. Blocks: for a blocking task or a thread of its own.
+fn flush(producer: &FutureProducer, within: Duration) -> Result<()> {
+    producer.flush(within).map_err(|e| {
+        let queued = producer.in_flight_count();
+        kafka(&format!("flushing the producer: {queued} messages still queued after {within:?}"), e)
+    })
 }
 
 /// Runs blocking librdkafka work off the async threads.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| Error::transport("a kafka task", false, e))?
-}
-
-/// LiveCheck headers from a Kafka message's headers.
-fn headers_of(message: &impl rdkafka::Message) -> Headers {
-    let mut headers = Headers::new();
-    if let Some(kafka_headers) = message.headers() {
-        for header in kafka_headers.iter() {
-            headers.push(header.key.to_owned(), header.value.unwrap_or_default().to_vec());
-        }
-    }
-    headers
-}
-
-/// A received Kafka message as a transport message.
-fn received(stream: Arc<str>, message: &impl rdkafka::Message) -> Received {
-    let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
-    let value = message.payload().unwrap_or_default().to_vec();
-    let message_out = Message { key, value, headers: headers_of(message) };
-    Received {
-        stream,
-        partition: message.partition() as u32,
-        offset: message.offset().max(0) as u64,
-        message: Arc::new(message_out),
-    }
 }
 
 impl Transport for KafkaTransport {
@@ -298,6 +159,11 @@ impl Transport for KafkaTransport {
 
     fn set_drop_deadline(&self, deadline: std::time::Instant) {
         self.inner.drop_deadline.set(deadline);
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        let (producer, within) = (self.inner.producer.clone(), self.inner.drop_deadline.wait());
+        Box::pin(blocking(move || flush(&producer, within)))
     }
 
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
@@ -352,60 +218,7 @@ impl Transport for KafkaTransport {
         Box::pin(async move {
             let partitions = self.ensure_stream(stream, self.inner.default_partitions).await?;
             let (transport, stream) = (self.clone(), stream.to_owned());
-            // The watermark a ListOffsets request answers, then read on to each partition's end: some
-            // Kafka-compatible brokers (tansu 0.6) answer too low for batched messages, and what follows corrects
-            // it (on Kafka the end is reached at once).
-            blocking(move || {
-                let consumer = transport.plain_consumer()?;
-                let mut ends = Vec::with_capacity(partitions as usize);
-                let mut assignment = TopicPartitionList::new();
-                for p in 0..partitions {
-                    let (_, high) = consumer
-                        .fetch_watermarks(&stream, p as i32, REQUEST_TIMEOUT)
-                        .map_err(|e| kafka(&format!("end of `{stream}` partition {p}"), e))?;
-                    ends.push(high.max(0) as u64);
-                    assignment
-                        .add_partition_offset(&stream, p as i32, Offset::Offset(high.max(0)))
-                        .map_err(|e| kafka("assigning a partition", e))?;
-                }
-                consumer.assign(&assignment).map_err(|e| kafka("assigning partitions", e))?;
-                let mut unknown: std::collections::HashSet<u32> = (0..partitions).collect();
-                let started = std::time::Instant::now();
-                let mut progress = vec![started; partitions as usize];
-                let mut rescanned = vec![false; partitions as usize];
-                while !unknown.is_empty() {
-                    if started.elapsed() >= 3 * REQUEST_TIMEOUT {
-                        return Err(kafka(&format!("the end of `{stream}`"), "timed out"));
-                    }
-                    match consumer.poll(Duration::from_millis(50)) {
-                        Some(Ok(message)) => {
-                            let p = message.partition() as usize;
-                            ends[p] = ends[p].max(message.offset() as u64 + 1);
-                            progress[p] = std::time::Instant::now();
-                        }
-                        Some(Err(KafkaError::PartitionEOF(p))) => {
-                            unknown.remove(&(p as u32));
-                        }
-                        // A broker restarting or away for a moment: librdkafka reconnects; the deadline bounds it.
-                        Some(Err(error)) => tracing::debug!(%error, %stream, "reading to the end: retrying"),
-                        None => {}
-                    }
-                    // A broker that cannot serve a fetch from inside a record batch (tansu 0.6, after its low
-                    // answer) makes no progress there: that partition is read from its beginning instead.
-                    for &p in &unknown {
-                        let i = p as usize;
-                        if !rescanned[i] && progress[i].elapsed() > Duration::from_secs(1) {
-                            rescanned[i] = true;
-                            progress[i] = std::time::Instant::now();
-                            consumer
-                                .seek(&stream, p as i32, Offset::Beginning, REQUEST_TIMEOUT)
-                                .map_err(|e| kafka(&format!("reading `{stream}` from its start"), e))?;
-                        }
-                    }
-                }
-                Ok(ends)
-            })
-            .await
+            blocking(move || transport.partition_ends(&stream, partitions)).await
         })
     }
 
@@ -416,34 +229,8 @@ impl Transport for KafkaTransport {
         from: u64,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Received>>> {
-        let (transport, name) = (self.clone(), Arc::<str>::from(stream));
-        Box::pin(blocking(move || {
-            let consumer = transport.plain_consumer()?;
-            let mut assignment = TopicPartitionList::new();
-            assignment
-                .add_partition_offset(&name, partition as i32, Offset::Offset(from as i64))
-                .map_err(|e| kafka("assigning a partition", e))?;
-            consumer.assign(&assignment).map_err(|e| kafka("assigning a partition", e))?;
-            let mut read = Vec::new();
-            // A long read on a slow broker is fine as long as it moves: the timeout is for no progress.
-            let mut deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
-            while read.len() < limit {
-                if std::time::Instant::now() >= deadline {
-                    return Err(kafka(&format!("reading `{name}` partition {partition}"), "timed out"));
-                }
-                match consumer.poll(Duration::from_millis(100)) {
-                    Some(Ok(message)) => {
-                        read.push(received(name.clone(), &message));
-                        deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    // A broker restarting or away for a moment: librdkafka reconnects; the deadline bounds it.
-                    Some(Err(error)) => tracing::debug!(%error, stream = %name, "reading: retrying"),
-                    None => {}
-                }
-            }
-            Ok(read)
-        }))
+        let (transport, stream) = (self.clone(), Arc::<str>::from(stream));
+        Box::pin(blocking(move || transport.read_partition(stream, partition, from, limit)))
     }
 
     fn elect_leader<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<Box<dyn Leadership>>> {
@@ -459,26 +246,15 @@ impl Transport for KafkaTransport {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // What is still queued gets until the drop deadline to go out.
-        let within = self.drop_deadline.wait();
-        if let Err(error) = self.producer.flush(within) {
-            let queued = self.producer.in_flight_count();
-            tracing::warn!(%error, queued, ?within, "kafka: messages still queued in the producer are dropped");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_url_names_brokers_and_passes_settings_through() {
-        let config = client_config("kafka://a:9092,b:9093?security.protocol=SASL_SSL&sasl.mechanism=PLAIN").unwrap();
-        assert_eq!(config.get("bootstrap.servers"), Some("a:9092,b:9093"));
-        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
-        assert_eq!(config.get("sasl.mechanism"), Some("PLAIN"));
-        assert!(client_config("kafka://").is_err());
-        assert!(client_config("kafka://a:1?oops").is_err());
+        // What the producer still holds gets until the drop deadline to go out — sent by a thread of its own when
+        // this is an async runtime's thread, which must not block (a stopping instance flushed already, waiting for
+        // it: `Transport::flush`).
+        let (producer, within) = (self.producer.clone(), self.drop_deadline.wait());
+        off_runtime(move || {
+            if let Err(error) = flush(&producer, within) {
+                let error = crate::error::with_causes(&error);
+                tracing::warn!(%error, "kafka: messages still queued in the producer are dropped");
+            }
+        });
     }
 }

@@ -221,6 +221,15 @@ impl Transport for SqliteTransport {
         self.inner.drop_deadline.set(deadline);
     }
 
+    fn flush(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            match self.inner.writer.get() {
+                Some(writer) => writer.flush(self.inner.drop_deadline.wait()).await,
+                None => Ok(()),
+            }
+        })
+    }
+
     fn create_stream<'a>(&'a self, stream: &'a str, partitions: u32) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.ensure_stream(stream, partitions.max(1)).await.map(|_| ()) })
     }
