@@ -109,6 +109,7 @@ pub mod observe;
 mod publish;
 mod runner;
 mod shown;
+pub mod spans;
 pub mod stream;
 mod sync;
 pub mod transport;

@@ -174,6 +174,19 @@ metrics! {
     fake_requests,
     /// Fake requests that failed.
     fake_requests_failed,
+    /// Spans received over OTLP.
+    spans_received,
+    /// Spans of no test (no `livecheck.test.id` attribute): dropped.
+    spans_without_test,
+    /// Spans whose test context was partial, malformed, or — with signing on — unsigned or badly signed: dropped,
+    /// never a signal.
+    spans_refused,
+    /// Spans of a test whose case this instance does not have, or that no span selector of the case picks.
+    spans_unmatched,
+    /// Signals made of spans (one span may be several signals when several selectors pick it).
+    span_signals,
+    /// OTLP requests refused: a body that is too large, compressed otherwise than gzip, or does not decode.
+    otlp_requests_refused,
 }
 
 impl Metrics {

@@ -13,6 +13,8 @@ mod outcome;
 mod pending;
 mod reported;
 mod running;
+#[cfg(feature = "web")]
+mod spans;
 mod stopping;
 mod trigger;
 mod watchers;
@@ -168,6 +170,9 @@ impl LiveCheck {
         let mut signals = Signals::new(core.clone());
         let case = Arc::new(build(&mut signals));
         let names = signals.finish()?;
+        if let Some((signal, _)) = core.settings.span_signals.iter().find(|(s, _)| !names.iter().any(|n| **n == **s)) {
+            return Err(Error::Config(format!("case `{name}`: span signal `{signal}` is not a declared signal")));
+        }
         let _ = core.signal_names.set(names);
         let mut cases = crate::sync::write(&self.registry.cases);
         // Checked again under the lock: `start` sets the flag before it reads the cases.

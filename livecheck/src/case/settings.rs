@@ -55,6 +55,9 @@ pub struct CaseSettings {
     /// The fewest executions finished within the window for [`CaseSettings::min_pass_rate`] to judge (10): one
     /// failure of one is not a pass rate of 0 %.
     pub min_pass_rate_executions: u32,
+    /// Signals that are spans: the signal's name and the selector that picks its span (see
+    /// [`CaseSettings::span_signal`]).
+    pub span_signals: Vec<(String, crate::spans::SpanSelector)>,
 }
 
 /// Alert policy "N of the last M executions failed": the suite fails (kind `failure_rate`) when at least `failures`
@@ -107,7 +110,18 @@ impl CaseSettings {
             failure_rate: None,
             min_pass_rate: None,
             min_pass_rate_executions: 10,
+            span_signals: Vec::new(),
         }
+    }
+
+    /// The declared signal `signal` is a span: a span of a test of this case that `selector` picks, received by
+    /// the instance's OTLP receiver (`POST /v1/traces` on its web server), becomes that signal, its value a
+    /// [`crate::spans::Span`] (declare the signal as `Signal<Span>`). A service exporting spans with
+    /// OpenTelemetry's baggage span processor needs no LiveCheck code. Call it once per such signal.
+    #[must_use]
+    pub fn span_signal(mut self, signal: impl Into<String>, selector: crate::spans::SpanSelector) -> Self {
+        self.span_signals.push((signal.into(), selector));
+        self
     }
 
     /// Turns on the alert policy "`failures` of the last `of_last` executions failed" (see [`FailureRate`]).

@@ -11,6 +11,7 @@
 //! | `GET /api/executions/{id}` | one execution |
 //! | `GET /healthz` | the instance's own health (200, or 503 when not ok) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
+//! | `POST /v1/traces` | OTLP/HTTP traces (protobuf or JSON, gzip): spans of tests become signals |
 //!
 //! Each connection is served within limits: a header-read timeout, an idle timeout for kept-alive
 //! connections, and a most number of connections at once, so idle, slow and half-open connections cannot hold the
@@ -23,6 +24,7 @@ mod dashboard;
 mod healthz;
 mod metrics;
 mod not_found;
+mod otlp;
 mod server;
 
 use connection::ConnectionLimits;

@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{routing::get, Router};
+use axum::{
+    routing::{get, post},
+    Router,
+};
 use chrono::{DateTime, Utc};
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +21,7 @@ use super::{
     connection::{self, Accepted, ConnectionCounts, ConnectionLimits},
     dashboard, healthz,
     healthz::TransportProbe,
-    metrics, not_found,
+    metrics, not_found, otlp,
 };
 use crate::{transport::Leadership, Error, LiveCheck, Result};
 
@@ -175,6 +178,10 @@ fn routes(instance: Arc<Instance>) -> Router {
         .route("/api/alerts", get(api::alerts))
         .route("/healthz", get(healthz::healthz))
         .route("/metrics", get(metrics::metrics))
+        .route(
+            "/v1/traces",
+            post(otlp::traces).layer(axum::extract::DefaultBodyLimit::max(crate::spans::otlp::MAX_BODY_BYTES)),
+        )
         .fallback(not_found::no_route)
         .with_state(instance)
 }

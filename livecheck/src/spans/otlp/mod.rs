@@ -1,0 +1,191 @@
+//! Reading an OTLP/HTTP trace export: its body (protobuf or JSON, gzip or not, within size limits), and the spans in
+//! it that carry a test's context.
+
+mod json;
+pub(crate) mod proto;
+
+use std::io::Read;
+
+use prost::Message as _;
+use serde_json::{Map, Value};
+
+use super::{span::time_of_unix_nanos, Span, SpanStatus};
+
+/// The most bytes a request body may have as received (compressed or not).
+pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The most bytes a gzip body may inflate to.
+pub(crate) const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
+
+/// The span attributes that carry a test's context: the `livecheck.test.*` baggage members, copied onto spans by
+/// OpenTelemetry's baggage span processors. In the order of the test headers: id, case name, timestamp, expiry,
+/// then the signature.
+pub(crate) const CONTEXT_ATTRIBUTES: [&str; 5] = [
+    "livecheck.test.id",
+    "livecheck.test.name",
+    "livecheck.test.timestamp",
+    "livecheck.test.expires",
+    "livecheck.test.signature",
+];
+
+/// Why a body was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// Not `application/x-protobuf` or `application/json`.
+    #[error("content type `{0}` is not application/x-protobuf or application/json")]
+    ContentType(String),
+    /// A `Content-Encoding` other than gzip or identity.
+    #[error("content encoding `{0}` is not gzip")]
+    ContentEncoding(String),
+    /// Inflates past [`MAX_INFLATED_BYTES`].
+    #[error("the body inflates to more than {MAX_INFLATED_BYTES} bytes")]
+    TooLarge,
+    /// Not gzip after all.
+    #[error("the body is not gzip")]
+    Gzip(#[source] std::io::Error),
+    /// Not the protobuf message.
+    #[error("the body is not an OTLP trace export (protobuf)")]
+    Protobuf(#[source] prost::DecodeError),
+    /// Not the JSON message.
+    #[error("the body is not an OTLP trace export (JSON)")]
+    Json(#[source] serde_json::Error),
+}
+
+/// How a body is encoded, from its `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    /// The encoding a `Content-Type` names (parameters such as `charset` ignored).
+    pub(crate) fn of_content_type(content_type: &str) -> Result<Self, BodyError> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+            "application/json" => Ok(Encoding::Json),
+            _ => Err(BodyError::ContentType(content_type.chars().take(100).collect())),
+        }
+    }
+}
+
+/// Decodes a body of `encoding`, inflating it first when `content_encoding` is gzip.
+pub(crate) fn decode(
+    body: &[u8],
+    encoding: Encoding,
+    content_encoding: Option<&str>,
+) -> Result<proto::ExportTraceServiceRequest, BodyError> {
+    let inflated;
+    let body = match content_encoding.map(|e| e.trim().to_ascii_lowercase()) {
+        None => body,
+        Some(e) if e.is_empty() || e == "identity" => body,
+        Some(e) if e == "gzip" => {
+            inflated = inflate(body)?;
+            &inflated[..]
+        }
+        Some(other) => return Err(BodyError::ContentEncoding(other.chars().take(100).collect())),
+    };
+    match encoding {
+        Encoding::Protobuf => proto::ExportTraceServiceRequest::decode(body).map_err(BodyError::Protobuf),
+        Encoding::Json => serde_json::from_slice::<json::Request>(body).map(Into::into).map_err(BodyError::Json),
+    }
+}
+
+fn inflate(body: &[u8]) -> Result<Vec<u8>, BodyError> {
+    let mut inflated = Vec::new();
+    let limit = MAX_INFLATED_BYTES as u64 + 1;
+    flate2::read::GzDecoder::new(body).take(limit).read_to_end(&mut inflated).map_err(BodyError::Gzip)?;
+    if inflated.len() > MAX_INFLATED_BYTES {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(inflated)
+}
+
+/// A span that carries a test's context.
+pub(crate) struct TestSpan {
+    /// The context's attributes, in the order of [`CONTEXT_ATTRIBUTES`] (text, when present as strings).
+    pub(crate) context: [Option<String>; 5],
+    pub(crate) span: Span,
+}
+
+/// The spans of an export: how many there were, and those carrying a test's context, made into [`Span`]s (the
+/// others are only counted).
+pub(crate) fn test_spans(request: proto::ExportTraceServiceRequest) -> (usize, Vec<TestSpan>) {
+    let mut total = 0;
+    let mut found = Vec::new();
+    for resource_spans in request.resource_spans {
+        let resource = resource_spans.resource.map(|r| r.attributes).unwrap_or_default();
+        let mut service = None;
+        for scope in resource_spans.scope_spans {
+            total += scope.spans.len();
+            for span in scope.spans {
+                let has_test = span.attributes.iter().any(|kv| kv.key == CONTEXT_ATTRIBUTES[0]);
+                if !has_test {
+                    continue;
+                }
+                let service = service.get_or_insert_with(|| string_attribute(&resource, "service.name"));
+                found.push(test_span(span, service.clone()));
+            }
+        }
+    }
+    (total, found)
+}
+
+fn test_span(span: proto::Span, service: Option<String>) -> TestSpan {
+    let context = CONTEXT_ATTRIBUTES.map(|key| string_attribute(&span.attributes, key));
+    let status = span.status.map(|s| SpanStatus::of_code(s.code, s.message)).unwrap_or_default();
+    let (start, end) = (span.start_time_unix_nano, span.end_time_unix_nano);
+    let attributes: Map<String, Value> = span
+        .attributes
+        .into_iter()
+        .filter(|kv| !CONTEXT_ATTRIBUTES.contains(&kv.key.as_str()))
+        .map(|kv| (kv.key, kv.value.map_or(Value::Null, json_of)))
+        .collect();
+    let span = Span {
+        name: span.name,
+        service,
+        trace_id: hex(&span.trace_id),
+        span_id: hex(&span.span_id),
+        parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex(&span.parent_span_id)),
+        attributes,
+        status,
+        start: time_of_unix_nanos(start),
+        end: time_of_unix_nanos(end),
+        duration_seconds: end.saturating_sub(start) as f64 / 1e9,
+    };
+    TestSpan { context, span }
+}
+
+fn string_attribute(attributes: &[proto::KeyValue], key: &str) -> Option<String> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value.as_ref()?.value {
+        Some(proto::any_value::Value::StringValue(s)) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn json_of(value: proto::AnyValue) -> Value {
+    use proto::any_value::Value as V;
+    match value.value {
+        None => Value::Null,
+        Some(V::StringValue(s)) => Value::String(s),
+        Some(V::BoolValue(b)) => Value::Bool(b),
+        Some(V::IntValue(i)) => Value::from(i),
+        Some(V::DoubleValue(d)) => serde_json::Number::from_f64(d).map_or(Value::Null, Value::Number),
+        Some(V::ArrayValue(a)) => Value::Array(a.values.into_iter().map(json_of).collect()),
+        Some(V::KvlistValue(kv)) => {
+            Value::Object(kv.values.into_iter().map(|kv| (kv.key, kv.value.map_or(Value::Null, json_of))).collect())
+        }
+        Some(V::BytesValue(b)) => Value::String(hex(&b)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! Spans as signals over a real HTTP connection (feature `web`): an OTLP/HTTP export (JSON, gzip) carrying a test's
+//! context as span attributes (what OpenTelemetry's baggage span processors write) becomes the case's signal, its
+//! value the span; non-test spans are counted and dropped; forged contexts with signing on, malformed, oversized
+//! and mistyped bodies are refused and counted, never a signal, never a panic. The real Python and Node services
+//! are in `otel_services.rs`.
+
+mod support;
+
+use std::{io::Write, time::Duration};
+
+use livecheck::{
+    spans::{Span, SpanSelector},
+    transport::MemoryTransport,
+    Case, CaseHandle, CaseResult, CaseSettings, LiveCheck, Running, Signal, State, TestContext, TestRun,
+};
+use serde_json::{json, Value};
+use support::ReportReader;
+
+/// The execution stage is a span of the `execution` service; its `order.side` must be the side ordered.
+struct Execution {
+    executed: Signal<Span>,
+}
+
+impl Case for Execution {
+    type Args = String;
+    async fn run(&self, test: &TestRun, side: String) -> CaseResult {
+        let span = self.executed.wait(Duration::from_secs(5)).await?;
+        test.log(format!("executed in {:.3}s", span.duration_seconds));
+        assert_eq!(span.attribute_str("order.side"), Some(side.as_str()), "the side the execution stage saw");
+        assert!(!span.status.is_error(), "the execution span's status: {:?}", span.status);
+        Ok(())
+    }
+}
+
+fn register(app: &LiveCheck) -> CaseHandle<Execution> {
+    let settings = CaseSettings::new("orders.execute")
+        .test_expires(Duration::from_secs(600))
+        .span_signal("executed", SpanSelector::named("execute order").service("execution"));
+    app.register(settings, |s| Execution { executed: s.declare("executed") }).unwrap()
+}
+
+async fn start(transport: &MemoryTransport, secret: Option<&str>) -> (LiveCheck, Running, String) {
+    let mut builder = LiveCheck::builder().transport(transport.clone()).web_address("127.0.0.1:0");
+    if let Some(secret) = secret {
+        builder = builder.signing_secret(secret);
+    }
+    let app = builder.build();
+    register(&app);
+    let running = app.start().await.unwrap();
+    let base = format!("http://{}", running.web_address().unwrap());
+    (app, running, base)
+}
+
+fn attribute(key: &str, value: Value) -> Value {
+    let value = match value {
+        Value::String(s) => json!({ "stringValue": s }),
+        Value::Bool(b) => json!({ "boolValue": b }),
+        other => json!({ "intValue": other.to_string() }),
+    };
+    json!({ "key": key, "value": value })
+}
+
+/// An OTLP JSON export of one span of `service`, with `test`'s context (when given) and `attributes`.
+fn export(service: &str, name: &str, test: Option<&TestContext>, attributes: &[(&str, Value)]) -> Value {
+    let mut all: Vec<Value> = attributes.iter().map(|(k, v)| attribute(k, v.clone())).collect();
+    if let Some(test) = test {
+        let members =
+            ["livecheck.test.id", "livecheck.test.name", "livecheck.test.timestamp", "livecheck.test.expires"];
+        let pairs = test.header_pairs();
+        for (member, (_, value)) in members.iter().zip(&pairs) {
+            all.push(attribute(member, Value::String(value.clone())));
+        }
+        if let Some((_, signature)) = pairs.get(4) {
+            all.push(attribute("livecheck.test.signature", Value::String(signature.clone())));
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [attribute("service.name", Value::String(service.to_owned()))]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7", "name": name, "kind": 2,
+            "startTimeUnixNano": (now - 3_000_000).to_string(), "endTimeUnixNano": now.to_string(),
+            "attributes": all, "status": {}
+        }]}]
+    }]})
+}
+
+async fn post(base: &str, body: Vec<u8>, content_type: &str, gzip: bool) -> reqwest::Response {
+    let mut request = reqwest::Client::new().post(format!("{base}/v1/traces")).header("content-type", content_type);
+    let body = if gzip {
+        request = request.header("content-encoding", "gzip");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body).unwrap();
+        encoder.finish().unwrap()
+    } else {
+        body
+    };
+    request.body(body).send().await.unwrap()
+}
+
+async fn post_json(base: &str, export: &Value) -> reqwest::Response {
+    post(base, serde_json::to_vec(export).unwrap(), "application/json", false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_of_the_test_is_its_signal_and_the_case_asserts_on_its_attributes() {
+    let transport = MemoryTransport::new();
+    let (app, running, base) = start(&transport, None).await;
+    let mut reports = ReportReader::new(&transport).await;
+    let handle = register(&LiveCheck::builder().transport(transport.clone()).build());
+
+    // PASS: the span of the right service and name, with the side ordered.
+    let test = handle.trigger(&"sell".to_owned()).await.unwrap();
+    let noise = export("execution", "GET /health", None, &[]);
+    assert_eq!(post_json(&base, &noise).await.status(), 200);
+    let other_stage = export("orders", "execute order", Some(&test), &[("order.side", json!("sell"))]);
+    assert_eq!(post_json(&base, &other_stage).await.status(), 200, "another service's span is not the signal");
+    let span = export("execution", "execute order", Some(&test), &[("order.side", json!("sell"))]);
+    let answer = post(&base, serde_json::to_vec(&span).unwrap(), "application/json", true).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!({}));
+    let report = reports.next(Duration::from_secs(10)).await;
+    assert_eq!(report.state, State::Pass, "{report:?}");
+
+    // FAIL, naming the span's attribute, when the stage changed the side.
+    let test = handle.trigger(&"sell".to_owned()).await.unwrap();
+    let span = export("execution", "execute order", Some(&test), &[("order.side", json!("buy"))]);
+    assert_eq!(post_json(&base, &span).await.status(), 200);
+    let report = reports.next(Duration::from_secs(10)).await;
+    assert_eq!(report.state, State::Fail, "{report:?}");
+    assert!(report.traceback.as_deref().unwrap_or_default().contains("the side the execution stage saw"), "{report:?}");
+
+    let metrics = app.metrics();
+    assert_eq!(metrics.spans_received, 4);
+    assert_eq!(metrics.spans_without_test, 1);
+    assert_eq!(metrics.spans_unmatched, 1);
+    assert_eq!(metrics.span_signals, 2);
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_signing_on_only_spans_with_a_signed_context_are_signals() {
+    let transport = MemoryTransport::new();
+    let (app, running, base) = start(&transport, Some("s3cret")).await;
+    let mut reports = ReportReader::new(&transport).await;
+    let service = LiveCheck::builder().transport(transport.clone()).signing_secret("s3cret").build();
+    let handle = register(&service);
+    let test = handle.trigger(&"sell".to_owned()).await.unwrap();
+    assert!(test.header_pairs().len() == 5, "the service signs its tests");
+
+    // Unsigned, and signed with another secret: refused (partial success), never a signal.
+    let unsigned = TestContext::new(test.id(), test.case_name(), test.timestamp(), test.expires());
+    let forged = register(&LiveCheck::builder().transport(MemoryTransport::new()).signing_secret("other").build())
+        .trigger_with_id(test.id(), &"sell".to_owned())
+        .await
+        .unwrap();
+    for context in [&unsigned, &forged] {
+        let span = export("execution", "execute order", Some(context), &[("order.side", json!("buy"))]);
+        let answer = post_json(&base, &span).await;
+        assert_eq!(answer.status(), 200);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["partialSuccess"]["rejectedSpans"], "1", "{body}");
+    }
+    assert_eq!(app.metrics().spans_refused, 2);
+    assert_eq!(app.metrics().span_signals, 0);
+
+    let span = export("execution", "execute order", Some(&test), &[("order.side", json!("sell"))]);
+    assert_eq!(post_json(&base, &span).await.status(), 200);
+    assert_eq!(reports.next(Duration::from_secs(10)).await.state, State::Pass);
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_exports_are_refused_with_the_status_otlp_asks_for_and_counted() {
+    let transport = MemoryTransport::new();
+    let (app, running, base) = start(&transport, None).await;
+    let cases: Vec<(Vec<u8>, &str, bool, u16)> = vec![
+        (b"{not json".to_vec(), "application/json", false, 400),
+        (b"\x0a\xff\xff\xff\xff\x0f".to_vec(), "application/x-protobuf", false, 400),
+        (b"{}".to_vec(), "text/plain", false, 415),
+        (b"{}".to_vec(), "application/json", true, 200),
+        (vec![0u8; 64 * 1024 * 1024], "application/x-protobuf", true, 413),
+    ];
+    let count = cases.iter().filter(|c| c.3 != 200).count() as u64;
+    for (body, content_type, gzip, status) in cases {
+        let answer = post(&base, body, content_type, gzip).await;
+        assert_eq!(answer.status().as_u16(), status, "{content_type} gzip={gzip}");
+    }
+    assert_eq!(app.metrics().otlp_requests_refused, count);
+    // A 10 MB body is refused once past the limit, before the rest is read (the client may still be writing it, so
+    // the answer is read on a raw connection that stops writing at 5 MB).
+    assert!(status_line_of_announced_body(&base, 10 * 1024 * 1024).await.contains(" 413 "));
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200, "still serving");
+    running.shutdown().await.unwrap();
+}
+
+/// The status line the server answers to a POST announcing `length` bytes of body, of which 5 MB are sent.
+async fn status_line_of_announced_body(base: &str, length: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may stop reading (and close) once it refused: a failed write is expected then.
+    let _ = stream.write_all(&vec![b' '; 5 * 1024 * 1024]).await;
+    let mut answer = vec![0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&answer[..read]).lines().next().unwrap_or_default().to_owned()
+}
