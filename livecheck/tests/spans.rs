@@ -40,7 +40,10 @@ fn register(app: &LiveCheck) -> CaseHandle<Execution> {
 }
 
 async fn start(transport: &MemoryTransport, secret: Option<&str>) -> (LiveCheck, Running, String) {
-    let mut builder = LiveCheck::builder().transport(transport.clone()).web_address("127.0.0.1:0");
+    let mut builder = LiveCheck::builder()
+        .transport(transport.clone())
+        .web_address("127.0.0.1:0")
+        .trace_url("http://traces.example/trace/{trace_id}");
     if let Some(secret) = secret {
         builder = builder.signing_secret(secret);
     }
@@ -78,12 +81,15 @@ fn export(service: &str, name: &str, test: Option<&TestContext>, attributes: &[(
     json!({"resourceSpans": [{
         "resource": {"attributes": [attribute("service.name", Value::String(service.to_owned()))]},
         "scopeSpans": [{"spans": [{
-            "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7", "name": name, "kind": 2,
+            "traceId": TRACE_ID, "spanId": "00f067aa0ba902b7", "name": name, "kind": 2,
             "startTimeUnixNano": (now - 3_000_000).to_string(), "endTimeUnixNano": now.to_string(),
             "attributes": all, "status": {}
         }]}]
     }]})
 }
+
+/// The trace every span of these tests is in.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 async fn post(base: &str, body: Vec<u8>, content_type: &str, gzip: bool) -> reqwest::Response {
     let mut request = reqwest::Client::new().post(format!("{base}/v1/traces")).header("content-type", content_type);
@@ -208,4 +214,36 @@ async fn status_line_of_announced_body(base: &str, length: usize) -> String {
     let mut answer = vec![0u8; 256];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.unwrap().unwrap();
     String::from_utf8_lossy(&answer[..read]).lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_records_its_trace_and_a_span_of_that_trace_without_test_context_is_its_signal() {
+    let transport = MemoryTransport::new();
+    let (app, running, base) = start(&transport, None).await;
+    let mut reports = ReportReader::new(&transport).await;
+    let handle = register(&LiveCheck::builder().transport(transport.clone()).build());
+    // Triggered inside the request's trace (what the HTTP layer does for a request with a `traceparent`).
+    let test = livecheck::context::in_trace(Some(TRACE_ID), handle.trigger(&"sell".to_owned())).await.unwrap();
+
+    // A span of the same trace from a service without the baggage span processor: no livecheck.test.* attributes.
+    let span = export("execution", "execute order", None, &[("order.side", json!("sell"))]);
+    // Sent until the instance runs the test (before, the trace is nobody's and the span is dropped).
+    let report = loop {
+        assert_eq!(post_json(&base, &span).await.status(), 200);
+        if let Some(report) = reports.next_within(Duration::from_millis(200)).await {
+            break report;
+        }
+    };
+    assert_eq!(report.state, State::Pass, "{report:?}");
+    assert_eq!(
+        report.test.as_ref().and_then(|t| t.trace_id.as_deref()),
+        Some(TRACE_ID),
+        "the report carries the trace"
+    );
+    let record = app.execution(test.id()).expect("kept");
+    assert_eq!(record.trace_id.as_deref(), Some(TRACE_ID));
+    assert_eq!(record.trace_url.as_deref(), Some(format!("http://traces.example/trace/{TRACE_ID}").as_str()));
+    let api: Value = reqwest::get(format!("{base}/api/executions/{}", test.id())).await.unwrap().json().await.unwrap();
+    assert_eq!(api["trace_url"], format!("http://traces.example/trace/{TRACE_ID}"));
+    running.shutdown().await.unwrap();
 }

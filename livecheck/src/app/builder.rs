@@ -33,6 +33,7 @@ pub struct LiveCheckBuilder {
     stats_interval: Duration,
     shutdown_timeout: Duration,
     execution_history: usize,
+    trace_url: Option<String>,
     remembered_reports: usize,
     /// What runs beside the instance (the web server, when configured).
     pub(super) companions: Vec<Box<dyn super::companion::Companion>>,
@@ -66,6 +67,7 @@ impl Default for LiveCheckBuilder {
             stats_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             execution_history: 50,
+            trace_url: None,
             remembered_reports: super::reported::DEFAULT_REMEMBERED,
             companions: Vec::new(),
             signing_secret: None,
@@ -220,6 +222,15 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Links each execution to the trace of the request it was sampled from: `template` with `{trace_id}`
+    /// replaced by the trace id, e.g. `http://grafana:3000/explore?traceId={trace_id}` or
+    /// `http://jaeger:16686/trace/{trace_id}`. Shown as `trace_url` in the execution records (the JSON API) and as
+    /// a link on the dashboard. Off by default (the trace id alone is shown).
+    pub fn trace_url(mut self, template: impl Into<String>) -> Self {
+        self.trace_url = Some(template.into());
+        self
+    }
+
     /// How many reported executions the instance remembers, so that a copy of one arriving later (delivered
     /// again, replayed, or written twice by a producer's retry) is never run again (default 250 000, about 64
     /// bytes each: 16 MiB at most). Each is remembered until its expiry plus 10 minutes; beyond the limit, those
@@ -331,6 +342,7 @@ impl LiveCheckBuilder {
                 clock: self.clock,
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 reported: super::reported::ReportedExecutions::new(self.remembered_reports),
+                traces: Default::default(),
                 metrics,
                 signer,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
@@ -349,6 +361,7 @@ impl LiveCheckBuilder {
                     stats_interval: self.stats_interval,
                     shutdown_timeout: self.shutdown_timeout,
                     execution_history: self.execution_history,
+                    trace_url: self.trace_url,
                 },
                 companions: self.companions,
             }),

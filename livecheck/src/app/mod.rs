@@ -16,6 +16,7 @@ mod running;
 #[cfg(feature = "web")]
 mod spans;
 mod stopping;
+mod traces;
 mod trigger;
 mod watchers;
 
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     /// What the cases send out through (it holds the same transport, streams, clock, signer and counters).
     pub(crate) publisher: Arc<Publisher>,
     pub(crate) router: SignalRouter,
+    /// Executing tests by the trace they were sampled from (for spans without a test context).
+    pub(crate) traces: traces::TestsByTrace,
     /// Executions with a report, so that copies of them are not run again.
     pub(crate) reported: reported::ReportedExecutions,
     pub(crate) metrics: Arc<Metrics>,
@@ -97,6 +100,8 @@ pub(crate) struct Config {
     pub(crate) shutdown_timeout: Duration,
     /// Finished executions kept per case for the API.
     pub(crate) execution_history: usize,
+    /// The link to a trace, `{trace_id}` standing for its id (see `LiveCheckBuilder::trace_url`).
+    pub(crate) trace_url: Option<String>,
 }
 
 #[derive(Default)]

@@ -4,6 +4,7 @@ mod current;
 mod headers;
 mod signing;
 mod test_context;
+mod trace;
 
 #[cfg(feature = "http")]
 pub(crate) use current::scope_future;
@@ -14,3 +15,6 @@ pub use headers::{HeaderError, Headers, HEADER_EXPIRES, HEADER_TEST_ID, HEADER_T
 pub(crate) use signing::Signer;
 pub use signing::{HEADER_EXECUTION_SIGNATURE, HEADER_SIGNATURE, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV};
 pub use test_context::TestContext;
+pub use trace::{current_trace_id, in_trace};
+#[cfg_attr(not(feature = "http"), allow(unused_imports))]
+pub(crate) use trace::{trace_id_of_traceparent, trace_scope, valid_trace_id};

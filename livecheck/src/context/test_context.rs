@@ -24,6 +24,8 @@ struct ContextInner {
     header_values: OnceLock<Box<[String; 4]>>,
     /// The signature of the header values, when the app that made or read the context signs test context.
     signature: OnceLock<Box<str>>,
+    /// The trace of the request the test was sampled from, when it was triggered inside one.
+    trace_id: OnceLock<Box<str>>,
 }
 
 impl PartialEq for TestContext {
@@ -49,12 +51,29 @@ impl TestContext {
             expires: expires.trunc_subsecs(6),
             header_values: OnceLock::new(),
             signature: OnceLock::new(),
+            trace_id: OnceLock::new(),
         }))
     }
 
     /// The context of an execution.
     pub fn of(execution: &TestExecution) -> Self {
-        Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires)
+        let context =
+            Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires);
+        context.with_trace_id(execution.trace_id.as_deref())
+    }
+
+    /// The trace id (32 hex digits) of the request the test was sampled from, when it was triggered inside a
+    /// trace (see [`crate::context::in_trace`]). Known where the execution is: not carried by the headers.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.0.trace_id.get().map(|t| &**t)
+    }
+
+    /// The context carrying `trace_id` (when it is a trace id, and it carries none yet).
+    pub(crate) fn with_trace_id(self, trace_id: Option<&str>) -> Self {
+        if let Some(trace_id) = trace_id.and_then(super::valid_trace_id) {
+            let _ = self.0.trace_id.set(trace_id);
+        }
+        self
     }
 
     /// The test id.

@@ -43,7 +43,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = TaskLocalFuture<Option<TestContext>, S::Future>;
+    type Future = TaskLocalFuture<Option<Box<str>>, TaskLocalFuture<Option<TestContext>, S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -52,6 +52,9 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let headers = request.headers();
         let test = self.app.test_from_lookup(|name| headers.get(name).map(http::HeaderValue::as_bytes));
-        crate::context::scope_future(test, self.inner.call(request))
+        // The request's trace, so that an execution it triggers records it.
+        let trace =
+            headers.get("traceparent").and_then(|value| crate::context::trace_id_of_traceparent(value.as_bytes()));
+        crate::context::trace_scope(trace, crate::context::scope_future(test, self.inner.call(request)))
     }
 }

@@ -144,7 +144,8 @@ impl Publisher {
             .and_then(|ttl| now.checked_add_signed(ttl))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
-        let execution = TestExecution::new(id, case_name, now, expires, args)?;
+        let mut execution = TestExecution::new(id, case_name, now, expires, args)?;
+        execution.trace_id = crate::context::current_trace_id();
         let context = TestContext::of(&execution).signed_by(self.signer.as_ref());
         let mut headers = Headers::new();
         context.append_to(&mut headers);

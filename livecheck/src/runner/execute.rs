@@ -80,6 +80,11 @@ impl Started {
         let _still_needed = router.release(&self.run, false);
     }
 
+    /// The execution's context.
+    pub(crate) fn context(&self) -> &crate::context::TestContext {
+        self.run.context()
+    }
+
     /// The execution's id, issue time and expiry.
     pub(crate) fn identity(&self) -> Identity {
         let context = self.run.context();
