@@ -187,6 +187,10 @@ metrics! {
     span_signals,
     /// OTLP requests refused: a body that is too large, compressed otherwise than gzip, or does not decode.
     otlp_requests_refused,
+    /// Finished executions exported as spans to `otlp_endpoint`.
+    verdict_spans_exported,
+    /// Finished executions that could not be exported as spans (the endpoint failed, or 2 048 already waited).
+    verdict_spans_failed,
 }
 
 impl Metrics {

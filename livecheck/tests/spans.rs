@@ -247,3 +247,56 @@ async fn an_execution_records_its_trace_and_a_span_of_that_trace_without_test_co
     assert_eq!(api["trace_url"], format!("http://traces.example/trace/{TRACE_ID}"));
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_verdict_is_exported_as_a_span_in_the_trace_of_its_request() {
+    use std::sync::{Arc, Mutex};
+    // An OTLP endpoint that keeps what it is sent.
+    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let kept = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                kept.lock().unwrap().push((content_type.to_owned(), body.to_vec()));
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let transport = MemoryTransport::new();
+    let app =
+        LiveCheck::builder().transport(transport.clone()).web_address("127.0.0.1:0").otlp_endpoint(endpoint).build();
+    register(&app);
+    let running = app.start().await.unwrap();
+    let base = format!("http://{}", running.web_address().unwrap());
+    let mut reports = ReportReader::new(&transport).await;
+    let handle = register(&LiveCheck::builder().transport(transport.clone()).build());
+    let test = livecheck::context::in_trace(Some(TRACE_ID), handle.trigger(&"sell".to_owned())).await.unwrap();
+    let span = export("execution", "execute order", Some(&test), &[("order.side", json!("sell"))]);
+    assert_eq!(post_json(&base, &span).await.status(), 200);
+    assert_eq!(reports.next(Duration::from_secs(10)).await.state, State::Pass);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.metrics().verdict_spans_exported == 0 {
+        assert!(std::time::Instant::now() < deadline, "no verdict span exported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = received.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let (content_type, body) = &sent[0];
+    assert_eq!(content_type, "application/x-protobuf");
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let trace_bytes: Vec<u8> =
+        (0..32).step_by(2).map(|i| u8::from_str_radix(&TRACE_ID[i..i + 2], 16).unwrap()).collect();
+    assert!(contains(&trace_bytes), "the span is in the request's trace");
+    assert!(contains(b"livecheck orders.execute"));
+    assert!(contains(b"livecheck.state") && contains(b"PASS"));
+    assert!(contains(test.id().as_bytes()));
+    running.shutdown().await.unwrap();
+}

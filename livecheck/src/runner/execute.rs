@@ -141,6 +141,14 @@ impl Finished {
         }
     }
 
+    /// The trace id of the request the test was sampled from, if any.
+    pub(crate) fn trace_id(&self) -> Option<&str> {
+        match (&self.run, &self.report.test) {
+            (Some(run), _) => run.context().trace_id(),
+            (None, test) => test.as_ref().and_then(|t| t.trace_id.as_deref()),
+        }
+    }
+
     /// When the test was issued.
     pub(crate) fn issued(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         match (&self.run, &self.report.test) {
