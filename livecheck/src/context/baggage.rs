@@ -213,30 +213,26 @@ pub(super) fn push_member(out: &mut String, name: &str, value: &str) {
     encode_into(out, value);
 }
 
+/// New values of the `baggage` headers of a message, in place of the old ones: `None` where a header is to go.
+pub(super) type NewValues = Vec<Option<Vec<u8>>>;
+
 /// What becomes of the `baggage` header values of a message when our members (`ours`, `count` of them) are added
-/// to them: the other members kept as they are, ours replacing any of ours there. `Ok` with the new values (in
-/// place of the old ones, `None` where a header is to go), or `Err` with the values without any of ours when the
-/// result would be over the limits.
-pub(super) fn merge(
-    existing: &[&[u8]],
-    ours: &str,
-    count: usize,
-) -> Result<Vec<Option<Vec<u8>>>, Vec<Option<Vec<u8>>>> {
+/// to them: the other members kept as they are, ours replacing any of ours there. `Ok` with the new values, or
+/// `Err` with the values without any of ours when the result would be over the limits.
+pub(super) fn merge(existing: &[&[u8]], ours: &str, count: usize) -> Result<NewValues, NewValues> {
     let mut kept: Vec<Vec<&[u8]>> = existing
         .iter()
         .map(|v| v.split(|b| *b == b',').map(trim_ows).filter(|m| !m.is_empty() && our_member(m).is_none()).collect())
         .collect();
     let others: usize = kept.iter().map(Vec::len).sum();
     let join = |members: &[&[u8]]| members.join(&b","[..]);
-    let without_ours: Vec<Option<Vec<u8>>> =
-        kept.iter().map(|members| (!members.is_empty()).then(|| join(members))).collect();
+    let without_ours: NewValues = kept.iter().map(|members| (!members.is_empty()).then(|| join(members))).collect();
     let into = kept.iter().position(|members| !members.is_empty()).unwrap_or(0);
     if kept.is_empty() {
         kept.push(Vec::new());
     }
     kept[into].push(ours.as_bytes());
-    let with_ours: Vec<Option<Vec<u8>>> =
-        kept.iter().map(|members| (!members.is_empty()).then(|| join(members))).collect();
+    let with_ours: NewValues = kept.iter().map(|members| (!members.is_empty()).then(|| join(members))).collect();
     let present: Vec<usize> = with_ours.iter().flatten().map(Vec::len).collect();
     let bytes = present.iter().sum::<usize>() + present.len().saturating_sub(1);
     if bytes > MAX_BYTES || others + count > MAX_MEMBERS_WRITTEN {
