@@ -6,7 +6,7 @@ use crate::alert::Webhooks;
 use crate::{
     alert::Alerts,
     clock::Clock,
-    context::{Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
+    context::{Carriers, Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
     observe::{Observer, Observers},
     publish::{Publisher, PublisherParts},
     runner::SignalRouter,
@@ -39,6 +39,7 @@ pub struct LiveCheckBuilder {
     pub(super) companions: Vec<Box<dyn super::companion::Companion>>,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
+    context_carriers: Carriers,
     dead_letter_stream: Option<String>,
     #[cfg(feature = "http")]
     alert_webhooks: Vec<String>,
@@ -72,6 +73,7 @@ impl Default for LiveCheckBuilder {
             companions: Vec::new(),
             signing_secret: None,
             previous_signing_secret: None,
+            context_carriers: Carriers::Both,
             dead_letter_stream: None,
             #[cfg(feature = "http")]
             alert_webhooks: Vec::new(),
@@ -269,6 +271,19 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Where this app writes the test context on the messages it publishes — executions (`trigger`, …), signals,
+    /// [`Topic::send`](crate::stream::Topic::send): the `LiveCheck-*` headers, the `livecheck.test.*` members of
+    /// the W3C `baggage` header, or both (the default: Faust reads the headers, OpenTelemetry-instrumented services
+    /// carry the baggage). Reading always accepts both, the headers first. Writers without an app —
+    /// [`TestContext::append_to`](crate::TestContext::append_to),
+    /// [`append_current_test`](crate::context::append_current_test), reqwest's
+    /// [`with_current_test`](crate::http::RequestBuilderExt::with_current_test),
+    /// [`TestContext::header_pairs`](crate::TestContext::header_pairs) — write both.
+    pub fn context_carriers(mut self, carriers: Carriers) -> Self {
+        self.context_carriers = carriers;
+        self
+    }
+
     /// Adds a webhook that alerts are POSTed to (feature `http`): a suite failure (`suite_failed`, `stalled`,
     /// `service_down`) and a recovery (`recovered`) of any case this instance runs, as JSON (see
     /// [`crate::alert::Alert`]). Call it once per webhook. Delivered in the background, retried with backoff (5
@@ -329,6 +344,7 @@ impl LiveCheckBuilder {
             partitions: self.partitions,
             clock: self.clock.clone(),
             signer: signer.clone(),
+            carriers: self.context_carriers,
             metrics: metrics.clone(),
             draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
             signal_send_timeout: self.signal_send_timeout,

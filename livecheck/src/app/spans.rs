@@ -77,7 +77,7 @@ impl LiveCheck {
             };
             test_span.context[index].as_deref().map(str::as_bytes)
         };
-        let context = match HeaderParts::read(header, self.shared.signer.as_ref()) {
+        let context = match HeaderParts::read(header, std::iter::empty(), self.shared.signer.as_ref()) {
             Ok(Some(parts)) => parts.into_context(),
             Ok(None) => unreachable!("a test span has a test id"),
             Err(error) => {

@@ -22,6 +22,8 @@ struct ContextInner {
     expires: DateTime<Utc>,
     /// The header values, rendered once: a test's context is attached to many messages.
     header_values: OnceLock<Box<[String; 4]>>,
+    /// The same as the four `livecheck.test.*` baggage members, rendered once.
+    baggage_members: OnceLock<Box<str>>,
     /// The signature of the header values, when the app that made or read the context signs test context.
     signature: OnceLock<Box<str>>,
     /// The trace of the request the test was sampled from, when it was triggered inside one.
@@ -50,6 +52,7 @@ impl TestContext {
             timestamp: timestamp.trunc_subsecs(6),
             expires: expires.trunc_subsecs(6),
             header_values: OnceLock::new(),
+            baggage_members: OnceLock::new(),
             signature: OnceLock::new(),
             trace_id: OnceLock::new(),
         }))
@@ -99,6 +102,11 @@ impl TestContext {
     /// Values of the id, name, timestamp and expiry headers.
     pub(crate) fn header_values(&self) -> [String; 4] {
         (**self.0.header_values.get_or_init(|| Box::new(self.render_header_values()))).clone()
+    }
+
+    /// The id, name, timestamp and expiry as the four `livecheck.test.*` members of a `baggage` header.
+    pub(crate) fn baggage_four(&self) -> &str {
+        self.0.baggage_members.get_or_init(|| super::baggage::members_of(&self.header_values()).into())
     }
 
     /// The signature carried, if any.

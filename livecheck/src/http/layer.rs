@@ -4,10 +4,14 @@ use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{context::TestContext, LiveCheck};
+use crate::{
+    context::{HeaderParts, TestContext, HEADER_BAGGAGE},
+    LiveCheck,
+};
 
-/// A tower layer (works with axum's `Router::layer`) that reads the LiveCheck headers of each request and makes
-/// that test current for the handler, and only for it. Partial or malformed headers mean no test: logged once per
+/// A tower layer (works with axum's `Router::layer`) that reads the test context of each request — the LiveCheck
+/// headers, else the `livecheck.test.*` members of its `baggage` headers — and makes that test current for the
+/// handler, and only for it. Partial or malformed headers mean no test: logged once per
 /// cause, counted in [`LiveCheck::metrics`]. So do headers without a valid signature when the app signs test
 /// context ([`crate::LiveCheckBuilder::signing_secret`]).
 #[derive(Clone)]
@@ -51,7 +55,13 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let headers = request.headers();
-        let test = self.app.test_from_lookup(|name| headers.get(name).map(http::HeaderValue::as_bytes));
+        let test = self
+            .app
+            .read_carriers(
+                |name| headers.get(name).map(http::HeaderValue::as_bytes),
+                headers.get_all(HEADER_BAGGAGE).iter().map(http::HeaderValue::as_bytes),
+            )
+            .map(HeaderParts::into_context);
         // The request's trace, so that an execution it triggers records it.
         let trace =
             headers.get("traceparent").and_then(|value| crate::context::trace_id_of_traceparent(value.as_bytes()));

@@ -7,6 +7,8 @@ pub(crate) mod proto;
 use std::io::Read;
 
 use prost::Message as _;
+
+use crate::context::{BAGGAGE_EXPIRES, BAGGAGE_SIGNATURE, BAGGAGE_TEST_ID, BAGGAGE_TEST_NAME, BAGGAGE_TIMESTAMP};
 use serde_json::{Map, Value};
 
 use super::{
@@ -22,13 +24,8 @@ pub(crate) const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
 /// The span attributes that carry a test's context: the `livecheck.test.*` baggage members, copied onto spans by
 /// OpenTelemetry's baggage span processors. In the order of the test headers: id, case name, timestamp, expiry,
 /// then the signature.
-pub(crate) const CONTEXT_ATTRIBUTES: [&str; 5] = [
-    "livecheck.test.id",
-    "livecheck.test.name",
-    "livecheck.test.timestamp",
-    "livecheck.test.expires",
-    "livecheck.test.signature",
-];
+pub(crate) const CONTEXT_ATTRIBUTES: [&str; 5] =
+    [BAGGAGE_TEST_ID, BAGGAGE_TEST_NAME, BAGGAGE_TIMESTAMP, BAGGAGE_EXPIRES, BAGGAGE_SIGNATURE];
 
 /// Why a body was refused.
 #[derive(Debug, thiserror::Error)]
