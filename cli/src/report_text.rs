@@ -1,4 +1,5 @@
-//! Reports as people read them: one line for `tail`, a verdict with its trace for `trigger`.
+//! Reports as people read them: one line for `tail`, a verdict with its trace for `trigger` (and the trace id of
+//! the request a test was sampled from, when it has one).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use livecheck::{wire::TestReport, State};
@@ -24,6 +25,10 @@ pub(crate) fn one_line(report: &TestReport, paint: Paint) -> String {
         report.case_name,
         paint.tone(&format!("{:<7}", report.state.as_str()), Tone::of_state(report.state.as_str())),
     );
+    if let Some(trace_id) = report.test.as_ref().and_then(|test| test.trace_id.as_deref()) {
+        line.push_str("  trace ");
+        line.push_str(trace_id);
+    }
     if let Some(error) = &report.error {
         line.push_str("  ");
         line.push_str(&error.lines().collect::<Vec<_>>().join(" | "));
@@ -40,6 +45,9 @@ pub(crate) fn verdict(report: &TestReport, paint: Paint) -> Vec<String> {
         Some(runtime) => format!("{state}  {}  test {id}  in {}", report.case_name, seconds_text(runtime)),
         None => format!("{state}  {}  test {id}  (not run)", report.case_name),
     }];
+    if let Some(trace_id) = report.test.as_ref().and_then(|test| test.trace_id.as_deref()) {
+        lines.push(format!("trace: {trace_id}"));
+    }
     if !report.signal_latency.0.is_empty() {
         let waits: Vec<String> =
             report.signal_latency.0.iter().map(|(name, secs)| format!("{name} {}", seconds_text(*secs))).collect();
@@ -96,6 +104,15 @@ mod tests {
         assert_eq!(line, "2026-01-02T03:04:05.350Z  orders  id-1  FAIL     250ms  side is buy | expected sell");
         let suite = TestReport::new("orders", State::Stall, None);
         assert_eq!(one_line(&suite, Paint::plain()), "-  orders  (suite)  STALL    -");
+    }
+
+    #[test]
+    fn the_trace_of_the_sampled_request_is_on_the_line_and_in_the_verdict() {
+        let mut traced = report(State::Pass, None, None);
+        traced.test.as_mut().unwrap().trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        let line = one_line(&traced, Paint::plain());
+        assert!(line.ends_with("250ms  trace 4bf92f3577b34da6a3ce929d0e0e4736"), "{line}");
+        assert!(verdict(&traced, Paint::plain()).contains(&"trace: 4bf92f3577b34da6a3ce929d0e0e4736".to_owned()));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::{
     report_text,
 };
 
-/// Follows reports: one line each (finish time, case, test id, state, runtime, error), or JSON lines.
+/// Follows reports: one line each (finish time, case, test id, state, runtime, trace id, error), or JSON lines.
 #[derive(Args, Debug)]
 pub(crate) struct TailArgs {
     #[command(flatten)]

@@ -303,3 +303,37 @@ async fn each_verdict_is_exported_as_a_span_in_the_trace_of_its_request() {
     assert!(contains(test.id().as_bytes()));
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_received_by_any_instance_reaches_the_instance_running_its_test() {
+    let transport = MemoryTransport::with_partitions(4);
+    let (first, first_running, first_base) = start(&transport, None).await;
+    let (second, second_running, second_base) = start(&transport, None).await;
+    let mut reports = ReportReader::new(&transport).await;
+    let handle = register(&LiveCheck::builder().transport(transport.clone()).build());
+    // Until both instances hold partitions of the group.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut passed = 0;
+    for i in 0..20 {
+        let test = handle.trigger(&"sell".to_owned()).await.unwrap();
+        let span = export("execution", "execute order", Some(&test), &[("order.side", json!("sell"))]);
+        // Every other span goes to the other instance: half of them to one that does not run the test.
+        let base = if i % 2 == 0 { &first_base } else { &second_base };
+        assert_eq!(post_json(base, &span).await.status(), 200);
+        let report = reports.next(Duration::from_secs(10)).await;
+        assert_eq!(report.state, State::Pass, "{report:?}");
+        passed += 1;
+        assert!(std::time::Instant::now() < deadline);
+    }
+    assert_eq!(passed, 20);
+    let (a, b) = (first.metrics(), second.metrics());
+    assert_eq!(a.span_signals + b.span_signals, 20);
+    assert!(
+        a.tests_finished > 0 && b.tests_finished > 0,
+        "both ran tests: {} and {}",
+        a.tests_finished,
+        b.tests_finished
+    );
+    first_running.shutdown().await.unwrap();
+    second_running.shutdown().await.unwrap();
+}
