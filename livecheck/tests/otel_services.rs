@@ -82,8 +82,7 @@ fn register_quote(app: &LiveCheck) -> CaseHandle<Quote> {
         .test_expires(Duration::from_secs(600))
         .span_signal("quoted", SpanSelector::named("quote").service("quote"))
         .span_signal("order_executed", executed_selector());
-    app.register(settings, |s| Quote { quoted: s.declare("quoted"), executed: s.declare("order_executed") })
-        .unwrap()
+    app.register(settings, |s| Quote { quoted: s.declare("quoted"), executed: s.declare("order_executed") }).unwrap()
 }
 
 // ----- The test's context in W3C baggage -----
@@ -99,8 +98,11 @@ fn baggage_of(test: &TestContext) -> String {
         "LiveCheck-Test-Signature" => "livecheck.test.signature",
         other => panic!("no baggage member for the header {other}"),
     };
-    let members: Vec<String> =
-        test.header_pairs().iter().map(|(header, value)| format!("{}={}", member(header), percent_encode(value))).collect();
+    let members: Vec<String> = test
+        .header_pairs()
+        .iter()
+        .map(|(header, value)| format!("{}={}", member(header), percent_encode(value)))
+        .collect();
     members.join(",")
 }
 
