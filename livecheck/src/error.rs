@@ -137,6 +137,7 @@ impl Error {
     }
 
     /// Setting up `context` failed because of `source`.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn setup(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -100,6 +100,8 @@ mod case;
 mod clock;
 pub mod context;
 mod error;
+#[cfg(all(feature = "http", feature = "web"))]
+mod export;
 pub mod history;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]

@@ -153,6 +153,9 @@ metrics! {
     /// With test context signing on: messages whose LiveCheck signature matched neither secret (handled as no
     /// test).
     headers_bad_signature,
+    /// Test contexts written without their `livecheck.test.*` baggage members because the message's `baggage`
+    /// would have gone over 8192 bytes or 64 members (the `LiveCheck-*` headers were written, if asked for).
+    baggage_over_limits,
     /// Poison messages copied to the dead-letter stream.
     dead_letters_published,
     /// Poison messages that could not be copied to the dead-letter stream (it failed, or too many were on their
@@ -187,6 +190,10 @@ metrics! {
     span_signals,
     /// OTLP requests refused: a body that is too large, compressed otherwise than gzip, or does not decode.
     otlp_requests_refused,
+    /// Finished executions exported as spans to `otlp_endpoint`.
+    verdict_spans_exported,
+    /// Finished executions that could not be exported as spans (the endpoint failed, or 2 048 already waited).
+    verdict_spans_failed,
 }
 
 impl Metrics {

@@ -78,6 +78,8 @@ pub struct ExecutionFinished<'a> {
     /// Its report: state, runtime, per-signal latency, error and trace (its `test` may be left out: see
     /// `test_id` and `issued_at`).
     pub report: &'a TestReport,
+    /// The trace id of the request it was sampled from, when it was triggered inside a trace.
+    pub trace_id: Option<&'a str>,
 }
 
 /// A change of a case's health.
@@ -178,6 +180,7 @@ mod tests {
             issued_at: now,
             finished_at: now,
             report: &report,
+            trace_id: None,
         };
         observers.execution_finished(&finished);
         observers.health_changed(&HealthEvent::Recovered { case: "c", from: SuiteFailureKind::Stall, at: now });

@@ -84,10 +84,22 @@ fn the_header_parser_survives_the_corpus_and_its_mutations() {
     }
     // The valid one is a test; the odd ones that must not be, are not.
     let parse = |name: &str| TestContext::from_headers(&headers(&corpus_file("headers", name)));
-    assert!(matches!(parse("valid.txt"), Ok(Some(_))));
-    for odd in
-        ["partial-no-expiry.txt", "expiry-before-issue.txt", "not-iso-timestamp.txt", "empty-id.txt", "not-utf8.txt"]
-    {
+    for valid in ["valid.txt", "baggage-valid.txt", "baggage-split.txt"] {
+        let test = parse(valid).unwrap().unwrap_or_else(|| panic!("{valid} is no test"));
+        assert_eq!((test.id(), test.case_name()), ("order-1", "orders.test_order"), "{valid}");
+    }
+    for odd in [
+        "partial-no-expiry.txt",
+        "expiry-before-issue.txt",
+        "not-iso-timestamp.txt",
+        "empty-id.txt",
+        "not-utf8.txt",
+        "baggage-bad-escape.txt",
+        "baggage-not-utf8.txt",
+        "baggage-partial.txt",
+        "baggage-with-partial-headers.txt",
+        "baggage-conflicting-ids.txt",
+    ] {
         assert!(!matches!(parse(odd), Ok(Some(_))), "{odd} was taken for a test");
     }
 }

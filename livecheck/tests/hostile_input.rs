@@ -40,6 +40,44 @@ fn malformed_test_headers_never_panic_and_a_changed_header_is_no_valid_test_or_a
     }
 }
 
+#[test]
+fn malformed_baggage_never_panics_and_a_changed_member_is_no_valid_test_or_a_checked_one() {
+    let mut rng = seeded();
+    let members = [
+        "userId=alice;src=web",
+        "livecheck.test.id=order-1",
+        "livecheck.test.name=orders.test_order",
+        "livecheck.test.timestamp=2026-11-25T22:00:00.000000%2B00:00",
+        "livecheck.test.expires=2026-11-26T01:00:00.000000%2B00:00",
+        "livecheck.test.signature=0000000000000000000000000000000000000000000000000000000000000000",
+    ];
+    let signing = LiveCheck::builder().signing_secret("s3cret").build();
+    for _ in 0..5000 {
+        let mut baggage: Vec<Vec<u8>> = Vec::new();
+        for member in members {
+            match rng.u8(0..6) {
+                0 => {}
+                1 => baggage.push(mutate(&mut rng, member.as_bytes())),
+                _ => baggage.push(member.as_bytes().to_vec()),
+            }
+        }
+        // One header, or one per member.
+        let mut headers = Headers::new();
+        if rng.bool() {
+            headers.push("baggage", baggage.join(&b","[..]));
+        } else {
+            for member in baggage {
+                headers.push("baggage", member);
+            }
+        }
+        if let Ok(Some(context)) = TestContext::from_headers(&headers) {
+            assert!(!context.id().is_empty() && !context.case_name().is_empty());
+            assert!(context.expires() >= context.timestamp(), "{context:?}");
+        }
+        assert_eq!(signing.test_from_headers(&headers), None, "no valid signature: {headers:?}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn after_any_malformed_pending_test_or_signal_the_instance_runs_the_next_valid_test() {
     let mut rng = seeded();

@@ -81,7 +81,8 @@ async fn producing_in_a_test_appends_the_four_headers_once_after_the_existing_on
     .await;
     let message = &transport.messages("orders")[0].message;
     let names: Vec<&str> = message.headers.iter().map(|(n, _)| n).collect();
-    assert_eq!(names, vec!["trace-id", HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, HEADER_EXPIRES]);
+    // The four, then the same in W3C baggage (see tests/baggage.rs).
+    assert_eq!(names, vec!["trace-id", HEADER_TEST_ID, HEADER_TEST_NAME, HEADER_TIMESTAMP, HEADER_EXPIRES, "baggage"]);
     assert_eq!(TestContext::from_headers(&message.headers).unwrap(), Some(t));
 }
 

@@ -40,7 +40,10 @@ fn register(app: &LiveCheck) -> CaseHandle<Execution> {
 }
 
 async fn start(transport: &MemoryTransport, secret: Option<&str>) -> (LiveCheck, Running, String) {
-    let mut builder = LiveCheck::builder().transport(transport.clone()).web_address("127.0.0.1:0");
+    let mut builder = LiveCheck::builder()
+        .transport(transport.clone())
+        .web_address("127.0.0.1:0")
+        .trace_url("http://traces.example/trace/{trace_id}");
     if let Some(secret) = secret {
         builder = builder.signing_secret(secret);
     }
@@ -70,7 +73,7 @@ fn export(service: &str, name: &str, test: Option<&TestContext>, attributes: &[(
         for (member, (_, value)) in members.iter().zip(&pairs) {
             all.push(attribute(member, Value::String(value.clone())));
         }
-        if let Some((_, signature)) = pairs.get(4) {
+        if let Some((_, signature)) = pairs.iter().find(|(name, _)| *name == livecheck::context::HEADER_SIGNATURE) {
             all.push(attribute("livecheck.test.signature", Value::String(signature.clone())));
         }
     }
@@ -78,12 +81,15 @@ fn export(service: &str, name: &str, test: Option<&TestContext>, attributes: &[(
     json!({"resourceSpans": [{
         "resource": {"attributes": [attribute("service.name", Value::String(service.to_owned()))]},
         "scopeSpans": [{"spans": [{
-            "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7", "name": name, "kind": 2,
+            "traceId": TRACE_ID, "spanId": "00f067aa0ba902b7", "name": name, "kind": 2,
             "startTimeUnixNano": (now - 3_000_000).to_string(), "endTimeUnixNano": now.to_string(),
             "attributes": all, "status": {}
         }]}]
     }]})
 }
+
+/// The trace every span of these tests is in.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 async fn post(base: &str, body: Vec<u8>, content_type: &str, gzip: bool) -> reqwest::Response {
     let mut request = reqwest::Client::new().post(format!("{base}/v1/traces")).header("content-type", content_type);
@@ -146,7 +152,10 @@ async fn with_signing_on_only_spans_with_a_signed_context_are_signals() {
     let service = LiveCheck::builder().transport(transport.clone()).signing_secret("s3cret").build();
     let handle = register(&service);
     let test = handle.trigger(&"sell".to_owned()).await.unwrap();
-    assert!(test.header_pairs().len() == 5, "the service signs its tests");
+    assert!(
+        test.header_pairs().iter().any(|(name, _)| *name == livecheck::context::HEADER_SIGNATURE),
+        "the service signs its tests"
+    );
 
     // Unsigned, and signed with another secret: refused (partial success), never a signal.
     let unsigned = TestContext::new(test.id(), test.case_name(), test.timestamp(), test.expires());
@@ -208,4 +217,89 @@ async fn status_line_of_announced_body(base: &str, length: usize) -> String {
     let mut answer = vec![0u8; 256];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.unwrap().unwrap();
     String::from_utf8_lossy(&answer[..read]).lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_records_its_trace_and_a_span_of_that_trace_without_test_context_is_its_signal() {
+    let transport = MemoryTransport::new();
+    let (app, running, base) = start(&transport, None).await;
+    let mut reports = ReportReader::new(&transport).await;
+    let handle = register(&LiveCheck::builder().transport(transport.clone()).build());
+    // Triggered inside the request's trace (what the HTTP layer does for a request with a `traceparent`).
+    let test = livecheck::context::in_trace(Some(TRACE_ID), handle.trigger(&"sell".to_owned())).await.unwrap();
+
+    // A span of the same trace from a service without the baggage span processor: no livecheck.test.* attributes.
+    let span = export("execution", "execute order", None, &[("order.side", json!("sell"))]);
+    // Sent until the instance runs the test (before, the trace is nobody's and the span is dropped).
+    let report = loop {
+        assert_eq!(post_json(&base, &span).await.status(), 200);
+        if let Some(report) = reports.next_within(Duration::from_millis(200)).await {
+            break report;
+        }
+    };
+    assert_eq!(report.state, State::Pass, "{report:?}");
+    assert_eq!(
+        report.test.as_ref().and_then(|t| t.trace_id.as_deref()),
+        Some(TRACE_ID),
+        "the report carries the trace"
+    );
+    let record = app.execution(test.id()).expect("kept");
+    assert_eq!(record.trace_id.as_deref(), Some(TRACE_ID));
+    assert_eq!(record.trace_url.as_deref(), Some(format!("http://traces.example/trace/{TRACE_ID}").as_str()));
+    let api: Value = reqwest::get(format!("{base}/api/executions/{}", test.id())).await.unwrap().json().await.unwrap();
+    assert_eq!(api["trace_url"], format!("http://traces.example/trace/{TRACE_ID}"));
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_verdict_is_exported_as_a_span_in_the_trace_of_its_request() {
+    use std::sync::{Arc, Mutex};
+    // An OTLP endpoint that keeps what it is sent.
+    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let kept = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                kept.lock().unwrap().push((content_type.to_owned(), body.to_vec()));
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let transport = MemoryTransport::new();
+    let app =
+        LiveCheck::builder().transport(transport.clone()).web_address("127.0.0.1:0").otlp_endpoint(endpoint).build();
+    register(&app);
+    let running = app.start().await.unwrap();
+    let base = format!("http://{}", running.web_address().unwrap());
+    let mut reports = ReportReader::new(&transport).await;
+    let handle = register(&LiveCheck::builder().transport(transport.clone()).build());
+    let test = livecheck::context::in_trace(Some(TRACE_ID), handle.trigger(&"sell".to_owned())).await.unwrap();
+    let span = export("execution", "execute order", Some(&test), &[("order.side", json!("sell"))]);
+    assert_eq!(post_json(&base, &span).await.status(), 200);
+    assert_eq!(reports.next(Duration::from_secs(10)).await.state, State::Pass);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.metrics().verdict_spans_exported == 0 {
+        assert!(std::time::Instant::now() < deadline, "no verdict span exported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = received.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let (content_type, body) = &sent[0];
+    assert_eq!(content_type, "application/x-protobuf");
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let trace_bytes: Vec<u8> =
+        (0..32).step_by(2).map(|i| u8::from_str_radix(&TRACE_ID[i..i + 2], 16).unwrap()).collect();
+    assert!(contains(&trace_bytes), "the span is in the request's trace");
+    assert!(contains(b"livecheck orders.execute"));
+    assert!(contains(b"livecheck.state") && contains(b"PASS"));
+    assert!(contains(test.id().as_bytes()));
+    running.shutdown().await.unwrap();
 }

@@ -6,7 +6,7 @@ use crate::alert::Webhooks;
 use crate::{
     alert::Alerts,
     clock::Clock,
-    context::{Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
+    context::{Carriers, Signer, SIGNING_SECRET_ENV, SIGNING_SECRET_PREVIOUS_ENV},
     observe::{Observer, Observers},
     publish::{Publisher, PublisherParts},
     runner::SignalRouter,
@@ -33,11 +33,13 @@ pub struct LiveCheckBuilder {
     stats_interval: Duration,
     shutdown_timeout: Duration,
     execution_history: usize,
+    trace_url: Option<String>,
     remembered_reports: usize,
     /// What runs beside the instance (the web server, when configured).
     pub(super) companions: Vec<Box<dyn super::companion::Companion>>,
     signing_secret: Option<Vec<u8>>,
     previous_signing_secret: Option<Vec<u8>>,
+    context_carriers: Carriers,
     dead_letter_stream: Option<String>,
     #[cfg(feature = "http")]
     alert_webhooks: Vec<String>,
@@ -66,10 +68,12 @@ impl Default for LiveCheckBuilder {
             stats_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             execution_history: 50,
+            trace_url: None,
             remembered_reports: super::reported::DEFAULT_REMEMBERED,
             companions: Vec::new(),
             signing_secret: None,
             previous_signing_secret: None,
+            context_carriers: Carriers::Both,
             dead_letter_stream: None,
             #[cfg(feature = "http")]
             alert_webhooks: Vec::new(),
@@ -220,6 +224,15 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// Links each execution to the trace of the request it was sampled from: `template` with `{trace_id}`
+    /// replaced by the trace id, e.g. `http://grafana:3000/explore?traceId={trace_id}` or
+    /// `http://jaeger:16686/trace/{trace_id}`. Shown as `trace_url` in the execution records (the JSON API) and as
+    /// a link on the dashboard. Off by default (the trace id alone is shown).
+    pub fn trace_url(mut self, template: impl Into<String>) -> Self {
+        self.trace_url = Some(template.into());
+        self
+    }
+
     /// How many reported executions the instance remembers, so that a copy of one arriving later (delivered
     /// again, replayed, or written twice by a producer's retry) is never run again (default 250 000, about 64
     /// bytes each: 16 MiB at most). Each is remembered until its expiry plus 10 minutes; beyond the limit, those
@@ -255,6 +268,19 @@ impl LiveCheckBuilder {
     /// current one everywhere, with the old one as the previous; then drop the old one.
     pub fn previous_signing_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
         self.previous_signing_secret = Some(secret.into());
+        self
+    }
+
+    /// Where this app writes the test context on the messages it publishes — executions (`trigger`, …), signals,
+    /// [`Topic::send`](crate::stream::Topic::send): the `LiveCheck-*` headers, the `livecheck.test.*` members of
+    /// the W3C `baggage` header, or both (the default: Faust reads the headers, OpenTelemetry-instrumented services
+    /// carry the baggage). Reading always accepts both, the headers first. Writers without an app —
+    /// [`TestContext::append_to`](crate::TestContext::append_to),
+    /// [`append_current_test`](crate::context::append_current_test), reqwest's
+    /// [`with_current_test`](crate::http::RequestBuilderExt::with_current_test),
+    /// [`TestContext::header_pairs`](crate::TestContext::header_pairs) — write both.
+    pub fn context_carriers(mut self, carriers: Carriers) -> Self {
+        self.context_carriers = carriers;
         self
     }
 
@@ -318,6 +344,7 @@ impl LiveCheckBuilder {
             partitions: self.partitions,
             clock: self.clock.clone(),
             signer: signer.clone(),
+            carriers: self.context_carriers,
             metrics: metrics.clone(),
             draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
             signal_send_timeout: self.signal_send_timeout,
@@ -331,6 +358,7 @@ impl LiveCheckBuilder {
                 clock: self.clock,
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 reported: super::reported::ReportedExecutions::new(self.remembered_reports),
+                traces: Default::default(),
                 metrics,
                 signer,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
@@ -349,6 +377,7 @@ impl LiveCheckBuilder {
                     stats_interval: self.stats_interval,
                     shutdown_timeout: self.shutdown_timeout,
                     execution_history: self.execution_history,
+                    trace_url: self.trace_url,
                 },
                 companions: self.companions,
             }),

@@ -51,14 +51,17 @@ impl LiveCheck {
         let mut records: Vec<ExecutionRecord> =
             self.executing_of(core).iter().map(|run| ExecutionRecord::running(run, now)).collect();
         records.extend(core.history().newest_first().map(|execution| ExecutionRecord::finished(execution, core)));
+        let template = self.shared.config.trace_url.as_deref();
+        let mut records: Vec<ExecutionRecord> = records.into_iter().map(|record| record.linked(template)).collect();
         records.sort_by_key(|record| std::cmp::Reverse((record.issued_at, record.started_at)));
         Some(records)
     }
 
     /// The execution with test id `id`: the one running now, else the newest one any case's history keeps.
     pub fn execution(&self, id: &str) -> Option<ExecutionRecord> {
+        let template = self.shared.config.trace_url.as_deref();
         if let Some(run) = self.shared.router.executing_test(id) {
-            return Some(ExecutionRecord::running(&run, self.shared.clock.now()));
+            return Some(ExecutionRecord::running(&run, self.shared.clock.now()).linked(template));
         }
         self.registry
             .all()
@@ -69,6 +72,7 @@ impl LiveCheck {
                 history.find(id).map(|execution| ExecutionRecord::finished(execution, core))
             })
             .max_by_key(|record| (record.issued_at, record.started_at))
+            .map(|record| record.linked(template))
     }
 
     /// The executions of `case` running now.

@@ -16,6 +16,7 @@ mod running;
 #[cfg(feature = "web")]
 mod spans;
 mod stopping;
+mod traces;
 mod trigger;
 mod watchers;
 
@@ -46,7 +47,7 @@ use crate::{
         SignalSet, Signals,
     },
     clock::Clock,
-    context::{HeaderError, HeaderParts, Headers, Signer, TestContext},
+    context::{HeaderError, HeaderParts, Headers, Signer, TestContext, HEADER_BAGGAGE},
     history::ExecutionHistory,
     publish::Publisher,
     runner::SignalRouter,
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     /// What the cases send out through (it holds the same transport, streams, clock, signer and counters).
     pub(crate) publisher: Arc<Publisher>,
     pub(crate) router: SignalRouter,
+    /// Executing tests by the trace they were sampled from (for spans without a test context).
+    pub(crate) traces: traces::TestsByTrace,
     /// Executions with a report, so that copies of them are not run again.
     pub(crate) reported: reported::ReportedExecutions,
     pub(crate) metrics: Arc<Metrics>,
@@ -97,6 +100,8 @@ pub(crate) struct Config {
     pub(crate) shutdown_timeout: Duration,
     /// Finished executions kept per case for the API.
     pub(crate) execution_history: usize,
+    /// The link to a trace, `{trace_id}` standing for its id (see `LiveCheckBuilder::trace_url`).
+    pub(crate) trace_url: Option<String>,
 }
 
 #[derive(Default)]
@@ -300,8 +305,9 @@ impl LiveCheck {
         &self.shared.transport
     }
 
-    /// The test carried by message headers. Partial or malformed headers mean no test: the first occurrence of each
-    /// cause is logged, every one is counted. When the app signs test context, so do headers without a signature or
+    /// The test carried by message headers: the `LiveCheck-*` headers when any is there, else the
+    /// `livecheck.test.*` members of the `baggage` headers. Partial or malformed headers or members mean no test: the
+    /// first occurrence of each cause is logged, every one is counted. When the app signs test context, so do headers without a signature or
     /// with one that matches neither secret (counted in `headers_unsigned` and `headers_bad_signature`); the test
     /// read then carries a signature, written on wherever it goes.
     pub fn test_from_headers(&self, headers: &Headers) -> Option<TestContext> {
@@ -309,18 +315,26 @@ impl LiveCheck {
     }
 
     /// The test carried by headers read through a case-insensitive lookup (e.g. HTTP headers), with the same
-    /// checks and counting as [`LiveCheck::test_from_headers`].
+    /// checks and counting as [`LiveCheck::test_from_headers`]. The lookup's value of `baggage` may hold several
+    /// headers' values joined by commas.
     pub fn test_from_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Option<TestContext> {
-        self.read_lookup(lookup).map(HeaderParts::into_context)
+        let baggage = lookup(HEADER_BAGGAGE);
+        self.read_carriers(lookup, baggage).map(HeaderParts::into_context)
     }
 
     /// [`LiveCheck::test_from_headers`] without copying the text.
     pub(crate) fn read_test_headers<'a>(&self, headers: &'a Headers) -> Option<HeaderParts<'a>> {
-        self.read_lookup(|name| headers.get(name))
+        self.read_carriers(|name| headers.get(name), headers.get_all(HEADER_BAGGAGE))
     }
 
-    fn read_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a [u8]>) -> Option<HeaderParts<'a>> {
-        match HeaderParts::read(lookup, self.shared.signer.as_ref()) {
+    /// The test carried by headers read through `lookup` and by the values of the `baggage` headers, checked and
+    /// counted.
+    pub(crate) fn read_carriers<'a>(
+        &self,
+        lookup: impl Fn(&str) -> Option<&'a [u8]>,
+        baggage: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<HeaderParts<'a>> {
+        match HeaderParts::read(lookup, baggage, self.shared.signer.as_ref()) {
             Ok(test) => test,
             Err(error) => {
                 let metrics = &self.shared.metrics;

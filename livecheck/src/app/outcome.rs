@@ -113,6 +113,7 @@ pub(crate) async fn test_finished(
         issued_at: issued,
         finished_at: now_wall,
         report,
+        trace_id: finished.trace_id(),
     });
     let change =
         core.health().test_finished(report.state, issued, report.runtime, tokio::time::Instant::now(), now_wall);

@@ -180,13 +180,17 @@ async fn run_body(
     mut started: runner::Started,
     shutdown: &CancellationToken,
 ) -> Option<Box<runner::Finished>> {
+    let context = started.context().clone();
+    app.shared.traces.started(&context);
     let result = tokio::select! {
         result = &mut started.body => result,
         _ = shutdown.cancelled() => {
+            app.shared.traces.ended(&context);
             started.abandon(&app.shared.router);
             return None;
         }
     };
+    app.shared.traces.ended(&context);
     remember_reported(app, Some(started.identity()));
     Some(Box::new(started.conclude(&app.shared.router, result)))
 }

@@ -99,7 +99,7 @@ impl<T: Serialize + DeserializeOwned> Signal<T> {
         let event = SignalEvent::new(&*self.inner.name, &*core.name, key, serde_json::value::to_raw_value(value)?);
         let mut headers = Headers::new();
         if let Some(test) = test {
-            test.append_signed(&mut headers, core.publisher.signer.as_ref());
+            core.publisher.append_context(test, &mut headers);
         }
         let message = Message { key: Some(key.to_owned()), value: serde_json::to_vec(&event)?, headers };
         let publisher = &core.publisher;

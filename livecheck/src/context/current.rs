@@ -1,6 +1,6 @@
 use std::future::Future;
 
-use super::{Headers, Signer, TestContext};
+use super::{Headers, TestContext};
 
 tokio::task_local! {
     static CURRENT_TEST: Option<TestContext>;
@@ -23,18 +23,14 @@ pub(crate) fn current_test_ref<R>(f: impl FnOnce(Option<&TestContext>) -> R) -> 
     }
 }
 
-/// Appends the current test's headers to the headers of a message being produced (once: nothing is added when
-/// test headers are present already); with no current test the headers are left untouched. A test made or read
-/// by an app that signs test context carries its signature, appended with the four.
+/// Appends the current test's headers to the headers of a message being produced, with the same in the
+/// `livecheck.test.*` members of its `baggage` header (once: nothing is added when test headers are present
+/// already; see [`TestContext::append_to`]); with no current test the headers are left untouched. A test made or
+/// read by an app that signs test context carries its signature, appended with the four.
 pub fn append_current_test(headers: &mut Headers) {
-    append_current_test_signed(headers, None);
-}
-
-/// [`append_current_test`], signing with `signer` a current test that carries no signature.
-pub(crate) fn append_current_test_signed(headers: &mut Headers, signer: Option<&Signer>) {
     current_test_ref(|test| {
         if let Some(test) = test {
-            test.append_signed(headers, signer);
+            test.append_to(headers);
         }
     });
 }

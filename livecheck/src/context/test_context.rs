@@ -22,8 +22,12 @@ struct ContextInner {
     expires: DateTime<Utc>,
     /// The header values, rendered once: a test's context is attached to many messages.
     header_values: OnceLock<Box<[String; 4]>>,
+    /// The same as the four `livecheck.test.*` baggage members, rendered once.
+    baggage_members: OnceLock<Box<str>>,
     /// The signature of the header values, when the app that made or read the context signs test context.
     signature: OnceLock<Box<str>>,
+    /// The trace of the request the test was sampled from, when it was triggered inside one.
+    trace_id: OnceLock<Box<str>>,
 }
 
 impl PartialEq for TestContext {
@@ -48,13 +52,31 @@ impl TestContext {
             timestamp: timestamp.trunc_subsecs(6),
             expires: expires.trunc_subsecs(6),
             header_values: OnceLock::new(),
+            baggage_members: OnceLock::new(),
             signature: OnceLock::new(),
+            trace_id: OnceLock::new(),
         }))
     }
 
     /// The context of an execution.
     pub fn of(execution: &TestExecution) -> Self {
-        Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires)
+        let context =
+            Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires);
+        context.with_trace_id(execution.trace_id.as_deref())
+    }
+
+    /// The trace id (32 hex digits) of the request the test was sampled from, when it was triggered inside a
+    /// trace (see [`crate::context::in_trace`]). Known where the execution is: not carried by the headers.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.0.trace_id.get().map(|t| &**t)
+    }
+
+    /// The context carrying `trace_id` (when it is a trace id, and it carries none yet).
+    pub(crate) fn with_trace_id(self, trace_id: Option<&str>) -> Self {
+        if let Some(trace_id) = trace_id.and_then(super::valid_trace_id) {
+            let _ = self.0.trace_id.set(trace_id);
+        }
+        self
     }
 
     /// The test id.
@@ -80,6 +102,11 @@ impl TestContext {
     /// Values of the id, name, timestamp and expiry headers.
     pub(crate) fn header_values(&self) -> [String; 4] {
         (**self.0.header_values.get_or_init(|| Box::new(self.render_header_values()))).clone()
+    }
+
+    /// The id, name, timestamp and expiry as the four `livecheck.test.*` members of a `baggage` header.
+    pub(crate) fn baggage_four(&self) -> &str {
+        self.0.baggage_members.get_or_init(|| super::baggage::members_of(&self.header_values()).into())
     }
 
     /// The signature carried, if any.

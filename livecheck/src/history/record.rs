@@ -40,6 +40,10 @@ pub struct ExecutionRecord {
     pub steps: Vec<String>,
     /// Every signal the case declares, in declaration order.
     pub signals: Vec<SignalRecord>,
+    /// The trace id of the request the test was sampled from, when it was triggered inside a trace.
+    pub trace_id: Option<String>,
+    /// A link to that trace, from the app's [`trace_url`](crate::LiveCheckBuilder::trace_url) template.
+    pub trace_url: Option<String>,
 }
 
 /// What became of one signal in one execution.
@@ -73,6 +77,14 @@ pub enum SignalStatus {
 }
 
 impl ExecutionRecord {
+    /// The record with its trace link, made from `template` (`{trace_id}` replaced by the trace id).
+    pub(crate) fn linked(mut self, template: Option<&str>) -> Self {
+        if let (Some(template), Some(trace_id)) = (template, &self.trace_id) {
+            self.trace_url = Some(template.replace("{trace_id}", trace_id));
+        }
+        self
+    }
+
     /// The record of an execution of `case` that finished.
     pub(crate) fn finished(execution: &FinishedExecution, case: &CaseCore) -> Self {
         let context = &execution.context;
@@ -103,6 +115,8 @@ impl ExecutionRecord {
             },
             steps,
             signals,
+            trace_id: context.trace_id().map(str::to_owned),
+            trace_url: None,
         }
     }
 
@@ -129,6 +143,8 @@ impl ExecutionRecord {
             location: None,
             steps,
             signals: signal_records(case, &traces, started_at, context.timestamp()),
+            trace_id: context.trace_id().map(str::to_owned),
+            trace_url: None,
         }
     }
 }

@@ -14,7 +14,7 @@ pub use stream_names::StreamNames;
 
 use crate::{
     clock::Clock,
-    context::{Headers, Signer, TestContext, HEADER_EXECUTION_SIGNATURE},
+    context::{current_test_ref, Carriers, Headers, Signer, TestContext, HEADER_EXECUTION_SIGNATURE},
     error::with_causes,
     metrics::{Counter, Metrics},
     transport::{Message, Transport},
@@ -25,14 +25,16 @@ use crate::{
 /// Publishes of services' messages that may wait for the broker after the service's request went on.
 pub(crate) const MAX_UNCONFIRMED: usize = 10_000;
 
-/// The handles a case needs to send what it sends: the transport, the stream names, the signer, the clock, the
-/// counters, and the bound on publishes waiting for the broker.
+/// The handles a case needs to send what it sends: the transport, the stream names, the signer and the carriers of
+/// test context, the clock, the counters, and the bound on publishes waiting for the broker.
 pub(crate) struct Publisher {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) streams: StreamNames,
     pub(crate) clock: Clock,
     /// Signs what is published; `None` when signing is off.
     pub(crate) signer: Option<Signer>,
+    /// Where the test context goes on what is published: headers, baggage or both.
+    carriers: Carriers,
     pub(crate) metrics: Arc<Metrics>,
     /// Draws a number in `0..1` for a case's sampling probability.
     pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
@@ -51,6 +53,7 @@ pub(crate) struct PublisherParts {
     pub(crate) partitions: Option<u32>,
     pub(crate) clock: Clock,
     pub(crate) signer: Option<Signer>,
+    pub(crate) carriers: Carriers,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
     pub(crate) signal_send_timeout: Duration,
@@ -58,19 +61,55 @@ pub(crate) struct PublisherParts {
 
 impl Publisher {
     pub(crate) fn new(parts: PublisherParts) -> Self {
-        let PublisherParts { transport, streams, partitions, clock, signer, metrics, draw, signal_send_timeout } =
-            parts;
+        let PublisherParts {
+            transport,
+            streams,
+            partitions,
+            clock,
+            signer,
+            carriers,
+            metrics,
+            draw,
+            signal_send_timeout,
+        } = parts;
         Publisher {
             stream_creation: StreamCreation::new(transport.clone(), streams.clone(), partitions),
             transport,
             streams,
             clock,
             signer,
+            carriers,
             metrics,
             draw,
             unconfirmed: Arc::new(tokio::sync::Semaphore::new(MAX_UNCONFIRMED)),
             signal_send_timeout,
         }
+    }
+
+    /// Writes `test` on the headers of a message this app publishes: signed when the app signs, on the carriers it
+    /// was built with (see [`TestContext::append_to`]). Baggage with no room left for our members is counted
+    /// (`baggage_over_limits`) and logged once.
+    pub(crate) fn append_context(&self, test: &TestContext, headers: &mut Headers) {
+        if test.append_with(headers, self.signer.as_ref(), self.carriers).is_err() {
+            self.metrics.baggage_over_limits.inc();
+            if self.metrics.first_time("baggage over limits") {
+                tracing::warn!(
+                    test_id = test.id(),
+                    carriers = ?self.carriers,
+                    "a message's baggage has no room for the test (8192 bytes, 64 members at most): the test is \
+                     not in its baggage (logged once; counted in baggage_over_limits)"
+                );
+            }
+        }
+    }
+
+    /// [`Publisher::append_context`] for the current test; with none the headers are left untouched.
+    pub(crate) fn append_current_test(&self, headers: &mut Headers) {
+        current_test_ref(|test| {
+            if let Some(test) = test {
+                self.append_context(test, headers);
+            }
+        });
     }
 
     /// Publishes a service's message (`what`: "a signal", "a test execution"), waiting at most
@@ -144,10 +183,11 @@ impl Publisher {
             .and_then(|ttl| now.checked_add_signed(ttl))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
-        let execution = TestExecution::new(id, case_name, now, expires, args)?;
+        let mut execution = TestExecution::new(id, case_name, now, expires, args)?;
+        execution.trace_id = crate::context::current_trace_id();
         let context = TestContext::of(&execution).signed_by(self.signer.as_ref());
         let mut headers = Headers::new();
-        context.append_to(&mut headers);
+        self.append_context(&context, &mut headers);
         let value = serde_json::to_vec(&execution)?;
         if let Some(signer) = &self.signer {
             headers.push(HEADER_EXECUTION_SIGNATURE, signer.sign_execution(&value));

@@ -80,6 +80,11 @@ impl Started {
         let _still_needed = router.release(&self.run, false);
     }
 
+    /// The execution's context.
+    pub(crate) fn context(&self) -> &crate::context::TestContext {
+        self.run.context()
+    }
+
     /// The execution's id, issue time and expiry.
     pub(crate) fn identity(&self) -> Identity {
         let context = self.run.context();
@@ -133,6 +138,14 @@ impl Finished {
             }
             (None, Some(test)) => Some((test.id.clone(), test.timestamp, test.expires)),
             (None, None) => None,
+        }
+    }
+
+    /// The trace id of the request the test was sampled from, if any.
+    pub(crate) fn trace_id(&self) -> Option<&str> {
+        match (&self.run, &self.report.test) {
+            (Some(run), _) => run.context().trace_id(),
+            (None, test) => test.as_ref().and_then(|t| t.trace_id.as_deref()),
         }
     }
 

@@ -60,9 +60,9 @@ pub(crate) enum StepKind {
 
 impl TestRun {
     pub(crate) fn new(execution: RawExecution, case: Arc<CaseCore>) -> Self {
-        let ((id, case_name, timestamp, expires), args) = execution.into_parts();
+        let (context, args) = execution.into_parts();
         TestRun {
-            context: TestContext::new(id, case_name, timestamp, expires).signed_by(case.publisher.signer.as_ref()),
+            context: context.signed_by(case.publisher.signer.as_ref()),
             args,
             signals: SignalSlots::new(case.signal_count()),
             case,
@@ -84,8 +84,7 @@ impl TestRun {
 
     /// The execution: id, case, arguments, issue and expiry time (a copy).
     pub fn execution(&self) -> TestExecution {
-        let c = &self.context;
-        self.args.to_execution(c.id().to_owned(), c.case_name().to_owned(), c.timestamp(), c.expires())
+        self.args.to_execution(&self.context)
     }
 
     /// The execution for writing, without copying it.
@@ -97,6 +96,7 @@ impl TestRun {
             timestamp: c.timestamp(),
             expires: c.expires(),
             args: &self.args,
+            trace_id: c.trace_id(),
         }
     }
 

@@ -4,7 +4,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{Agent, Event};
 use crate::{
-    context::{append_current_test_signed, Headers},
+    context::Headers,
     transport::{Delivery, Message},
     LiveCheck, Result,
 };
@@ -33,11 +33,11 @@ impl<V: Serialize + DeserializeOwned + Send + 'static> Topic<V> {
         &self.name
     }
 
-    /// Publishes `value` under `key`, carrying the current test's headers (once, signed when the app signs test
-    /// context); resolves when the log has stored it — the acknowledgement — with where it landed.
+    /// Publishes `value` under `key`, carrying the current test (once, signed when the app signs test context, on
+    /// the app's [carriers](crate::LiveCheckBuilder::context_carriers)); resolves when the log has stored it — the acknowledgement — with where it landed.
     pub async fn send(&self, key: &str, value: &V) -> Result<Delivery> {
         let mut headers = Headers::new();
-        append_current_test_signed(&mut headers, self.app.shared.signer.as_ref());
+        self.app.shared.publisher.append_current_test(&mut headers);
         let message = Message { key: Some(key.to_owned()), value: serde_json::to_vec(value)?, headers };
         self.app.shared.transport.publish(&self.name, message).await
     }

@@ -24,6 +24,10 @@ pub struct TestExecution {
     /// After this time the execution is skipped.
     #[serde(with = "super::timestamp")]
     pub expires: DateTime<Utc>,
+    /// The trace id of the request the test was sampled from, if it was triggered inside a trace (a field of
+    /// ours: the Python implementation keeps it as an extra field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     #[serde(rename = "__faust", skip_deserializing, serialize_with = "ns")]
     faust: (),
 }
@@ -56,6 +60,7 @@ impl TestExecution {
             test_args,
             test_kwargs,
             expires,
+            trace_id: None,
             faust: (),
         })
     }
@@ -77,7 +82,7 @@ impl TestExecution {
         test_args: Vec<Value>,
         test_kwargs: Map<String, Value>,
     ) -> Self {
-        TestExecution { id, case_name, timestamp, test_args, test_kwargs, expires, faust: () }
+        TestExecution { id, case_name, timestamp, test_args, test_kwargs, expires, trace_id: None, faust: () }
     }
 
     /// Whether the execution is expired at `now`. Computed each time, never cached.

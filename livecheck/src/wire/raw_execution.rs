@@ -5,7 +5,7 @@ use serde::{de::DeserializeOwned, ser::SerializeMap, Deserialize, Serialize, Ser
 use serde_json::{value::RawValue, Map, Value};
 
 use super::TestExecution;
-use crate::{Error, Result};
+use crate::{context::TestContext, Error, Result};
 
 /// The fields of a [`TestExecution`], with the arguments undecoded until the case decodes them into its own type:
 /// no JSON tree is built, and a waiting test holds a few bytes of text instead.
@@ -21,6 +21,9 @@ pub(crate) struct RawExecution {
     pub(crate) test_args: Option<Box<RawValue>>,
     #[serde(default)]
     pub(crate) test_kwargs: Option<Box<RawValue>>,
+    /// Kept only when it is a trace id (see [`crate::context::TestContext::trace_id`]).
+    #[serde(default)]
+    pub(crate) trace_id: Option<String>,
 }
 
 /// The arguments of an execution, as JSON text.
@@ -39,15 +42,16 @@ fn is_empty(raw: &Option<Box<RawValue>>) -> bool {
 }
 
 impl RawExecution {
-    /// Splits into identity and arguments.
-    pub(crate) fn into_parts(self) -> ((String, String, DateTime<Utc>, DateTime<Utc>), RawArgs) {
-        ((self.id, self.case_name, self.timestamp, self.expires), RawArgs::new(self.test_args, self.test_kwargs))
+    /// Splits into its context (with its trace id) and arguments.
+    pub(crate) fn into_parts(self) -> (TestContext, RawArgs) {
+        let context = TestContext::new(self.id, self.case_name, self.timestamp, self.expires);
+        (context.with_trace_id(self.trace_id.as_deref()), RawArgs::new(self.test_args, self.test_kwargs))
     }
 
     /// The full execution (for a report).
     pub(crate) fn into_execution(self) -> TestExecution {
-        let ((id, case_name, timestamp, expires), args) = self.into_parts();
-        args.to_execution(id, case_name, timestamp, expires)
+        let (context, args) = self.into_parts();
+        args.to_execution(&context)
     }
 }
 
@@ -78,17 +82,15 @@ impl RawArgs {
     }
 
     /// The full execution with these arguments (arguments that are not an array / object become empty).
-    pub(crate) fn to_execution(
-        &self,
-        id: String,
-        case_name: String,
-        timestamp: DateTime<Utc>,
-        expires: DateTime<Utc>,
-    ) -> TestExecution {
+    pub(crate) fn to_execution(&self, context: &TestContext) -> TestExecution {
         let args: Vec<Value> = self.args.as_ref().and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or_default();
         let kwargs: Map<String, Value> =
             self.kwargs.as_ref().and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or_default();
-        TestExecution::from_parts(id, case_name, timestamp, expires, args, kwargs)
+        let (id, case_name) = (context.id().to_owned(), context.case_name().to_owned());
+        let mut execution =
+            TestExecution::from_parts(id, case_name, context.timestamp(), context.expires(), args, kwargs);
+        execution.trace_id = context.trace_id().map(str::to_owned);
+        execution
     }
 }
 
@@ -99,17 +101,21 @@ pub(crate) struct ExecutionRef<'a> {
     pub(crate) timestamp: DateTime<Utc>,
     pub(crate) expires: DateTime<Utc>,
     pub(crate) args: &'a RawArgs,
+    pub(crate) trace_id: Option<&'a str>,
 }
 
 impl Serialize for ExecutionRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(7))?;
+        let mut map = serializer.serialize_map(Some(7 + usize::from(self.trace_id.is_some())))?;
         map.serialize_entry("id", self.id)?;
         map.serialize_entry("case_name", self.case_name)?;
         map.serialize_entry("timestamp", &super::timestamp::to_json_text(&self.timestamp))?;
         map.serialize_entry("test_args", raw_or(&self.args.args, "[]", Value::is_array))?;
         map.serialize_entry("test_kwargs", raw_or(&self.args.kwargs, "{}", Value::is_object))?;
         map.serialize_entry("expires", &super::timestamp::to_json_text(&self.expires))?;
+        if let Some(trace_id) = self.trace_id {
+            map.serialize_entry("trace_id", trace_id)?;
+        }
         map.serialize_entry("__faust", &super::report::Ns("faust.livecheck.models.TestExecution"))?;
         map.end()
     }
@@ -178,12 +184,22 @@ mod tests {
             format!(r#"{{{HEAD},"test_args":[],"test_kwargs":{{"side":"sell","n":[1,2]}}}}"#),
             format!(r#"{{{HEAD},"test_args":["a"]}}"#),
             format!(r#"{{{HEAD},"test_args":null,"test_kwargs":null}}"#),
+            format!(r#"{{{HEAD},"test_args":[],"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#),
+            format!(r#"{{{HEAD},"test_args":[],"trace_id":"not a trace id"}}"#),
         ] {
-            let ((id, case_name, timestamp, expires), args) = raw(&json).into_parts();
-            let written = ExecutionRef { id: &id, case_name: &case_name, timestamp, expires, args: &args };
+            let (c, args) = raw(&json).into_parts();
+            let written = ExecutionRef {
+                id: c.id(),
+                case_name: c.case_name(),
+                timestamp: c.timestamp(),
+                expires: c.expires(),
+                args: &args,
+                trace_id: c.trace_id(),
+            };
             let text = serde_json::to_string(&written).unwrap();
             let read: TestExecution = serde_json::from_str(&text).unwrap();
-            assert_eq!(read, args.to_execution(id.clone(), case_name.clone(), timestamp, expires), "{text}");
+            assert_eq!(read, args.to_execution(&c), "{text}");
+            assert_eq!(read.trace_id.is_some(), json.contains("4bf92f"), "{text}");
             assert!(text.contains(r#""__faust":{"ns":"faust.livecheck.models.TestExecution"}"#), "{text}");
         }
     }

@@ -38,6 +38,7 @@ fn run(core: &Arc<CaseCore>, id: &str, issued: DateTime<Utc>) -> Arc<TestRun> {
         expires: issued + chrono::Duration::hours(1),
         test_args: None,
         test_kwargs: None,
+        trace_id: None,
     };
     Arc::new(TestRun::new(execution, core.clone()))
 }

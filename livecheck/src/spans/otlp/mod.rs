@@ -7,9 +7,14 @@ pub(crate) mod proto;
 use std::io::Read;
 
 use prost::Message as _;
+
+use crate::context::{BAGGAGE_EXPIRES, BAGGAGE_SIGNATURE, BAGGAGE_TEST_ID, BAGGAGE_TEST_NAME, BAGGAGE_TIMESTAMP};
 use serde_json::{Map, Value};
 
-use super::{span::time_of_unix_nanos, Span, SpanStatus};
+use super::{
+    span::{hex, time_of_unix_nanos},
+    Span, SpanStatus,
+};
 
 /// The most bytes a request body may have as received (compressed or not).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -19,13 +24,8 @@ pub(crate) const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
 /// The span attributes that carry a test's context: the `livecheck.test.*` baggage members, copied onto spans by
 /// OpenTelemetry's baggage span processors. In the order of the test headers: id, case name, timestamp, expiry,
 /// then the signature.
-pub(crate) const CONTEXT_ATTRIBUTES: [&str; 5] = [
-    "livecheck.test.id",
-    "livecheck.test.name",
-    "livecheck.test.timestamp",
-    "livecheck.test.expires",
-    "livecheck.test.signature",
-];
+pub(crate) const CONTEXT_ATTRIBUTES: [&str; 5] =
+    [BAGGAGE_TEST_ID, BAGGAGE_TEST_NAME, BAGGAGE_TIMESTAMP, BAGGAGE_EXPIRES, BAGGAGE_SIGNATURE];
 
 /// Why a body was refused.
 #[derive(Debug, thiserror::Error)]
@@ -108,9 +108,14 @@ pub(crate) struct TestSpan {
     pub(crate) span: Span,
 }
 
-/// The spans of an export: how many there were, and those carrying a test's context, made into [`Span`]s (the
-/// others are only counted).
-pub(crate) fn test_spans(request: proto::ExportTraceServiceRequest) -> (usize, Vec<TestSpan>) {
+/// The spans of an export: how many there were, and those of tests, made into [`Span`]s (the others are only
+/// counted). A span is a test's when it carries the test's context as attributes, or when `test_of_trace` knows
+/// its trace id's bytes as a test's and returns that test's context (in the order of
+/// [`CONTEXT_ATTRIBUTES`]).
+pub(crate) fn test_spans(
+    request: proto::ExportTraceServiceRequest,
+    test_of_trace: impl Fn(&[u8]) -> Option<[Option<String>; 5]>,
+) -> (usize, Vec<TestSpan>) {
     let mut total = 0;
     let mut found = Vec::new();
     for resource_spans in request.resource_spans {
@@ -120,11 +125,16 @@ pub(crate) fn test_spans(request: proto::ExportTraceServiceRequest) -> (usize, V
             total += scope.spans.len();
             for span in scope.spans {
                 let has_test = span.attributes.iter().any(|kv| kv.key == CONTEXT_ATTRIBUTES[0]);
-                if !has_test {
+                let of_trace = if has_test { None } else { test_of_trace(&span.trace_id) };
+                if !has_test && of_trace.is_none() {
                     continue;
                 }
                 let service = service.get_or_insert_with(|| string_attribute(&resource, "service.name"));
-                found.push(test_span(span, service.clone()));
+                let mut found_span = test_span(span, service.clone());
+                if let Some(context) = of_trace {
+                    found_span.context = context;
+                }
+                found.push(found_span);
             }
         }
     }
@@ -177,14 +187,6 @@ fn json_of(value: proto::AnyValue) -> Value {
         }
         Some(V::BytesValue(b)) => Value::String(hex(&b)),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

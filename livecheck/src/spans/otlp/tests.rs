@@ -45,7 +45,7 @@ fn protobuf_exports_give_only_the_spans_of_tests_made_into_span_values() {
         export(vec![span("GET /health", vec![kv("http.route", "/health")]), span("execute", test_attributes())]);
     let body = request.encode_to_vec();
     let decoded = decode(&body, Encoding::Protobuf, None).unwrap();
-    let (total, found) = test_spans(decoded);
+    let (total, found) = test_spans(decoded, |_| None);
     assert_eq!(total, 2);
     assert_eq!(found.len(), 1);
     let TestSpan { context, span } = &found[0];
@@ -72,7 +72,7 @@ fn json_exports_read_hex_ids_and_integers_as_text_or_numbers() {
       {"key":"http.status_code","value":{"intValue":"200"}},{"key":"ok","value":{"boolValue":true}},
       {"key":"ratio","value":{"doubleValue":0.5}},{"key":"tags","value":{"arrayValue":{"values":[{"stringValue":"a"}]}}}],
       "status":{"code":1},"events":[],"links":[]}]}]}]}"#;
-    let (total, found) = test_spans(decode(body, Encoding::Json, None).unwrap());
+    let (total, found) = test_spans(decode(body, Encoding::Json, None).unwrap(), |_| None);
     assert_eq!((total, found.len()), (1, 1));
     let span = &found[0].span;
     assert_eq!(span.trace_id, "5b8efff798038103d269b633813fc60c");
@@ -91,7 +91,7 @@ fn gzip_bodies_are_inflated_within_the_limit() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&body).unwrap();
     let zipped = gz.finish().unwrap();
-    assert_eq!(test_spans(decode(&zipped, Encoding::Protobuf, Some("gzip")).unwrap()).1.len(), 1);
+    assert_eq!(test_spans(decode(&zipped, Encoding::Protobuf, Some("gzip")).unwrap(), |_| None).1.len(), 1);
     // A bomb: 64 MiB of zeros in a few kilobytes.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![0u8; 64 * 1024 * 1024]).unwrap();
@@ -121,7 +121,7 @@ fn malformed_bodies_are_errors_never_panics() {
         }
         body.truncate(rng.usize(..=body.len()));
         if let Ok(request) = decode(&body, Encoding::Protobuf, None) {
-            let _ = test_spans(request);
+            let _ = test_spans(request, |_| None);
         }
     }
     for body in
