@@ -1,7 +1,8 @@
 //! Spans as signals, proven with real services in other languages instrumented with stock OpenTelemetry and no
 //! LiveCheck code (feature `web`): the tutorial's execution stage in Python (`tests/otel/python`, OTLP protobuf)
 //! and a quote stage in Node (`tests/otel/node`, OTLP JSON) that carries the test's context onward to it. A test's
-//! context travels only in the W3C `baggage` header; the services' `BaggageSpanProcessor`s copy it onto their
+//! context travels only in the W3C `baggage` header LiveCheck writes (`TestContext::header_pairs()`), so their
+//! stock decoders read what LiveCheck encodes; the services' `BaggageSpanProcessor`s copy it onto their
 //! spans, their exporters send them to the instance's `/v1/traces`, and the case asserts on them.
 //!
 //! `scripts/test` installs what they need: the OpenTelemetry packages into `.venv` (found through
@@ -21,6 +22,7 @@ use std::{
 };
 
 use livecheck::{
+    context::HEADER_BAGGAGE,
     spans::{Span, SpanSelector},
     transport::{SqliteTransport, Transport},
     wire::TestReport,
@@ -87,45 +89,14 @@ fn register_quote(app: &LiveCheck) -> CaseHandle<Quote> {
 
 // ----- The test's context in W3C baggage -----
 
-/// The `baggage` header carrying `test`'s context: one member `livecheck.test.*` per LiveCheck header, its value
-/// percent-encoded. (To be replaced by the HTTP helpers' own baggage propagation once they have it.)
+/// The `baggage` header LiveCheck writes for `test` (its `livecheck.test.*` members, percent-encoded), alone: the
+/// services get the test's context only from it.
 fn baggage_of(test: &TestContext) -> String {
-    let member = |header: &str| match header {
-        "LiveCheck-Test-Id" => "livecheck.test.id",
-        "LiveCheck-Test-Name" => "livecheck.test.name",
-        "LiveCheck-Test-Timestamp" => "livecheck.test.timestamp",
-        "LiveCheck-Test-Expires" => "livecheck.test.expires",
-        "LiveCheck-Test-Signature" => "livecheck.test.signature",
-        other => panic!("no baggage member for the header {other}"),
-    };
-    let members: Vec<String> = test
-        .header_pairs()
-        .iter()
-        .map(|(header, value)| format!("{}={}", member(header), percent_encode(value)))
-        .collect();
-    members.join(",")
-}
-
-/// Percent-encodes all but the characters that need no encoding anywhere (letters, digits, `-._~:`). W3C baggage
-/// allows `+` as it is, but OpenTelemetry Python decodes values as form data, `+` becoming a space: the
-/// timestamps' `+00:00` must go as `%2B00:00`.
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[test]
-fn baggage_values_are_percent_encoded() {
-    assert_eq!(percent_encode("2024-05-01T10:00:00.000000+00:00"), "2024-05-01T10:00:00.000000%2B00:00");
-    assert_eq!(percent_encode("a b,c;d=e%f"), "a%20b%2Cc%3Bd%3De%25f");
-    assert_eq!(percent_encode("é"), "%C3%A9");
+    let pairs = test.header_pairs();
+    let baggage = pairs.into_iter().find(|(name, _)| *name == HEADER_BAGGAGE).map(|(_, value)| value);
+    let baggage = baggage.expect("a test context fits in baggage");
+    assert!(baggage.contains("%2B00:00"), "`+` is encoded, or OpenTelemetry Python reads a space: {baggage}");
+    baggage
 }
 
 // ----- The services -----
