@@ -81,7 +81,7 @@ fn main() {
             at(1.0)
         );
     });
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".created"] {
         let _ = std::fs::remove_file(format!("{db_text}{suffix}"));
     }
 }

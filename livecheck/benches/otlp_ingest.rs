@@ -242,7 +242,7 @@ async fn runtime_of_a_span_stage() {
         (medians[1] - medians[0]) * 1e3
     );
     running.shutdown().await.unwrap();
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".created"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 }

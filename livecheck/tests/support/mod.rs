@@ -128,7 +128,8 @@ impl TempDb {
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
+        // `.created` marks a log made there (see the transport's identity check).
+        for suffix in ["", "-wal", "-shm", ".created"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
         }
     }
