@@ -4,8 +4,8 @@
 //! 1. Non-test spans (no `livecheck.test.*` attribute): dropped spans/s (target ≥ 200 000) and CPU per span.
 //! 2. Test spans that a case's selector picks: spans made into signals on the bus per second (target ≥ 20 000)
 //!    and CPU per span.
-//! 3. On the embedded log, a two-stage test's runtime when its second stage's signal is a span posted to the
-//!    receiver, against the same stage sent as a signal (target: within 2 ms), median of 200 tests each.
+//! 3. On the embedded log, a two-stage test's time from issue to verdict when its second stage's signal is a span
+//!    posted to the receiver, against the same stage sent as a signal (target: within 2 ms), median of 200 tests.
 //!
 //! CPU per span includes the client's side of HTTP (building nothing: bodies are encoded once).
 //!
@@ -229,14 +229,16 @@ async fn runtime_of_a_span_stage() {
             };
             assert_eq!(record.state, Some(State::Pass), "{record:?}");
             if i >= 20 {
-                runtimes.push(record.runtime_seconds.unwrap());
+                // From the test's issue to its verdict: the span's way through the receiver and the bus included.
+                let latency = record.finished_at.unwrap() - record.issued_at;
+                runtimes.push(latency.num_microseconds().unwrap() as f64 / 1e6);
             }
         }
         runtimes.sort_by(f64::total_cmp);
         medians.push(runtimes[runtimes.len() / 2]);
     }
     println!(
-        "embedded log, test runtime (median of 200): stage as a signal {:.2} ms, as a span {:.2} ms: +{:.2} ms (target ≤ 2 ms)",
+        "embedded log, issue to verdict (median of 200): stage as a signal {:.2} ms, as a span {:.2} ms: +{:.2} ms (target ≤ 2 ms)",
         medians[0] * 1e3,
         medians[1] * 1e3,
         (medians[1] - medians[0]) * 1e3

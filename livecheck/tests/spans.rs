@@ -190,6 +190,13 @@ async fn bad_exports_are_refused_with_the_status_otlp_asks_for_and_counted() {
         (b"{}".to_vec(), "application/json", true, 200),
         (vec![0u8; 64 * 1024 * 1024], "application/x-protobuf", true, 413),
     ];
+    // A test id attribute that is not text (an int): refused, never a panic.
+    let odd = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x", "attributes": [
+        {"key": "livecheck.test.id", "value": {"intValue": "7"}}]}]}]}]});
+    let answer = post_json(&base, &odd).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap()["partialSuccess"]["rejectedSpans"], "1");
+    assert_eq!(app.metrics().spans_refused, 1);
     let count = cases.iter().filter(|c| c.3 != 200).count() as u64;
     for (body, content_type, gzip, status) in cases {
         let answer = post(&base, body, content_type, gzip).await;
