@@ -10,7 +10,8 @@
 //! of ~2 s, and the CPU time per test (user + system, both workers), which other load on the machine disturbs less;
 //! each run also shows how many cores other processes kept busy meanwhile (`/proc/stat`), to spot disturbed runs.
 //!
-//! Run: `cargo bench -p livecheck --bench throughput`
+//! Run: `cargo bench -p livecheck --bench throughput` (`LIVECHECK_BENCH_CARRIERS=headers`: the test context without
+//! W3C baggage).
 
 use std::{
     sync::Arc,
@@ -72,7 +73,13 @@ struct Run {
 /// Runs tests for `duration`, then lets the ones in flight finish.
 async fn run(duration: Duration, send_reports: bool) -> Run {
     let transport = MemoryTransport::new().with_retention(RETENTION);
-    let app = LiveCheck::builder().transport(transport).send_reports(send_reports).build();
+    let mut builder = LiveCheck::builder().transport(transport).send_reports(send_reports);
+    // `LIVECHECK_BENCH_CARRIERS=headers`: the test context in the LiveCheck headers only, without W3C baggage (to
+    // see what writing both costs).
+    if std::env::var("LIVECHECK_BENCH_CARRIERS").is_ok_and(|c| c == "headers") {
+        builder = builder.context_carriers(livecheck::context::Carriers::Headers);
+    }
+    let app = builder.build();
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let case = app
         .register(CaseSettings::new("four_stages"), |s| FourStages {

@@ -354,16 +354,24 @@ impl TestContext {
         }
         let ours = self.baggage_value(signature.as_deref());
         let count = 4 + usize::from(signature.is_some());
-        headers.merge_baggage(&ours, count)
+        headers.merge_baggage(ours, count)
     }
 }
 
 impl Headers {
     /// Adds our baggage members (`ours`, `count` of them) to the `baggage` headers, or in a new one at the end.
-    fn merge_baggage(&mut self, ours: &str, count: usize) -> Result<(), BaggageFull> {
+    fn merge_baggage(&mut self, ours: String, count: usize) -> Result<(), BaggageFull> {
         let at: Vec<usize> = (0..self.0.len()).filter(|&i| self.0[i].0.eq_ignore_ascii_case(HEADER_BAGGAGE)).collect();
+        if at.is_empty() {
+            // The usual case, on every signal: no baggage yet, ours alone.
+            if ours.len() > baggage::MAX_BYTES || count > baggage::MAX_MEMBERS_WRITTEN {
+                return Err(BaggageFull);
+            }
+            self.push(HEADER_BAGGAGE, ours);
+            return Ok(());
+        }
         let existing: Vec<&[u8]> = at.iter().map(|&i| self.0[i].1.as_slice()).collect();
-        let (values, merged) = match baggage::merge(&existing, ours, count) {
+        let (values, merged) = match baggage::merge(&existing, &ours, count) {
             Ok(values) => (values, Ok(())),
             Err(values) => (values, Err(BaggageFull)),
         };
