@@ -173,6 +173,16 @@ async fn with_signing_on_only_spans_with_a_signed_context_are_signals() {
     assert_eq!(app.metrics().spans_refused, 2);
     assert_eq!(app.metrics().span_signals, 0);
 
+    // A span of the test's trace without the signed context: a trace id is whatever a request said, so with
+    // signing on it vouches for nothing.
+    let traced = livecheck::context::in_trace(Some(TRACE_ID), handle.trigger(&"buy".to_owned())).await.unwrap();
+    let trace_only = export("execution", "execute order", None, &[("order.side", json!("buy"))]);
+    for _ in 0..10 {
+        assert_eq!(post_json(&base, &trace_only).await.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.metrics().span_signals, 0, "the trace made no signal of {}", traced.id());
+
     let span = export("execution", "execute order", Some(&test), &[("order.side", json!("sell"))]);
     assert_eq!(post_json(&base, &span).await.status(), 200);
     assert_eq!(reports.next(Duration::from_secs(10)).await.state, State::Pass);
@@ -197,7 +207,12 @@ async fn bad_exports_are_refused_with_the_status_otlp_asks_for_and_counted() {
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<Value>().await.unwrap()["partialSuccess"]["rejectedSpans"], "1");
     assert_eq!(app.metrics().spans_refused, 1);
-    let count = cases.iter().filter(|c| c.3 != 200).count() as u64;
+    // 100 001 empty spans: a small body that would decode to a big one.
+    let many = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}{{}}]}}]}}]}}"#, "{},".repeat(100_000));
+    let answer = post(&base, many.into_bytes(), "application/json", true).await;
+    assert_eq!(answer.status(), 413);
+    assert_eq!(app.metrics().otlp_requests_refused, 1);
+    let count = 1 + cases.iter().filter(|c| c.3 != 200).count() as u64;
     for (body, content_type, gzip, status) in cases {
         let answer = post(&base, body, content_type, gzip).await;
         assert_eq!(answer.status().as_u16(), status, "{content_type} gzip={gzip}");

@@ -412,7 +412,7 @@ async fn healthz_answers_503_naming_each_consumer_that_stopped_when_the_embedded
     assert_eq!(code, 200, "{health}");
     assert!(health.get("consumers_stopped").is_none(), "listed only when one stopped: {health}");
 
-    for suffix in ["", "-wal", "-shm", ".created"] {
+    for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     until_json(&url, |health| health["consumers_stopped"].as_array().is_some_and(|stopped| stopped.len() == 2)).await;

@@ -29,6 +29,10 @@ pub(crate) async fn handle(
     let Some((case, start, skew)) = prepared else {
         return (Handled::Done, None);
     };
+    if let runner::Start::Skipped(skipped) = &start {
+        // Before anything is awaited: a copy arriving meanwhile is not skipped (and reported) a second time.
+        remember_reported(&app, skipped.identity());
+    }
     if let Some(failure) = skew {
         outcome::suite_failed(&app, case.as_ref(), failure).await;
     }
@@ -38,10 +42,7 @@ pub(crate) async fn handle(
             tracing::debug!(case = %case.core().name, "not running a copy of an execution running now");
             return (Handled::Done, None);
         }
-        runner::Start::Skipped(skipped) => {
-            remember_reported(&app, skipped.identity());
-            skipped
-        }
+        runner::Start::Skipped(skipped) => skipped,
         runner::Start::Run(started) => match run_body(&app, started, &stop).await {
             Some(finished) => finished,
             None => return (Handled::Abandoned, None),
@@ -58,6 +59,7 @@ pub(crate) async fn handle(
         outcome::Published::Failed => {
             if let Some((id, issued, _)) = identity {
                 app.shared.reported.forget(&id, issued);
+                app.shared.router.forget_finished(&id, issued);
             }
             (Handled::Abandoned, None)
         }

@@ -12,7 +12,7 @@ use crate::{
     spans::otlp::{self, TestSpan},
     transport::Message,
     wire::SignalEvent,
-    Result,
+    Error, Result,
 };
 
 /// What became of the spans of one export.
@@ -37,23 +37,36 @@ impl LiveCheck {
     pub(crate) async fn take_spans(&self, export: otlp::proto::ExportTraceServiceRequest) -> Result<SpansTaken> {
         let metrics = &self.shared.metrics;
         let traces = &self.shared.traces;
+        // With signing on, only a signed context makes a span a test's: never a trace id the request chose.
+        let match_traces = self.shared.signer.is_none();
         let (received, test_spans) = otlp::test_spans(export, |trace_id| {
-            let test = traces.test_of(trace_id)?;
-            let mut context: [Option<String>; 5] = Default::default();
-            for (slot, (_, value)) in context.iter_mut().zip(test.header_pairs()) {
-                *slot = Some(value);
-            }
-            Some(context)
+            let test = traces.test_of(trace_id).filter(|_| match_traces)?;
+            let [id, name, issued, expires] = test.header_values();
+            Some([Some(id), Some(name), Some(issued), Some(expires), test.signature().map(str::to_owned)])
         });
         metrics.spans_received.add(received as u64);
         metrics.spans_without_test.add((received - test_spans.len()) as u64);
         let mut taken = SpansTaken { received, ..Default::default() };
+        let timeout = self.shared.publisher.send_timeout();
         for test_span in test_spans {
             match self.signals_of(&test_span) {
                 Err(()) => taken.refused += 1,
                 Ok(messages) => {
                     for message in messages {
-                        self.shared.transport.publish(&self.shared.streams.bus, message).await?;
+                        // A signal the bus would drop as too large is refused here, in the export's answer.
+                        if message.byte_len() > self.shared.config.max_message_bytes {
+                            metrics.spans_refused.inc();
+                            taken.refused += 1;
+                            continue;
+                        }
+                        let bus = &self.shared.streams.bus;
+                        match tokio::time::timeout(timeout, self.shared.transport.publish(bus, message)).await {
+                            Ok(published) => published?,
+                            Err(_) => {
+                                let context = format!("publishing a span's signal: no answer within {timeout:?}");
+                                return Err(Error::Transport { context, retriable: true, source: None });
+                            }
+                        };
                         metrics.span_signals.inc();
                         taken.signals += 1;
                     }

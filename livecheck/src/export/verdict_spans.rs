@@ -28,6 +28,8 @@ const LINGER: Duration = Duration::from_millis(500);
 const ATTEMPTS: u32 = 3;
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the spans still queued when the instance stops may take to be sent (once each).
+const AT_STOP: Duration = Duration::from_secs(2);
 
 impl LiveCheckBuilder {
     /// Exports each finished execution as a span over OTLP/HTTP (protobuf) to `endpoint` — a collector's or a
@@ -58,10 +60,8 @@ impl Companion for VerdictExport {
                 .timeout(ATTEMPT_TIMEOUT)
                 .build()
                 .map_err(|e| crate::Error::setup("the OTLP verdict exporter's HTTP client", e))?;
-            let (queue, spans) = mpsc::channel(QUEUED);
             let metrics = app.shared.metrics.clone();
-            app.shared.observers.add(Arc::new(Queue { queue, metrics: metrics.clone() }));
-            Ok(Some(Box::new(Sender { url, client, spans, metrics }) as Box<dyn BoundCompanion>))
+            Ok(Some(Box::new(Sender { url, client, metrics }) as Box<dyn BoundCompanion>))
         })
     }
 }
@@ -94,7 +94,6 @@ impl Observer for Queue {
 struct Sender {
     url: reqwest::Url,
     client: reqwest::Client,
-    spans: mpsc::Receiver<Span>,
     metrics: Arc<Metrics>,
 }
 
@@ -107,17 +106,20 @@ impl BoundCompanion for Sender {
         None
     }
 
-    fn serve(self: Box<Self>, _instance: StartedInstance, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
-        Box::pin(self.run(shutdown))
+    fn serve(self: Box<Self>, instance: StartedInstance, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
+        // Told of verdicts only once it runs: a start that failed leaves no queue behind.
+        let (queue, spans) = mpsc::channel(QUEUED);
+        instance.app.shared.observers.add(Arc::new(Queue { queue, metrics: self.metrics.clone() }));
+        Box::pin(self.run(spans, shutdown))
     }
 }
 
 impl Sender {
-    async fn run(mut self, shutdown: CancellationToken) {
+    async fn run(self, mut spans: mpsc::Receiver<Span>, shutdown: CancellationToken) {
         tracing::info!(endpoint = %self.url, "exporting verdicts as spans");
         loop {
             let first = tokio::select! {
-                span = self.spans.recv() => span,
+                span = spans.recv() => span,
                 () = shutdown.cancelled() => None,
             };
             let Some(first) = first else { break };
@@ -126,28 +128,37 @@ impl Sender {
             tokio::pin!(linger);
             while batch.len() < BATCH {
                 tokio::select! {
-                    Some(span) = self.spans.recv() => batch.push(span),
+                    Some(span) = spans.recv() => batch.push(span),
                     () = &mut linger => break,
                     () = shutdown.cancelled() => break,
                 }
             }
-            self.send(batch).await;
+            self.send(batch, ATTEMPTS).await;
         }
-        // What finished before the stop, once more (bounded by the attempts' timeout).
+        // What finished before the stop: one attempt, within AT_STOP (within the instance's shutdown timeout);
+        // what is not sent then is counted.
+        spans.close();
         let mut rest = Vec::new();
-        while let Ok(span) = self.spans.try_recv() {
+        while let Ok(span) = spans.try_recv() {
             rest.push(span);
         }
-        for batch in rest.chunks(BATCH) {
-            self.send(batch.to_vec()).await;
+        let unsent = std::sync::atomic::AtomicU64::new(rest.len() as u64);
+        let sending = async {
+            for batch in rest.chunks(BATCH) {
+                self.send(batch.to_vec(), 1).await;
+                unsent.fetch_sub(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        if tokio::time::timeout(AT_STOP, sending).await.is_err() {
+            self.metrics.verdict_spans_failed.add(unsent.load(std::sync::atomic::Ordering::Relaxed));
         }
     }
 
-    async fn send(&self, spans: Vec<Span>) {
+    async fn send(&self, spans: Vec<Span>, attempts: u32) {
         let count = spans.len() as u64;
         let body = export_of(spans).encode_to_vec();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
-        for attempt in 1..=ATTEMPTS {
+        for attempt in 1..=attempts {
             let sent = self
                 .client
                 .post(self.url.clone())
@@ -163,7 +174,7 @@ impl Sender {
                 Ok(answer) => answer.status().as_u16() == 429 || answer.status().is_server_error(),
                 Err(_) => true,
             };
-            if !retry || attempt == ATTEMPTS {
+            if !retry || attempt == attempts {
                 self.metrics.verdict_spans_failed.add(count);
                 if self.metrics.first_time("verdict spans failed") {
                     let outcome = match sent {

@@ -167,6 +167,11 @@ impl Publisher {
         }
     }
 
+    /// How long a service's request waits for the broker to take its message (`signal_send_timeout`).
+    pub(crate) fn send_timeout(&self) -> Duration {
+        self.signal_send_timeout
+    }
+
     /// An execution of `case_name` issued now: its context (signed when the app signs) and the message that publishes
     /// it on the pending-tests stream (with the execution's own signature when the app signs, see
     /// [`HEADER_EXECUTION_SIGNATURE`]).

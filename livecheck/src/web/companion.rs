@@ -44,7 +44,8 @@ impl BoundCompanion for WebServer {
     fn serve(self: Box<Self>, started: StartedInstance, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         let StartedInstance { app, started_at, leadership } = started;
         let (probe, connections, observed) = (Default::default(), Default::default(), self.observed());
-        let instance = Instance { app, started_at, leadership, probe, connections, observed };
+        let otlp_decoding = tokio::sync::Semaphore::new(1);
+        let instance = Instance { app, started_at, leadership, probe, connections, observed, otlp_decoding };
         Box::pin(WebServer::serve(*self, instance, shutdown))
     }
 }

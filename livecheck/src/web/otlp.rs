@@ -3,10 +3,10 @@
 //! response (its partial success counting the spans refused), 400 for a body that does not decode, 413 past the
 //! size limit, 415 for another content type, 503 when a signal could not be published (the exporter retries).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
-    body::Bytes,
+    body::Body,
     extract::State,
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -19,7 +19,11 @@ use crate::{
     spans::otlp::{self, proto, Encoding},
 };
 
-pub(super) async fn traces(State(instance): State<Arc<Instance>>, headers: HeaderMap, body: Bytes) -> Response {
+/// How long a request's body may take to arrive once its headers did (the connection's header-read timeout does
+/// not cover the body).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn traces(State(instance): State<Arc<Instance>>, headers: HeaderMap, body: Body) -> Response {
     let app = &instance.app;
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let refused = |status: StatusCode, error: &(dyn std::error::Error + 'static)| {
@@ -31,12 +35,26 @@ pub(super) async fn traces(State(instance): State<Arc<Instance>>, headers: Heade
         Ok(encoding) => encoding,
         Err(error) => return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, &error),
     };
-    let export = match otlp::decode(&body, encoding, text(header::CONTENT_ENCODING)) {
-        Ok(export) => export,
-        Err(otlp::BodyError::TooLarge) => return refused(StatusCode::PAYLOAD_TOO_LARGE, &otlp::BodyError::TooLarge),
-        Err(error) => return refused(StatusCode::BAD_REQUEST, &error),
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, otlp::MAX_BODY_BYTES)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => return refused(StatusCode::PAYLOAD_TOO_LARGE, &error),
+        Err(elapsed) => return refused(StatusCode::REQUEST_TIMEOUT, &elapsed),
     };
-    drop(body);
+    // Decoding is CPU work: off the async threads, one body at a time (which also bounds its memory).
+    let Ok(_permit) = instance.otlp_decoding.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the instance is stopping").into_response();
+    };
+    let content_encoding = text(header::CONTENT_ENCODING).map(str::to_owned);
+    let decoded = tokio::task::spawn_blocking(move || otlp::decode(&body, encoding, content_encoding.as_deref())).await;
+    let export = match decoded {
+        Ok(Ok(export)) => export,
+        Ok(Err(error @ (otlp::BodyError::TooLarge | otlp::BodyError::TooManyItems))) => {
+            return refused(StatusCode::PAYLOAD_TOO_LARGE, &error)
+        }
+        Ok(Err(error)) => return refused(StatusCode::BAD_REQUEST, &error),
+        Err(join) => return refused(StatusCode::INTERNAL_SERVER_ERROR, &join),
+    };
+    drop(_permit);
     let taken = match app.take_spans(export).await {
         Ok(taken) => taken,
         Err(error) => {

@@ -46,6 +46,8 @@ pub(crate) struct Instance {
     pub(crate) connections: ConnectionCounts,
     /// Executions, runtimes, signal latencies and suite failures, observed as they happen.
     pub(crate) observed: Arc<ExecutionMetrics>,
+    /// One OTLP body decoded at a time.
+    pub(crate) otlp_decoding: tokio::sync::Semaphore,
 }
 
 impl Instance {

@@ -94,6 +94,11 @@ impl RecentlyFinished {
     fn contains(&self, id: &str, issued: DateTime<Utc>) -> bool {
         self.set.contains(&(id.to_owned(), issued))
     }
+
+    /// Forgets it (its place in `order` goes when it comes first; a key remembered again meanwhile is kept).
+    fn forget(&mut self, id: &str, issued: DateTime<Utc>) {
+        self.set.remove(&(id.to_owned(), issued));
+    }
 }
 
 /// What became of a signal.
@@ -211,6 +216,12 @@ impl SignalRouter {
             state.finished.remember(test.id().to_owned(), test.context().timestamp());
         }
         positions
+    }
+
+    /// The execution `id` issued at `issued` finished but its report could not be published: it runs again, and
+    /// its signals, read again, must count (not be taken for late ones).
+    pub(crate) fn forget_finished(&self, id: &str, issued: DateTime<Utc>) {
+        lock(&self.state).finished.forget(id, issued);
     }
 
     /// The bus messages at `positions` are no longer needed.

@@ -2,9 +2,68 @@
 //! lowerCamelCase names, trace and span ids in hex, 64-bit integers as decimal strings or numbers, enums as
 //! integers. Read into the protobuf messages, so both encodings take one path.
 
-use serde::{de, Deserialize, Deserializer};
+use std::{cell::Cell, marker::PhantomData};
+
+use serde::{
+    de::{self, SeqAccess, Visitor},
+    Deserialize, Deserializer,
+};
 
 use super::proto;
+
+thread_local! {
+    /// Spans and attributes the body being decoded on this thread may still hold (see [`decode_bounded`]).
+    static ITEMS_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Why a JSON body did not decode.
+pub(super) enum Bounded {
+    /// It holds more than the spans and attributes allowed.
+    TooMany,
+    Json(serde_json::Error),
+}
+
+/// Decodes `body`, refusing it past `max_items` spans and span attributes (so that a small body cannot decode to a
+/// huge one: `{}` is a span).
+pub(super) fn decode_bounded(body: &[u8], max_items: usize) -> Result<Request, Bounded> {
+    ITEMS_LEFT.with(|left| left.set(max_items));
+    let decoded = serde_json::from_slice::<Request>(body);
+    let exceeded = ITEMS_LEFT.with(|left| left.replace(usize::MAX)) == 0;
+    match decoded {
+        Ok(request) => Ok(request),
+        Err(_) if exceeded => Err(Bounded::TooMany),
+        Err(error) => Err(Bounded::Json(error)),
+    }
+}
+
+/// A sequence of counted items (spans, attributes): an error once the body's budget is spent.
+fn counted<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    struct Counted<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Counted<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a list")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                let spent = ITEMS_LEFT.with(|left| {
+                    let now = left.get();
+                    left.set(now.saturating_sub(1));
+                    now == 0
+                });
+                if spent {
+                    return Err(de::Error::custom("too many spans and attributes"));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Counted(PhantomData))
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,7 +89,7 @@ struct Resource {
 
 #[derive(Deserialize)]
 struct ScopeSpans {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "counted")]
     spans: Vec<Span>,
 }
 
@@ -49,7 +108,7 @@ struct Span {
     start_time_unix_nano: u64,
     #[serde(default, deserialize_with = "integer")]
     end_time_unix_nano: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "counted")]
     attributes: Vec<KeyValue>,
     #[serde(default)]
     status: Option<Status>,

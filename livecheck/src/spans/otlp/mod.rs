@@ -1,6 +1,7 @@
 //! Reading an OTLP/HTTP trace export: its body (protobuf or JSON, gzip or not, within size limits), and the spans in
 //! it that carry a test's context.
 
+mod items;
 mod json;
 pub(crate) mod proto;
 
@@ -19,7 +20,11 @@ use super::{
 /// The most bytes a request body may have as received (compressed or not).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The most bytes a gzip body may inflate to.
-pub(crate) const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_INFLATED_BYTES: usize = 4 * 1024 * 1024;
+/// The most spans and attributes (together) one export may hold: what bounds the memory a small body decodes to
+/// (an empty span is 2 bytes of protobuf, and some 170 bytes decoded). 100 000 take about 17 MiB; an SDK's batch
+/// (512 spans of a few dozen attributes) is far below.
+pub(crate) const MAX_ITEMS: usize = 100_000;
 
 /// The span attributes that carry a test's context: the `livecheck.test.*` baggage members, copied onto spans by
 /// OpenTelemetry's baggage span processors. In the order of the test headers: id, case name, timestamp, expiry,
@@ -48,6 +53,9 @@ pub(crate) enum BodyError {
     /// Not the JSON message.
     #[error("the body is not an OTLP trace export (JSON)")]
     Json(#[source] serde_json::Error),
+    /// More than [`MAX_ITEMS`] spans and attributes.
+    #[error("the export holds more than {MAX_ITEMS} spans and attributes")]
+    TooManyItems,
 }
 
 /// How a body is encoded, from its `Content-Type`.
@@ -86,8 +94,17 @@ pub(crate) fn decode(
         Some(other) => return Err(BodyError::ContentEncoding(other.chars().take(100).collect())),
     };
     match encoding {
-        Encoding::Protobuf => proto::ExportTraceServiceRequest::decode(body).map_err(BodyError::Protobuf),
-        Encoding::Json => serde_json::from_slice::<json::Request>(body).map(Into::into).map_err(BodyError::Json),
+        Encoding::Protobuf => {
+            // Malformed bodies are left to the decoder, which says why.
+            if items::protobuf_items(body).is_some_and(|items| items > MAX_ITEMS) {
+                return Err(BodyError::TooManyItems);
+            }
+            proto::ExportTraceServiceRequest::decode(body).map_err(BodyError::Protobuf)
+        }
+        Encoding::Json => json::decode_bounded(body, MAX_ITEMS).map(Into::into).map_err(|error| match error {
+            json::Bounded::TooMany => BodyError::TooManyItems,
+            json::Bounded::Json(error) => BodyError::Json(error),
+        }),
     }
 }
 

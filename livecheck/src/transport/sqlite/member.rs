@@ -431,7 +431,7 @@ mod tests {
         assert!(matches!(assigned, Event::Assigned(_)), "{assigned:?}");
         assert!(member.stopped().is_none(), "it runs");
 
-        for suffix in ["", "-wal", "-shm", ".created"] {
+        for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
         let error = tokio::time::timeout(Duration::from_secs(5), member.recv())

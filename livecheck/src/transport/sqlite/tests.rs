@@ -171,7 +171,7 @@ async fn a_deleted_log_fails_publishes_and_is_not_silently_created_again() {
     let path = dir.join("lc.sqlite3");
     let transport = SqliteTransport::open(&path).unwrap();
     transport.publish("s", msg("k", "1")).await.unwrap();
-    for suffix in ["", "-wal", "-shm", ".created"] {
+    for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let error = transport.publish("s", msg("k", "2")).await.unwrap_err();
