@@ -218,6 +218,8 @@ async fn dashboard_in_a_real_browser() {
     for _ in 0..2 {
         instance.cancel().await;
     }
+    // A test of the failing case still running (nothing signalled: it waits 30 s for its first stage).
+    let running = instance.orders.trigger(&OrderArgs { side: "sell".to_owned() }).await.unwrap();
 
     let mut browser = Browser::launch().await;
     browser.set_viewport(1200, 900, false).await;
@@ -242,6 +244,15 @@ async fn dashboard_in_a_real_browser() {
     let shown_service = order_service.split('?').next().unwrap();
     assert!(cause.contains(shown_service) && !cause.contains("fake=1"), "{cause}");
     assert!(cause.to_lowercase().contains("connection refused"), "{cause}");
+
+    // In the failing case, what failed is listed first and the running execution last, although it is the newest.
+    browser.wait_for("the running execution", &format!("{} !== null", execution(FAILING, running.id())), WITHIN).await;
+    let states = browser
+        .eval(&format!("[...{}.querySelectorAll('[data-execution]')].map(e => e.dataset.state)", case(FAILING)))
+        .await;
+    let states: Vec<&str> = states.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(states.first(), Some(&"TIMEOUT"), "{states:?}");
+    assert_eq!(states.last(), Some(&"RUNNING"), "{states:?}");
 
     // The failing case is open, with its newest bad execution open: every declared signal in order, the last
     // missing after its whole timeout.
