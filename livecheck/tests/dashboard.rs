@@ -254,6 +254,19 @@ async fn dashboard_in_a_real_browser() {
     assert_eq!(states.first(), Some(&"TIMEOUT"), "{states:?}");
     assert_eq!(states.last(), Some(&"RUNNING"), "{states:?}");
 
+    // Its chart: outcomes per minute, passed and failed bars, runtime lines, from the timeline API.
+    let timeline: serde_json::Value =
+        reqwest::get(format!("{}api/cases/{FAILING}/timeline", instance.url)).await.unwrap().json().await.unwrap();
+    let buckets = timeline["buckets"].as_array().unwrap();
+    let total = |key: &str| buckets.iter().map(|b| b[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((total("passed"), total("failed")), (2, 2), "{timeline}");
+    let chart = format!("{}.querySelector('[data-role=chart]')", case(FAILING));
+    browser.wait_for("the failing case's chart", &format!("{chart}?.dataset.buckets > 0"), WITHIN).await;
+    let kinds = browser
+        .eval(&format!("[...new Set([...{chart}.querySelectorAll('[data-kind]')].map(e => e.dataset.kind))].sort()"))
+        .await;
+    assert_eq!(kinds, json!(["failed", "passed", "runtime_p50_seconds", "runtime_p99_seconds"]));
+
     // The failing case is open, with its newest bad execution open: every declared signal in order, the last
     // missing after its whole timeout.
     let timed_out_node = execution(FAILING, &timed_out.id);

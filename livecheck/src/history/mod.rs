@@ -7,7 +7,11 @@
 
 mod record;
 mod ring;
+mod timeline;
 mod trace;
 
 pub use record::{ExecutionRecord, SignalRecord, SignalStatus};
 pub(crate) use ring::{ExecutionHistory, FinishedExecution};
+pub use timeline::TimelineBucket;
+#[cfg_attr(not(feature = "web"), allow(unused_imports))]
+pub(crate) use timeline::{CaseTimeline, BUCKET_SECONDS};

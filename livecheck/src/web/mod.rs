@@ -8,6 +8,7 @@
 //! | `GET /api/status` | the instance and every case's status, failing cases first |
 //! | `GET /api/cases/{name}` | one case's status and its recent executions |
 //! | `GET /api/cases/{name}/executions` | its recent executions, newest first |
+//! | `GET /api/cases/{name}/timeline` | its outcomes per minute over the last 6 hours (the dashboard's charts) |
 //! | `GET /api/executions/{id}` | one execution |
 //! | `GET /healthz` | the instance's own health (200, or 503 when not ok) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
@@ -26,6 +27,7 @@ mod metrics;
 mod not_found;
 mod otlp;
 mod server;
+mod timeline;
 
 use connection::ConnectionLimits;
 pub use server::DEFAULT_WEB_ADDRESS;

@@ -48,6 +48,8 @@ pub(crate) struct Instance {
     pub(crate) observed: Arc<ExecutionMetrics>,
     /// One OTLP body decoded at a time.
     pub(crate) otlp_decoding: tokio::sync::Semaphore,
+    /// Every case's outcomes per minute, observed as they happen.
+    pub(crate) timelines: Arc<super::timeline::Timelines>,
 }
 
 impl Instance {
@@ -61,6 +63,8 @@ impl Instance {
 pub(crate) struct WebServer {
     /// What `/metrics` observes as executions finish: an observer of the app from the moment the server is bound.
     observed: Arc<ExecutionMetrics>,
+    /// What the charts draw: an observer of the app too.
+    pub(super) timelines: Arc<super::timeline::Timelines>,
     listener: TcpListener,
     address: SocketAddr,
     limits: ConnectionLimits,
@@ -75,7 +79,9 @@ impl WebServer {
         let address = listener.local_addr().map_err(failed)?;
         let observed = Arc::new(ExecutionMetrics::default());
         app.shared.observers.add(observed.clone());
-        Ok(WebServer { observed, listener, address, limits })
+        let timelines = Arc::new(super::timeline::Timelines::default());
+        app.shared.observers.add(timelines.clone());
+        Ok(WebServer { observed, timelines, listener, address, limits })
     }
 
     /// What `/metrics` observes as executions finish, for the [`Instance`] it serves.
@@ -176,6 +182,7 @@ fn routes(instance: Arc<Instance>) -> Router {
         .route("/api/status", get(api::status))
         .route("/api/cases/{name}", get(api::case))
         .route("/api/cases/{name}/executions", get(api::executions))
+        .route("/api/cases/{name}/timeline", get(super::timeline::timeline))
         .route("/api/executions/{id}", get(api::execution))
         .route("/api/alerts", get(api::alerts))
         .route("/healthz", get(healthz::healthz))
