@@ -156,7 +156,7 @@ pub mod health {
 /// [`MetricsSnapshot`](instance::MetricsSnapshot) is what [`LiveCheck::metrics`] returns (the web server's
 /// `/metrics` shows the same). Neither is needed to write a case, so they live here rather than at the root.
 pub mod instance {
-    pub use crate::app::{MetricsSnapshot, StreamNames};
+    pub use crate::app::{CaseView, InstanceView, MetricsSnapshot, StreamNames};
 }
 
 /// Re-exported so that case code and `?` on any error work without adding `anyhow` yourself.

@@ -359,6 +359,7 @@ impl LiveCheckBuilder {
                 router: SignalRouter::new(self.early_signal_limit, self.early_signal_bytes),
                 reported: super::reported::ReportedExecutions::new(self.remembered_reports),
                 traces: Default::default(),
+                group_view: Default::default(),
                 metrics,
                 signer,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),

@@ -6,6 +6,7 @@ mod companion;
 mod consumer;
 mod consumers;
 pub(crate) mod dead_letter;
+mod group_view;
 mod inspect;
 mod member;
 mod offsets;
@@ -38,6 +39,7 @@ pub(crate) use consumer::{consume, Handled};
 #[cfg(feature = "web")]
 pub(crate) use consumers::StoppedConsumer;
 pub(crate) use consumers::{Consumer, ConsumerRuns, Consumers};
+pub use group_view::{CaseView, InstanceView};
 pub use running::Running;
 
 use crate::{
@@ -63,6 +65,8 @@ pub(crate) struct Shared {
     /// What the cases send out through (it holds the same transport, streams, clock, signer and counters).
     pub(crate) publisher: Arc<Publisher>,
     pub(crate) router: SignalRouter,
+    /// What the group's instances said of themselves (see `group_view.rs`).
+    pub(crate) group_view: group_view::GroupView,
     /// Executing tests by the trace they were sampled from (for spans without a test context).
     pub(crate) traces: traces::TestsByTrace,
     /// Executions with a report, so that copies of them are not run again.

@@ -248,6 +248,11 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
         }
     }
     tasks.spawn("the statistics", watchers::sample_stats(app.clone(), shutdown.clone()));
+    let leader = {
+        let leadership = leadership.clone();
+        move || leadership.as_ref().is_some_and(|l| l.is_leader())
+    };
+    tasks.spawn("the group view", super::group_view::run(app.clone(), started_at, leader, shutdown.clone()));
     let mut addresses = Vec::new();
     for companion in companions {
         addresses.extend(companion.address().map(|address| (companion.name(), address)));

@@ -10,7 +10,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{not_found::NotFound, server::Instance};
-use crate::{health::CaseStatus, history::ExecutionRecord, instance::MetricsSnapshot};
+use crate::{
+    health::CaseStatus,
+    history::ExecutionRecord,
+    instance::{InstanceView, MetricsSnapshot},
+};
 
 /// `GET /api/status`.
 #[derive(Serialize)]
@@ -18,6 +22,8 @@ pub(super) struct Status {
     instance: InstanceStatus,
     /// Failing cases first, then by name.
     cases: Vec<CaseStatus>,
+    /// Every instance of the group heard of lately, this one included: its cases and recent failures.
+    instances: Vec<InstanceView>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +56,7 @@ pub(super) async fn status(State(instance): State<Arc<Instance>>) -> Json<Status
             metrics: app.metrics(),
         },
         cases: app.case_statuses(),
+        instances: app.group_view(),
     })
 }
 
