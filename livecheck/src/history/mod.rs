@@ -11,3 +11,4 @@ mod trace;
 
 pub use record::{ExecutionRecord, SignalRecord, SignalStatus};
 pub(crate) use ring::{ExecutionHistory, FinishedExecution};
+pub(crate) use trace::signal_outcomes;

@@ -17,7 +17,8 @@ impl CaseHealth {
     pub(super) fn policies_met(&self, now: Instant, now_wall: DateTime<Utc>) -> Vec<SuiteFailure> {
         let mut met = Vec::new();
         if self.consecutive_failures >= self.max_consecutive_failures {
-            let reason = format!("failed after {} consecutive failures", self.consecutive_failures);
+            let mut reason = format!("failed after {} consecutive failures", self.consecutive_failures);
+            self.name_missing_stage(&mut reason, self.consecutive_failures as usize);
             met.push(self.failure(SuiteFailureKind::ConsecutiveFailures, State::Fail, reason, now_wall));
         }
         if let Some(reason) = self.failure_rate_met() {
@@ -33,7 +34,19 @@ impl CaseHealth {
     pub(super) fn failure_rate_met(&self) -> Option<String> {
         let policy = self.failure_rate?;
         let (failed, seen) = self.recent.failures_in_last(policy.of_last as usize);
-        (failed >= policy.failures).then(|| format!("{failed} of the last {seen} executions failed"))
+        (failed >= policy.failures).then(|| {
+            let mut reason = format!("{failed} of the last {seen} executions failed");
+            self.name_missing_stage(&mut reason, failed as usize);
+            reason
+        })
+    }
+
+    /// Adds to `reason` the stage missing in most of the last `failures` failed executions, when there is one:
+    /// `; `order_executed` missing in 33 of the last 33 failures`.
+    fn name_missing_stage(&self, reason: &mut String, failures: usize) {
+        if let Some(stage) = self.stages.missing_in_failures(failures) {
+            reason.push_str(&format!("; {stage}"));
+        }
     }
 
     /// Why the "pass rate below X over W" policy is met now, if it is.
@@ -43,12 +56,14 @@ impl CaseHealth {
         if finished < self.min_pass_rate_executions || passed as f64 >= policy.min_rate * finished as f64 {
             return None;
         }
-        Some(format!(
+        let mut reason = format!(
             "pass rate {:.1} % ({passed} of {finished} executions passed) over the last {} is below {:.1} %",
             100.0 * passed as f64 / finished as f64,
             duration_text(policy.window),
             100.0 * policy.min_rate,
-        ))
+        );
+        self.name_missing_stage(&mut reason, (finished - passed) as usize);
+        Some(reason)
     }
 }
 
