@@ -474,8 +474,7 @@ async fn a_stage_that_never_comes_is_missing_in_the_case_named_in_its_suite_fail
     let failure = &case["last_suite_failure"];
     assert_eq!(failure["kind"], "consecutive_failures", "{case:#}");
     assert_eq!(
-        failure["reason"],
-        "failed after 3 consecutive failures; `approved` missing in 3 of the last 3 failures",
+        failure["reason"], "failed after 3 consecutive failures; `approved` missing in 3 of the last 3 failures",
         "the reason names the stage that breaks"
     );
     let stages = case["stages"].as_array().unwrap_or_else(|| panic!("no stages in {case:#}"));

@@ -104,6 +104,49 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_met_names_the_stage_missing_in_most_of_its_failures() {
+        use std::sync::Arc;
+
+        use crate::{case::HealthChange, history::SignalStatus, observe::SignalOutcome};
+
+        let (sent, executed): (Arc<str>, Arc<str>) = ("sent".into(), "executed".into());
+        let outcome = |signal: &Arc<str>, status, after_issue_seconds| SignalOutcome {
+            signal: signal.clone(),
+            status,
+            after_issue_seconds,
+        };
+        let broken =
+            [outcome(&sent, SignalStatus::Received, Some(0.1)), outcome(&executed, SignalStatus::Missing, None)];
+        let healthy =
+            [outcome(&sent, SignalStatus::Received, Some(0.1)), outcome(&executed, SignalStatus::Received, Some(0.3))];
+        let mut f = Fixture::new(CaseSettings::new("c").failure_rate(3, 5).max_consecutive_failures(4));
+        let mut test = |state, signals: &[SignalOutcome]| {
+            f.wait(SECOND); // a pass issued after the last failure ends a run of failures
+            f.test_with(state, signals)
+        };
+        test(State::Pass, &healthy);
+        test(State::Timeout, &broken);
+        test(State::Pass, &healthy);
+        test(State::Timeout, &broken);
+        let HealthChange::SuiteFailed(failures) = test(State::Timeout, &broken) else { panic!("3 of 5") };
+        assert_eq!(
+            failures[0].reason,
+            "3 of the last 5 executions failed; `executed` missing in 3 of the last 3 failures"
+        );
+        test(State::Timeout, &broken);
+        let HealthChange::SuiteFailed(failures) = test(State::Fail, &healthy) else { panic!("4 in a row") };
+        assert_eq!(failures[0].kind, SuiteFailureKind::ConsecutiveFailures);
+        assert_eq!(
+            failures[0].reason,
+            "failed after 4 consecutive failures; `executed` missing in 3 of the last 4 failures"
+        );
+        // A failure whose signals all came names no stage.
+        let mut g = Fixture::new(CaseSettings::new("c").max_consecutive_failures(1));
+        let HealthChange::SuiteFailed(failures) = g.test_with(State::Fail, &healthy) else { panic!("1 in a row") };
+        assert_eq!(failures[0].reason, "failed after 1 consecutive failures");
+    }
+
+    #[test]
     fn the_pass_rate_policy_needs_its_minimum_of_executions_within_the_window() {
         let settings = CaseSettings::new("c").min_pass_rate(0.8, Duration::from_secs(600)).min_pass_rate_executions(4);
         let mut f = Fixture::new(settings);

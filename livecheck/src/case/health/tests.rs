@@ -32,9 +32,14 @@ impl Fixture {
 
     /// A test issued now that finishes now in `state`.
     pub(super) fn test(&mut self, state: State) -> HealthChange {
+        self.test_with(state, &[])
+    }
+
+    /// A test issued now that finishes now in `state`, its signals' outcomes `signals`.
+    pub(super) fn test_with(&mut self, state: State, signals: &[SignalOutcome]) -> HealthChange {
         let (now, wall) = (self.instant(), self.wall());
         self.health.test_received(now);
-        self.health.test_finished(state, wall - chrono::Duration::milliseconds(1), Some(0.01), &[], now, wall)
+        self.health.test_finished(state, wall - chrono::Duration::milliseconds(1), Some(0.01), signals, now, wall)
     }
 
     /// The kinds of the suite failures a test in `state` causes, and whether each is to be reported.
