@@ -144,8 +144,8 @@ pub use wire::State;
 /// [`MinPassRate`]: health::MinPassRate
 pub mod health {
     pub use crate::case::{
-        CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MinPassRate, PassRate, ServiceDownState, StallState,
-        StateCounts, SuiteFailure, SuiteFailureKind,
+        CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MinPassRate, PassRate, Percentiles, ServiceDownState,
+        StageHealth, StallState, StateCounts, SuiteFailure, SuiteFailureKind, STAGE_WINDOW,
     };
 }
 

@@ -34,6 +34,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     health::{SuiteFailure, SuiteFailureKind},
+    history::SignalStatus,
     wire::TestReport,
 };
 
@@ -80,6 +81,22 @@ pub struct ExecutionFinished<'a> {
     pub report: &'a TestReport,
     /// The trace id of the request it was sampled from, when it was triggered inside a trace.
     pub trace_id: Option<&'a str>,
+    /// What became of each declared signal, in declaration order; empty for an execution that did not run
+    /// (skipped).
+    pub signals: &'a [SignalOutcome],
+}
+
+/// What became of one declared signal in a finished execution.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SignalOutcome {
+    /// The signal's name.
+    pub signal: Arc<str>,
+    /// Whether it came, the test waited for it in vain ([`Missing`](SignalStatus::Missing)), or it was not
+    /// reached.
+    pub status: SignalStatus,
+    /// Seconds from the test's issue to its arrival, when it arrived.
+    pub after_issue_seconds: Option<f64>,
 }
 
 /// A change of a case's health.
@@ -181,6 +198,7 @@ mod tests {
             finished_at: now,
             report: &report,
             trace_id: None,
+            signals: &[],
         };
         observers.execution_finished(&finished);
         observers.health_changed(&HealthEvent::Recovered { case: "c", from: SuiteFailureKind::Stall, at: now });

@@ -444,3 +444,56 @@ async fn healthz_answers_503_naming_each_consumer_that_stopped_when_the_embedded
     running.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_that_never_comes_is_missing_in_the_case_named_in_its_suite_failure_and_counted_in_metrics() {
+    let app = LiveCheck::builder().transport(MemoryTransport::new()).web_address("127.0.0.1:0").build();
+    let refund = app
+        .register(CaseSettings::new("refund").max_consecutive_failures(3), |s| Refund {
+            requested: s.declare("requested"),
+            approved: s.declare("approved"),
+        })
+        .unwrap();
+    let running = app.start().await.unwrap();
+    let base = base_url(&running);
+
+    // One refund approved, then three whose approval never comes (each waits 100 ms for it: TIMEOUT).
+    let test = refund.trigger_with_id("approved-1", &10_000).await.unwrap();
+    livecheck::scope(Some(test), async {
+        refund.requested.notify().await.unwrap();
+        refund.approved.notify().await.unwrap();
+    })
+    .await;
+    until_json(&format!("{base}/api/executions/approved-1"), |e| e["state"] == "PASS").await;
+    for id in ["stuck-1", "stuck-2", "stuck-3"] {
+        let test = refund.trigger_with_id(id, &100).await.unwrap();
+        livecheck::scope(Some(test), refund.requested.notify()).await.unwrap();
+    }
+
+    let case = until_json(&format!("{base}/api/cases/refund"), |case| case["last_suite_failure"].is_object()).await;
+    let failure = &case["last_suite_failure"];
+    assert_eq!(failure["kind"], "consecutive_failures", "{case:#}");
+    assert_eq!(
+        failure["reason"], "failed after 3 consecutive failures; `approved` missing in 3 of the last 3 failures",
+        "the reason names the stage that breaks"
+    );
+    let stages = case["stages"].as_array().unwrap_or_else(|| panic!("no stages in {case:#}"));
+    let counts: Vec<_> = stages
+        .iter()
+        .map(|s| (s["signal"].as_str().unwrap(), s["reached"].as_u64(), s["arrived"].as_u64(), s["missing"].as_u64()))
+        .collect();
+    assert_eq!(counts, [("requested", Some(4), Some(4), Some(0)), ("approved", Some(4), Some(1), Some(3))]);
+    for percentile in ["p50", "p95", "p99"] {
+        let requested = stages[0]["latency_from_issue_seconds"][percentile].as_f64().unwrap();
+        assert!((0.0..5.0).contains(&requested), "{percentile} {requested}");
+        let approved = stages[1]["latency_from_previous_seconds"][percentile].as_f64();
+        assert!(approved.is_some_and(|secs| secs >= 0.0), "{:#}", stages[1]);
+    }
+
+    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&text, r#"livecheck_stage_missing_total{case="refund",signal="approved"}"#), 3.0);
+    assert_eq!(sample(&text, r#"livecheck_stage_latency_seconds_count{case="refund",signal="requested"}"#), 4.0);
+    assert_eq!(sample(&text, r#"livecheck_stage_latency_seconds_count{case="refund",signal="approved"}"#), 1.0);
+    assert!(text.contains("# TYPE livecheck_stage_latency_seconds histogram"), "{text}");
+    running.shutdown().await.unwrap();
+}

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use super::LiveCheck;
 use crate::{
-    case::{CaseCore, CaseStatus},
+    case::{CaseCore, CaseStatus, StageHealth},
     history::ExecutionRecord,
     runner::TestRun,
 };
@@ -39,6 +39,17 @@ impl LiveCheck {
         let running = self.executing_of(core);
         let oldest = running.iter().map(|run| run.elapsed()).max();
         Some(status(core, oldest.map(|oldest| (running.len() as u64, oldest))))
+    }
+
+    /// Each signal the case named `case` declares — a stage of its flow — over its last
+    /// [`STAGE_WINDOW`](crate::health::STAGE_WINDOW) executions that ran: how often it was reached, arrived or was
+    /// missing, and its latency from the test's issue and from the previous stage. `None` for an unknown case.
+    pub fn case_stages(&self, case: &str) -> Option<Vec<StageHealth>> {
+        let case = self.registry.get(case)?;
+        let core = case.core();
+        let declared = core.signal_names.get().map_or(&[][..], Vec::as_slice);
+        let stages = core.health().stages(declared);
+        Some(stages)
     }
 
     /// The case's recent executions, newest (by issue time) first: all those running now, and the finished ones

@@ -8,7 +8,7 @@ use crate::{
     backoff::Backoff,
     case::{HealthChange, RegisteredCase, SuiteFailure, SuiteFailureKind},
     error::with_causes,
-    history::FinishedExecution,
+    history::{signal_outcomes, FinishedExecution},
     observe::{ExecutionFinished, HealthEvent},
     runner::{Finished, Verdict},
     transport::{Delivery, Message},
@@ -99,6 +99,8 @@ pub(crate) async fn test_finished(
     let shared = &app.shared;
     shared.metrics.tests_finished.inc();
     let now_wall = shared.clock.now();
+    let declared = core.signal_names.get().map_or(&[][..], Vec::as_slice);
+    let signals = signal_outcomes(&finished, declared, now_wall);
     // Kept for the API (its steps are taken out of the run: logged above already).
     if core.history().capacity() > 0 {
         if let Some(kept) = FinishedExecution::new(&finished, now_wall) {
@@ -108,15 +110,16 @@ pub(crate) async fn test_finished(
     let issued = finished.issued().unwrap_or(now_wall);
     shared.observers.execution_finished(&ExecutionFinished {
         case: &core.name,
-        declared_signals: core.signal_names.get().map_or(&[], Vec::as_slice),
+        declared_signals: declared,
         test_id: test,
         issued_at: issued,
         finished_at: now_wall,
         report,
         trace_id: finished.trace_id(),
+        signals: &signals,
     });
-    let change =
-        core.health().test_finished(report.state, issued, report.runtime, tokio::time::Instant::now(), now_wall);
+    let now = tokio::time::Instant::now();
+    let change = core.health().test_finished(report.state, issued, report.runtime, &signals, now, now_wall);
     let published = publish(app, test, &report.case_name, report.state, finished.encode(), abandon).await;
     if !matches!(published, Published::Failed) {
         // The report is out: the signals the test was given are no longer needed.

@@ -20,7 +20,10 @@ use serde::{de::DeserializeOwned, Serialize};
 pub use clock_skew::ClockSkewState;
 pub use handle::CaseHandle;
 pub(crate) use health::{CaseHealth, HealthChange};
-pub use health::{HealthSnapshot, PassRate, ServiceDownState, StallState, StateCounts, SuiteFailure, SuiteFailureKind};
+pub use health::{
+    HealthSnapshot, PassRate, Percentiles, ServiceDownState, StageHealth, StallState, StateCounts, SuiteFailure,
+    SuiteFailureKind, STAGE_WINDOW,
+};
 pub use sender::CaseSender;
 pub use settings::{CaseSettings, FailureRate, MinPassRate};
 pub use signal::{Signal, Signals};

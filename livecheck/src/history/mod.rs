@@ -15,3 +15,4 @@ pub(crate) use ring::{ExecutionHistory, FinishedExecution};
 pub use timeline::TimelineBucket;
 #[cfg_attr(not(feature = "web"), allow(unused_imports))]
 pub(crate) use timeline::{CaseTimeline, BUCKET_SECONDS};
+pub(crate) use trace::signal_outcomes;

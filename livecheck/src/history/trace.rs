@@ -1,7 +1,14 @@
 //! What an execution did with each signal its case declares, and its step log, as kept for its record.
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
 use super::SignalStatus;
-use crate::runner::{Step, StepKind, TestRun};
+use crate::{
+    observe::SignalOutcome,
+    runner::{Finished, Step, StepKind, TestRun},
+};
 
 /// Steps kept per execution: the last ones (a step log can grow without bound; the history must not).
 pub(super) const MAX_STEPS: usize = 100;
@@ -44,6 +51,32 @@ impl ExecutionTrace {
         }
         ExecutionTrace { signals, steps, steps_omitted }
     }
+}
+
+/// What became of each signal `finished` declares, in declaration order, as observers and stage health see it;
+/// empty when it did not run. `finished_at` is the time of day it ended. Call it before its steps are taken out
+/// (before [`FinishedExecution::new`](super::FinishedExecution::new)).
+pub(crate) fn signal_outcomes(
+    finished: &Finished,
+    names: &[Arc<str>],
+    finished_at: DateTime<Utc>,
+) -> Vec<SignalOutcome> {
+    let Some(run) = &finished.run else { return Vec::new() };
+    let runtime = finished.report.runtime.unwrap_or_else(|| run.elapsed().as_secs_f64());
+    let arrivals = run.signals.arrivals();
+    let traces = run.with_steps(|steps| signal_traces(steps, &arrivals, runtime, false));
+    // Arrival times are in seconds since the run started; the issue time is a time of day.
+    let started_after_issue =
+        (finished_at - run.context().timestamp()).num_microseconds().unwrap_or(0) as f64 / 1e6 - runtime;
+    names
+        .iter()
+        .zip(traces.iter())
+        .map(|(name, trace)| SignalOutcome {
+            signal: name.clone(),
+            status: trace.status,
+            after_issue_seconds: trace.arrived.map(|at| started_after_issue + at),
+        })
+        .collect()
 }
 
 /// Each signal's fate from the test's steps and the signals' arrival times, `now` seconds after the test started;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{not_found::NotFound, server::Instance};
 use crate::{
-    health::CaseStatus,
+    health::{CaseStatus, StageHealth},
     history::ExecutionRecord,
     instance::{InstanceView, MetricsSnapshot},
 };
@@ -41,6 +41,8 @@ struct InstanceStatus {
 pub(super) struct CaseDetail {
     #[serde(flatten)]
     status: CaseStatus,
+    /// Each declared signal over the case's last executions: reached, arrived, missing, latency percentiles.
+    stages: Vec<StageHealth>,
     /// Newest first.
     executions: Vec<ExecutionRecord>,
 }
@@ -65,10 +67,12 @@ pub(super) async fn case(
     Path(name): Path<String>,
 ) -> Result<Json<CaseDetail>, NotFound> {
     let app = &instance.app;
-    let (Some(status), Some(executions)) = (app.case_status(&name), app.recent_executions(&name)) else {
+    let (Some(status), Some(stages), Some(executions)) =
+        (app.case_status(&name), app.case_stages(&name), app.recent_executions(&name))
+    else {
         return Err(unknown_case(&name));
     };
-    Ok(Json(CaseDetail { status, executions }))
+    Ok(Json(CaseDetail { status, stages, executions }))
 }
 
 pub(super) async fn executions(

@@ -15,6 +15,7 @@ use prometheus_client::{
 use super::server::Instance;
 use crate::{
     health::SuiteFailure,
+    history::SignalStatus,
     observe::{ExecutionFinished, HealthEvent, Observer},
     wire::State as TestState,
 };
@@ -90,6 +91,8 @@ pub(crate) struct ExecutionMetrics {
     executions: Family<CaseStateLabels, Counter>,
     runtime: SecondsFamily<CaseLabels>,
     signal_latency: SecondsFamily<SignalLabels>,
+    stage_latency: SecondsFamily<SignalLabels>,
+    stage_missing: Family<SignalLabels, Counter>,
     suite_failures: Family<SuiteFailureLabels, Counter>,
 }
 
@@ -99,6 +102,8 @@ impl Default for ExecutionMetrics {
             executions: Family::default(),
             runtime: Family::new_with_constructor(seconds as fn() -> Histogram),
             signal_latency: Family::new_with_constructor(seconds as fn() -> Histogram),
+            stage_latency: Family::new_with_constructor(seconds as fn() -> Histogram),
+            stage_missing: Family::default(),
             suite_failures: Family::default(),
         }
     }
@@ -118,6 +123,19 @@ impl Observer for ExecutionMetrics {
             if let Some(signal) = execution.declared_signals.iter().find(|s| ***s == **signal) {
                 let labels = SignalLabels { case: name.clone(), signal: signal.clone() };
                 self.signal_latency.get_or_create(&labels).observe(*waited);
+            }
+        }
+        // Stages: each declared signal's arrival after the test's issue, or its wait in vain.
+        for outcome in execution.signals {
+            let labels = || SignalLabels { case: name.clone(), signal: outcome.signal.clone() };
+            match (outcome.status, outcome.after_issue_seconds) {
+                (SignalStatus::Received, Some(after_issue)) => {
+                    self.stage_latency.get_or_create(&labels()).observe(after_issue);
+                }
+                (SignalStatus::Missing, _) => {
+                    self.stage_missing.get_or_create(&labels()).inc();
+                }
+                _ => {}
             }
         }
     }
@@ -166,6 +184,17 @@ fn registry(instance: &Instance) -> Registry {
             "How long executions waited for each signal, by case and signal",
             Unit::Seconds,
             observed.signal_latency.clone(),
+        );
+        registry.register_with_unit(
+            "stage_latency",
+            "Seconds from a test's issue to each declared signal's arrival, by case and signal",
+            Unit::Seconds,
+            observed.stage_latency.clone(),
+        );
+        registry.register(
+            "stage_missing",
+            "Executions that waited for a declared signal in vain, by case and signal",
+            observed.stage_missing.clone(),
         );
         registry.register(
             "suite_failures",

@@ -10,6 +10,7 @@
 
 mod policies;
 mod snapshot;
+mod stages;
 #[cfg(test)]
 mod tests;
 mod windows;
@@ -22,6 +23,8 @@ use tokio::time::Instant;
 pub use snapshot::{
     HealthSnapshot, PassRate, ServiceDownState, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
 };
+use stages::Stages;
+pub use stages::{Percentiles, StageHealth, STAGE_WINDOW};
 use windows::{History, RecentOutcomes, WindowCounts};
 
 use super::{
@@ -29,7 +32,7 @@ use super::{
     settings::{FailureRate, MinPassRate},
     CaseSettings,
 };
-use crate::wire::State;
+use crate::{observe::SignalOutcome, wire::State};
 
 /// What a finished test did to the case.
 #[derive(Debug, PartialEq)]
@@ -77,6 +80,7 @@ pub(crate) struct CaseHealth {
     runtime: History,
     between_tests: History,
     lateness: History,
+    stages: Stages,
 }
 
 impl CaseHealth {
@@ -110,6 +114,7 @@ impl CaseHealth {
             runtime: History::new(settings.max_history),
             between_tests: History::new(settings.max_history),
             lateness: History::new(settings.max_history),
+            stages: Stages::new(STAGE_WINDOW),
         }
     }
 
@@ -153,13 +158,14 @@ impl CaseHealth {
         }
     }
 
-    /// A test finished in `state`; `issued` is its issue time. Returns the suite failures it caused, or the
-    /// recovery it brought.
+    /// A test finished in `state`; `issued` is its issue time, `signals` what became of its declared signals (empty
+    /// when it did not run). Returns the suite failures it caused, or the recovery it brought.
     pub(crate) fn test_finished(
         &mut self,
         state: State,
         issued: DateTime<Utc>,
         runtime: Option<f64>,
+        signals: &[SignalOutcome],
         now: Instant,
         now_wall: DateTime<Utc>,
     ) -> HealthChange {
@@ -173,6 +179,7 @@ impl CaseHealth {
             _ => return HealthChange::Nothing,
         };
         self.recent.push(failed);
+        self.stages.record(signals, failed);
         if let Some((_, window)) = &mut self.min_pass_rate {
             window.record(now, !failed);
         }
@@ -299,6 +306,12 @@ impl CaseHealth {
         let down = self.service_down.take()?;
         self.reported[SuiteFailureKind::ServiceDown.index()] = None;
         Some(down)
+    }
+
+    /// Each declared signal's health over the last [`STAGE_WINDOW`] executions that ran (`declared`: the case's
+    /// signals, which name the stages before any execution).
+    pub(crate) fn stages(&self, declared: &[std::sync::Arc<str>]) -> Vec<StageHealth> {
+        self.stages.health(declared)
     }
 
     pub(crate) fn snapshot(&self) -> HealthSnapshot {

@@ -17,7 +17,8 @@ impl CaseHealth {
     pub(super) fn policies_met(&self, now: Instant, now_wall: DateTime<Utc>) -> Vec<SuiteFailure> {
         let mut met = Vec::new();
         if self.consecutive_failures >= self.max_consecutive_failures {
-            let reason = format!("failed after {} consecutive failures", self.consecutive_failures);
+            let mut reason = format!("failed after {} consecutive failures", self.consecutive_failures);
+            self.name_missing_stage(&mut reason, self.consecutive_failures as usize);
             met.push(self.failure(SuiteFailureKind::ConsecutiveFailures, State::Fail, reason, now_wall));
         }
         if let Some(reason) = self.failure_rate_met() {
@@ -33,7 +34,19 @@ impl CaseHealth {
     pub(super) fn failure_rate_met(&self) -> Option<String> {
         let policy = self.failure_rate?;
         let (failed, seen) = self.recent.failures_in_last(policy.of_last as usize);
-        (failed >= policy.failures).then(|| format!("{failed} of the last {seen} executions failed"))
+        (failed >= policy.failures).then(|| {
+            let mut reason = format!("{failed} of the last {seen} executions failed");
+            self.name_missing_stage(&mut reason, failed as usize);
+            reason
+        })
+    }
+
+    /// Adds to `reason` the stage missing in most of the last `failures` failed executions, when there is one:
+    /// `; `order_executed` missing in 33 of the last 33 failures`.
+    fn name_missing_stage(&self, reason: &mut String, failures: usize) {
+        if let Some(stage) = self.stages.missing_in_failures(failures) {
+            reason.push_str(&format!("; {stage}"));
+        }
     }
 
     /// Why the "pass rate below X over W" policy is met now, if it is.
@@ -43,12 +56,14 @@ impl CaseHealth {
         if finished < self.min_pass_rate_executions || passed as f64 >= policy.min_rate * finished as f64 {
             return None;
         }
-        Some(format!(
+        let mut reason = format!(
             "pass rate {:.1} % ({passed} of {finished} executions passed) over the last {} is below {:.1} %",
             100.0 * passed as f64 / finished as f64,
             duration_text(policy.window),
             100.0 * policy.min_rate,
-        ))
+        );
+        self.name_missing_stage(&mut reason, (finished - passed) as usize);
+        Some(reason)
     }
 }
 
@@ -86,6 +101,49 @@ mod tests {
         assert_eq!(last.reason, "3 of the last 5 executions failed");
         // Still met on the next failure, within state_transition_delay: counted, not reported.
         assert_eq!(f.failures(State::Fail), vec![(SuiteFailureKind::FailureRate, false)]);
+    }
+
+    #[test]
+    fn a_policy_met_names_the_stage_missing_in_most_of_its_failures() {
+        use std::sync::Arc;
+
+        use crate::{case::HealthChange, history::SignalStatus, observe::SignalOutcome};
+
+        let (sent, executed): (Arc<str>, Arc<str>) = ("sent".into(), "executed".into());
+        let outcome = |signal: &Arc<str>, status, after_issue_seconds| SignalOutcome {
+            signal: signal.clone(),
+            status,
+            after_issue_seconds,
+        };
+        let broken =
+            [outcome(&sent, SignalStatus::Received, Some(0.1)), outcome(&executed, SignalStatus::Missing, None)];
+        let healthy =
+            [outcome(&sent, SignalStatus::Received, Some(0.1)), outcome(&executed, SignalStatus::Received, Some(0.3))];
+        let mut f = Fixture::new(CaseSettings::new("c").failure_rate(3, 5).max_consecutive_failures(4));
+        let mut test = |state, signals: &[SignalOutcome]| {
+            f.wait(SECOND); // a pass issued after the last failure ends a run of failures
+            f.test_with(state, signals)
+        };
+        test(State::Pass, &healthy);
+        test(State::Timeout, &broken);
+        test(State::Pass, &healthy);
+        test(State::Timeout, &broken);
+        let HealthChange::SuiteFailed(failures) = test(State::Timeout, &broken) else { panic!("3 of 5") };
+        assert_eq!(
+            failures[0].reason,
+            "3 of the last 5 executions failed; `executed` missing in 3 of the last 3 failures"
+        );
+        test(State::Timeout, &broken);
+        let HealthChange::SuiteFailed(failures) = test(State::Fail, &healthy) else { panic!("4 in a row") };
+        assert_eq!(failures[0].kind, SuiteFailureKind::ConsecutiveFailures);
+        assert_eq!(
+            failures[0].reason,
+            "failed after 4 consecutive failures; `executed` missing in 3 of the last 4 failures"
+        );
+        // A failure whose signals all came names no stage.
+        let mut g = Fixture::new(CaseSettings::new("c").max_consecutive_failures(1));
+        let HealthChange::SuiteFailed(failures) = g.test_with(State::Fail, &healthy) else { panic!("1 in a row") };
+        assert_eq!(failures[0].reason, "failed after 1 consecutive failures");
     }
 
     #[test]

@@ -32,9 +32,14 @@ impl Fixture {
 
     /// A test issued now that finishes now in `state`.
     pub(super) fn test(&mut self, state: State) -> HealthChange {
+        self.test_with(state, &[])
+    }
+
+    /// A test issued now that finishes now in `state`, its signals' outcomes `signals`.
+    pub(super) fn test_with(&mut self, state: State, signals: &[SignalOutcome]) -> HealthChange {
         let (now, wall) = (self.instant(), self.wall());
         self.health.test_received(now);
-        self.health.test_finished(state, wall - chrono::Duration::milliseconds(1), Some(0.01), now, wall)
+        self.health.test_finished(state, wall - chrono::Duration::milliseconds(1), Some(0.01), signals, now, wall)
     }
 
     /// The kinds of the suite failures a test in `state` causes, and whether each is to be reported.
@@ -89,7 +94,7 @@ fn consecutive_failures_are_failures_in_a_row() {
     assert_eq!(f.health.snapshot_at(f.instant()).consecutive_failures, 2);
     // A pass issued before the last failure does not break the run.
     let (now, wall) = (f.instant(), f.wall());
-    f.health.test_finished(State::Pass, wall - chrono::Duration::seconds(5), None, now, wall);
+    f.health.test_finished(State::Pass, wall - chrono::Duration::seconds(5), None, &[], now, wall);
     assert_eq!(f.health.snapshot_at(now).consecutive_failures, 2);
     f.wait(SECOND);
     f.test(State::Pass);
