@@ -94,8 +94,7 @@ async fn a_stall_over_two_minutes_is_logged_when_it_starts_and_then_once_per_del
     let delay = Duration::from_secs(60);
 
     let app = LiveCheck::builder().clock(livecheck::Clock::follow_tokio()).build();
-    let settings =
-        CaseSettings::new("idle").warn_stalled_after(Duration::from_secs(5)).state_transition_delay(delay);
+    let settings = CaseSettings::new("idle").warn_stalled_after(Duration::from_secs(5)).state_transition_delay(delay);
     app.register(settings, |_| Idle).unwrap();
     let running = app.start().await.unwrap();
     tokio::time::sleep(Duration::from_secs(130)).await;

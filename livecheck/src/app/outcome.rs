@@ -33,8 +33,9 @@ pub(crate) enum Published {
 }
 
 /// Logs the execution as one line — a PASS at `info`, a FAIL (message and location), ERROR or TIMEOUT (the missing
-/// signal) at `error`, its steps at `debug` (they stay in the record and the report's traceback) — updates the case's health and publishes the report, retrying on transient errors until `abandon` (its partition
-/// revoked, or the shutdown timeout passed). A report given up while the instance stops is recorded as lost.
+/// signal) at `error`, its steps at `debug` (they stay in the record and the report's traceback) — updates the
+/// case's health and publishes the report, retrying on transient errors until `abandon` (its partition revoked, or
+/// the shutdown timeout passed). A report given up while the instance stops is recorded as lost.
 pub(crate) async fn test_finished(
     app: &LiveCheck,
     case: &dyn RegisteredCase,

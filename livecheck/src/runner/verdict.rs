@@ -5,10 +5,16 @@ use crate::{wire::State, CaseResult, Error};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
     Pass,
-    Fail { message: String, location: Option<String> },
+    Fail {
+        message: String,
+        location: Option<String>,
+    },
     Error(String),
     /// A signal did not arrive in time: the error's text, and the signal (the stage that is missing).
-    Timeout { message: String, signal: String },
+    Timeout {
+        message: String,
+        signal: String,
+    },
     Skip(String),
 }
 
@@ -50,7 +56,9 @@ impl Verdict {
         match self {
             Verdict::Pass => None,
             Verdict::Fail { message, .. } => Some(message.clone()),
-            Verdict::Error(message) | Verdict::Timeout { message, .. } | Verdict::Skip(message) => Some(message.clone()),
+            Verdict::Error(message) | Verdict::Timeout { message, .. } | Verdict::Skip(message) => {
+                Some(message.clone())
+            }
         }
     }
 }
@@ -67,7 +75,10 @@ mod tests {
             Error::SignalTimeout { signal: "s".into(), timeout: Duration::from_secs(1) }.into();
         assert_eq!(
             Verdict::of(Ok(Err(timeout.context("waiting for the order")))),
-            Verdict::Timeout { message: "waiting for the order: signal `s` did not arrive within 1s".into(), signal: "s".into() }
+            Verdict::Timeout {
+                message: "waiting for the order: signal `s` did not arrive within 1s".into(),
+                signal: "s".into()
+            }
         );
         let check: anyhow::Error = Error::CheckFailed { message: "m".into(), location: "f.rs:1:1".into() }.into();
         assert_eq!(Verdict::of(Ok(Err(check))).state(), State::Fail);
