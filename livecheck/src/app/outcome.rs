@@ -32,9 +32,10 @@ pub(crate) enum Published {
     Failed,
 }
 
-/// Logs the execution — a PASS as one line at `info` (its steps at `debug`), any other outcome with its steps —
-/// updates the case's health and publishes the report, retrying on transient errors until `abandon` (its partition
-/// revoked, or the shutdown timeout passed). A report given up while the instance stops is recorded as lost.
+/// Logs the execution as one line — a PASS at `info`, a FAIL (message and location), ERROR or TIMEOUT (the missing
+/// signal) at `error`, its steps at `debug` (they stay in the record and the report's traceback) — updates the
+/// case's health and publishes the report, retrying on transient errors until `abandon` (its partition revoked, or
+/// the shutdown timeout passed). A report given up while the instance stops is recorded as lost.
 pub(crate) async fn test_finished(
     app: &LiveCheck,
     case: &dyn RegisteredCase,
@@ -45,14 +46,11 @@ pub(crate) async fn test_finished(
     let report = &finished.report;
     let test = finished.test_id();
     let runtime = report.runtime.unwrap_or(0.0);
-    let steps_seen = if finished.verdict.state().is_ok() {
-        tracing::enabled!(tracing::Level::DEBUG)
-    } else {
-        tracing::enabled!(tracing::Level::ERROR)
-    };
     let steps = match &finished.run {
         // Buffered step logs, formatted only when they will be seen (realtime ones were logged as they happened).
-        Some(run) if steps_seen && !core.settings.realtime_logs => format!("\n{}", run.steps_text().trim_end()),
+        Some(run) if tracing::enabled!(tracing::Level::DEBUG) && !core.settings.realtime_logs => {
+            format!("\n{}", run.steps_text().trim_end())
+        }
         _ => String::new(),
     };
     // The case, test id, state and runtime are fields too, for JSON logs and filters; the message reads alone.
@@ -72,9 +70,6 @@ pub(crate) async fn test_finished(
                     tracing::info!(case = case_name, test, state, runtime, "{case_name}[{test}] PASS in {runtime:.3}s")
                 }
             }
-            if !steps.is_empty() {
-                tracing::debug!(case = case_name, test, "{case_name}[{test}] steps:{steps}");
-            }
         }
         Verdict::Skip(reason) => {
             tracing::info!(case = case_name, test, state, reason = %reason, "{case_name}[{test}] SKIP: {reason}")
@@ -83,17 +78,20 @@ pub(crate) async fn test_finished(
             let location = location.as_deref().unwrap_or("?");
             tracing::error!(
                 case = case_name, test, state, runtime, error = %message, location,
-                "{case_name}[{test}] FAIL in {runtime:.3}s at {location}: {message}{steps}"
+                "{case_name}[{test}] FAIL in {runtime:.3}s at {location}: {message}"
             )
         }
         Verdict::Error(message) => tracing::error!(
             case = case_name, test, state, runtime, error = %message,
-            "{case_name}[{test}] ERROR in {runtime:.3}s: {message}{steps}"
+            "{case_name}[{test}] ERROR in {runtime:.3}s: {message}"
         ),
-        Verdict::Timeout(message) => tracing::error!(
-            case = case_name, test, state, runtime, error = %message,
-            "{case_name}[{test}] TIMEOUT in {runtime:.3}s: {message}{steps}"
+        Verdict::Timeout { message, signal } => tracing::error!(
+            case = case_name, test, state, runtime, signal, error = %message,
+            "{case_name}[{test}] TIMEOUT in {runtime:.3}s, missing signal {signal}: {message}"
         ),
+    }
+    if !steps.is_empty() {
+        tracing::debug!(case = case_name, test, "{case_name}[{test}] steps:{steps}");
     }
 
     let shared = &app.shared;
@@ -146,8 +144,8 @@ pub(crate) async fn test_finished(
 }
 
 /// Records a suite failure. When its cause starts (whatever other cause came before it), or it was last reported
-/// more than `state_transition_delay` ago: logs it, alerts, posts a suite report and calls the hook. Otherwise it
-/// only updates the case's state.
+/// more than `state_transition_delay` ago (a reminder): logs it at `error`, alerts, posts a suite report and calls
+/// the hook. Otherwise it only updates the case's state, logged at `debug` (one per failing test or stall check).
 pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, failure: SuiteFailure) {
     let core = case.core();
     let shared = &app.shared;
@@ -156,7 +154,7 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
     shared.observers.health_changed(&HealthEvent::SuiteFailed { failure: &failure, reported: due });
     let (name, kind, state, reason) = (&*core.name, failure.kind, failure.state, &failure.reason);
     if !due {
-        tracing::info!(
+        tracing::debug!(
             case = name,
             kind = kind.as_str(),
             %state,

@@ -62,7 +62,7 @@ fn kept(verdict: &Verdict) -> Verdict {
         Verdict::Pass => Verdict::Pass,
         Verdict::Fail { message, location } => Verdict::Fail { message: cut(message), location: location.clone() },
         Verdict::Error(message) => Verdict::Error(cut(message)),
-        Verdict::Timeout(message) => Verdict::Timeout(cut(message)),
+        Verdict::Timeout { message, signal } => Verdict::Timeout { message: cut(message), signal: signal.clone() },
         Verdict::Skip(message) => Verdict::Skip(cut(message)),
     }
 }

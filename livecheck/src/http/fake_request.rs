@@ -77,7 +77,8 @@ impl FakeRequestClient {
             }
             attempt += 1;
             let delay = backoff.next();
-            tracing::warn!(%url, %failure, attempt, retries = self.retries, "fake request failed; retrying in {delay:?}");
+            // At debug: the attempts used up are one WARN (the service-down suite failure, once per cause).
+            tracing::debug!(%url, %failure, attempt, retries = self.retries, "fake request failed; retrying in {delay:?}");
             tokio::time::sleep(delay).await;
         }
     }

@@ -111,7 +111,7 @@ impl Started {
                 location.as_deref().unwrap_or("an unknown location"),
                 run.steps_text()
             )),
-            Verdict::Error(message) | Verdict::Timeout(message) => {
+            Verdict::Error(message) | Verdict::Timeout { message, .. } => {
                 Some(format!("{message}\nsteps:\n{}", run.steps_text()))
             }
         };

@@ -120,7 +120,8 @@ impl TestRun {
         self.started
     }
 
-    /// Adds a line to the test's step log (printed with the test's outcome, or at once with `realtime_logs`).
+    /// Adds a line to the test's step log (logged at debug after the test's outcome line, or at once with
+    /// `realtime_logs`).
     pub fn log(&self, message: impl Into<String>) {
         self.step(StepKind::Note(message.into()));
     }

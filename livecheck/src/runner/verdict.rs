@@ -5,9 +5,16 @@ use crate::{wire::State, CaseResult, Error};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
     Pass,
-    Fail { message: String, location: Option<String> },
+    Fail {
+        message: String,
+        location: Option<String>,
+    },
     Error(String),
-    Timeout(String),
+    /// A signal did not arrive in time: the error's text, and the signal (the stage that is missing).
+    Timeout {
+        message: String,
+        signal: String,
+    },
     Skip(String),
 }
 
@@ -22,7 +29,9 @@ impl Verdict {
         };
         for cause in error.chain() {
             match cause.downcast_ref::<Error>() {
-                Some(Error::SignalTimeout { .. }) => return Verdict::Timeout(format!("{error:#}")),
+                Some(Error::SignalTimeout { signal, .. }) => {
+                    return Verdict::Timeout { message: format!("{error:#}"), signal: signal.clone() }
+                }
                 Some(Error::CheckFailed { message, location }) => {
                     return Verdict::Fail { message: message.clone(), location: Some(location.clone()) }
                 }
@@ -37,7 +46,7 @@ impl Verdict {
             Verdict::Pass => State::Pass,
             Verdict::Fail { .. } => State::Fail,
             Verdict::Error(_) => State::Error,
-            Verdict::Timeout(_) => State::Timeout,
+            Verdict::Timeout { .. } => State::Timeout,
             Verdict::Skip(_) => State::Skip,
         }
     }
@@ -47,7 +56,9 @@ impl Verdict {
         match self {
             Verdict::Pass => None,
             Verdict::Fail { message, .. } => Some(message.clone()),
-            Verdict::Error(message) | Verdict::Timeout(message) | Verdict::Skip(message) => Some(message.clone()),
+            Verdict::Error(message) | Verdict::Timeout { message, .. } | Verdict::Skip(message) => {
+                Some(message.clone())
+            }
         }
     }
 }
@@ -62,7 +73,13 @@ mod tests {
     fn classifies_errors_through_their_context() {
         let timeout: anyhow::Error =
             Error::SignalTimeout { signal: "s".into(), timeout: Duration::from_secs(1) }.into();
-        assert_eq!(Verdict::of(Ok(Err(timeout.context("waiting for the order")))).state(), State::Timeout);
+        assert_eq!(
+            Verdict::of(Ok(Err(timeout.context("waiting for the order")))),
+            Verdict::Timeout {
+                message: "waiting for the order: signal `s` did not arrive within 1s".into(),
+                signal: "s".into()
+            }
+        );
         let check: anyhow::Error = Error::CheckFailed { message: "m".into(), location: "f.rs:1:1".into() }.into();
         assert_eq!(Verdict::of(Ok(Err(check))).state(), State::Fail);
         assert_eq!(Verdict::of(Ok(Err(anyhow::anyhow!("boom")))), Verdict::Error("boom".into()));
