@@ -7,6 +7,8 @@
 
 mod record;
 mod ring;
+// Filled by the web server's observer: without `web`, only its public bucket type is used.
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
 mod timeline;
 mod trace;
 
