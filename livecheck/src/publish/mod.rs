@@ -168,6 +168,7 @@ impl Publisher {
     }
 
     /// How long a service's request waits for the broker to take its message (`signal_send_timeout`).
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
     pub(crate) fn send_timeout(&self) -> Duration {
         self.signal_send_timeout
     }
