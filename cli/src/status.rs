@@ -34,6 +34,28 @@ pub(crate) struct StatusPage {
     #[serde(default)]
     instance: Option<Instance>,
     cases: Vec<CaseStatus>,
+    /// Every instance of the group the asked one heard of (newer instances; absent before).
+    #[serde(default)]
+    instances: Vec<GroupMember>,
+}
+
+/// One instance of the group, as `/api/status`'s `instances` lists it.
+#[derive(Debug, Deserialize)]
+struct GroupMember {
+    instance: String,
+    #[serde(default)]
+    leader: bool,
+    #[serde(default)]
+    cases: Vec<GroupCase>,
+    #[serde(default)]
+    recent_failures: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupCase {
+    name: String,
+    #[serde(default)]
+    failing: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +202,17 @@ pub(crate) fn render(page: &StatusPage, paint: Paint) -> Vec<String> {
             .collect();
         lines.push(join(cells));
     }
+    if page.instances.len() > 1 {
+        lines.push(format!("group: {} instances", page.instances.len()));
+        for member in &page.instances {
+            let failing: Vec<&str> = member.cases.iter().filter(|c| c.failing).map(|c| c.name.as_str()).collect();
+            let id: String = member.instance.chars().take(8).collect();
+            let role = if member.leader { "leader" } else { "member" };
+            let failing = if failing.is_empty() { "none".to_owned() } else { failing.join(", ") };
+            let recent = member.recent_failures.len();
+            lines.push(format!("  {id}  {role:<6}  failing: {failing}; {recent} recent executions not passed"));
+        }
+    }
     lines
 }
 
@@ -269,6 +302,25 @@ mod tests {
          "in_flight": 0, "oldest_in_flight_seconds": null}
       ]
     }"#;
+
+    #[test]
+    fn the_group_is_listed_when_the_instance_heard_of_others() {
+        let mut page: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+        page["instances"] = serde_json::json!([
+            {"instance": "0a1b2c3d-aaaa", "leader": true, "cases": [{"name": "test_order", "failing": true}],
+             "recent_failures": [{}, {}]},
+            {"instance": "9f8e7d6c-bbbb", "leader": false, "cases": [{"name": "test_order", "failing": false}],
+             "recent_failures": []}
+        ]);
+        let lines = render(&serde_json::from_value(page).unwrap(), Paint::plain());
+        let group: Vec<&String> = lines.iter().skip_while(|l| !l.starts_with("group:")).collect();
+        assert_eq!(group[0], "group: 2 instances");
+        assert_eq!(group[1], "  0a1b2c3d  leader  failing: test_order; 2 recent executions not passed");
+        assert_eq!(group[2], "  9f8e7d6c  member  failing: none; 0 recent executions not passed");
+        // One instance alone: no group lines.
+        let alone: StatusPage = serde_json::from_str(SAMPLE).unwrap();
+        assert!(render(&alone, Paint::plain()).iter().all(|l| !l.starts_with("group:")));
+    }
 
     #[test]
     fn the_table_keeps_the_instance_order_and_says_why_a_case_fails() {
