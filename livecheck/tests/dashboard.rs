@@ -218,8 +218,6 @@ async fn dashboard_in_a_real_browser() {
     for _ in 0..2 {
         instance.cancel().await;
     }
-    // A test of the failing case still running (nothing signalled: it waits 30 s for its first stage).
-    let running = instance.orders.trigger(&OrderArgs { side: "sell".to_owned() }).await.unwrap();
 
     let mut browser = Browser::launch().await;
     browser.set_viewport(1200, 900, false).await;
@@ -246,6 +244,8 @@ async fn dashboard_in_a_real_browser() {
     assert!(cause.to_lowercase().contains("connection refused"), "{cause}");
 
     // In the failing case, what failed is listed first and the running execution last, although it is the newest.
+    // A test of the failing case still running (nothing signalled: it waits 30 s for its first stage).
+    let running = instance.orders.trigger(&OrderArgs { side: "sell".to_owned() }).await.unwrap();
     browser.wait_for("the running execution", &format!("{} !== null", execution(FAILING, running.id())), WITHIN).await;
     let states = browser
         .eval(&format!("[...{}.querySelectorAll('[data-execution]')].map(e => e.dataset.state)", case(FAILING)))
@@ -253,6 +253,18 @@ async fn dashboard_in_a_real_browser() {
     let states: Vec<&str> = states.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(states.first(), Some(&"TIMEOUT"), "{states:?}");
     assert_eq!(states.last(), Some(&"RUNNING"), "{states:?}");
+
+    // Its pipeline as a strip of stages, the one where it breaks marked: the timed-out test's `order_executed`
+    // is the only stage missing — in 1 of the 3 executions that reached it (the FAIL never did).
+    let strip = format!("{}.querySelector('[data-role=stages]')", case(FAILING));
+    browser.wait_for("the stage strip", &format!("{strip} !== null"), WITHIN).await;
+    let stages = browser
+        .eval(&format!("[...{strip}.querySelectorAll('[data-stage]')].map(e => [e.dataset.stage, e.dataset.health, !!e.dataset.breaks])"))
+        .await;
+    let stages = stages.as_array().unwrap();
+    assert_eq!(stages.len(), 4, "{stages:?}");
+    assert_eq!(stages[3], json!(["order_executed", "flaky", true]), "{stages:?}");
+    assert_eq!(stages[0], json!(["order_sent_to_db", "ok", false]), "{stages:?}");
 
     // Its chart: outcomes per minute, passed and failed bars, runtime lines, from the timeline API.
     let timeline: serde_json::Value =
