@@ -1,7 +1,8 @@
 //! One view of every instance of the group: each instance publishes a summary of itself — its cases' status and
 //! its recent executions that did not pass — on the group's instances stream every few seconds, and reads the
 //! others'. Any instance's `/api/status` (and `livecheck status`) then shows the whole group, and which instance
-//! ran what. An instance not heard of for three intervals is left out (it stopped, or cannot publish).
+//! ran what. An instance not heard of for three intervals is left out (it stopped, or cannot publish). The
+//! summaries are not signed: the view is for reading, nothing acts on it.
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
@@ -18,6 +19,8 @@ pub(crate) const INTERVAL: Duration = Duration::from_secs(5);
 const RECENT_FAILURES: usize = 5;
 /// Summaries read per partition per round, at most.
 const READ_BATCH: usize = 500;
+/// Instances remembered at most (whoever writes on the stream cannot grow this without bound).
+const MOST_INSTANCES: usize = 256;
 
 /// What one instance of the group says of itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,6 +154,10 @@ pub(crate) async fn run(
 /// Reads the summaries published since the last round (the last few per partition the first time).
 async fn read_others(app: &LiveCheck, stream: &str, own: &str, next: &mut Vec<u64>) -> crate::Result<()> {
     let transport = &app.shared.transport;
+    // Instances not heard of for three intervals are gone.
+    let now = app.shared.clock.now();
+    let fresh = chrono::Duration::from_std(INTERVAL * 3).unwrap_or_default();
+    crate::sync::lock(&app.shared.group_view.heard).retain(|id, view| id == own || now - view.at <= fresh);
     let ends = transport.end_offsets(stream).await?;
     if next.len() != ends.len() {
         *next = ends.iter().map(|end| end.saturating_sub(READ_BATCH as u64)).collect();
@@ -162,9 +169,16 @@ async fn read_others(app: &LiveCheck, stream: &str, own: &str, next: &mut Vec<u6
             next[partition] = last.offset + 1;
             let mut heard = crate::sync::lock(&app.shared.group_view.heard);
             for received in page {
+                if received.message.value.len() > app.shared.config.max_message_bytes {
+                    continue;
+                }
                 // A summary that does not decode is passed over (another version, or not one of ours).
                 let Ok(view) = serde_json::from_slice::<InstanceView>(&received.message.value) else { continue };
-                if view.instance != own && heard.get(&view.instance).is_none_or(|known| known.at <= view.at) {
+                let known = heard.contains_key(&view.instance);
+                if view.instance == own || (!known && heard.len() >= MOST_INSTANCES) {
+                    continue;
+                }
+                if heard.get(&view.instance).is_none_or(|known| known.at <= view.at) {
                     heard.insert(view.instance.clone(), view);
                 }
             }
