@@ -43,6 +43,13 @@ async fn each_instance_shows_the_whole_group_with_who_ran_what() {
     register(&second);
     let second_running = second.start().await.unwrap();
 
+    // Whatever else is written on the instances stream is passed over: not JSON, not a summary, over the size
+    // limit.
+    let writer = on(&db);
+    for value in [b"not json".to_vec(), br#"{"instance": 7}"#.to_vec(), vec![b' '; 2 * 1024 * 1024]] {
+        let message = livecheck::transport::Message { key: None, value, headers: Default::default() };
+        writer.publish("livecheck-instances", message).await.unwrap();
+    }
     let service = register(&LiveCheck::builder().shared_transport(on(&db)).build());
     for n in 0..8 {
         service.trigger(&n).await.unwrap();

@@ -127,6 +127,14 @@ async fn a_span_of_the_test_is_its_signal_and_the_case_asserts_on_its_attributes
     assert_eq!(answer.json::<Value>().await.unwrap(), json!({}));
     let report = reports.next(Duration::from_secs(10)).await;
     assert_eq!(report.state, State::Pass, "{report:?}");
+    // The same export replayed after the verdict: its signal is late, dropped and counted, never a second report.
+    let replayed = post(&base, serde_json::to_vec(&span).unwrap(), "application/json", true).await;
+    assert_eq!(replayed.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.metrics().signals_late == 0 {
+        assert!(std::time::Instant::now() < deadline, "the replayed span's signal was not counted late");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // FAIL, naming the span's attribute, when the stage changed the side.
     let test = handle.trigger(&"sell".to_owned()).await.unwrap();
@@ -137,10 +145,11 @@ async fn a_span_of_the_test_is_its_signal_and_the_case_asserts_on_its_attributes
     assert!(report.traceback.as_deref().unwrap_or_default().contains("the side the execution stage saw"), "{report:?}");
 
     let metrics = app.metrics();
-    assert_eq!(metrics.spans_received, 4);
+    assert_eq!(metrics.spans_received, 5);
     assert_eq!(metrics.spans_without_test, 1);
     assert_eq!(metrics.spans_unmatched, 1);
-    assert_eq!(metrics.span_signals, 2);
+    assert_eq!(metrics.span_signals, 3);
+    assert_eq!(metrics.tests_finished, 2, "one report per test, the replay included");
     running.shutdown().await.unwrap();
 }
 
