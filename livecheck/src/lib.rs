@@ -102,6 +102,7 @@ pub mod context;
 mod error;
 #[cfg(all(feature = "http", feature = "web"))]
 mod export;
+mod hex;
 pub mod history;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]

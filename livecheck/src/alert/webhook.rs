@@ -1,6 +1,6 @@
 //! POSTing alerts to webhooks: on a thread of its own, with retries and backoff, signed with HMAC-SHA256.
 
-use std::{fmt, fmt::Write as _, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -130,12 +130,7 @@ impl Target {
 /// `sha256=` and the lowercase hex of the HMAC of `body`.
 fn signature(signer: &HmacSha256, body: &[u8]) -> String {
     let mac = signer.clone().chain_update(body).finalize().into_bytes();
-    let mut text = String::with_capacity(7 + 2 * mac.len());
-    text.push_str("sha256=");
-    for byte in mac {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
+    format!("sha256={}", crate::hex::encode(&mac))
 }
 
 /// Sends every alert that comes to every webhook until `shutdown`; then what is queued, until `give_up`.

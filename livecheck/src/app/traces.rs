@@ -43,7 +43,7 @@ impl TestsByTrace {
         if !self.any.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
-        let trace_id = crate::spans::hex(trace_id);
+        let trace_id = crate::hex::encode(trace_id);
         match crate::sync::lock(&self.tests).get(trace_id.as_str()).map(Vec::as_slice) {
             Some([test]) => Some(test.clone()),
             _ => None,

@@ -68,7 +68,7 @@ impl Signer {
 
     /// The signature of the four header values (id, name, timestamp, expiry), as lowercase hex.
     pub(crate) fn sign(&self, values: [&str; 4]) -> String {
-        hex(&mac(&self.current, values))
+        crate::hex::encode(&mac(&self.current, values))
     }
 
     /// Checks `signature` (hex, either case) against the four header values, in constant time. `None` when it is
@@ -98,7 +98,7 @@ impl Signer {
     /// The signature of an execution's encoded message value (see [`HEADER_EXECUTION_SIGNATURE`]), as lowercase
     /// hex.
     pub(crate) fn sign_execution(&self, value: &[u8]) -> String {
-        hex(&execution_mac(&self.current, value).finalize().into_bytes())
+        crate::hex::encode(&execution_mac(&self.current, value).finalize().into_bytes())
     }
 
     /// Checks an execution's signature (hex, either case) against its message value, in constant time, with either
@@ -131,28 +131,9 @@ fn mac(key: &HmacSha256, values: [&str; 4]) -> [u8; SIGNATURE_LEN] {
     keyed(key, values).finalize().into_bytes().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        text.push(DIGITS[usize::from(b >> 4)] as char);
-        text.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    text
-}
-
 /// The bytes of a signature in hex (surrounding whitespace allowed); `None` unless it is exactly 32 bytes.
 fn unhex(text: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
-    let text = text.trim_ascii();
-    if text.len() != 2 * SIGNATURE_LEN {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut bytes = [0; SIGNATURE_LEN];
-    for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    Some(bytes)
+    crate::hex::decode(text.trim_ascii())?.try_into().ok()
 }
 
 #[cfg(test)]
@@ -172,7 +153,7 @@ mod tests {
         let mut rfc = jefe.clone();
         rfc.update(b"what do ya want for nothing?");
         assert_eq!(
-            hex(&rfc.finalize().into_bytes()),
+            crate::hex::encode(&rfc.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // Computed independently: python3 -c "import hmac, hashlib; print(hmac.new(b'current-secret',
@@ -244,7 +225,7 @@ mod tests {
             let mut mac = HmacSha256::new_from_slice(b"current-secret").unwrap();
             mac.update(b"livecheck-execution\n");
             mac.update(value);
-            hex(&mac.finalize().into_bytes())
+            crate::hex::encode(&mac.finalize().into_bytes())
         };
         assert_eq!(signature, expected);
         assert_eq!(s.verify_execution(value, signature.as_bytes()), Some(Verified::Current));

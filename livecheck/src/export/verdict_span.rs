@@ -11,7 +11,8 @@ use crate::{
 /// for FAIL, ERROR and TIMEOUT.
 pub(super) fn verdict_span(execution: &ExecutionFinished<'_>) -> Span {
     let report = execution.report;
-    let trace_id = execution.trace_id.and_then(bytes_of_hex).unwrap_or_else(|| random_bytes(16));
+    let trace_id =
+        execution.trace_id.and_then(|id| crate::hex::decode(id.as_bytes())).unwrap_or_else(|| random_bytes(16));
     let end = execution.finished_at.timestamp_nanos_opt().unwrap_or_default().max(0) as u64;
     let runtime = report.runtime.unwrap_or_default();
     let start = end.saturating_sub((runtime.max(0.0) * 1e9) as u64);
@@ -47,10 +48,6 @@ fn text(key: &str, text: &str) -> KeyValue {
 
 fn value(value: any_value::Value) -> AnyValue {
     AnyValue { value: Some(value) }
-}
-
-fn bytes_of_hex(hex: &str) -> Option<Vec<u8>> {
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {

@@ -16,5 +16,4 @@ mod selector;
 mod span;
 
 pub use selector::SpanSelector;
-pub(crate) use span::hex;
 pub use span::{Span, SpanStatus};

@@ -69,12 +69,3 @@ pub(crate) fn time_of_unix_nanos(nanos: u64) -> DateTime<Utc> {
     let nanos = i64::try_from(nanos).unwrap_or(i64::MAX);
     DateTime::from_timestamp_nanos(nanos)
 }
-
-/// `bytes` as lowercase hex (trace and span ids).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}

@@ -158,14 +158,7 @@ struct KeyValueList {
 /// A hex id (empty: none).
 fn hex<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    decode_hex(&text).ok_or_else(|| de::Error::custom(format!("`{text}` is not a hex id")))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    crate::hex::decode(text.as_bytes()).ok_or_else(|| de::Error::custom(format!("`{text}` is not a hex id")))
 }
 
 /// A 64-bit integer written as a number or as a decimal string.

@@ -12,10 +12,7 @@ use prost::Message as _;
 use crate::context::{BAGGAGE_EXPIRES, BAGGAGE_SIGNATURE, BAGGAGE_TEST_ID, BAGGAGE_TEST_NAME, BAGGAGE_TIMESTAMP};
 use serde_json::{Map, Value};
 
-use super::{
-    span::{hex, time_of_unix_nanos},
-    Span, SpanStatus,
-};
+use super::{span::time_of_unix_nanos, Span, SpanStatus};
 
 /// The most bytes a request body may have as received (compressed or not).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -171,9 +168,9 @@ fn test_span(span: proto::Span, service: Option<String>) -> TestSpan {
     let span = Span {
         name: span.name,
         service,
-        trace_id: hex(&span.trace_id),
-        span_id: hex(&span.span_id),
-        parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex(&span.parent_span_id)),
+        trace_id: crate::hex::encode(&span.trace_id),
+        span_id: crate::hex::encode(&span.span_id),
+        parent_span_id: (!span.parent_span_id.is_empty()).then(|| crate::hex::encode(&span.parent_span_id)),
         attributes,
         status,
         start: time_of_unix_nanos(start),
@@ -202,7 +199,7 @@ fn json_of(value: proto::AnyValue) -> Value {
         Some(V::KvlistValue(kv)) => {
             Value::Object(kv.values.into_iter().map(|kv| (kv.key, kv.value.map_or(Value::Null, json_of))).collect())
         }
-        Some(V::BytesValue(b)) => Value::String(hex(&b)),
+        Some(V::BytesValue(b)) => Value::String(crate::hex::encode(&b)),
     }
 }
 
