@@ -286,7 +286,9 @@ async fn an_execution_records_its_trace_and_a_span_of_that_trace_without_test_co
 async fn each_verdict_is_exported_as_a_span_in_the_trace_of_its_request() {
     use std::sync::{Arc, Mutex};
     // An OTLP endpoint that keeps what it is sent.
-    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    /// Each request's content type and body.
+    type Kept = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Kept = Arc::default();
     let kept = received.clone();
     let collector = axum::Router::new().route(
         "/v1/traces",

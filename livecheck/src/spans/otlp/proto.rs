@@ -2,7 +2,8 @@
 //! `resource/v1`) the receiver reads, as protobuf messages. Fields it does not read (events, links, dropped
 //! counts, schema URLs) are skipped by the decoder.
 
-#![allow(missing_docs, unreachable_pub)]
+// Names as in the .proto files.
+#![allow(missing_docs, unreachable_pub, clippy::enum_variant_names)]
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ExportTraceServiceRequest {
