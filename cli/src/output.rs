@@ -20,6 +20,7 @@ impl Tone {
     pub(crate) fn of_state(state: &str) -> Tone {
         match state {
             "PASS" => Tone::Good,
+            "DEGRADED" => Tone::Neutral,
             "FAIL" | "ERROR" | "TIMEOUT" | "STALL" => Tone::Bad,
             _ => Tone::Neutral,
         }

@@ -82,6 +82,10 @@ struct CaseStatus {
     #[serde(default)]
     in_flight: u64,
     oldest_in_flight_seconds: Option<f64>,
+    #[serde(default)]
+    instance_lagging: bool,
+    #[serde(default)]
+    unknown_verdicts: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +93,8 @@ struct CaseStatus {
 struct Counts {
     #[serde(default)]
     pass: u64,
+    #[serde(default)]
+    degraded: u64,
     #[serde(default)]
     fail: u64,
     #[serde(default)]
@@ -119,6 +125,7 @@ struct ServiceDown {
 struct Stall {
     since: Option<String>,
     quiet_seconds: Option<f64>,
+    cause: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,7 +184,7 @@ pub(crate) fn render(page: &StatusPage, paint: Paint) -> Vec<String> {
     if page.cases.is_empty() {
         return lines;
     }
-    let header = ["CASE", "STATUS", "PASS RATE", "PASS/FAIL/ERR/TIMEOUT/SKIP", "RUNTIME", "IN FLIGHT", "CAUSE"];
+    let header = ["CASE", "STATUS", "PASS RATE", "PASS/DEGR/FAIL/ERR/TIMEOUT/SKIP", "RUNTIME", "IN FLIGHT", "CAUSE"];
     let rows: Vec<[String; 7]> = page.cases.iter().map(row).collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|column| {
@@ -222,7 +229,7 @@ fn row(case: &CaseStatus) -> [String; 7] {
         _ => "-".into(),
     };
     let c = &case.counts;
-    let counts = format!("{}/{}/{}/{}/{}", c.pass, c.fail, c.error, c.timeout, c.skip);
+    let counts = format!("{}/{}/{}/{}/{}/{}", c.pass, c.degraded, c.fail, c.error, c.timeout, c.skip);
     let runtime = case.runtime_median_seconds.map_or_else(|| "-".into(), seconds_text);
     let in_flight = match case.oldest_in_flight_seconds {
         Some(oldest) if case.in_flight > 0 => format!("{} (oldest {})", case.in_flight, seconds_text(oldest)),
@@ -250,10 +257,22 @@ fn cause(case: &CaseStatus) -> String {
         if let Some(since) = &stall.since {
             text.push_str(&format!(" since {}", time_text(since)));
         }
-        if let Some(quiet) = stall.quiet_seconds {
-            text.push_str(&format!(" (no test for {})", seconds_text(quiet)));
+        let why = match stall.cause.as_deref() {
+            Some("no_traffic") => Some("no service reported traffic"),
+            Some("not_sampled") => Some("traffic, none sampled"),
+            Some("tests_not_arriving") => Some("sampled tests do not reach the instance"),
+            _ => None,
+        };
+        match (stall.quiet_seconds, why) {
+            (Some(quiet), Some(why)) => text.push_str(&format!(" (no test for {}; {why})", seconds_text(quiet))),
+            (Some(quiet), None) => text.push_str(&format!(" (no test for {})", seconds_text(quiet))),
+            (None, Some(why)) => text.push_str(&format!(" ({why})")),
+            (None, None) => {}
         }
         causes.push(text);
+    }
+    if case.instance_lagging {
+        causes.push(format!("instance lagging: TIMEOUTs unknown ({} so far)", case.unknown_verdicts));
     }
     if let Some(failure) = &case.last_suite_failure {
         let mut text = "last suite failure".to_owned();
@@ -331,13 +350,13 @@ mod tests {
             "2 cases, 1 failing; instance leader, started 2026-01-02 03:00:00Z, on sqlite:///tmp/lc.db"
         );
         assert!(
-            lines[1].starts_with("CASE        STATUS  PASS RATE    PASS/FAIL/ERR/TIMEOUT/SKIP  RUNTIME"),
+            lines[1].starts_with("CASE        STATUS  PASS RATE    PASS/DEGR/FAIL/ERR/TIMEOUT/SKIP  RUNTIME"),
             "{}",
             lines[1]
         );
         assert!(
             lines[2]
-                .starts_with("test_order  FAIL    95% (19/20)  10/1/0/2/0                  40ms     2 (oldest 12.50s)"),
+                .starts_with("test_order  FAIL    95% (19/20)  10/0/1/0/2/0                     40ms     2 (oldest 12.50s)"),
             "{}",
             lines[2]
         );
@@ -346,7 +365,7 @@ mod tests {
              2026-01-02 03:04:00Z FAIL failure_rate: 8 of the last 10 executions failed"
         ), "{}", lines[2]);
         assert!(
-            lines[3].starts_with("ping        INIT    -            0/0/0/0/0                   -        0"),
+            lines[3].starts_with("ping        INIT    -            0/0/0/0/0/0                      -        0"),
             "{}",
             lines[3]
         );
@@ -363,5 +382,20 @@ mod tests {
         let lines = render(&page, Paint::plain());
         assert_eq!(lines[0], "1 case, 1 failing");
         assert!(lines[2].ends_with("stalled since 2026-01-02 03:04:05Z (no test for 31.20s)"), "{}", lines[2]);
+
+        let page: StatusPage = serde_json::from_str(
+            r#"{"cases": [{"name": "c", "status": "STALL", "failing": true, "instance_lagging": true,
+                "unknown_verdicts": 3, "stall": {"quiet_seconds": 40, "cause": "tests_not_arriving"}}]}"#,
+        )
+        .unwrap();
+        let lines = render(&page, Paint::plain());
+        assert!(
+            lines[2].ends_with(
+                "stalled (no test for 40.00s; sampled tests do not reach the instance); instance lagging: TIMEOUTs \
+                 unknown (3 so far)"
+            ),
+            "{}",
+            lines[2]
+        );
     }
 }

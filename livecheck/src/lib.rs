@@ -145,8 +145,8 @@ pub use wire::State;
 /// [`MinPassRate`]: health::MinPassRate
 pub mod health {
     pub use crate::case::{
-        CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MinPassRate, PassRate, Percentiles, ServiceDownState,
-        StageHealth, StallState, StateCounts, SuiteFailure, SuiteFailureKind, STAGE_WINDOW,
+        CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MaxDegradedRate, MinPassRate, PassRate, Percentiles, ServiceDownState,
+        StageHealth, StallCause, StallState, StateCounts, SuiteFailure, SuiteFailureKind, STAGE_WINDOW,
     };
 }
 
@@ -157,7 +157,7 @@ pub mod health {
 /// [`MetricsSnapshot`](instance::MetricsSnapshot) is what [`LiveCheck::metrics`] returns (the web server's
 /// `/metrics` shows the same). Neither is needed to write a case, so they live here rather than at the root.
 pub mod instance {
-    pub use crate::app::{CaseView, InstanceView, MetricsSnapshot, StreamNames};
+    pub use crate::app::{CaseView, InstanceView, LagState, MetricsSnapshot, StreamNames};
 }
 
 /// Re-exported so that case code and `?` on any error work without adding `anyhow` yourself.

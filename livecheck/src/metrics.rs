@@ -134,6 +134,8 @@ metrics! {
     signals_stale,
     /// Signals that came after their test had finished (dropped).
     signals_late,
+    /// Signals a test had received already: sent twice for one test (the later value replaces the first).
+    signals_duplicate,
     /// Signals held for a test that never started, dropped at the limit of held signals.
     signals_evicted,
     /// Signals held for a test that never started, dropped when their time was up.

@@ -21,17 +21,20 @@ pub enum AlertEvent {
     Stalled,
     /// A fake request found the service down.
     ServiceDown,
+    /// Too many executions were DEGRADED (`degraded_rate`): stages over their latency budget.
+    Degraded,
     /// A passing test recovered the case from its suite failure.
     Recovered,
 }
 
 impl AlertEvent {
-    /// The name in JSON: `suite_failed`, `stalled`, `service_down`, `recovered`.
+    /// The name in JSON: `suite_failed`, `stalled`, `service_down`, `degraded`, `recovered`.
     pub fn as_str(self) -> &'static str {
         match self {
             AlertEvent::SuiteFailed => "suite_failed",
             AlertEvent::Stalled => "stalled",
             AlertEvent::ServiceDown => "service_down",
+            AlertEvent::Degraded => "degraded",
             AlertEvent::Recovered => "recovered",
         }
     }
@@ -75,6 +78,7 @@ impl Alert {
         let event = match failure.kind {
             SuiteFailureKind::Stall => AlertEvent::Stalled,
             SuiteFailureKind::ServiceDown => AlertEvent::ServiceDown,
+            SuiteFailureKind::DegradedRate => AlertEvent::Degraded,
             SuiteFailureKind::ConsecutiveFailures
             | SuiteFailureKind::FailureRate
             | SuiteFailureKind::PassRate

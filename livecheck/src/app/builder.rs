@@ -35,6 +35,7 @@ pub struct LiveCheckBuilder {
     execution_history: usize,
     trace_url: Option<String>,
     remembered_reports: usize,
+    lag_threshold: u64,
     /// What runs beside the instance (the web server, when configured).
     pub(super) companions: Vec<Box<dyn super::companion::Companion>>,
     signing_secret: Option<Vec<u8>>,
@@ -70,6 +71,7 @@ impl Default for LiveCheckBuilder {
             execution_history: 50,
             trace_url: None,
             remembered_reports: super::reported::DEFAULT_REMEMBERED,
+            lag_threshold: 10_000,
             companions: Vec::new(),
             signing_secret: None,
             previous_signing_secret: None,
@@ -178,6 +180,16 @@ impl LiveCheckBuilder {
     /// Counted in `metrics().dead_letters_published` / `dead_letters_failed`.
     pub fn dead_letter_stream(mut self, stream: impl Into<String>) -> Self {
         self.dead_letter_stream = Some(stream.into()).filter(|s| !s.is_empty());
+        self
+    }
+
+    /// How many messages behind the end of its partitions of the pending-tests or bus stream the instance may be
+    /// before it counts as lagging (default 10 000; checked every 2 s). While it lags, a TIMEOUT may be its own
+    /// fault — the signal is on the bus, not read yet — so such verdicts are marked unknown and kept out of the
+    /// cases' failure counts and alert policies, and `/api/status` shows `lagging`.
+    #[must_use]
+    pub fn lag_threshold(mut self, messages: u64) -> Self {
+        self.lag_threshold = messages;
         self
     }
 
@@ -360,6 +372,7 @@ impl LiveCheckBuilder {
                 reported: super::reported::ReportedExecutions::new(self.remembered_reports),
                 traces: Default::default(),
                 group_view: Default::default(),
+                lag: Default::default(),
                 metrics,
                 signer,
                 dead_letters: self.dead_letter_stream.map(super::dead_letter::DeadLetters::new),
@@ -379,6 +392,7 @@ impl LiveCheckBuilder {
                     shutdown_timeout: self.shutdown_timeout,
                     execution_history: self.execution_history,
                     trace_url: self.trace_url,
+                    lag_threshold: self.lag_threshold,
                 },
                 companions: self.companions,
             }),

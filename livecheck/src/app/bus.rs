@@ -76,7 +76,11 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition
         position,
     };
     match app.shared.router.route(arrival) {
-        Routed::Delivered => {}
+        Routed::Delivered { duplicate: false } => {}
+        Routed::Delivered { duplicate: true } => {
+            metrics.signals_duplicate.inc();
+            core.health().signal_duplicate(index);
+        }
         Routed::Early { evicted } => {
             metrics.signals_evicted.add(evicted as u64);
             if evicted > 0 && metrics.first_time("early signal evicted") {
@@ -84,7 +88,10 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition
             }
         }
         Routed::Stale => metrics.signals_stale.inc(),
-        Routed::Late => metrics.signals_late.inc(),
+        Routed::Late => {
+            metrics.signals_late.inc();
+            core.health().signal_late(index);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::LiveCheck;
-use crate::{history::ExecutionRecord, transport::Message, State};
+use crate::{case::TrafficReport, history::ExecutionRecord, transport::Message, State};
 
 /// How often an instance publishes its summary, and reads the others'.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(5);
@@ -103,7 +103,7 @@ impl LiveCheck {
 
 /// The stream the group's instances publish their summaries on: `<pending-tests stream>-instances`.
 pub(crate) fn stream_of(app: &LiveCheck) -> String {
-    format!("{}-instances", app.shared.streams.pending)
+    app.shared.streams.instances()
 }
 
 /// Publishes this instance's summary and reads the others' every [`INTERVAL`] until `shutdown`. Failures are
@@ -170,6 +170,13 @@ async fn read_others(app: &LiveCheck, stream: &str, own: &str, next: &mut Vec<u6
             let mut heard = crate::sync::lock(&app.shared.group_view.heard);
             for received in page {
                 if received.message.value.len() > app.shared.config.max_message_bytes {
+                    continue;
+                }
+                // A service's traffic report goes to its case's health.
+                if let Ok(TrafficReport { traffic }) = serde_json::from_slice(&received.message.value) {
+                    if let Some(case) = app.registry.get(&traffic.case) {
+                        case.core().health().traffic_reported(traffic.at, traffic.seen, traffic.sampled);
+                    }
                     continue;
                 }
                 // A summary that does not decode is passed over (another version, or not one of ours).

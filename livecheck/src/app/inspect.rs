@@ -19,17 +19,24 @@ impl LiveCheck {
             *count += 1;
             *oldest = (*oldest).max(run.elapsed());
         }
+        let lagging = self.shared.lag.lagging().is_some();
         let mut statuses: Vec<CaseStatus> = self
             .registry
             .all()
             .iter()
             .map(|case| {
                 let core = case.core();
-                status(core, running.get(&core.name).copied())
+                status(core, running.get(&core.name).copied(), lagging)
             })
             .collect();
         statuses.sort_by(|a, b| b.is_failing().cmp(&a.is_failing()).then_with(|| a.name.cmp(&b.name)));
         statuses
+    }
+
+    /// How far behind the end of its partitions of the pending-tests and bus streams this instance reads, while
+    /// it is further than its [`lag_threshold`](crate::LiveCheckBuilder::lag_threshold); `None` otherwise.
+    pub fn lagging(&self) -> Option<crate::instance::LagState> {
+        self.shared.lag.lagging()
     }
 
     /// The status of the case named `name`.
@@ -38,7 +45,8 @@ impl LiveCheck {
         let core = case.core();
         let running = self.executing_of(core);
         let oldest = running.iter().map(|run| run.elapsed()).max();
-        Some(status(core, oldest.map(|oldest| (running.len() as u64, oldest))))
+        let lagging = self.shared.lag.lagging().is_some();
+        Some(status(core, oldest.map(|oldest| (running.len() as u64, oldest)), lagging))
     }
 
     /// Each signal the case named `case` declares — a stage of its flow — over its last
@@ -95,11 +103,12 @@ impl LiveCheck {
 }
 
 /// The status of `case`, with how many of its executions run now and for how long the oldest has.
-fn status(case: &CaseCore, running: Option<(u64, Duration)>) -> CaseStatus {
+fn status(case: &CaseCore, running: Option<(u64, Duration)>, instance_lagging: bool) -> CaseStatus {
     CaseStatus {
         name: case.name.to_string(),
         health: case.health().snapshot(),
         in_flight: running.map_or(0, |(count, _)| count),
         oldest_in_flight_seconds: running.map(|(_, oldest)| oldest.as_secs_f64()),
+        instance_lagging,
     }
 }

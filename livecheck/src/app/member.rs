@@ -186,6 +186,7 @@ impl Member {
         match event {
             Event::Message(received) if *received.stream == *self.bus => self.signal(&received),
             Event::Message(received) => {
+                self.app.shared.lag.read_test(received.partition, received.offset);
                 self.waiting_bytes += received.message.byte_len();
                 self.waiting.push_back(received);
             }
@@ -220,6 +221,7 @@ impl Member {
             return;
         };
         work.bus_next = received.offset + 1;
+        self.app.shared.lag.read_signal(received.partition, received.offset);
         let position = BusPosition { partition: received.partition, offset: received.offset, mark: work.report_mark };
         bus::handle(&self.app, received, position);
     }
@@ -314,6 +316,7 @@ impl Member {
                 "partition assigned"
             );
             self.tests.assigned(partition, pending.offset);
+            shared.lag.assigned(partition, pending.offset, bus.offset);
             let work = PartitionWork {
                 stop: self.shutdown.child_token(),
                 abandon: self.give_up.child_token(),
@@ -352,6 +355,7 @@ impl Member {
         for partition in partitions {
             self.partitions.remove(partition);
             self.tests.forget(*partition);
+            self.app.shared.lag.revoked(*partition);
             self.app.shared.router.forget_partition(*partition);
         }
         tracing::debug!(?partitions, "partitions revoked");

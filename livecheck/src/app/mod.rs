@@ -8,6 +8,7 @@ mod consumers;
 pub(crate) mod dead_letter;
 mod group_view;
 mod inspect;
+mod lag;
 mod member;
 mod offsets;
 mod outcome;
@@ -40,6 +41,7 @@ pub(crate) use consumer::{consume, Handled};
 pub(crate) use consumers::StoppedConsumer;
 pub(crate) use consumers::{Consumer, ConsumerRuns, Consumers};
 pub use group_view::{CaseView, InstanceView};
+pub use lag::LagState;
 pub use running::Running;
 
 use crate::{
@@ -67,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) router: SignalRouter,
     /// What the group's instances said of themselves (see `group_view.rs`).
     pub(crate) group_view: group_view::GroupView,
+    /// How far behind its streams the instance reads (see `lag.rs`).
+    pub(crate) lag: lag::Lag,
     /// Executing tests by the trace they were sampled from (for spans without a test context).
     pub(crate) traces: traces::TestsByTrace,
     /// Executions with a report, so that copies of them are not run again.
@@ -106,6 +110,8 @@ pub(crate) struct Config {
     pub(crate) execution_history: usize,
     /// The link to a trace, `{trace_id}` standing for its id (see `LiveCheckBuilder::trace_url`).
     pub(crate) trace_url: Option<String>,
+    /// Messages behind on either stream beyond which the instance is lagging.
+    pub(crate) lag_threshold: u64,
 }
 
 #[derive(Default)]
@@ -182,6 +188,9 @@ impl LiveCheck {
         if let Some((signal, _)) = core.settings.span_signals.iter().find(|(s, _)| !names.iter().any(|n| **n == **s)) {
             return Err(Error::Config(format!("case `{name}`: span signal `{signal}` is not a declared signal")));
         }
+        if let Some((signal, _)) = core.settings.signal_budgets.iter().find(|(s, _)| !names.iter().any(|n| **n == **s)) {
+            return Err(Error::Config(format!("case `{name}`: the budget's signal `{signal}` is not a declared signal")));
+        }
         let _ = core.signal_names.set(names);
         let mut cases = crate::sync::write(&self.registry.cases);
         // Checked again under the lock: `start` sets the flag before it reads the cases.
@@ -241,6 +250,7 @@ impl LiveCheck {
             publisher: self.shared.publisher.clone(),
             signal_names: Default::default(),
             history: std::sync::Mutex::new(ExecutionHistory::new(self.shared.config.execution_history)),
+            traffic: Default::default(),
         }))
     }
 

@@ -55,6 +55,8 @@ pub(crate) async fn test_finished(
     };
     // The case, test id, state and runtime are fields too, for JSON logs and filters; the message reads alone.
     let (case_name, state) = (&*core.name, report.state.as_str());
+    // A TIMEOUT while this instance lags behind its streams may be its own fault: unknown, not the service's.
+    let unknown = matches!(finished.verdict, Verdict::Timeout { .. }) && app.shared.lag.lagging().is_some();
     match &finished.verdict {
         Verdict::Pass => {
             let slowest = report.signal_latency.0.iter().max_by(|a, b| a.1.total_cmp(&b.1));
@@ -71,6 +73,13 @@ pub(crate) async fn test_finished(
                 }
             }
         }
+        Verdict::Degraded(over) => {
+            let over = over.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            tracing::warn!(
+                case = case_name, test, state, runtime, over_budget = %over,
+                "{case_name}[{test}] DEGRADED in {runtime:.3}s, over budget: {over}"
+            )
+        }
         Verdict::Skip(reason) => {
             tracing::info!(case = case_name, test, state, reason = %reason, "{case_name}[{test}] SKIP: {reason}")
         }
@@ -84,6 +93,11 @@ pub(crate) async fn test_finished(
         Verdict::Error(message) => tracing::error!(
             case = case_name, test, state, runtime, error = %message,
             "{case_name}[{test}] ERROR in {runtime:.3}s: {message}"
+        ),
+        Verdict::Timeout { message, signal } if unknown => tracing::warn!(
+            case = case_name, test, state, runtime, signal, error = %message, unknown,
+            "{case_name}[{test}] TIMEOUT in {runtime:.3}s, missing signal {signal}, while this instance lags behind \
+             its streams: unknown, kept out of the case's health"
         ),
         Verdict::Timeout { message, signal } => tracing::error!(
             case = case_name, test, state, runtime, signal, error = %message,
@@ -117,7 +131,12 @@ pub(crate) async fn test_finished(
         signals: &signals,
     });
     let now = tokio::time::Instant::now();
-    let change = core.health().test_finished(report.state, issued, report.runtime, &signals, now, now_wall);
+    let change = if unknown {
+        core.health().unknown_verdict(report.state);
+        HealthChange::Nothing
+    } else {
+        core.health().test_finished(report.state, issued, report.runtime, &signals, now, now_wall)
+    };
     let published = publish(app, test, &report.case_name, report.state, finished.encode(), abandon).await;
     if !matches!(published, Published::Failed) {
         // The report is out: the signals the test was given are no longer needed.
@@ -173,6 +192,9 @@ pub(crate) async fn suite_failed(app: &LiveCheck, case: &dyn RegisteredCase, fai
         // The reason starts with "clock skew: ".
         SuiteFailureKind::ClockSkew => {
             tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: suite {state}, {reason}")
+        }
+        SuiteFailureKind::DegradedRate => {
+            tracing::warn!(case = name, kind = kind.as_str(), %state, "{name}: suite {state} ({kind}): {reason}")
         }
         SuiteFailureKind::ConsecutiveFailures | SuiteFailureKind::FailureRate | SuiteFailureKind::PassRate => {
             tracing::error!(case = name, kind = kind.as_str(), %state, "{name}: suite {state} ({kind}): {reason}")

@@ -252,6 +252,7 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
         let leadership = leadership.clone();
         move || leadership.as_ref().is_some_and(|l| l.is_leader())
     };
+    tasks.spawn("the lag watch", super::lag::watch(app.clone(), shutdown.clone()));
     tasks.spawn("the group view", super::group_view::run(app.clone(), started_at, leader, shutdown.clone()));
     let mut addresses = Vec::new();
     for companion in companions {

@@ -8,6 +8,7 @@ mod settings;
 mod signal;
 mod signal_set;
 mod status;
+mod traffic;
 mod trigger;
 
 use std::{
@@ -21,14 +22,16 @@ pub use clock_skew::ClockSkewState;
 pub use handle::CaseHandle;
 pub(crate) use health::{CaseHealth, HealthChange};
 pub use health::{
-    HealthSnapshot, PassRate, Percentiles, ServiceDownState, StageHealth, StallState, StateCounts, SuiteFailure,
+    HealthSnapshot, PassRate, Percentiles, ServiceDownState, StageHealth, StallCause, StallState, StateCounts, SuiteFailure,
     SuiteFailureKind, STAGE_WINDOW,
 };
 pub use sender::CaseSender;
-pub use settings::{CaseSettings, FailureRate, MinPassRate};
+pub use settings::{CaseSettings, FailureRate, MaxDegradedRate, MinPassRate};
 pub use signal::{Signal, Signals};
 pub use signal_set::SignalSet;
 pub use status::CaseStatus;
+pub(crate) use traffic::TrafficReport;
+use traffic::TrafficCounter;
 
 use crate::{history::ExecutionHistory, publish::Publisher, runner::TestRun, transport::BoxFuture, CaseResult, Result};
 
@@ -96,6 +99,8 @@ pub(crate) struct CaseCore {
     pub(crate) health: Mutex<CaseHealth>,
     /// Its recent finished executions.
     pub(crate) history: Mutex<ExecutionHistory>,
+    /// The requests `maybe_trigger` saw in this process since its last traffic report.
+    pub(crate) traffic: TrafficCounter,
 }
 
 impl CaseCore {

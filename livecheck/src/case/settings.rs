@@ -58,6 +58,23 @@ pub struct CaseSettings {
     /// Signals that are spans: the signal's name and the selector that picks its span (see
     /// [`CaseSettings::span_signal`]).
     pub span_signals: Vec<(String, crate::spans::SpanSelector)>,
+    /// Latency budgets: a declared signal and the most it may take from the test's issue before a passing
+    /// execution is DEGRADED (see [`CaseSettings::signal_budget`]).
+    pub signal_budgets: Vec<(String, Duration)>,
+    /// Alert policy: the suite is DEGRADED when too many executions over a time window were (off).
+    pub max_degraded_rate: Option<MaxDegradedRate>,
+}
+
+/// Alert policy "more than X degraded over W": the suite is DEGRADED (a suite failure of kind `degraded_rate`,
+/// alerted like the others, not counted as failing) when, of the executions that passed or were degraded within
+/// the last `window`, more than `max_rate` were degraded — once at least
+/// [`CaseSettings::min_pass_rate_executions`] finished in it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaxDegradedRate {
+    /// X: the highest acceptable share of degraded executions, in `0.0..=1.0`.
+    pub max_rate: f64,
+    /// W: how far back executions count.
+    pub window: Duration,
 }
 
 /// Alert policy "N of the last M executions failed": the suite fails (kind `failure_rate`) when at least `failures`
@@ -111,7 +128,35 @@ impl CaseSettings {
             min_pass_rate: None,
             min_pass_rate_executions: 10,
             span_signals: Vec::new(),
+            signal_budgets: Vec::new(),
+            max_degraded_rate: None,
         }
+    }
+
+    /// A latency budget for the declared signal `signal`: besides the hard timeout of its `wait`, it should arrive
+    /// within `budget` of the test's issue. An execution that passes with a stage over its budget is DEGRADED: shown
+    /// and counted apart, kept out of the failure counts and rates, reported to Faust readers as a PASS with an
+    /// `over_budget` field. Call it once per signal.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let settings = livecheck::CaseSettings::new("test_order")
+    ///     .signal_budget("order_executed", Duration::from_millis(500))
+    ///     .max_degraded_rate(0.1, Duration::from_secs(600));
+    /// # let _ = settings;
+    /// ```
+    #[must_use]
+    pub fn signal_budget(mut self, signal: impl Into<String>, budget: Duration) -> Self {
+        self.signal_budgets.push((signal.into(), budget));
+        self
+    }
+
+    /// Turns on the alert policy "more than `max_rate` of the executions over `window` were DEGRADED" (see
+    /// [`MaxDegradedRate`]).
+    #[must_use]
+    pub fn max_degraded_rate(mut self, max_rate: f64, window: Duration) -> Self {
+        self.max_degraded_rate = Some(MaxDegradedRate { max_rate, window });
+        self
     }
 
     /// The declared signal `signal` is a span: a span of a test of this case that `selector` picks, received by
@@ -180,6 +225,19 @@ impl CaseSettings {
                      (got {min_rate} over {window:?})"
                 )));
             }
+        }
+        if let Some(MaxDegradedRate { max_rate, window }) = self.max_degraded_rate {
+            if !(0.0..=1.0).contains(&max_rate) || window.is_zero() {
+                return Err(crate::Error::Config(format!(
+                    "case `{name}`: max_degraded_rate needs a rate within 0..=1 and a window longer than 0 \
+                     (got {max_rate} over {window:?})"
+                )));
+            }
+        }
+        if let Some((signal, budget)) = self.signal_budgets.iter().find(|(_, budget)| budget.is_zero()) {
+            return Err(crate::Error::Config(format!(
+                "case `{name}`: the budget of `{signal}` must be longer than 0 (got {budget:?})"
+            )));
         }
         Ok(())
     }

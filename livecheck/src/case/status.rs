@@ -17,6 +17,9 @@ pub struct CaseStatus {
     pub in_flight: u64,
     /// Seconds the oldest of them has been running; `None` when none runs.
     pub oldest_in_flight_seconds: Option<f64>,
+    /// The instance is lagging behind its streams: a TIMEOUT now may be its own fault, so its TIMEOUTs are
+    /// "unknown" (counted in `unknown_verdicts`, kept out of the failure counts and policies).
+    pub instance_lagging: bool,
 }
 
 impl CaseStatus {

@@ -9,6 +9,7 @@ impl CaseCore {
     /// With the case's probability, [`CaseCore::trigger`]; `None` on a miss, publishing nothing.
     pub(crate) async fn maybe_trigger(&self, id: Option<&str>, args: &impl Serialize) -> Result<Option<TestContext>> {
         let hit = (self.publisher.draw)() < self.settings.probability;
+        self.traffic.seen(hit, &self.name, &self.publisher);
         if !hit {
             return Ok(None);
         }

@@ -60,6 +60,7 @@ fn kept(verdict: &Verdict) -> Verdict {
     };
     match verdict {
         Verdict::Pass => Verdict::Pass,
+        Verdict::Degraded(over) => Verdict::Degraded(over.clone()),
         Verdict::Fail { message, location } => Verdict::Fail { message: cut(message), location: location.clone() },
         Verdict::Error(message) => Verdict::Error(cut(message)),
         Verdict::Timeout { message, signal } => Verdict::Timeout { message: cut(message), signal: signal.clone() },

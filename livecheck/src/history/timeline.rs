@@ -1,13 +1,15 @@
-//! A case's outcomes over the last hours, in fixed-size buckets: how many executions passed, failed and were
-//! skipped per minute, and their runtime's median and 99th percentile — what the dashboard's charts draw. Memory is
-//! bounded per case: [`BUCKETS`] buckets of about 270 bytes, some 95 KiB when all are filled.
+//! A case's outcomes over the last hours, in fixed-size buckets: how many executions passed, were degraded, failed
+//! and were skipped per minute, their runtime's median and 99th percentile, and each stage's latency from the
+//! issue (median and 99th) — what the dashboard's charts draw. Memory is bounded per case: [`BUCKETS`] buckets of
+//! about 280 bytes and 256 more per declared signal: some 100 KiB when all are filled, 370 KiB for a case of three
+//! signals.
 
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::State;
+use crate::{history::SignalStatus, observe::SignalOutcome, State};
 
 /// How long one bucket spans, in seconds.
 pub(crate) const BUCKET_SECONDS: i64 = 60;
@@ -24,6 +26,8 @@ pub struct TimelineBucket {
     pub start: DateTime<Utc>,
     /// Executions that passed.
     pub passed: u32,
+    /// Executions that passed with a stage over its latency budget.
+    pub degraded: u32,
     /// Executions that failed: FAIL, ERROR or TIMEOUT.
     pub failed: u32,
     /// Executions skipped.
@@ -32,6 +36,19 @@ pub struct TimelineBucket {
     pub runtime_p50_seconds: Option<f64>,
     /// The 99th percentile of their runtime, in seconds (to within a bin).
     pub runtime_p99_seconds: Option<f64>,
+    /// Each declared signal's latency from the issue (in declaration order): median and 99th percentile, in
+    /// seconds, to within a bin; `null` when it did not arrive in this minute.
+    pub stages: Vec<StageLatency>,
+}
+
+/// One stage's latency within a bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StageLatency {
+    /// The median, in seconds.
+    pub p50_seconds: Option<f64>,
+    /// The 99th percentile, in seconds.
+    pub p99_seconds: Option<f64>,
 }
 
 /// The buckets of one case, oldest first.
@@ -44,14 +61,18 @@ struct Bucket {
     /// Its index since the epoch (`seconds / BUCKET_SECONDS`).
     index: i64,
     passed: u32,
+    degraded: u32,
     failed: u32,
     skipped: u32,
     runtimes: [u32; BINS],
+    /// Per declared signal, its latencies from the issue.
+    stages: Vec<[u32; BINS]>,
 }
 
 impl CaseTimeline {
-    /// Counts an execution that finished at `at` in `state`, having run `runtime` seconds (`None`: not run).
-    pub(crate) fn record(&mut self, at: DateTime<Utc>, state: State, runtime: Option<f64>) {
+    /// Counts an execution that finished at `at` in `state`, having run `runtime` seconds (`None`: not run), with
+    /// what became of its declared signals.
+    pub(crate) fn record(&mut self, at: DateTime<Utc>, state: State, runtime: Option<f64>, signals: &[SignalOutcome]) {
         let index = at.timestamp().div_euclid(BUCKET_SECONDS);
         let bucket = match self.buckets.iter().rposition(|b| b.index == index) {
             Some(found) => &mut self.buckets[found],
@@ -60,7 +81,15 @@ impl CaseTimeline {
                 if self.buckets.back().is_some_and(|newest| newest.index > index) {
                     self.buckets.back_mut().expect("there is a newest")
                 } else {
-                    self.buckets.push_back(Bucket { index, passed: 0, failed: 0, skipped: 0, runtimes: [0; BINS] });
+                    self.buckets.push_back(Bucket {
+                        index,
+                        passed: 0,
+                        degraded: 0,
+                        failed: 0,
+                        skipped: 0,
+                        runtimes: [0; BINS],
+                        stages: Vec::new(),
+                    });
                     while self.buckets.len() > BUCKETS {
                         self.buckets.pop_front();
                     }
@@ -70,12 +99,23 @@ impl CaseTimeline {
         };
         match state {
             State::Pass => bucket.passed += 1,
+            State::Degraded => bucket.degraded += 1,
             State::Skip => bucket.skipped += 1,
             State::Fail | State::Error | State::Timeout => bucket.failed += 1,
             State::Init | State::Stall => return,
         }
         if let Some(runtime) = runtime.filter(|r| r.is_finite() && *r >= 0.0) {
             bucket.runtimes[bin_of(runtime)] += 1;
+        }
+        if bucket.stages.len() < signals.len() {
+            bucket.stages.resize(signals.len(), [0; BINS]);
+        }
+        for (bins, outcome) in bucket.stages.iter_mut().zip(signals) {
+            if let (SignalStatus::Received, Some(latency)) = (outcome.status, outcome.after_issue_seconds) {
+                if latency.is_finite() {
+                    bins[bin_of(latency.max(0.0))] += 1;
+                }
+            }
         }
     }
 
@@ -88,10 +128,16 @@ impl CaseTimeline {
             .map(|b| TimelineBucket {
                 start: DateTime::from_timestamp(b.index * BUCKET_SECONDS, 0).unwrap_or_default(),
                 passed: b.passed,
+                degraded: b.degraded,
                 failed: b.failed,
                 skipped: b.skipped,
                 runtime_p50_seconds: percentile(&b.runtimes, 0.50),
                 runtime_p99_seconds: percentile(&b.runtimes, 0.99),
+                stages: b
+                    .stages
+                    .iter()
+                    .map(|bins| StageLatency { p50_seconds: percentile(bins, 0.50), p99_seconds: percentile(bins, 0.99) })
+                    .collect(),
             })
             .collect()
     }
@@ -136,18 +182,31 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
     }
 
+    fn stages(latency: f64) -> [SignalOutcome; 2] {
+        [
+            SignalOutcome { signal: "sent".into(), status: SignalStatus::Received, after_issue_seconds: Some(latency) },
+            SignalOutcome { signal: "executed".into(), status: SignalStatus::Missing, after_issue_seconds: None },
+        ]
+    }
+
     #[test]
     fn counts_per_minute_with_runtime_percentiles_within_a_bin() {
         let mut timeline = CaseTimeline::default();
         for i in 0..100 {
-            timeline.record(at(i % 60), State::Pass, Some(0.010 + f64::from(i as u32) * 0.0001));
+            let latency = 0.005 + f64::from(i as u32) * 0.0001;
+            timeline.record(at(i % 60), State::Pass, Some(0.010 + f64::from(i as u32) * 0.0001), &stages(latency));
         }
-        timeline.record(at(10), State::Timeout, Some(30.0));
-        timeline.record(at(70), State::Skip, None);
-        timeline.record(at(70), State::Fail, Some(0.5));
+        timeline.record(at(10), State::Timeout, Some(30.0), &[]);
+        timeline.record(at(20), State::Degraded, Some(0.012), &[]);
+        timeline.record(at(70), State::Skip, None, &[]);
+        timeline.record(at(70), State::Fail, Some(0.5), &[]);
         let buckets = timeline.buckets(at(120));
         assert_eq!(buckets.len(), 2);
-        assert_eq!((buckets[0].passed, buckets[0].failed, buckets[0].skipped), (100, 1, 0));
+        assert_eq!((buckets[0].passed, buckets[0].degraded, buckets[0].failed, buckets[0].skipped), (100, 1, 1, 0));
+        let sent = buckets[0].stages[0];
+        assert!((0.0075..0.0105).contains(&sent.p50_seconds.unwrap()), "{sent:?}");
+        assert_eq!(buckets[0].stages[1].p99_seconds, None, "the second stage never arrived");
+        assert!(buckets[1].stages.is_empty());
         let p50 = buckets[0].runtime_p50_seconds.unwrap();
         assert!((0.014..0.020).contains(&p50), "{p50}");
         assert!(buckets[0].runtime_p99_seconds.unwrap() >= 0.019, "the 99th is among the slowest");
@@ -159,7 +218,7 @@ mod tests {
     fn keeps_six_hours_and_shows_only_the_last_ones() {
         let mut timeline = CaseTimeline::default();
         for minute in 0..(BUCKETS as i64 + 50) {
-            timeline.record(at(minute * 60), State::Pass, Some(0.1));
+            timeline.record(at(minute * 60), State::Pass, Some(0.1), &[]);
         }
         assert_eq!(timeline.buckets.len(), BUCKETS, "bounded");
         let now = at((BUCKETS as i64 + 49) * 60);
@@ -167,7 +226,7 @@ mod tests {
         assert_eq!(shown.len(), BUCKETS);
         assert!(shown.windows(2).all(|w| w[0].start < w[1].start));
         // A clock step back: counted in the newest bucket, nothing reordered.
-        timeline.record(at(0), State::Fail, Some(0.1));
+        timeline.record(at(0), State::Fail, Some(0.1), &[]);
         assert_eq!(timeline.buckets(now).last().unwrap().failed, 1);
         assert_eq!(bin_of(-1.0_f64.max(0.0)), 0);
         assert_eq!(bin_of(1e9), BINS - 1);

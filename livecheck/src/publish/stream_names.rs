@@ -28,4 +28,9 @@ impl StreamNames {
             reports: format!("{prefix}-{}", d.reports),
         }
     }
+
+    /// `<pending>-instances`: where the group's instances publish their summaries and the services their traffic.
+    pub(crate) fn instances(&self) -> String {
+        format!("{}-instances", self.pending)
+    }
 }

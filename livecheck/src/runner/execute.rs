@@ -99,13 +99,26 @@ impl Started {
     ) -> Finished {
         let run = self.run;
         let bus_positions = router.release(&run, true);
-        let verdict = Verdict::of(result);
+        let verdict = match Verdict::of(result) {
+            Verdict::Pass => {
+                let over = super::budget::over_budget(&run, run.case.publisher.clock.now());
+                if over.is_empty() {
+                    Verdict::Pass
+                } else {
+                    Verdict::Degraded(over)
+                }
+            }
+            verdict => verdict,
+        };
         let mut report = TestReport::new(&*run.case.name, verdict.state(), None);
+        if let Verdict::Degraded(over) = &verdict {
+            report.over_budget = over.clone();
+        }
         report.runtime = Some(run.elapsed().as_secs_f64());
         report.signal_latency = run.signal_latency();
         report.error = verdict.error();
         report.traceback = match &verdict {
-            Verdict::Pass | Verdict::Skip(_) => None,
+            Verdict::Pass | Verdict::Degraded(_) | Verdict::Skip(_) => None,
             Verdict::Fail { message, location } => Some(format!(
                 "assertion failed at {}: {message}\nsteps:\n{}",
                 location.as_deref().unwrap_or("an unknown location"),

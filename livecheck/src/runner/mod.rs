@@ -1,5 +1,6 @@
 //! Running one execution: the signal router, the test's own state, panics, verdicts.
 
+mod budget;
 mod execute;
 mod panic_capture;
 mod signal_router;

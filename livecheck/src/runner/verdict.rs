@@ -1,10 +1,15 @@
 use super::panic_capture::CaughtPanic;
-use crate::{wire::State, CaseResult, Error};
+use crate::{
+    wire::{OverBudget, State},
+    CaseResult, Error,
+};
 
 /// How an execution ended.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
     Pass,
+    /// Passed, with stages over their latency budget.
+    Degraded(Vec<OverBudget>),
     Fail {
         message: String,
         location: Option<String>,
@@ -44,6 +49,7 @@ impl Verdict {
     pub(crate) fn state(&self) -> State {
         match self {
             Verdict::Pass => State::Pass,
+            Verdict::Degraded(_) => State::Degraded,
             Verdict::Fail { .. } => State::Fail,
             Verdict::Error(_) => State::Error,
             Verdict::Timeout { .. } => State::Timeout,
@@ -54,7 +60,7 @@ impl Verdict {
     /// The report's `error` field.
     pub(crate) fn error(&self) -> Option<String> {
         match self {
-            Verdict::Pass => None,
+            Verdict::Pass | Verdict::Degraded(_) => None,
             Verdict::Fail { message, .. } => Some(message.clone()),
             Verdict::Error(message) | Verdict::Timeout { message, .. } | Verdict::Skip(message) => {
                 Some(message.clone())

@@ -33,6 +33,9 @@ struct InstanceStatus {
     transport: String,
     /// Partitions of the instance's group with tests or signals waiting and no member consuming them.
     unowned_partitions: Vec<u32>,
+    /// How far behind its streams it reads, while it is further than its `lag_threshold` (its TIMEOUTs are then
+    /// unknown); `null` otherwise.
+    lagging: Option<crate::instance::LagState>,
     metrics: MetricsSnapshot,
 }
 
@@ -55,6 +58,7 @@ pub(super) async fn status(State(instance): State<Arc<Instance>>) -> Json<Status
             leader: instance.is_leader(),
             transport: app.transport().describe(),
             unowned_partitions: app.group_health().unowned_partitions,
+            lagging: app.lagging(),
             metrics: app.metrics(),
         },
         cases: app.case_statuses(),

@@ -47,8 +47,15 @@ const DROPPED: [&str; 16] = [
 const LABELLED: [&str; 1] = ["suite_failures"];
 
 /// The states a case can be in, for the one-hot status gauge.
-const CASE_STATES: [TestState; 6] =
-    [TestState::Init, TestState::Pass, TestState::Fail, TestState::Error, TestState::Timeout, TestState::Stall];
+const CASE_STATES: [TestState; 7] = [
+    TestState::Init,
+    TestState::Pass,
+    TestState::Degraded,
+    TestState::Fail,
+    TestState::Error,
+    TestState::Timeout,
+    TestState::Stall,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CaseLabels {
@@ -93,6 +100,7 @@ pub(crate) struct ExecutionMetrics {
     signal_latency: SecondsFamily<SignalLabels>,
     stage_latency: SecondsFamily<SignalLabels>,
     stage_missing: Family<SignalLabels, Counter>,
+    stage_over_budget: Family<SignalLabels, Counter>,
     suite_failures: Family<SuiteFailureLabels, Counter>,
 }
 
@@ -104,6 +112,7 @@ impl Default for ExecutionMetrics {
             signal_latency: Family::new_with_constructor(seconds as fn() -> Histogram),
             stage_latency: Family::new_with_constructor(seconds as fn() -> Histogram),
             stage_missing: Family::default(),
+            stage_over_budget: Family::default(),
             suite_failures: Family::default(),
         }
     }
@@ -136,6 +145,12 @@ impl Observer for ExecutionMetrics {
                     self.stage_missing.get_or_create(&labels()).inc();
                 }
                 _ => {}
+            }
+        }
+        for over in &report.over_budget {
+            if let Some(signal) = execution.declared_signals.iter().find(|s| ***s == *over.signal) {
+                let labels = SignalLabels { case: name.clone(), signal: signal.clone() };
+                self.stage_over_budget.get_or_create(&labels).inc();
             }
         }
     }
@@ -197,8 +212,14 @@ fn registry(instance: &Instance) -> Registry {
             observed.stage_missing.clone(),
         );
         registry.register(
+            "stage_over_budget",
+            "DEGRADED executions in which a declared signal arrived later than its budget, by case and signal",
+            observed.stage_over_budget.clone(),
+        );
+        registry.register(
             "suite_failures",
-            "Suite failures by case and kind (consecutive_failures, failure_rate, pass_rate, stall, service_down, clock_skew)",
+            "Suite failures by case and kind (consecutive_failures, failure_rate, pass_rate, stall, service_down, \
+             clock_skew, degraded_rate)",
             observed.suite_failures.clone(),
         );
     }
@@ -209,8 +230,15 @@ fn registry(instance: &Instance) -> Registry {
     let stalled: Family<CaseLabels, Gauge> = Family::default();
     let in_flight: Family<CaseLabels, Gauge> = Family::default();
     let oldest: Family<CaseLabels, Gauge<f64, AtomicU64>> = Family::default();
+    let late: Family<SignalLabels, Counter> = Family::default();
+    let duplicates: Family<SignalLabels, Counter> = Family::default();
     for case in app.case_statuses() {
         let name: Arc<str> = case.name.as_str().into();
+        for stage in app.case_stages(&case.name).unwrap_or_default() {
+            let labels = SignalLabels { case: name.clone(), signal: stage.signal.as_str().into() };
+            late.get_or_create(&labels).inc_by(stage.late);
+            duplicates.get_or_create(&labels).inc_by(stage.duplicates);
+        }
         for state in CASE_STATES {
             let labels = CaseStateLabels { case: name.clone(), state: state.as_str() };
             status.get_or_create(&labels).set(i64::from(case.health.status == state));
@@ -223,6 +251,12 @@ fn registry(instance: &Instance) -> Registry {
         oldest.get_or_create(&labels).set(case.oldest_in_flight_seconds.unwrap_or(0.0));
     }
     registry.register("case_status", "1 for each case's current status, 0 for the other states", status);
+    registry.register("stage_late", "Signals that came after their test's verdict, by case and signal", late);
+    registry.register(
+        "stage_duplicates",
+        "Signals a test had received already (sent twice for one test), by case and signal",
+        duplicates,
+    );
     registry.register(
         "case_failing",
         "1 when the case is failing (a suite failure not recovered from, its service down, or a failing status)",

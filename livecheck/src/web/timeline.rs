@@ -29,12 +29,12 @@ impl Observer for Timelines {
     fn execution_finished(&self, execution: &ExecutionFinished<'_>) {
         let (state, runtime) = (execution.report.state, execution.report.runtime);
         if let Some(timeline) = read(&self.cases).get(execution.case) {
-            lock(timeline).record(execution.finished_at, state, runtime);
+            lock(timeline).record(execution.finished_at, state, runtime, execution.signals);
             return;
         }
         let mut cases = write(&self.cases);
         let timeline = cases.entry(execution.case.into()).or_default();
-        lock(timeline).record(execution.finished_at, state, runtime);
+        lock(timeline).record(execution.finished_at, state, runtime, execution.signals);
     }
 }
 
@@ -43,6 +43,8 @@ impl Observer for Timelines {
 pub(super) struct Timeline {
     case: String,
     bucket_seconds: i64,
+    /// The declared signals, in the order of each bucket's `stages`.
+    signals: Vec<String>,
     /// Buckets that hold executions, oldest first.
     buckets: Vec<TimelineBucket>,
 }
@@ -56,5 +58,6 @@ pub(super) async fn timeline(
     }
     let now = instance.app.shared.clock.now();
     let buckets = read(&instance.timelines.cases).get(name.as_str()).map_or_else(Vec::new, |t| lock(t).buckets(now));
-    Ok(Json(Timeline { case: name, bucket_seconds: BUCKET_SECONDS, buckets }))
+    let signals = instance.app.case_stages(&name).unwrap_or_default().into_iter().map(|s| s.signal).collect();
+    Ok(Json(Timeline { case: name, bucket_seconds: BUCKET_SECONDS, signals, buckets }))
 }

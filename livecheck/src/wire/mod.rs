@@ -10,7 +10,7 @@ pub(crate) mod timestamp;
 pub use execution::TestExecution;
 pub(crate) use raw_execution::{ExecutionRef, RawArgs, RawExecution};
 pub(crate) use report::ReportWithExecution;
-pub use report::{SignalLatency, TestReport};
+pub use report::{OverBudget, SignalLatency, TestReport};
 pub use signal_event::SignalEvent;
 pub use state::State;
 

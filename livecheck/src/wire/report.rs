@@ -9,12 +9,17 @@ use serde::{
 use super::{State, TestExecution};
 
 /// The result of one execution, or a suite-level report (`test` is `None`) when a case fails as a whole.
+///
+/// A DEGRADED execution is written as `"state": "PASS"` with its `over_budget` stages, so that Faust readers see a
+/// PASS; it reads back as DEGRADED.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WireReport")]
 #[allow(clippy::manual_non_exhaustive)] // the private field writes the `__faust` marker
 pub struct TestReport {
     /// The case.
     pub case_name: String,
     /// The outcome.
+    #[serde(serialize_with = "faust_state")]
     pub state: State,
     /// The execution, or `None` for a suite report.
     pub test: Option<TestExecution>,
@@ -27,8 +32,75 @@ pub struct TestReport {
     pub error: Option<String>,
     /// Where it went wrong: location and the steps the test took.
     pub traceback: Option<String>,
+    /// The stages over their latency budget in a DEGRADED execution (a field Faust readers ignore).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub over_budget: Vec<OverBudget>,
     #[serde(rename = "__faust", skip_deserializing, serialize_with = "ns")]
     faust: (),
+}
+
+/// A stage that arrived later than its budget allows (see [`crate::CaseSettings::signal_budget`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OverBudget {
+    /// The signal.
+    pub signal: String,
+    /// Its budget: seconds from the test's issue.
+    pub budget: f64,
+    /// When it arrived: seconds from the test's issue.
+    pub latency: f64,
+}
+
+impl OverBudget {
+    /// A stage that arrived `latency` seconds after the issue, over its `budget`.
+    pub fn new(signal: impl Into<String>, budget: f64, latency: f64) -> Self {
+        OverBudget { signal: signal.into(), budget, latency }
+    }
+}
+
+impl fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} after {:.3}s (budget {:.3}s)", self.signal, self.latency, self.budget)
+    }
+}
+
+fn faust_state<S: Serializer>(state: &State, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(state.faust_name())
+}
+
+/// A report as it is read: a PASS with stages over budget is DEGRADED.
+#[derive(Deserialize)]
+struct WireReport {
+    case_name: String,
+    state: State,
+    test: Option<TestExecution>,
+    runtime: Option<f64>,
+    #[serde(default)]
+    signal_latency: SignalLatency,
+    error: Option<String>,
+    traceback: Option<String>,
+    #[serde(default)]
+    over_budget: Vec<OverBudget>,
+}
+
+impl From<WireReport> for TestReport {
+    fn from(wire: WireReport) -> Self {
+        let state = match wire.state {
+            State::Pass if !wire.over_budget.is_empty() => State::Degraded,
+            state => state,
+        };
+        TestReport {
+            case_name: wire.case_name,
+            state,
+            test: wire.test,
+            runtime: wire.runtime,
+            signal_latency: wire.signal_latency,
+            error: wire.error,
+            traceback: wire.traceback,
+            over_budget: wire.over_budget,
+            faust: (),
+        }
+    }
 }
 
 fn ns<S: Serializer>(_: &(), s: S) -> Result<S::Ok, S::Error> {
@@ -46,6 +118,7 @@ impl TestReport {
             signal_latency: SignalLatency::default(),
             error: None,
             traceback: None,
+            over_budget: Vec::new(),
             faust: (),
         }
     }
@@ -105,14 +178,17 @@ pub(crate) struct ReportWithExecution<'a, E> {
 impl<E: Serialize> Serialize for ReportWithExecution<'_, E> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.report;
-        let mut map = serializer.serialize_map(Some(8))?;
+        let mut map = serializer.serialize_map(Some(8 + usize::from(!r.over_budget.is_empty())))?;
         map.serialize_entry("case_name", &r.case_name)?;
-        map.serialize_entry("state", &r.state)?;
+        map.serialize_entry("state", r.state.faust_name())?;
         map.serialize_entry("test", self.test)?;
         map.serialize_entry("runtime", &r.runtime)?;
         map.serialize_entry("signal_latency", &r.signal_latency)?;
         map.serialize_entry("error", &r.error)?;
         map.serialize_entry("traceback", &r.traceback)?;
+        if !r.over_budget.is_empty() {
+            map.serialize_entry("over_budget", &r.over_budget)?;
+        }
         map.serialize_entry("__faust", &Ns("faust.livecheck.models.TestReport"))?;
         map.end()
     }

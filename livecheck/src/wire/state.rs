@@ -9,6 +9,9 @@ pub enum State {
     Init,
     /// Passed.
     Pass,
+    /// Passed, but a stage was over its latency budget (see [`crate::CaseSettings::signal_budget`]). A state of
+    /// ours: written as `PASS` with an `over_budget` field on the report stream, so Faust readers see a PASS.
+    Degraded,
     /// An assertion failed.
     Fail,
     /// The test raised an error.
@@ -23,12 +26,29 @@ pub enum State {
 
 impl State {
     /// Every state, in wire order.
-    pub const ALL: [State; 7] =
-        [State::Init, State::Pass, State::Fail, State::Error, State::Timeout, State::Stall, State::Skip];
+    pub const ALL: [State; 8] = [
+        State::Init,
+        State::Pass,
+        State::Degraded,
+        State::Fail,
+        State::Error,
+        State::Timeout,
+        State::Stall,
+        State::Skip,
+    ];
 
-    /// INIT, PASS and SKIP are "ok" states.
+    /// INIT, PASS, DEGRADED and SKIP are "ok" states: a degraded execution kept every contract, and is kept out of
+    /// the failure counts.
     pub fn is_ok(self) -> bool {
-        matches!(self, State::Init | State::Pass | State::Skip)
+        matches!(self, State::Init | State::Pass | State::Degraded | State::Skip)
+    }
+
+    /// The name Faust readers understand: DEGRADED is a PASS to them.
+    pub(crate) fn faust_name(self) -> &'static str {
+        match self {
+            State::Degraded => "PASS",
+            state => state.as_str(),
+        }
     }
 
     /// The wire name (`"PASS"`, …).
@@ -36,6 +56,7 @@ impl State {
         match self {
             State::Init => "INIT",
             State::Pass => "PASS",
+            State::Degraded => "DEGRADED",
             State::Fail => "FAIL",
             State::Error => "ERROR",
             State::Timeout => "TIMEOUT",
@@ -49,6 +70,7 @@ impl State {
             "INIT" => State::Init,
             // One Python fork writes PASS this way.
             "PASS" | "111/***/111" => State::Pass,
+            "DEGRADED" => State::Degraded,
             "FAIL" => State::Fail,
             "ERROR" => State::Error,
             "TIMEOUT" => State::Timeout,

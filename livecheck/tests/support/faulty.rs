@@ -16,6 +16,9 @@ pub enum Fault {
     Fail { retriable: bool, context: &'static str },
     /// It completes, after this long (a slow broker).
     Delay(std::time::Duration),
+    /// End offsets this much beyond the true ends: messages the broker has that the reader has not read yet (a
+    /// consumer behind a backlog). Other calls are not affected.
+    Ahead(u64),
 }
 
 type Hook = Arc<dyn Fn(&str) -> Option<Fault> + Send + Sync>;
@@ -58,6 +61,7 @@ fn fault<'a, T: Send + 'a>(
             call().await
         }),
         Fault::Hang => Box::pin(std::future::pending()),
+        Fault::Ahead(_) => call(),
         Fault::Fail { retriable, context } => {
             Box::pin(
                 async move { Err(livecheck::Error::Transport { context: context.into(), retriable, source: None }) },
@@ -88,6 +92,9 @@ impl Transport for Faulty {
 
     fn end_offsets<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, livecheck::Result<Vec<u64>>> {
         match (self.end_offsets)(stream) {
+            Some(Fault::Ahead(more)) => Box::pin(async move {
+                Ok(self.inner.end_offsets(stream).await?.into_iter().map(|end| end + more).collect())
+            }),
             Some(f) => fault(f, move || self.inner.end_offsets(stream)),
             None => self.inner.end_offsets(stream),
         }

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 pub use snapshot::{
-    HealthSnapshot, PassRate, ServiceDownState, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
+    HealthSnapshot, PassRate, ServiceDownState, StallCause, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
 };
 use stages::Stages;
 pub use stages::{Percentiles, StageHealth, STAGE_WINDOW};
@@ -29,9 +29,10 @@ use windows::{History, RecentOutcomes, WindowCounts};
 
 use super::{
     clock_skew::{Arrival, ClockSkew, SKEWED_IN_A_ROW},
-    settings::{FailureRate, MinPassRate},
+    settings::{FailureRate, MaxDegradedRate, MinPassRate},
     CaseSettings,
 };
+use super::traffic::ReportedTraffic;
 use crate::{observe::SignalOutcome, wire::State};
 
 /// What a finished test did to the case.
@@ -50,8 +51,11 @@ pub(crate) struct CaseHealth {
     state_transition_delay: Duration,
     warn_stalled_after: Duration,
     frequency: Option<Duration>,
+    probability: f64,
     failure_rate: Option<FailureRate>,
     min_pass_rate: Option<(MinPassRate, WindowCounts)>,
+    /// Executions that kept their contracts over the policy's window, and how many of them were not degraded.
+    max_degraded_rate: Option<(MaxDegradedRate, WindowCounts)>,
     min_pass_rate_executions: u64,
     /// How many executions [`PassRate`] is over.
     pass_rate_over: usize,
@@ -59,6 +63,8 @@ pub(crate) struct CaseHealth {
     counts: StateCounts,
     consecutive_failures: u32,
     total_failures: u64,
+    /// Verdicts reached while the instance lagged behind its streams, kept out of the rest.
+    unknown_verdicts: u64,
     /// When the last test arrived (the instance's start before the first): stalls are measured from it.
     last_test_received: Instant,
     /// Whether a test arrived yet: the time before the first one is not a time between tests.
@@ -73,6 +79,10 @@ pub(crate) struct CaseHealth {
     reported: [Option<Instant>; SuiteFailureKind::COUNT],
     last_suite_failure: Option<SuiteFailure>,
     stalled_since: Option<DateTime<Utc>>,
+    /// Why, as the services' traffic reports tell, while stalled.
+    stall_cause: Option<StallCause>,
+    /// What the services reported of their traffic lately.
+    traffic: ReportedTraffic,
     last_stall_alert: Option<Instant>,
     service_down: Option<ServiceDownState>,
     clock_skew: ClockSkew,
@@ -92,14 +102,17 @@ impl CaseHealth {
             state_transition_delay: settings.state_transition_delay,
             warn_stalled_after: settings.warn_stalled_after,
             frequency: settings.frequency,
+            probability: settings.probability,
             failure_rate: settings.failure_rate,
             min_pass_rate: settings.min_pass_rate.map(|p| (p, WindowCounts::new(p.window, now))),
+            max_degraded_rate: settings.max_degraded_rate.map(|p| (p, WindowCounts::new(p.window, now))),
             min_pass_rate_executions: u64::from(settings.min_pass_rate_executions.max(1)),
             pass_rate_over: settings.max_history.max(1),
             status: State::Init,
             counts: StateCounts::default(),
             consecutive_failures: 0,
             total_failures: 0,
+            unknown_verdicts: 0,
             last_test_received: now,
             any_test_received: false,
             last_failure: None,
@@ -107,6 +120,8 @@ impl CaseHealth {
             reported: [None; SuiteFailureKind::COUNT],
             last_suite_failure: None,
             stalled_since: None,
+            stall_cause: None,
+            traffic: ReportedTraffic::default(),
             last_stall_alert: None,
             service_down: None,
             clock_skew: ClockSkew::default(),
@@ -114,7 +129,7 @@ impl CaseHealth {
             runtime: History::new(settings.max_history),
             between_tests: History::new(settings.max_history),
             lateness: History::new(settings.max_history),
-            stages: Stages::new(STAGE_WINDOW),
+            stages: Stages::new(STAGE_WINDOW, &settings.signal_budgets),
         }
     }
 
@@ -133,6 +148,7 @@ impl CaseHealth {
         self.any_test_received = true;
         self.last_test_received = now;
         if self.stalled_since.take().is_some() {
+            self.stall_cause = None;
             self.reported[SuiteFailureKind::Stall.index()] = None;
         }
     }
@@ -175,7 +191,7 @@ impl CaseHealth {
         }
         let failed = match state {
             State::Fail | State::Error | State::Timeout => true,
-            State::Pass => false,
+            State::Pass | State::Degraded => false,
             _ => return HealthChange::Nothing,
         };
         self.recent.push(failed);
@@ -184,6 +200,15 @@ impl CaseHealth {
             window.record(now, !failed);
         }
         if !failed {
+            if let Some((_, window)) = &mut self.max_degraded_rate {
+                window.record(now, state == State::Pass);
+            }
+            if state == State::Degraded && self.status.is_ok() && self.status != State::Degraded {
+                if let Some(reason) = self.degraded_rate_met(now) {
+                    let failure = self.failure(SuiteFailureKind::DegradedRate, State::Degraded, reason, now_wall);
+                    return HealthChange::SuiteFailed(vec![failure]);
+                }
+            }
             return self.passed(issued, now);
         }
         self.status = state;
@@ -210,7 +235,7 @@ impl CaseHealth {
         if issued_after_failure {
             self.consecutive_failures = 0;
         }
-        if self.status == State::Pass {
+        if self.status == State::Pass || (self.status == State::Degraded && self.degraded_rate_met(now).is_some()) {
             return HealthChange::Nothing;
         }
         let delay_passed = self
@@ -220,6 +245,7 @@ impl CaseHealth {
             || !delay_passed
             || self.failure_rate_met().is_some()
             || self.pass_rate_met(now).is_some()
+            || self.degraded_rate_met(now).is_some()
         {
             return HealthChange::Nothing;
         }
@@ -266,8 +292,35 @@ impl CaseHealth {
         self.last_stall_alert = Some(now);
         self.stalled_since.get_or_insert(now_wall);
         let quiet = now.saturating_duration_since(self.last_test_received);
-        let reason = format!("no test received for {:.1} s", quiet.as_secs_f64());
+        let mut reason = format!("no test received for {:.1} s", quiet.as_secs_f64());
+        // What the services saw meanwhile tells which stall it is.
+        let window = chrono::Duration::from_std(quiet).unwrap_or_default();
+        let (cause, why) = match self.traffic.since(now_wall - window) {
+            None | Some((0, _)) => (
+                StallCause::NoTraffic,
+                "no service reported any traffic meanwhile (no requests reach them, or none calls maybe_trigger)"
+                    .to_owned(),
+            ),
+            Some((seen, 0)) => (
+                StallCause::NotSampled,
+                format!("the services saw {seen} requests and sampled none (probability {})", self.probability),
+            ),
+            Some((_, sampled)) => (
+                StallCause::TestsNotArriving,
+                format!(
+                    "the services sampled {sampled} tests that did not reach this instance (the pending-tests \
+                     stream, or this instance's partitions)"
+                ),
+            ),
+        };
+        reason.push_str(&format!(": {why}"));
+        self.stall_cause = Some(cause);
         Some(self.failure(SuiteFailureKind::Stall, State::Stall, reason, now_wall))
+    }
+
+    /// A service reported the requests it saw for this case, and sampled, since its previous report.
+    pub(crate) fn traffic_reported(&mut self, at: DateTime<Utc>, seen: u64, sampled: u64) {
+        self.traffic.add(at, seen, sampled);
     }
 
     /// A fake request found the service down: records it (since when, the URL, the last error) and returns the
@@ -314,6 +367,23 @@ impl CaseHealth {
         self.stages.health(declared)
     }
 
+    /// A verdict reached while the instance lagged behind its streams (a TIMEOUT that may be its own fault):
+    /// counted in its state and as unknown, kept out of the failure counts, rates, policies and stage health.
+    pub(crate) fn unknown_verdict(&mut self, state: State) {
+        self.counts.add(state);
+        self.unknown_verdicts += 1;
+    }
+
+    /// Declared signal `index` came after its test's verdict.
+    pub(crate) fn signal_late(&mut self, index: usize) {
+        self.stages.late(index);
+    }
+
+    /// Declared signal `index` came a second time for one test.
+    pub(crate) fn signal_duplicate(&mut self, index: usize) {
+        self.stages.duplicate(index);
+    }
+
     pub(crate) fn snapshot(&self) -> HealthSnapshot {
         self.snapshot_at(Instant::now())
     }
@@ -323,7 +393,7 @@ impl CaseHealth {
         let (last, passed) = (u64::from(last), u64::from(last - failed));
         HealthSnapshot {
             status: self.status,
-            failing: self.suite_failing
+            failing: (self.suite_failing && self.status != State::Degraded)
                 || self.service_down.is_some()
                 || self.clock_skew.state().is_some()
                 || !self.status.is_ok(),
@@ -331,12 +401,14 @@ impl CaseHealth {
             clock_skew: self.clock_skew.state().cloned(),
             stall: self.stalled_since.map(|since| StallState {
                 since,
+                cause: self.stall_cause.unwrap_or(StallCause::NoTraffic),
                 quiet_seconds: now.saturating_duration_since(self.last_test_received).as_secs_f64(),
             }),
             last_suite_failure: self.last_suite_failure.clone(),
             counts: self.counts,
             consecutive_failures: self.consecutive_failures,
             total_failures: self.total_failures,
+            unknown_verdicts: self.unknown_verdicts,
             pass_rate: PassRate { last, passed, rate: (last > 0).then(|| passed as f64 / last as f64) },
             runtime_median_seconds: self.runtime.median(),
             interval_median_seconds: self.between_tests.median(),

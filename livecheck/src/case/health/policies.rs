@@ -41,6 +41,27 @@ impl CaseHealth {
         })
     }
 
+    /// Why the "more than X degraded over W" policy is met now, if it is: naming the stage over its budget most
+    /// often.
+    pub(super) fn degraded_rate_met(&self, now: Instant) -> Option<String> {
+        let (policy, window) = self.max_degraded_rate.as_ref()?;
+        let (not_degraded, finished) = window.counts(now);
+        let degraded = finished - not_degraded;
+        if finished < self.min_pass_rate_executions || degraded as f64 <= policy.max_rate * finished as f64 {
+            return None;
+        }
+        let mut reason = format!(
+            "{:.1} % degraded ({degraded} of {finished} executions) over the last {} is above {:.1} %",
+            100.0 * degraded as f64 / finished as f64,
+            duration_text(policy.window),
+            100.0 * policy.max_rate,
+        );
+        if let Some((signal, over, of)) = self.stages.most_over_budget() {
+            reason.push_str(&format!("; `{signal}` over budget in {over} of the last {of} executions"));
+        }
+        Some(reason)
+    }
+
     /// Adds to `reason` the stage missing in most of the last `failures` failed executions, when there is one:
     /// `; `order_executed` missing in 33 of the last 33 failures`.
     fn name_missing_stage(&self, reason: &mut String, failures: usize) {

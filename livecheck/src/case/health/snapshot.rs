@@ -30,14 +30,18 @@ pub enum SuiteFailureKind {
     /// Executions arrived expired, or issued in the future, many in a row: this instance's clock and the
     /// services' disagree.
     ClockSkew,
+    /// Too many executions were DEGRADED (a stage over its latency budget) over a time window
+    /// ([`CaseSettings::max_degraded_rate`](crate::CaseSettings::max_degraded_rate)): the case is DEGRADED, not
+    /// failing.
+    DegradedRate,
 }
 
 impl SuiteFailureKind {
     /// How many kinds there are.
-    pub(super) const COUNT: usize = 6;
+    pub(super) const COUNT: usize = 7;
 
     /// The name in JSON: `consecutive_failures`, `failure_rate`, `pass_rate`, `stall`, `service_down`,
-    /// `clock_skew`.
+    /// `clock_skew`, `degraded_rate`.
     pub fn as_str(self) -> &'static str {
         match self {
             SuiteFailureKind::ConsecutiveFailures => "consecutive_failures",
@@ -46,6 +50,7 @@ impl SuiteFailureKind {
             SuiteFailureKind::Stall => "stall",
             SuiteFailureKind::ServiceDown => "service_down",
             SuiteFailureKind::ClockSkew => "clock_skew",
+            SuiteFailureKind::DegradedRate => "degraded_rate",
         }
     }
 
@@ -72,7 +77,7 @@ pub struct SuiteFailure {
     pub case_name: String,
     /// The cause.
     pub kind: SuiteFailureKind,
-    /// STALL for a stall, FAIL otherwise.
+    /// STALL for a stall, DEGRADED for too many degraded executions, FAIL otherwise.
     pub state: State,
     /// Why, in words.
     pub reason: String,
@@ -89,7 +94,7 @@ pub struct SuiteFailure {
 /// {"status": "FAIL", "failing": true, "service_down": null, "stall": null, "clock_skew": null,
 ///  "last_suite_failure": {"kind": "failure_rate", "state": "FAIL", "reason": "8 of the last 10 executions failed",
 ///                         "at": "2026-11-25T01:51:06.369766Z"},
-///  "counts": {"PASS": 10, "FAIL": 8, "ERROR": 0, "TIMEOUT": 0, "SKIP": 0},
+///  "counts": {"PASS": 10, "DEGRADED": 0, "FAIL": 8, "ERROR": 0, "TIMEOUT": 0, "SKIP": 0},
 ///  "consecutive_failures": 3, "total_failures": 8, "pass_rate": {"last": 18, "passed": 10, "rate": 0.5556},
 ///  "runtime_median_seconds": 0.04, "interval_median_seconds": 1.0, "lateness_median_seconds": 0.0}
 /// ```
@@ -97,7 +102,7 @@ pub struct SuiteFailure {
 #[non_exhaustive]
 pub struct HealthSnapshot {
     /// INIT until a test finished; then the state of the last failing test or suite failure, until a passing test
-    /// recovers the case (PASS).
+    /// recovers the case (PASS). DEGRADED while too many executions are degraded (a policy of the case).
     pub status: State,
     /// Whether the case is failing: a suite failure it has not recovered from, its service down, or a failing
     /// status.
@@ -116,6 +121,9 @@ pub struct HealthSnapshot {
     pub consecutive_failures: u32,
     /// Failing tests in all.
     pub total_failures: u64,
+    /// Verdicts reached while the instance lagged behind its streams (TIMEOUTs that may be its own fault): in
+    /// `counts`, but kept out of the failure counts, rates and policies.
+    pub unknown_verdicts: u64,
     /// Passing share of the last `max_history` finished executions.
     pub pass_rate: PassRate,
     /// Median runtime of the last `max_history` tests, in seconds.
@@ -148,24 +156,45 @@ pub struct ServiceDownState {
     pub last_error: String,
 }
 
-/// Since when a case is stalled.
+/// Since when a case is stalled, and which stall it is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct StallState {
     /// When the stall was detected.
     #[serde(serialize_with = "timestamp::serialize")]
     pub since: DateTime<Utc>,
+    /// Which stall it is, by what the services reported of their traffic meanwhile.
+    pub cause: StallCause,
     /// Seconds since the last test arrived (or since the instance started, before the first).
     pub quiet_seconds: f64,
 }
 
-/// Tests finished per state, serialized as `{"PASS": 10, "FAIL": 1, "ERROR": 0, "TIMEOUT": 0, "SKIP": 0}`.
+/// Which stall a case is in: the services tell the instance how many requests they saw and sampled (every 10 s
+/// while they see any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StallCause {
+    /// No service reported traffic: no requests reach them (or none calls `maybe_trigger`).
+    NoTraffic,
+    /// The services see requests but sample none: the probability, or a condition in the service.
+    NotSampled,
+    /// The services sampled tests that did not reach the instance: the pending-tests stream, the broker, or the
+    /// instance's partitions.
+    TestsNotArriving,
+}
+
+/// Tests finished per state, serialized as `{"PASS": 10, "DEGRADED": 0, "FAIL": 1, "ERROR": 0, "TIMEOUT": 0,
+/// "SKIP": 0}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StateCounts {
     /// PASS.
     #[serde(rename = "PASS")]
     pub pass: u64,
+    /// DEGRADED: passed with a stage over its latency budget.
+    #[serde(rename = "DEGRADED")]
+    pub degraded: u64,
     /// FAIL.
     #[serde(rename = "FAIL")]
     pub fail: u64,
@@ -185,6 +214,7 @@ impl StateCounts {
     pub fn get(&self, state: State) -> u64 {
         match state {
             State::Pass => self.pass,
+            State::Degraded => self.degraded,
             State::Fail => self.fail,
             State::Error => self.error,
             State::Timeout => self.timeout,
@@ -195,12 +225,13 @@ impl StateCounts {
 
     /// Tests finished in all.
     pub fn total(&self) -> u64 {
-        self.pass + self.fail + self.error + self.timeout + self.skip
+        self.pass + self.degraded + self.fail + self.error + self.timeout + self.skip
     }
 
     pub(super) fn add(&mut self, state: State) {
         match state {
             State::Pass => self.pass += 1,
+            State::Degraded => self.degraded += 1,
             State::Fail => self.fail += 1,
             State::Error => self.error += 1,
             State::Timeout => self.timeout += 1,
@@ -210,7 +241,7 @@ impl StateCounts {
     }
 }
 
-/// The passing share of the last finished executions (SKIP excluded).
+/// The passing share of the last finished executions (SKIP excluded; DEGRADED ones passed).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PassRate {

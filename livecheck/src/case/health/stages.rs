@@ -3,9 +3,10 @@
 //! latency from the test's issue and from the previous stage — where the flow breaks, and where it is slow.
 //!
 //! Memory per case is bounded: one entry per execution (24 bytes, and 12 per declared signal) for at most
-//! [`STAGE_WINDOW`] executions; percentiles are computed when asked for.
+//! [`STAGE_WINDOW`] executions; percentiles are computed when asked for. Late and duplicate signals are counted
+//! since the instance started (two counters per declared signal).
 
-use std::{collections::VecDeque, sync::Arc};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use serde::Serialize;
 
@@ -34,6 +35,12 @@ struct Execution {
 /// The last [`STAGE_WINDOW`] executions' stages of one case.
 pub(super) struct Stages {
     capacity: usize,
+    /// Latency budgets by signal name, in seconds from the issue.
+    budgets: Vec<(String, f64)>,
+    /// Per declared signal (by index), since the instance started: signals that came after their test's verdict,
+    /// and signals a test had received already.
+    late: Vec<u64>,
+    duplicates: Vec<u64>,
     /// The declared signals' names, as the last execution gave them.
     names: Vec<Arc<str>>,
     /// Oldest first.
@@ -64,6 +71,15 @@ pub struct StageHealth {
     pub arrived: u64,
     /// Executions that waited for it in vain (the wait timed out, or the test ended while waiting).
     pub missing: u64,
+    /// Signals that came after their test's verdict (too late: after the wait for them timed out, or after the test
+    /// ended without waiting), since the instance started.
+    pub late: u64,
+    /// Signals a test had received already (sent twice for one test), since the instance started.
+    pub duplicates: u64,
+    /// Its latency budget (seconds from the issue), when it has one.
+    pub budget_seconds: Option<f64>,
+    /// Executions in which it arrived later than its budget.
+    pub over_budget: u64,
     /// Seconds from the test's issue to its arrival.
     pub latency_from_issue_seconds: Percentiles,
     /// Seconds from the previous declared signal's arrival to its own (from the issue for the first signal;
@@ -86,8 +102,48 @@ impl std::fmt::Display for MissingStage {
 }
 
 impl Stages {
-    pub(super) fn new(capacity: usize) -> Self {
-        Stages { capacity: capacity.max(1), names: Vec::new(), executions: VecDeque::new() }
+    pub(super) fn new(capacity: usize, budgets: &[(String, Duration)]) -> Self {
+        Stages {
+            capacity: capacity.max(1),
+            budgets: budgets.iter().map(|(signal, budget)| (signal.clone(), budget.as_secs_f64())).collect(),
+            late: Vec::new(),
+            duplicates: Vec::new(),
+            names: Vec::new(),
+            executions: VecDeque::new(),
+        }
+    }
+
+    /// Signal `index` came after its test's verdict.
+    pub(super) fn late(&mut self, index: usize) {
+        bump(&mut self.late, index);
+    }
+
+    /// Signal `index` came a second time for one test.
+    pub(super) fn duplicate(&mut self, index: usize) {
+        bump(&mut self.duplicates, index);
+    }
+
+    fn budget(&self, signal: &str) -> Option<f64> {
+        self.budgets.iter().find(|(name, _)| name == signal).map(|(_, budget)| *budget)
+    }
+
+    /// The stage over its budget in most of the window's executions: its name, in how many, of how many.
+    pub(super) fn most_over_budget(&self) -> Option<(Arc<str>, usize, usize)> {
+        let (index, budget) = self
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(index, name)| Some((index, self.budget(name)?)))
+            .map(|(index, budget)| (index, self.over_budget(index, budget)))
+            .max_by_key(|(index, over)| (*over, std::cmp::Reverse(*index)))?;
+        (budget > 0).then(|| (self.names[index].clone(), budget, self.executions.len()))
+    }
+
+    fn over_budget(&self, index: usize, budget: f64) -> usize {
+        self.executions
+            .iter()
+            .filter(|e| matches!(e.stages.get(index), Some(Stage::Arrived { from_issue, .. }) if f64::from(*from_issue) > budget))
+            .count()
     }
 
     /// An execution that ran finished (`failed`: FAIL, ERROR or TIMEOUT), its signals in declaration order. An
@@ -146,11 +202,16 @@ impl Stages {
                         Stage::NotReached => {}
                     }
                 }
+                let budget_seconds = self.budget(name);
                 StageHealth {
                     signal: name.to_string(),
                     reached: arrived + missing,
                     arrived,
                     missing,
+                    late: self.late.get(index).copied().unwrap_or(0),
+                    duplicates: self.duplicates.get(index).copied().unwrap_or(0),
+                    budget_seconds,
+                    over_budget: budget_seconds.map_or(0, |budget| self.over_budget(index, budget) as u64),
                     latency_from_issue_seconds: percentiles(from_issue),
                     latency_from_previous_seconds: percentiles(from_previous),
                 }
@@ -172,6 +233,13 @@ impl Stages {
         let (index, most) = missing.iter().enumerate().rev().max_by_key(|(_, count)| **count)?;
         (*most * 2 > of).then(|| MissingStage { signal: self.names[index].clone(), missing: *most, of })
     }
+}
+
+fn bump(counts: &mut Vec<u64>, index: usize) {
+    if counts.len() <= index {
+        counts.resize(index + 1, 0);
+    }
+    counts[index] += 1;
 }
 
 /// The nearest-rank 50th, 95th and 99th percentiles of `samples`.
@@ -223,7 +291,7 @@ mod tests {
     #[test]
     fn missing_is_a_wait_in_vain_not_reached_is_no_wait_and_latency_is_from_issue_and_previous_stage() {
         let names = names();
-        let mut stages = Stages::new(10);
+        let mut stages = Stages::new(10, &[]);
         stages.record(&outcomes(&names, &[(Received, Some(0.1)), (Received, Some(0.4)), (Received, Some(1.0))]), false);
         stages.record(&outcomes(&names, &[(Received, Some(0.2)), (Missing, None), (NotReached, None)]), true);
         stages.record(&outcomes(&names, &[(Missing, None), (NotReached, None), (Received, Some(0.9))]), true);
@@ -242,7 +310,7 @@ mod tests {
     #[test]
     fn the_window_keeps_the_last_executions_only_and_skips_those_that_did_not_run() {
         let names = names();
-        let mut stages = Stages::new(STAGE_WINDOW);
+        let mut stages = Stages::new(STAGE_WINDOW, &[]);
         stages.record(&outcomes(&names, &[(Missing, None), (NotReached, None), (NotReached, None)]), true);
         for _ in 0..STAGE_WINDOW {
             stages.record(&outcomes(&names, &[(Received, Some(0.1)), (Received, Some(0.2)), (Received, None)]), false);
@@ -254,7 +322,7 @@ mod tests {
         assert_eq!((health[0].reached, health[0].arrived, health[0].missing), (500, 500, 0), "the miss fell out");
         assert_eq!(health[2].reached, 0, "arrived without its time: not counted");
 
-        let empty = Stages::new(5).health(&names);
+        let empty = Stages::new(5, &[]).health(&names);
         assert_eq!(empty.len(), 3, "every declared stage is shown before any execution");
         assert_eq!(empty[1].reached, 0);
     }
@@ -262,7 +330,7 @@ mod tests {
     #[test]
     fn the_stage_missing_in_most_failures_is_named_the_earliest_on_a_tie() {
         let names = names();
-        let mut stages = Stages::new(10);
+        let mut stages = Stages::new(10, &[]);
         assert_eq!(stages.missing_in_failures(3), None);
         stages.record(&outcomes(&names, &[(Missing, None), (NotReached, None), (NotReached, None)]), true);
         for _ in 0..3 {

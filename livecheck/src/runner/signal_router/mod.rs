@@ -104,8 +104,8 @@ impl RecentlyFinished {
 /// What became of a signal.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Routed {
-    /// Given to the executing test.
-    Delivered,
+    /// Given to the executing test; `duplicate` when it had this signal already (the service sent it twice).
+    Delivered { duplicate: bool },
     /// Kept until its test starts executing.
     Early { evicted: usize },
     /// Belongs to an older execution of a reused test id.
@@ -142,8 +142,8 @@ impl SignalRouter {
                     let run = test.run.clone();
                     state.needed.need(signal.position);
                     drop(state);
-                    run.signals.arrive(signal.index, signal.value, run.elapsed().as_secs_f64());
-                    return Routed::Delivered;
+                    let duplicate = run.signals.arrive(signal.index, signal.value, run.elapsed().as_secs_f64());
+                    return Routed::Delivered { duplicate };
                 }
             }
         }
@@ -183,7 +183,7 @@ impl SignalRouter {
                     _ => {
                         positions.push(signal.position);
                         let before_start = test.started().saturating_duration_since(signal.arrived);
-                        test.signals.arrive(signal.index, signal.value, -before_start.as_secs_f64());
+                        let _duplicate = test.signals.arrive(signal.index, signal.value, -before_start.as_secs_f64());
                     }
                 }
             }

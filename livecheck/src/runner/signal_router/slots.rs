@@ -25,13 +25,16 @@ impl SignalSlots {
     }
 
     /// Signal `index` arrived with `value`, `at` seconds after the test started (a later copy replaces the value
-    /// and keeps the first arrival time).
-    pub(super) fn arrive(&self, index: usize, value: Box<RawValue>, at: f64) {
+    /// and keeps the first arrival time). Returns whether it had arrived before: a duplicate.
+    pub(super) fn arrive(&self, index: usize, value: Box<RawValue>, at: f64) -> bool {
+        let mut duplicate = false;
         if let Some(slot) = lock(&self.slots).get_mut(index) {
+            duplicate = slot.is_some();
             let at = slot.as_ref().map_or(at, |(_, first)| *first);
             *slot = Some((value, at));
         }
         self.arrived.notify_waiters();
+        duplicate
     }
 
     /// When each signal first arrived, in seconds since the test started executing; `None` for those that did not.

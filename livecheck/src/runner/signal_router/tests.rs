@@ -98,8 +98,9 @@ async fn the_lowest_needed_offset_moves_only_once_a_finished_tests_report_is_out
     let (first, second) = (run(&core, "t1", at(0)), run(&core, "t2", at(0)));
     assert_eq!(router.register(&first), Ok(0));
     assert_eq!(router.register(&second), Ok(0));
-    assert_eq!(router.route(signal("t1", Some(at(0)), &core.name, 5)), Routed::Delivered);
-    assert_eq!(router.route(signal("t2", Some(at(0)), &core.name, 7)), Routed::Delivered);
+    assert_eq!(router.route(signal("t1", Some(at(0)), &core.name, 5)), Routed::Delivered { duplicate: false });
+    assert_eq!(router.route(signal("t2", Some(at(0)), &core.name, 7)), Routed::Delivered { duplicate: false });
+    assert_eq!(router.route(signal("t2", Some(at(0)), &core.name, 8)), Routed::Delivered { duplicate: true });
     assert_eq!(router.route(signal("t3", Some(at(0)), &core.name, 9)), Routed::Early { evicted: 0 });
     assert!(first.signals.arrivals()[0].is_some(), "delivered to its test");
     assert_eq!(router.lowest_needed(0), Some((5, 50)));
