@@ -277,3 +277,76 @@ async fn the_tutorial_passes_with_its_cache_in_redis() {
     }
     assert!(found, "order {order_id} is in a user's set in redis");
 }
+
+/// Two `livecheck` processes of one group on the tutorial's broker: each one's `/api/status` lists both instances
+/// (the group view), one of them the leader, and a broken stage's failures are seen from either, naming who ran
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_each_show_the_whole_group_and_who_ran_what() {
+    let tutorial = Tutorial::new();
+    let base_url = format!("http://127.0.0.1:{}", tutorial.port);
+    let mut worker = tutorial.worker(&["--skip-signal", "order_executed"]);
+    let ports = [free_port().to_string(), free_port().to_string()];
+    let mut instances: Vec<Process> = ports
+        .iter()
+        .map(|port| {
+            let args = ["livecheck", "--base-url", &base_url, "--port", port, "--stage-timeout", "1"];
+            // Each its own log: the second `livecheck` would truncate the first's.
+            let log = std::fs::File::create(tutorial.dir.join(format!("livecheck-{port}.log"))).unwrap();
+            let child = Command::new(BIN)
+                .args(args)
+                .args(["--broker", &tutorial.broker, "-l", "warn"])
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            Process(child)
+        })
+        .collect();
+    tutorial.wait_until_answering(&mut worker, "worker", &format!("{base_url}/")).await;
+    for (process, port) in instances.iter_mut().zip(&ports) {
+        tutorial.wait_until_answering(process, "livecheck", &format!("http://127.0.0.1:{port}/api/status")).await;
+    }
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let _ = client.get(format!("{base_url}/order/init/sell/")).send().await;
+        let mut views = Vec::new();
+        for port in &ports {
+            let status: serde_json::Value =
+                client.get(format!("http://127.0.0.1:{port}/api/status")).send().await.unwrap().json().await.unwrap();
+            views.push(status);
+        }
+        let complete = views.iter().all(|status| {
+            let instances = status["instances"].as_array().cloned().unwrap_or_default();
+            let leaders = instances.iter().filter(|i| i["leader"] == true).count();
+            let timeouts = instances
+                .iter()
+                .flat_map(|i| i["recent_failures"].as_array().cloned().unwrap_or_default())
+                .filter(|e| e["state"] == "TIMEOUT")
+                .count();
+            instances.len() == 2 && leaders == 1 && timeouts > 0
+        });
+        if complete {
+            // Both list the same two instances.
+            let ids = |status: &serde_json::Value| {
+                let mut ids: Vec<String> = status["instances"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["instance"].as_str().unwrap().to_owned())
+                    .collect();
+                ids.sort();
+                ids
+            };
+            assert_eq!(ids(&views[0]), ids(&views[1]));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "each instance should list both, one leader, and the TIMEOUTs of whichever ran them; last views: {views:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -288,6 +288,22 @@ fn registry(instance: &Instance) -> Registry {
     let leader: Gauge = Gauge::default();
     leader.set(i64::from(instance.is_leader()));
     registry.register("leader", "1 when this instance is its group's leader (it makes the fake requests)", leader);
+    let lag = app.lagging();
+    let lagging: Gauge = Gauge::default();
+    lagging.set(i64::from(lag.is_some()));
+    registry.register(
+        "lagging",
+        "1 while this instance is further behind its streams than its lag_threshold (its TIMEOUTs are then unknown)",
+        lagging,
+    );
+    for (name, help, behind) in [
+        ("pending_tests_behind", "Pending tests on this instance's partitions not read yet, while it lags (0 otherwise)", lag.as_ref().map_or(0, |l| l.pending_tests_behind)),
+        ("signals_behind", "Signals on this instance's partitions of the bus not read yet, while it lags (0 otherwise)", lag.as_ref().map_or(0, |l| l.signals_behind)),
+    ] {
+        let gauge: Gauge = Gauge::default();
+        gauge.set(behind as i64);
+        registry.register(name, help, gauge);
+    }
 
     let counters = app.metrics();
     let dropped: Family<CauseLabels, Counter> = Family::default();

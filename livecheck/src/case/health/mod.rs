@@ -303,13 +303,18 @@ impl CaseHealth {
             ),
             Some((seen, 0)) => (
                 StallCause::NotSampled,
-                format!("the services saw {seen} requests and sampled none (probability {})", self.probability),
+                format!(
+                    "the services saw {seen} request{} and sampled none (probability {})",
+                    if seen == 1 { "" } else { "s" },
+                    self.probability
+                ),
             ),
             Some((_, sampled)) => (
                 StallCause::TestsNotArriving,
                 format!(
-                    "the services sampled {sampled} tests that did not reach this instance (the pending-tests \
-                     stream, or this instance's partitions)"
+                    "the services sampled {sampled} test{} that did not reach this instance (the pending-tests \
+                     stream, or this instance's partitions)",
+                    if sampled == 1 { "" } else { "s" }
                 ),
             ),
         };
