@@ -16,7 +16,7 @@ fn an_unknown_log_level_a_probability_outside_0_to_1_and_an_unknown_signal_are_r
     rejected(&["-l", "loud", "worker"], "`loud` is not a log level");
     rejected(&["-l", "warn,livecheck=lots", "livecheck"], "`livecheck=lots` is not a log level");
     rejected(&["worker", "--probability", "1.5"], "not a probability from 0 to 1");
-    rejected(&["livecheck", "--probability=-0.1"], "not a probability from 0 to 1");
+    rejected(&["worker", "--probability=-0.1"], "not a probability from 0 to 1");
     rejected(&["worker", "--skip-signal", "order_sent_to_mars"], "possible values: order_sent_to_db");
     rejected(&["livecheck", "--stage-timeout", "inf"], "not a number of seconds above 0");
     rejected(&["livecheck", "--stage-timeout", "0"], "not a number of seconds above 0");

@@ -24,6 +24,7 @@ pub struct LiveCheckBuilder {
     max_in_flight_bytes: usize,
     bus_concurrency: usize,
     send_reports: bool,
+    count_tests_by_hand: bool,
     clock: Clock,
     draw: Option<Box<dyn Fn() -> f64 + Send + Sync>>,
     early_signal_limit: usize,
@@ -59,6 +60,7 @@ impl Default for LiveCheckBuilder {
             max_in_flight_bytes: 32 << 20,
             bus_concurrency: 30,
             send_reports: true,
+            count_tests_by_hand: false,
             clock: Clock::System,
             draw: None,
             early_signal_limit: 100_000,
@@ -141,6 +143,16 @@ impl LiveCheckBuilder {
     /// Whether reports are published on the report stream (default true). Counters and status change either way.
     pub fn send_reports(mut self, send: bool) -> Self {
         self.send_reports = send;
+        self
+    }
+
+    /// Whether tests started by hand (`livecheck trigger`, [`LiveCheck::trigger_by_name`]) count in their case's
+    /// health — its status, failure policies, stall detection — and so in its alerts (default false: a test run
+    /// by hand to try something cannot fail a suite or page anyone). Their verdicts are logged, reported and kept
+    /// in the history either way.
+    #[must_use]
+    pub fn count_tests_by_hand(mut self, count: bool) -> Self {
+        self.count_tests_by_hand = count;
         self
     }
 
@@ -374,6 +386,7 @@ impl LiveCheckBuilder {
                     max_in_flight_bytes: self.max_in_flight_bytes,
                     bus_concurrency: self.bus_concurrency,
                     send_reports: self.send_reports,
+                    count_tests_by_hand: self.count_tests_by_hand,
                     max_message_bytes: self.max_message_bytes,
                     stats_interval: self.stats_interval,
                     shutdown_timeout: self.shutdown_timeout,

@@ -114,10 +114,17 @@ pub(crate) async fn test_finished(
         finished_at: now_wall,
         report,
         trace_id: finished.trace_id(),
+        by_hand: finished.by_hand(),
         signals: &signals,
     });
     let now = tokio::time::Instant::now();
-    let change = core.health().test_finished(report.state, issued, report.runtime, &signals, now, now_wall);
+    // A test started by hand tells nothing about the traffic: out of the health (and the alerts) unless asked.
+    let change = if finished.by_hand() && !shared.config.count_tests_by_hand {
+        tracing::debug!(case = case_name, test, "{case_name}[{test}] was started by hand: not counted in the health");
+        HealthChange::Nothing
+    } else {
+        core.health().test_finished(report.state, issued, report.runtime, &signals, now, now_wall)
+    };
     let published = publish(app, test, &report.case_name, report.state, finished.encode(), abandon).await;
     if !matches!(published, Published::Failed) {
         // The report is out: the signals the test was given are no longer needed.
