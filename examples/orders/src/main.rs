@@ -250,11 +250,8 @@ impl Placed {
 async fn post_order(base_url: &str, side: &str) -> anyhow::Result<Placed> {
     let response = reqwest::get(format!("{base_url}/order/init/{side}/")).await?;
     let status = response.status();
-    let test = response
-        .headers()
-        .get(worker::HEADER_SAMPLED_TEST)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let test =
+        response.headers().get(worker::HEADER_SAMPLED_TEST).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let body = response.text().await?;
     anyhow::ensure!(status.is_success(), "HTTP {status}: {body}");
     Ok(Placed { body, test })

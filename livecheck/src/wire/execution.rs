@@ -88,7 +88,17 @@ impl TestExecution {
         test_args: Vec<Value>,
         test_kwargs: Map<String, Value>,
     ) -> Self {
-        TestExecution { id, case_name, timestamp, test_args, test_kwargs, expires, trace_id: None, by_hand: false, faust: () }
+        TestExecution {
+            id,
+            case_name,
+            timestamp,
+            test_args,
+            test_kwargs,
+            expires,
+            trace_id: None,
+            by_hand: false,
+            faust: (),
+        }
     }
 
     /// Whether the execution is expired at `now`. Computed each time, never cached.
