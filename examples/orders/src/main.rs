@@ -78,6 +78,14 @@ enum Command {
         /// alerts under way (a full disk, a broker away) before it gives them up, logs what was lost and exits.
         #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = shutdown_timeout)]
         shutdown_timeout: f64,
+        /// Webhooks told of suite failures and recoveries, comma-separated: https://… (LiveCheck's JSON),
+        /// https://hooks.slack.com/… or slack+https://…, https://events.pagerduty.com/v2/enqueue?routing_key=KEY,
+        /// alertmanager+http://HOST:9093.
+        #[arg(long = "alert-webhook", value_name = "URL", env = "LIVECHECK_ALERT_WEBHOOKS", value_delimiter = ',')]
+        alert_webhooks: Vec<String>,
+        /// Secret the alerts are signed with (LiveCheck-Webhook-Signature).
+        #[arg(long, value_name = "SECRET", env = "LIVECHECK_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+        alert_webhook_secret: Option<String>,
         #[command(flatten)]
         tuning: test_order::InstanceTuning,
         #[command(flatten)]
@@ -295,11 +303,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             until_stopped(None, reader_gone).await;
             running.stop().await;
         }
-        Command::Livecheck { base_url, port, shutdown_timeout, tuning, limits, backend } => {
+        Command::Livecheck {
+            base_url,
+            port,
+            shutdown_timeout,
+            alert_webhooks,
+            alert_webhook_secret,
+            tuning,
+            limits,
+            backend,
+        } => {
             log_backend("livecheck", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
+            let mut alerts = builder(broker)?;
+            for url in alert_webhooks.iter().map(|url| url.trim()).filter(|url| !url.is_empty()) {
+                alerts = alerts.alert_webhook(url);
+            }
+            if let Some(secret) = alert_webhook_secret {
+                alerts = alerts.alert_webhook_secret(secret);
+            }
             let app = limits
-                .apply(builder(broker)?)
+                .apply(alerts)
                 .web_address(format!("127.0.0.1:{port}"))
                 .shutdown_timeout(Duration::from_secs_f64(shutdown_timeout))
                 .build();

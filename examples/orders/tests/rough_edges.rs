@@ -93,6 +93,8 @@ fn help(command: &str) -> String {
 #[test]
 fn each_process_takes_only_the_options_it_uses() {
     let livecheck = help("livecheck");
+    assert!(livecheck.contains("[env: LIVECHECK_ALERT_WEBHOOKS"), "the help names the variables: {livecheck}");
+    assert!(livecheck.contains("[env: LIVECHECK_ALERT_WEBHOOK_SECRET"), "{livecheck}");
     assert!(!livecheck.contains("--probability"), "the worker draws: {livecheck}");
     assert!(livecheck.contains("--url-error-retries") && livecheck.contains("--stage-timeout"), "{livecheck}");
     let worker = help("worker");
