@@ -158,7 +158,6 @@ impl LiveCheckBuilder {
     /// health — its status, failure policies, stall detection — and so in its alerts (default false: a test run
     /// by hand to try something cannot fail a suite or page anyone). Their verdicts are logged, reported and kept
     /// in the history either way.
-    #[must_use]
     pub fn count_tests_by_hand(mut self, count: bool) -> Self {
         self.count_tests_by_hand = count;
         self
@@ -337,7 +336,6 @@ impl LiveCheckBuilder {
     /// else the host's name.
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    #[must_use]
     pub fn alert_instance(mut self, name: impl Into<String>) -> Self {
         self.alert_instance = Some(name.into());
         self
@@ -348,7 +346,6 @@ impl LiveCheckBuilder {
     /// server's own address when it serves one (`http://127.0.0.1:9999/`), else none.
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    #[must_use]
     pub fn alert_dashboard_url(mut self, url: impl Into<String>) -> Self {
         self.alert_dashboard_url = Some(url.into());
         self
