@@ -97,20 +97,20 @@ impl StreamFollower {
                 continue;
             };
             if end < next {
-                eprintln!(
+                crate::output::warn(&format!(
                     "livecheck: warning: `{}` partition {partition} went back from offset {next} to {end} (was the \
                      stream created again?); following it from {end}",
                     self.stream
-                );
+                ));
                 self.next[partition] = end;
             } else if end > next && self.transport.read(&self.stream, partition as u32, next, BATCH).await?.is_empty() {
                 // Known to exist (below the end), yet nothing of it can be read: a run of unreadable messages.
                 let skip_to = end.min(next + BATCH as u64);
-                eprintln!(
+                crate::output::warn(&format!(
                     "livecheck: warning: `{}` partition {partition}: offsets {next}..{skip_to} cannot be read; \
                      skipped",
                     self.stream
-                );
+                ));
                 self.next[partition] = skip_to;
             }
         }

@@ -73,7 +73,13 @@ fn main() -> ExitCode {
     });
     // Colours only for a terminal, as the command's own output (escape codes in a log file or a pipe are noise).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    // A closed stderr is not written about on stderr (tracing-subscriber would panic trying).
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .log_internal_errors(false)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&anyhow::Error::new(error).context("starting the async runtime")),
@@ -91,7 +97,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("livecheck: error: {error:#}");
+    crate::output::warn(&format!("livecheck: error: {error:#}"));
     ExitCode::from(2)
 }
 

@@ -76,6 +76,11 @@ pub(crate) fn line(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Writes `text` and a line feed to stderr, whatever happened to it (closed, full: nothing more to do).
+pub(crate) fn warn(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// `text` padded with spaces to `width` characters (not bytes).
 pub(crate) fn pad(text: &str, width: usize) -> String {
     let len = text.chars().count();

@@ -44,17 +44,34 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     let start = if args.from_beginning { Start::Beginning } else { Start::End };
     let interrupted = crate::interrupted();
     tokio::pin!(interrupted);
-    let follow = tokio::time::timeout(args.timeout, StreamFollower::new(transport, &stream, start));
+    let follow = tokio::time::timeout(args.timeout, StreamFollower::new(transport.clone(), &stream, start));
     let mut follower = tokio::select! {
         () = &mut interrupted => return Ok(ExitCode::SUCCESS),
         follower = follow => follower.map_err(|_| args.broker.silent(args.timeout))??,
     };
-    eprintln!(
+    output::warn(&format!(
         "livecheck: following `{stream}` ({} partitions) on {}{} (Ctrl-C to stop)",
         follower.partitions(),
         args.broker.url(),
         args.case.as_deref().map(|case| format!(", case {case}")).unwrap_or_default()
-    );
+    ));
+    if let Some(case) = &args.case {
+        // A misspelt case follows nothing and says nothing: tell when it never reported on this stream.
+        let reported = tokio::select! {
+            () = &mut interrupted => return Ok(ExitCode::SUCCESS),
+            reported = tokio::time::timeout(args.timeout, cases_reported(transport, &stream)) => reported,
+        };
+        if let Ok(Ok(reported)) = reported {
+            if !reported.contains(case) {
+                let known: Vec<&str> = reported.iter().map(String::as_str).take(20).collect();
+                let known = if known.is_empty() { "none yet".to_owned() } else { known.join(", ") };
+                output::warn(&format!(
+                    "livecheck: warning: no case `{case}` has reported on `{stream}` (cases that did: {known}); \
+                     following it anyway"
+                ));
+            }
+        }
+    }
     let paint = Paint::for_stdout();
     let mut retry = Duration::from_millis(500);
     // Since when the broker has not answered (every read since failed).
@@ -87,7 +104,7 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
                 if left.is_zero() {
                     return Err(error.context(args.broker.silent(args.timeout).to_string()));
                 }
-                eprintln!("livecheck: warning: reading `{stream}`: {error:#}; trying again in {retry:?}");
+                output::warn(&format!("livecheck: warning: reading `{stream}`: {error:#}; trying again in {retry:?}"));
                 let wait = retry.min(left);
                 retry = (retry * 2).min(Duration::from_secs(10));
                 wait
@@ -101,15 +118,43 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Reports read at most to find the cases that reported on the stream.
+const CASES_SCAN_LIMIT: usize = 200_000;
+
+/// The names of the cases with a report on `stream` now (read from its start, up to [`CASES_SCAN_LIMIT`]).
+async fn cases_reported(
+    transport: std::sync::Arc<dyn livecheck::transport::Transport>,
+    stream: &str,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    #[derive(serde::Deserialize)]
+    struct CaseOf {
+        case_name: String,
+    }
+    let mut scan = StreamFollower::new(transport, stream, Start::Beginning).await?;
+    let (mut cases, mut read) = (std::collections::BTreeSet::new(), 0);
+    loop {
+        let batch = scan.poll().await?;
+        if batch.is_empty() || read >= CASES_SCAN_LIMIT {
+            return Ok(cases);
+        }
+        read += batch.len();
+        for received in batch {
+            if let Ok(report) = serde_json::from_slice::<CaseOf>(&received.message.value) {
+                cases.insert(report.case_name);
+            }
+        }
+    }
+}
+
 /// Prints one report, or a warning for a message that is not one. An error means stdout is closed.
 fn print(received: &Received, args: &TailArgs, paint: Paint) -> std::io::Result<()> {
     let report: TestReport = match serde_json::from_slice(&received.message.value) {
         Ok(report) => report,
         Err(error) => {
-            eprintln!(
+            output::warn(&format!(
                 "livecheck: warning: `{}` partition {} offset {} is not a report ({error}); skipped",
                 received.stream, received.partition, received.offset
-            );
+            ));
             return Ok(());
         }
     };

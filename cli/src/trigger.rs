@@ -85,18 +85,18 @@ pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
             args::seconds_text(args.timeout.as_secs_f64())
         )
     })??;
-    eprintln!(
+    crate::output::warn(&format!(
         "livecheck: triggered test {} of {} on {}; waiting up to {} for its report",
         test.id(),
         args.case,
         args.broker.url(),
         args::seconds_text(deadline.saturating_duration_since(Instant::now()).as_secs_f64())
-    );
+    ));
     let report = match wait_for_report(&mut reports, &test, deadline, args.broker.idle_poll()).await? {
         Waited::Report(report) => *report,
         Waited::BrokerSilent => return Err(args.broker.silent(args.timeout)),
         Waited::NoReport => {
-            eprintln!(
+            crate::output::warn(&format!(
                 "livecheck: no report for test {} within {}: is a LiveCheck instance with case `{}` running on \
                  {}{}?",
                 test.id(),
@@ -104,7 +104,7 @@ pub(crate) async fn run(args: TriggerArgs) -> anyhow::Result<ExitCode> {
                 args.case,
                 args.broker.url(),
                 args.broker.prefix.as_deref().map(|p| format!(" with stream prefix `{p}`")).unwrap_or_default(),
-            );
+            ));
             return Ok(ExitCode::from(2));
         }
     };
@@ -153,7 +153,10 @@ async fn wait_for_report(
             // A broker away for a moment: go on trying until the deadline.
             Some(Err(error)) if crate::broker::is_retriable(&error) => {
                 answered = Some(false);
-                eprintln!("livecheck: warning: reading `{}`: {error:#}; trying again", reports.stream());
+                crate::output::warn(&format!(
+                    "livecheck: warning: reading `{}`: {error:#}; trying again",
+                    reports.stream()
+                ));
                 if within(deadline, tokio::time::sleep(Duration::from_millis(500))).await.is_none() {
                     return Ok(Waited::BrokerSilent);
                 }

@@ -282,3 +282,34 @@ async fn read_all(transport: &dyn Transport, stream: &str) -> Vec<Message> {
     }
     all
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_of_a_case_that_never_reported_says_so_and_names_those_that_did() {
+    let instance = Instance::start("tail-nope").await;
+    let pass = output(instance.command(&["trigger", CASE, "--arg", "side=sell"])).await;
+    assert_eq!(pass.status.code(), Some(0), "{}", text(&pass.stderr));
+    // NO_COLOR unset: stderr is a pipe, so no colour either way.
+    let mut command = instance.command(&["tail", "--case", "nope", "-l", "debug"]);
+    command.env_remove("NO_COLOR");
+    let (mut tail, _stdout, mut stderr) = spawn(command);
+    let mut lines = vec![next_line(&mut stderr).await];
+    while !lines.last().unwrap().contains("warning") {
+        lines.push(next_line(&mut stderr).await);
+    }
+    let warning = lines.last().unwrap();
+    assert!(warning.contains("no case `nope` has reported on `livecheck-report`"), "{warning}");
+    assert!(warning.contains(&format!("cases that did: {CASE}")), "{warning}");
+    assert!(lines.iter().all(|line| !line.contains('\x1b')), "no colour codes in a pipe: {lines:?}");
+    interrupt(&tail);
+    let status = tokio::time::timeout(PATIENCE, tail.wait()).await.expect("stopped").unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    // A case that did report: no warning before the reports.
+    let (mut tail, _stdout, mut stderr) = spawn(instance.command(&["tail", "--case", CASE]));
+    let ready = next_line(&mut stderr).await;
+    assert!(ready.contains("following `livecheck-report`"), "{ready}");
+    let quiet = tokio::time::timeout(Duration::from_secs(2), stderr.next_line()).await;
+    assert!(quiet.is_err(), "nothing more on stderr: {quiet:?}");
+    tail.kill().await.unwrap();
+    instance.stop().await;
+}

@@ -108,8 +108,9 @@ pub enum Error {
     #[error("{} task(s) of the LiveCheck instance panicked: {}", .0.len(), .0.join("; "))]
     TasksPanicked(Vec<String>),
     /// The instance's web server cannot listen on its address: the port is in use, the address is not one of
-    /// this machine's, …
-    #[error("LiveCheck web server: {}", listen_problem(address, source))]
+    /// this machine's, … (the system's error, its source, says which: the message does not say it again, so that
+    /// the error and its cause read as one sentence, `… cannot listen on 127.0.0.1:9999: Address already in use`).
+    #[error("LiveCheck web server: cannot listen on {address}")]
     WebServer {
         /// The address asked for (`host:port`).
         address: String,
@@ -117,13 +118,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-}
-
-fn listen_problem(address: &str, error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::AddrInUse => format!("{address} is in use"),
-        _ => format!("cannot listen on {address}"),
-    }
 }
 
 impl Error {

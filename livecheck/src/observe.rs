@@ -81,6 +81,8 @@ pub struct ExecutionFinished<'a> {
     pub report: &'a TestReport,
     /// The trace id of the request it was sampled from, when it was triggered inside a trace.
     pub trace_id: Option<&'a str>,
+    /// Whether it was started by hand (`livecheck trigger`) rather than sampled from traffic.
+    pub by_hand: bool,
     /// What became of each declared signal, in declaration order; empty for an execution that did not run
     /// (skipped).
     pub signals: &'a [SignalOutcome],
@@ -198,6 +200,7 @@ mod tests {
             finished_at: now,
             report: &report,
             trace_id: None,
+            by_hand: false,
             signals: &[],
         };
         observers.execution_finished(&finished);

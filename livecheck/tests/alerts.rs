@@ -201,7 +201,14 @@ async fn a_suite_failure_is_posted_signed_and_retried_until_delivered() {
     assert!(posts.iter().all(|p| p.body == posts[0].body), "each attempt carries the same alert");
     let json: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
     let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["event", "case", "state", "kind", "reason", "at"]);
+    assert_eq!(
+        keys,
+        ["event", "case", "state", "kind", "reason", "at", "instance", "dashboard", "example_test", "example_error"]
+    );
+    assert!(json["instance"].as_str().is_some_and(|name| !name.is_empty()), "the host's name by default");
+    assert_eq!(json["dashboard"], serde_json::Value::Null, "no web server, no dashboard set");
+    assert!(json["example_test"].is_string(), "{json}");
+    assert!(json["example_error"].as_str().is_some_and(|e| e.contains("told to fail")), "{json}");
     assert_eq!(json["event"], "suite_failed");
     assert_eq!(json["case"], "test_order");
     assert_eq!(json["state"], "FAIL");
@@ -468,4 +475,70 @@ async fn an_invalid_webhook_url_fails_start_and_without_webhooks_nothing_is_reco
     assert_eq!(suite_reports(&transport).len(), 1);
     assert!(app.alert_deliveries().is_empty());
     running.shutdown().await.unwrap();
+}
+
+/// A case failing its suite after two failing tests, then recovering: the alerts each format receives.
+async fn fail_then_recover(url: &str) -> (Receiver, Vec<serde_json::Value>) {
+    let receiver = Receiver::start(&[]);
+    let url = url.replace("{receiver}", receiver.url.trim_start_matches("http://"));
+    let transport = MemoryTransport::new();
+    let app = builder(&transport)
+        .alert_webhook(url)
+        .alert_instance("checker-1")
+        .alert_dashboard_url("http://livecheck.example/")
+        .build();
+    let settings = CaseSettings::new("test_order").max_consecutive_failures(2).state_transition_delay(Duration::ZERO);
+    let case = verdicts(&app, settings);
+    let running = app.start().await.unwrap();
+    run_test(&app, &case, false).await;
+    run_test(&app, &case, false).await;
+    receiver.wait_for_posts(1).await;
+    run_test(&app, &case, true).await;
+    receiver.wait_for_posts(2).await;
+    running.shutdown().await.unwrap();
+    let bodies = receiver.posts().iter().map(|p| serde_json::from_slice(&p.body).unwrap()).collect();
+    (receiver, bodies)
+}
+
+#[tokio::test(start_paused = true)]
+async fn slack_gets_a_message_with_text_and_blocks() {
+    let (_receiver, bodies) = fail_then_recover("slack+http://{receiver}").await;
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    let failed = &bodies[0];
+    let text = failed["text"].as_str().unwrap();
+    assert!(text.contains("test_order") && text.contains("failing"), "{text}");
+    assert_eq!(failed["blocks"][0]["type"], "section");
+    assert_eq!(failed["blocks"][0]["text"]["type"], "mrkdwn");
+    let context = failed["blocks"][1]["elements"][0]["text"].as_str().unwrap();
+    assert!(context.contains("checker-1") && context.contains("<http://livecheck.example/|Dashboard>"), "{context}");
+    assert!(context.contains("told to fail"), "the example failing test and its error: {context}");
+    assert!(bodies[1]["text"].as_str().unwrap().contains("recovered"), "{}", bodies[1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pagerduty_gets_a_trigger_then_a_resolve_with_the_same_dedup_key() {
+    let (_receiver, bodies) = fail_then_recover("pagerduty+http://{receiver}?routing_key=R0UT1NG").await;
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    let (trigger, resolve) = (&bodies[0], &bodies[1]);
+    assert_eq!(trigger["routing_key"], "R0UT1NG");
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["dedup_key"], "livecheck/test_order/consecutive_failures");
+    let payload = &trigger["payload"];
+    assert!(payload["summary"].as_str().unwrap().contains("test_order"));
+    assert_eq!(payload["source"], "checker-1");
+    assert_eq!(payload["severity"], "error");
+    assert!(chrono::DateTime::parse_from_rfc3339(payload["timestamp"].as_str().unwrap()).is_ok());
+    assert_eq!(payload["component"], "test_order");
+    assert_eq!(payload["custom_details"]["example_error"], "told to fail");
+    assert_eq!(trigger["links"][0]["href"], "http://livecheck.example/");
+    let keys: Vec<&str> = resolve.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["routing_key", "event_action", "dedup_key"]);
+    assert_eq!((&resolve["event_action"], &resolve["dedup_key"]), (&"resolve".into(), &trigger["dedup_key"]));
+}
+
+#[tokio::test]
+async fn a_pagerduty_url_without_its_routing_key_fails_the_start() {
+    let app = LiveCheck::builder().alert_webhook("https://events.pagerduty.com/v2/enqueue").build();
+    let error = app.start().await.err().expect("refused").to_string();
+    assert!(error.contains("routing key"), "{error}");
 }

@@ -362,7 +362,9 @@ async fn a_port_in_use_fails_the_start_with_an_error_naming_the_server_and_the_a
     app.register(CaseSettings::new("audit"), |_| Audit).unwrap();
 
     let error = app.start().await.err().expect("the start fails");
-    assert_eq!(error.to_string(), format!("LiveCheck web server: {address} is in use"));
+    assert_eq!(error.to_string(), format!("LiveCheck web server: cannot listen on {address}"));
+    let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert_eq!(source.map(std::io::Error::kind), Some(std::io::ErrorKind::AddrInUse), "the cause is kept: {error:?}");
     assert!(matches!(error, livecheck::Error::WebServer { .. }), "{error:?}");
 
     // Once the port is free, the same app starts and serves there.

@@ -27,7 +27,9 @@ async fn a_start_that_cannot_listen_logs_no_start() {
     app.register(CaseSettings::new("audit"), |_| Audit).unwrap();
 
     let error = app.start().with_subscriber(logs.subscriber()).await.err().expect("the start fails");
-    assert_eq!(error.to_string(), format!("LiveCheck web server: {address} is in use"));
+    assert_eq!(error.to_string(), format!("LiveCheck web server: cannot listen on {address}"));
+    let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert_eq!(source.map(std::io::Error::kind), Some(std::io::ErrorKind::AddrInUse), "the cause is kept: {error:?}");
     assert!(!logs.text().contains("started"), "nothing says it started:\n{}", logs.text());
 
     // Once the port is free, the same app starts and says so: the capture does see these lines.

@@ -14,6 +14,7 @@
 mod cache;
 mod chaos;
 mod limits;
+mod logs;
 mod order;
 mod test_order;
 mod worker;
@@ -30,17 +31,10 @@ struct Cli {
     #[arg(short = 'l', long, default_value = "info", global = true, value_parser = log_filter)]
     loglevel: String,
     /// Log lines as text, or as JSON objects (one per line, with fields such as case, test, state and runtime).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
+    #[arg(long, value_enum, default_value_t = logs::LogFormat::Text, global = true)]
+    log_format: logs::LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Where the processes meet: the broker, and the orders cache.
@@ -68,7 +62,7 @@ enum Command {
         #[arg(long)]
         flip_side: bool,
         #[command(flatten)]
-        tuning: test_order::Tuning,
+        tuning: test_order::WorkerTuning,
         #[command(flatten)]
         backend: Backend,
     },
@@ -84,8 +78,16 @@ enum Command {
         /// alerts under way (a full disk, a broker away) before it gives them up, logs what was lost and exits.
         #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = shutdown_timeout)]
         shutdown_timeout: f64,
+        /// Webhooks told of suite failures and recoveries, comma-separated: https://… (LiveCheck's JSON),
+        /// https://hooks.slack.com/… or slack+https://…, https://events.pagerduty.com/v2/enqueue?routing_key=KEY,
+        /// alertmanager+http://HOST:9093.
+        #[arg(long = "alert-webhook", value_name = "URL", env = "LIVECHECK_ALERT_WEBHOOKS", value_delimiter = ',')]
+        alert_webhooks: Vec<String>,
+        /// Secret the alerts are signed with (LiveCheck-Webhook-Signature).
+        #[arg(long, value_name = "SECRET", env = "LIVECHECK_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+        alert_webhook_secret: Option<String>,
         #[command(flatten)]
-        tuning: test_order::Tuning,
+        tuning: test_order::InstanceTuning,
         #[command(flatten)]
         limits: limits::MemoryLimits,
         #[command(flatten)]
@@ -122,8 +124,13 @@ enum Command {
     Chaos {
         #[command(flatten)]
         args: chaos::ChaosArgs,
-        #[command(flatten)]
-        backend: Backend,
+        /// Broker URL (sqlite://PATH, kafka://HOST:PORT); default: a fresh SQLite log in the run's temporary
+        /// directory (LIVECHECK_BROKER is not read: a fault run never writes to the tutorial's log by mistake).
+        #[arg(long)]
+        broker: Option<String>,
+        /// The orders cache: redis://HOST:PORT, or (default) a table on the broker.
+        #[arg(long)]
+        cache: Option<String>,
     },
     /// Fault injection, one scenario after the other: a full disk, a deleted log, SIGTERM, forged test headers,
     /// poison rows, 1 MB fields. Prints per scenario the messages and reports lost, the orders answered 200 but
@@ -164,16 +171,18 @@ fn log_backend(process: &str, backend: &Backend) {
     tracing::info!("{process}: broker {broker}{}; cache {cache}", file.unwrap_or_default());
 }
 
-/// Waits `seconds` (forever if `None`), or until the process is interrupted.
-async fn until_stopped(seconds: Option<u64>) {
-    match seconds {
-        Some(seconds) => {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
-                () = until_interrupted() => {}
-            }
+/// Waits `seconds` (forever if `None`), until the process is interrupted, or until nobody reads its logs.
+async fn until_stopped(seconds: Option<u64>, reader_gone: logs::ReaderGone) {
+    let timer = async {
+        match seconds {
+            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+            None => std::future::pending().await,
         }
-        None => until_interrupted().await,
+    };
+    tokio::select! {
+        () = timer => {}
+        () = until_interrupted() => {}
+        () = reader_gone.wait() => {}
     }
 }
 
@@ -198,7 +207,7 @@ async fn until_interrupted() {
 async fn start_livecheck(
     app: &LiveCheck,
     base_url: String,
-    tuning: &test_order::Tuning,
+    tuning: &test_order::InstanceTuning,
     cache_url: Option<&str>,
 ) -> anyhow::Result<livecheck::Running> {
     let cache = cache::Cache::open(app, cache_url).await?;
@@ -229,12 +238,31 @@ fn log_filter(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-async fn post_order(base_url: &str, side: &str) -> anyhow::Result<String> {
+/// An order placed: the worker's answer (the order, as JSON) and the test it was sampled into, if any.
+struct Placed {
+    body: String,
+    test: Option<String>,
+}
+
+impl Placed {
+    /// What `post-order` prints: the order, then whether it is tested.
+    fn lines(&self) -> String {
+        let tested = match &self.test {
+            Some(id) => format!("sampled into test {id} (case {})", test_order::CASE),
+            None => "not sampled into a test (the worker draws with --probability)".to_owned(),
+        };
+        format!("{}\n{tested}", self.body)
+    }
+}
+
+async fn post_order(base_url: &str, side: &str) -> anyhow::Result<Placed> {
     let response = reqwest::get(format!("{base_url}/order/init/{side}/")).await?;
     let status = response.status();
+    let test =
+        response.headers().get(worker::HEADER_SAMPLED_TEST).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let body = response.text().await?;
     anyhow::ensure!(status.is_success(), "HTTP {status}: {body}");
-    Ok(body)
+    Ok(Placed { body, test })
 }
 
 /// Errors are printed as one line with their causes (no backtrace, whatever `RUST_BACKTRACE` says: a refused
@@ -244,7 +272,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            logs::eprint(&format!("error: cannot start the async runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
@@ -255,21 +283,14 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            logs::eprint(&format!("error: {error:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let logs = tracing_subscriber::fmt().with_env_filter(cli.loglevel.as_str()).with_writer(std::io::stderr);
-    match cli.log_format {
-        // Colours only when a terminal reads them.
-        LogFormat::Text => {
-            logs.with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
-        }
-        LogFormat::Json => logs.json().with_ansi(false).init(),
-    }
+    let reader_gone = logs::init(&cli.loglevel, cli.log_format);
     match cli.command {
         Command::Worker { port, skip_signal, flip_side, tuning, backend } => {
             log_backend("worker", &backend);
@@ -279,34 +300,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cache = cache::Cache::open(&app, cache_url).await?;
             let breakage = worker::Breakage { skip_signal, flip_side };
             let running = worker::start(&app, test_order, port, breakage, cache).await?;
-            until_stopped(None).await;
+            until_stopped(None, reader_gone).await;
             running.stop().await;
         }
-        Command::Livecheck { base_url, port, shutdown_timeout, tuning, limits, backend } => {
+        Command::Livecheck {
+            base_url,
+            port,
+            shutdown_timeout,
+            alert_webhooks,
+            alert_webhook_secret,
+            tuning,
+            limits,
+            backend,
+        } => {
             log_backend("livecheck", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
+            let mut alerts = builder(broker)?;
+            for url in alert_webhooks.iter().map(|url| url.trim()).filter(|url| !url.is_empty()) {
+                alerts = alerts.alert_webhook(url);
+            }
+            if let Some(secret) = alert_webhook_secret {
+                alerts = alerts.alert_webhook_secret(secret);
+            }
             let app = limits
-                .apply(builder(broker)?)
+                .apply(alerts)
                 .web_address(format!("127.0.0.1:{port}"))
                 .shutdown_timeout(Duration::from_secs_f64(shutdown_timeout))
                 .build();
             let running = start_livecheck(&app, base_url, &tuning, cache_url).await?;
-            until_stopped(None).await;
+            until_stopped(None, reader_gone).await;
             running.shutdown().await?;
         }
-        Command::PostOrder { side, base_url } => {
-            println!("{}", post_order(&base_url, &side).await?)
-        }
+        Command::PostOrder { side, base_url } => logs::print(&post_order(&base_url, &side).await?.lines()),
         Command::Demo { port, web_port, seconds, backend } => {
             log_backend("demo", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
             let worker_app = app(broker)?;
-            let tuning = test_order::Tuning::default();
-            let test_order = test_order::sender(&worker_app, &tuning)?;
+            let test_order = test_order::sender(&worker_app, &test_order::WorkerTuning::default())?;
             let cache = cache::Cache::open(&worker_app, cache_url).await?;
             let worker = worker::start(&worker_app, test_order, port, worker::Breakage::default(), cache).await?;
             let livecheck_app = instance_app(broker, web_port)?;
             let base = format!("http://127.0.0.1:{port}");
+            let tuning = test_order::InstanceTuning::default();
             let livecheck = start_livecheck(&livecheck_app, base, &tuning, cache_url).await?;
             let base_url = format!("http://127.0.0.1:{port}");
             let orders = tokio::spawn(async move {
@@ -318,13 +353,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             });
-            until_stopped(seconds).await;
+            until_stopped(seconds, reader_gone).await;
             orders.abort();
             livecheck.shutdown().await?;
             worker.stop().await;
         }
-        Command::Chaos { args, backend } => {
-            if !chaos::run(args, backend.broker.as_deref(), backend.cache.as_deref()).await? {
+        Command::Chaos { args, broker, cache } => {
+            if !chaos::run(args, broker.as_deref(), cache.as_deref()).await? {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -14,18 +14,23 @@ use crate::{
 
 pub(crate) const CASE: &str = "orders.test_order";
 
-/// Settings of the tutorial's case that tests (and impatient users) change.
+/// The worker's setting of the tutorial's case: it draws which orders are tested.
 #[derive(clap::Args, Clone, Debug)]
-pub(crate) struct Tuning {
+pub(crate) struct WorkerTuning {
+    /// Chance that an order is tested, from 0 to 1.
+    #[arg(long, default_value_t = 0.5, value_parser = probability)]
+    probability: f64,
+}
+
+/// The LiveCheck instance's settings of the tutorial's case: it waits for the stages and makes the fake requests.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct InstanceTuning {
     /// Seconds to wait for each stage's signal (more than 0, at most a day).
     #[arg(long, default_value_t = 30.0, value_parser = stage_timeout)]
     stage_timeout: f64,
     /// Retries of a failing fake request before the service is declared down.
     #[arg(long, default_value_t = 10)]
     url_error_retries: u32,
-    /// Chance that an order is tested (the worker draws), from 0 to 1.
-    #[arg(long, default_value_t = 0.5, value_parser = probability)]
-    probability: f64,
 }
 
 /// Seconds from 0 (excluded) to a day: a stage timeout (an infinite or huge one is an error, not a panic).
@@ -43,9 +48,15 @@ fn probability(text: &str) -> Result<f64, String> {
     }
 }
 
-impl Default for Tuning {
+impl Default for WorkerTuning {
     fn default() -> Self {
-        Tuning { stage_timeout: 30.0, url_error_retries: 10, probability: 0.5 }
+        WorkerTuning { probability: 0.5 }
+    }
+}
+
+impl Default for InstanceTuning {
+    fn default() -> Self {
+        InstanceTuning { stage_timeout: 30.0, url_error_retries: 10 }
     }
 }
 
@@ -104,17 +115,14 @@ impl Case for TestOrder {
     }
 }
 
-fn settings(tuning: &Tuning) -> CaseSettings {
-    CaseSettings::new(CASE)
-        .probability(tuning.probability.clamp(0.0, 1.0))
-        .warn_stalled_after(Duration::from_secs(5))
-        .frequency(Duration::from_millis(500))
-        .url_error_retries(tuning.url_error_retries)
+/// The case's settings; the worker's part of them is used by the worker only, the instance's by the instance.
+fn settings() -> CaseSettings {
+    CaseSettings::new(CASE).warn_stalled_after(Duration::from_secs(5)).frequency(Duration::from_millis(500))
 }
 
-/// The worker's side of the case: triggers and signals, with the same settings as the LiveCheck process.
-pub(crate) fn sender(app: &LiveCheck, tuning: &Tuning) -> anyhow::Result<OrderSender> {
-    Ok(app.sender(settings(tuning))?)
+/// The worker's side of the case: triggers and signals, drawn with the worker's probability.
+pub(crate) fn sender(app: &LiveCheck, tuning: &WorkerTuning) -> anyhow::Result<OrderSender> {
+    Ok(app.sender(settings().probability(tuning.probability.clamp(0.0, 1.0)))?)
 }
 
 /// Registers the case on the LiveCheck process's `app`: it checks the orders in `cache` and makes fake requests to
@@ -123,9 +131,9 @@ pub(crate) fn register(
     app: &LiveCheck,
     cache: Cache,
     base_url: String,
-    tuning: &Tuning,
+    tuning: &InstanceTuning,
 ) -> anyhow::Result<CaseHandle<TestOrder>> {
-    let settings = settings(tuning);
+    let settings = settings().url_error_retries(tuning.url_error_retries);
     let http = FakeRequestClient::new(&settings)?;
     let stage_timeout = Duration::from_secs_f64(tuning.stage_timeout.max(0.001));
     Ok(app.register(settings, |signals| TestOrder {

@@ -65,12 +65,16 @@ struct InitQuery {
     fake: Option<String>,
 }
 
-/// `GET /order/init/{side}/`: starts an order (sampled into a test), and creates it through `/order/create/`.
+/// The answer's header naming the test an order was sampled into (absent when it was not).
+pub(crate) const HEADER_SAMPLED_TEST: &str = "LiveCheck-Test-Id";
+
+/// `GET /order/init/{side}/`: starts an order (sampled into a test), and creates it through `/order/create/`. The
+/// answer is the order; when it was sampled into a test, the `LiveCheck-Test-Id` header names the test.
 async fn init_order(
     State(worker): State<Arc<Worker>>,
     Path(side): Path<String>,
     Query(query): Query<InitQuery>,
-) -> Result<Json<Order>, HttpError> {
+) -> Result<(axum::http::HeaderMap, Json<Order>), HttpError> {
     if side != "buy" && side != "sell" {
         return Err((StatusCode::BAD_REQUEST, format!("side must be buy or sell, not `{side}`")));
     }
@@ -83,7 +87,11 @@ async fn init_order(
         fake: query.fake.is_some_and(|f| f == "1" || f == "true"),
     };
     let test = worker.test_order.maybe_trigger_with_id(&order.id, &OrderArgs { side }).await.map_err(internal)?;
-    livecheck::scope(test, async {
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(id) = test.as_ref().and_then(|test| axum::http::HeaderValue::from_str(test.id()).ok()) {
+        headers.insert(HEADER_SAMPLED_TEST, id);
+    }
+    let order = livecheck::scope(test, async {
         let response = worker
             .http
             .post(format!("{}/order/create/", worker.base_url))
@@ -97,7 +105,8 @@ async fn init_order(
         }
         response.json::<Order>().await.map(Json).map_err(internal)
     })
-    .await
+    .await?;
+    Ok((headers, order))
 }
 
 /// `POST /order/create/`: stores the order on the `orders` stream.

@@ -16,7 +16,7 @@ fn an_unknown_log_level_a_probability_outside_0_to_1_and_an_unknown_signal_are_r
     rejected(&["-l", "loud", "worker"], "`loud` is not a log level");
     rejected(&["-l", "warn,livecheck=lots", "livecheck"], "`livecheck=lots` is not a log level");
     rejected(&["worker", "--probability", "1.5"], "not a probability from 0 to 1");
-    rejected(&["livecheck", "--probability=-0.1"], "not a probability from 0 to 1");
+    rejected(&["worker", "--probability=-0.1"], "not a probability from 0 to 1");
     rejected(&["worker", "--skip-signal", "order_sent_to_mars"], "possible values: order_sent_to_db");
     rejected(&["livecheck", "--stage-timeout", "inf"], "not a number of seconds above 0");
     rejected(&["livecheck", "--stage-timeout", "0"], "not a number of seconds above 0");
@@ -101,4 +101,16 @@ fn a_port_in_use_names_the_server_and_the_port() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains(&format!("the worker's web server: 127.0.0.1:{port} is in use")), "{stderr}");
+    let dir = std::env::temp_dir().join(format!("orders-port-lc-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broker = format!("sqlite://{}/lc.sqlite3", dir.display());
+    let (code, stderr) = failed(&["livecheck", "--port", &port, "--broker", &broker], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(1), "{stderr}");
+    let error = stderr.lines().find(|line| line.starts_with("error:")).unwrap_or_default();
+    assert_eq!(
+        error,
+        format!("error: LiveCheck web server: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)")
+    );
+    assert_eq!(error.matches("in use").count(), 1, "said once: {error}");
 }

@@ -50,10 +50,14 @@ impl fmt::Display for AlertEvent {
 ///
 /// ```json
 /// {"event": "suite_failed", "case": "test_order", "state": "FAIL", "kind": "failure_rate",
-///  "reason": "8 of the last 10 executions failed", "at": "2026-11-25T01:51:06.369766Z"}
+///  "reason": "8 of the last 10 executions failed", "at": "2026-11-25T01:51:06.369766Z",
+///  "instance": "checker-1", "dashboard": "http://127.0.0.1:9999/",
+///  "example_test": "5b0f…", "example_error": "signal `order_executed` did not arrive within 30s"}
 /// ```
 ///
-/// For `recovered`, `state` is PASS and `kind` the cause of the suite failure the case recovered from.
+/// For `recovered`, `state` is PASS and `kind` the cause of the suite failure the case recovered from. `instance`
+/// (the host the instance runs on, or the name set with `alert_instance`), `dashboard` (its web server, or the URL
+/// set with `alert_dashboard_url`) and the case's latest failing test with its error are null when unknown.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Alert {
@@ -70,6 +74,18 @@ pub struct Alert {
     /// When it was decided.
     #[serde(with = "timestamp")]
     pub at: DateTime<Utc>,
+    /// The instance that decided it.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The dashboard showing the case.
+    #[serde(default)]
+    pub dashboard: Option<String>,
+    /// The id of the case's latest test that did not pass (FAIL, ERROR or TIMEOUT), if this instance saw one.
+    #[serde(default)]
+    pub example_test: Option<String>,
+    /// That test's error.
+    #[serde(default)]
+    pub example_error: Option<String>,
 }
 
 impl Alert {
@@ -91,6 +107,10 @@ impl Alert {
             kind: failure.kind,
             reason: failure.reason.clone(),
             at: failure.at,
+            instance: None,
+            dashboard: None,
+            example_test: None,
+            example_error: None,
         }
     }
 
@@ -103,6 +123,10 @@ impl Alert {
             kind,
             reason: format!("a passing test recovered the case from its suite failure ({kind})"),
             at,
+            instance: None,
+            dashboard: None,
+            example_test: None,
+            example_error: None,
         }
     }
 }
@@ -125,7 +149,7 @@ mod tests {
         let json = serde_json::to_string(&alert).unwrap();
         assert_eq!(
             json,
-            r#"{"event":"suite_failed","case":"test_order","state":"FAIL","kind":"failure_rate","reason":"8 of the last 10 executions failed","at":"2026-11-25T01:51:06.369766Z"}"#
+            r#"{"event":"suite_failed","case":"test_order","state":"FAIL","kind":"failure_rate","reason":"8 of the last 10 executions failed","at":"2026-11-25T01:51:06.369766Z","instance":null,"dashboard":null,"example_test":null,"example_error":null}"#
         );
         assert_eq!(serde_json::from_str::<Alert>(&json).unwrap(), alert);
         let stall = SuiteFailure { kind: SuiteFailureKind::Stall, state: State::Stall, ..failure };

@@ -10,7 +10,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Alert, AlertAttempt, AlertEvent, DeliveryLog};
+use super::{Alert, AlertAttempt, AlertEvent, DeliveryLog, Format};
 use crate::{backoff::Backoff, error::with_causes, Error, Result};
 
 /// Environment variable with the webhook URLs (separated by commas or whitespace), read by
@@ -19,6 +19,14 @@ pub const ALERT_WEBHOOKS_ENV: &str = "LIVECHECK_ALERT_WEBHOOKS";
 
 /// Environment variable with the secret alerts are signed with, read when none is set on the builder.
 pub const ALERT_WEBHOOK_SECRET_ENV: &str = "LIVECHECK_ALERT_WEBHOOK_SECRET";
+
+/// Environment variable with the instance's name in alerts, read when none is set on the builder (default: the
+/// host's name).
+pub const ALERT_INSTANCE_ENV: &str = "LIVECHECK_ALERT_INSTANCE";
+
+/// Environment variable with the dashboard URL alerts link to, read when none is set on the builder (default: the
+/// instance's web server).
+pub const DASHBOARD_URL_ENV: &str = "LIVECHECK_DASHBOARD_URL";
 
 /// Header carrying an alert's signature when a secret is configured: `sha256=` and the lowercase hex of
 /// HMAC-SHA256(secret, body).
@@ -82,6 +90,15 @@ impl Webhooks {
     ) -> Result<oneshot::Receiver<()>> {
         let targets: Vec<Target> =
             self.urls.iter().enumerate().map(|(i, url)| Target::parse(i + 1, url)).collect::<Result<_>>()?;
+        // Which webhooks alerts go to, once at start, without their secrets.
+        let listed: Vec<String> = targets.iter().map(|t| format!("{} {}", t.format.name(), t.shown)).collect();
+        tracing::info!(
+            webhooks = %listed.join(", "),
+            signed = self.secret.is_some(),
+            "alerts will be POSTed to {} webhook(s): {}",
+            targets.len(),
+            listed.join(", ")
+        );
         let signer =
             self.secret.as_deref().map(|secret| HmacSha256::new_from_slice(secret).expect("HMAC takes any key"));
         let (stopped, on_stop) = oneshot::channel();
@@ -105,25 +122,23 @@ impl Webhooks {
     }
 }
 
-/// A webhook: its URL, and the URL as shown in logs and deliveries (no user info, no query string).
+/// A webhook: its URL, the body it takes, and the URL as shown in logs and deliveries (no user info, no query
+/// string; for Slack, whose URL path is the secret, only the host).
 #[derive(Clone)]
 struct Target {
     url: reqwest::Url,
+    format: Format,
     shown: String,
 }
 
 impl Target {
     fn parse(position: usize, text: &str) -> Result<Self> {
-        let url = reqwest::Url::parse(text.trim())
-            .map_err(|error| Error::setup(format!("alert webhook #{position}: not a URL"), error))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            let scheme = url.scheme();
-            return Err(Error::Config(format!(
-                "alert webhook #{position}: `{scheme}` is not an http:// or https:// URL"
-            )));
-        }
-        let shown = crate::shown::url_without_secrets(url.as_str());
-        Ok(Target { url, shown })
+        let (format, url) = Format::of(position, text)?;
+        let shown = match format {
+            Format::Slack => format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or_default()),
+            _ => crate::shown::url_without_secrets(url.as_str()),
+        };
+        Ok(Target { url, format, shown })
     }
 }
 
@@ -182,21 +197,21 @@ struct Sender {
 
 impl Sender {
     fn spawn(&self, deliveries: &mut JoinSet<()>, alert: Alert) {
-        let body = match serde_json::to_vec(&alert) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::error!(%error, case = %alert.case, "an alert could not be encoded");
-                return;
-            }
-        };
-        let signature = self.signer.as_ref().map(|signer| signature(signer, &body));
         for target in &self.targets {
+            let body = match target.format.body(&alert) {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::error!(%error, case = %alert.case, "an alert could not be encoded");
+                    continue;
+                }
+            };
+            let signature = self.signer.as_ref().map(|signer| signature(signer, &body));
             let delivery = Delivery {
                 id: self.log.begin(&alert, &target.shown),
                 client: self.client.clone(),
                 target: target.clone(),
-                body: body.clone(),
-                signature: signature.clone(),
+                body,
+                signature,
                 event: alert.event,
                 case: alert.case.clone(),
                 log: self.log.clone(),

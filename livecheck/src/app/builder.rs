@@ -24,6 +24,7 @@ pub struct LiveCheckBuilder {
     max_in_flight_bytes: usize,
     bus_concurrency: usize,
     send_reports: bool,
+    count_tests_by_hand: bool,
     clock: Clock,
     draw: Option<Box<dyn Fn() -> f64 + Send + Sync>>,
     early_signal_limit: usize,
@@ -46,6 +47,10 @@ pub struct LiveCheckBuilder {
     alert_webhooks: Vec<String>,
     #[cfg(feature = "http")]
     alert_webhook_secret: Option<Vec<u8>>,
+    #[cfg(feature = "http")]
+    alert_instance: Option<String>,
+    #[cfg(feature = "http")]
+    alert_dashboard_url: Option<String>,
     observers: Vec<Arc<dyn Observer>>,
 }
 
@@ -60,6 +65,7 @@ impl Default for LiveCheckBuilder {
             max_in_flight_bytes: 32 << 20,
             bus_concurrency: 30,
             send_reports: true,
+            count_tests_by_hand: false,
             clock: Clock::System,
             draw: None,
             early_signal_limit: 100_000,
@@ -81,6 +87,10 @@ impl Default for LiveCheckBuilder {
             alert_webhooks: Vec::new(),
             #[cfg(feature = "http")]
             alert_webhook_secret: None,
+            #[cfg(feature = "http")]
+            alert_instance: None,
+            #[cfg(feature = "http")]
+            alert_dashboard_url: None,
             observers: Vec::new(),
         }
     }
@@ -143,6 +153,15 @@ impl LiveCheckBuilder {
     /// Whether reports are published on the report stream (default true). Counters and status change either way.
     pub fn send_reports(mut self, send: bool) -> Self {
         self.send_reports = send;
+        self
+    }
+
+    /// Whether tests started by hand (`livecheck trigger`, [`LiveCheck::trigger_by_name`]) count in their case's
+    /// health — its status, failure policies, stall detection — and so in its alerts (default false: a test run
+    /// by hand to try something cannot fail a suite or page anyone). Their verdicts are logged, reported and kept
+    /// in the history either way.
+    pub fn count_tests_by_hand(mut self, count: bool) -> Self {
+        self.count_tests_by_hand = count;
         self
     }
 
@@ -324,6 +343,26 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// The instance's name in its alerts (feature `http`; the `instance` field, PagerDuty's `source`,
+    /// Alertmanager's `instance` label). Default: [`LIVECHECK_ALERT_INSTANCE`](crate::alert::ALERT_INSTANCE_ENV),
+    /// else the host's name.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn alert_instance(mut self, name: impl Into<String>) -> Self {
+        self.alert_instance = Some(name.into());
+        self
+    }
+
+    /// The dashboard alerts link to (feature `http`), e.g. the URL operators reach the instance's web server at
+    /// through a proxy. Default: [`LIVECHECK_DASHBOARD_URL`](crate::alert::DASHBOARD_URL_ENV), else the web
+    /// server's own address when it serves one (`http://127.0.0.1:9999/`), else none.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn alert_dashboard_url(mut self, url: impl Into<String>) -> Self {
+        self.alert_dashboard_url = Some(url.into());
+        self
+    }
+
     /// Adds an observer, told of every execution that reaches its verdict and every change of a case's health on
     /// this app's instance, in the order added (after the alerts; the web server's metrics are added when it is
     /// bound). See [`crate::observe`].
@@ -337,9 +376,14 @@ impl LiveCheckBuilder {
         let env = |name: &str| std::env::var_os(name).map(std::ffi::OsString::into_encoded_bytes);
         let signer = signer(self.signing_secret, self.previous_signing_secret, env);
         #[cfg(feature = "http")]
-        let alerts = Alerts::new(Webhooks::configure(self.alert_webhooks, self.alert_webhook_secret, |name| {
-            std::env::var(name).ok()
-        }));
+        let alerts = {
+            let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+            let sender = crate::alert::AlertSender::new(
+                self.alert_instance.or_else(|| env(crate::alert::ALERT_INSTANCE_ENV)),
+                self.alert_dashboard_url.or_else(|| env(crate::alert::DASHBOARD_URL_ENV)),
+            );
+            Alerts::new(Webhooks::configure(self.alert_webhooks, self.alert_webhook_secret, env), sender)
+        };
         #[cfg(not(feature = "http"))]
         let alerts = Alerts::new();
         let alerts = Arc::new(alerts);
@@ -387,6 +431,7 @@ impl LiveCheckBuilder {
                     max_in_flight_bytes: self.max_in_flight_bytes,
                     bus_concurrency: self.bus_concurrency,
                     send_reports: self.send_reports,
+                    count_tests_by_hand: self.count_tests_by_hand,
                     max_message_bytes: self.max_message_bytes,
                     stats_interval: self.stats_interval,
                     shutdown_timeout: self.shutdown_timeout,

@@ -29,6 +29,11 @@ pub(crate) trait BoundCompanion: Send {
     /// Where it listens, if it does.
     fn address(&self) -> Option<SocketAddr>;
 
+    /// The page an operator opens to see the cases (linked from alerts), if it serves one.
+    fn dashboard_url(&self) -> Option<String> {
+        None
+    }
+
     /// Serves `instance` until `shutdown`.
     fn serve(self: Box<Self>, instance: StartedInstance, shutdown: CancellationToken) -> BoxFuture<'static, ()>;
 }

@@ -102,6 +102,8 @@ pub(crate) struct Config {
     pub(crate) max_in_flight_bytes: usize,
     pub(crate) bus_concurrency: usize,
     pub(crate) send_reports: bool,
+    /// Whether tests started by hand count in their case's health (see `LiveCheckBuilder::count_tests_by_hand`).
+    pub(crate) count_tests_by_hand: bool,
     pub(crate) max_message_bytes: usize,
     pub(crate) stats_interval: Duration,
     /// How long a stopping instance still tries to publish what is under way.

@@ -128,10 +128,15 @@ pub(crate) async fn test_finished(
         finished_at: now_wall,
         report,
         trace_id: finished.trace_id(),
+        by_hand: finished.by_hand(),
         signals: &signals,
     });
     let now = tokio::time::Instant::now();
-    let change = if unknown {
+    // A test started by hand tells nothing about the traffic: out of the health (and the alerts) unless asked.
+    let change = if finished.by_hand() && !shared.config.count_tests_by_hand {
+        tracing::debug!(case = case_name, test, "{case_name}[{test}] was started by hand: not counted in the health");
+        HealthChange::Nothing
+    } else if unknown {
         core.health().unknown_verdict(report.state);
         HealthChange::Nothing
     } else {

@@ -18,6 +18,11 @@ impl LiveCheck {
     /// (or struct) becomes the named arguments, an array the positional ones, `null` none. A LiveCheck instance
     /// running a case of that name executes it; an instance that has no such case drops it (and counts it).
     ///
+    /// The execution is marked as started by hand ([`TestExecution::by_hand`](crate::wire::TestExecution)): its
+    /// verdict is reported and kept in the history, but stays out of the case's health and alerts unless the
+    /// instance was built with
+    /// [`count_tests_by_hand(true)`](crate::LiveCheckBuilder::count_tests_by_hand).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livecheck::Result<()> {
     /// let livecheck = livecheck::LiveCheck::builder().build();
@@ -37,7 +42,7 @@ impl LiveCheck {
             return Err(Error::Config("a test needs a case name".into()));
         }
         let publisher = &self.shared.publisher;
-        let (context, message) = publisher.execution_message(case_name, id, args, expires_after)?;
+        let (context, message) = publisher.execution_message(case_name, id, args, expires_after, true)?;
         publisher.stream_creation.ensure().await?;
         self.shared.transport.publish(&self.shared.streams.pending, message).await?;
         Ok(context)

@@ -21,7 +21,8 @@ impl CaseCore {
     /// hold the caller up: the execution stays queued and the context is returned (`tests_unconfirmed`).
     pub(crate) async fn trigger(&self, id: Option<&str>, args: &impl Serialize) -> Result<TestContext> {
         let publisher = &self.publisher;
-        let (context, message) = publisher.execution_message(&self.name, id, args, self.settings.test_expires)?;
+        let (context, message) =
+            publisher.execution_message(&self.name, id, args, self.settings.test_expires, false)?;
         let unconfirmed = &publisher.metrics.tests_unconfirmed;
         publisher.publish_bounded(&publisher.streams.pending, message, unconfirmed, "a test execution").await?;
         Ok(context)

@@ -28,6 +28,8 @@ struct ContextInner {
     signature: OnceLock<Box<str>>,
     /// The trace of the request the test was sampled from, when it was triggered inside one.
     trace_id: OnceLock<Box<str>>,
+    /// Started by hand rather than sampled from traffic; known where the execution is, not carried by headers.
+    by_hand: std::sync::atomic::AtomicBool,
 }
 
 impl PartialEq for TestContext {
@@ -55,6 +57,7 @@ impl TestContext {
             baggage_members: OnceLock::new(),
             signature: OnceLock::new(),
             trace_id: OnceLock::new(),
+            by_hand: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -62,7 +65,21 @@ impl TestContext {
     pub fn of(execution: &TestExecution) -> Self {
         let context =
             Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires);
-        context.with_trace_id(execution.trace_id.as_deref())
+        context.with_trace_id(execution.trace_id.as_deref()).by_hand(execution.by_hand)
+    }
+
+    /// Whether the test was started by hand (`livecheck trigger`, [`crate::LiveCheck::trigger_by_name`]) rather
+    /// than sampled from traffic. Known where the execution is: not carried by the headers.
+    pub fn is_by_hand(&self) -> bool {
+        self.0.by_hand.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The context marked as started by hand (when `by_hand`).
+    pub(crate) fn by_hand(self, by_hand: bool) -> Self {
+        if by_hand {
+            self.0.by_hand.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self
     }
 
     /// The trace id (32 hex digits) of the request the test was sampled from, when it was triggered inside a

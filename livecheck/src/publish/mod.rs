@@ -175,13 +175,14 @@ impl Publisher {
 
     /// An execution of `case_name` issued now: its context (signed when the app signs) and the message that publishes
     /// it on the pending-tests stream (with the execution's own signature when the app signs, see
-    /// [`HEADER_EXECUTION_SIGNATURE`]).
+    /// [`HEADER_EXECUTION_SIGNATURE`]). `by_hand` marks a test started by hand rather than sampled from traffic.
     pub(crate) fn execution_message<A: Serialize + ?Sized>(
         &self,
         case_name: &str,
         id: Option<&str>,
         args: &A,
         expires_after: Duration,
+        by_hand: bool,
     ) -> Result<(TestContext, Message)> {
         let now = self.clock.now();
         let expires = chrono::Duration::from_std(expires_after)
@@ -191,6 +192,7 @@ impl Publisher {
         let id = id.map_or_else(crate::sync::random_uuid, str::to_owned);
         let mut execution = TestExecution::new(id, case_name, now, expires, args)?;
         execution.trace_id = crate::context::current_trace_id();
+        execution.by_hand = by_hand;
         let context = TestContext::of(&execution).signed_by(self.signer.as_ref());
         let mut headers = Headers::new();
         self.append_context(&context, &mut headers);

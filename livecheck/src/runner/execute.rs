@@ -162,6 +162,14 @@ impl Finished {
         }
     }
 
+    /// Whether the test was started by hand rather than sampled from traffic.
+    pub(crate) fn by_hand(&self) -> bool {
+        match (&self.run, &self.report.test) {
+            (Some(run), _) => run.context().is_by_hand(),
+            (None, test) => test.as_ref().is_some_and(|t| t.by_hand),
+        }
+    }
+
     /// When the test was issued.
     pub(crate) fn issued(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         match (&self.run, &self.report.test) {

@@ -97,6 +97,7 @@ impl TestRun {
             expires: c.expires(),
             args: &self.args,
             trace_id: c.trace_id(),
+            by_hand: c.is_by_hand(),
         }
     }
 

@@ -41,6 +41,10 @@ impl BoundCompanion for WebServer {
         Some(WebServer::address(self))
     }
 
+    fn dashboard_url(&self) -> Option<String> {
+        Some(format!("http://{}/", WebServer::address(self)))
+    }
+
     fn serve(self: Box<Self>, started: StartedInstance, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         let StartedInstance { app, started_at, leadership } = started;
         let (probe, connections, observed) = (Default::default(), Default::default(), self.observed());

@@ -28,6 +28,11 @@ pub struct TestExecution {
     /// ours: the Python implementation keeps it as an extra field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Started by hand (`livecheck trigger`, [`crate::LiveCheck::trigger_by_name`]) rather than sampled from
+    /// traffic: kept out of the case's health and alerts unless the instance counts them (a field of ours, written
+    /// only when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_hand: bool,
     #[serde(rename = "__faust", skip_deserializing, serialize_with = "ns")]
     faust: (),
 }
@@ -61,6 +66,7 @@ impl TestExecution {
             test_kwargs,
             expires,
             trace_id: None,
+            by_hand: false,
             faust: (),
         })
     }
@@ -82,7 +88,17 @@ impl TestExecution {
         test_args: Vec<Value>,
         test_kwargs: Map<String, Value>,
     ) -> Self {
-        TestExecution { id, case_name, timestamp, test_args, test_kwargs, expires, trace_id: None, faust: () }
+        TestExecution {
+            id,
+            case_name,
+            timestamp,
+            test_args,
+            test_kwargs,
+            expires,
+            trace_id: None,
+            by_hand: false,
+            faust: (),
+        }
     }
 
     /// Whether the execution is expired at `now`. Computed each time, never cached.

@@ -39,6 +39,7 @@ fn run(core: &Arc<CaseCore>, id: &str, issued: DateTime<Utc>) -> Arc<TestRun> {
         test_args: None,
         test_kwargs: None,
         trace_id: None,
+        by_hand: false,
     };
     Arc::new(TestRun::new(execution, core.clone()))
 }
