@@ -12,6 +12,7 @@ fn alertname(kind: SuiteFailureKind) -> &'static str {
         SuiteFailureKind::Stall => "LiveCheckCaseStalled",
         SuiteFailureKind::ServiceDown => "LiveCheckServiceDown",
         SuiteFailureKind::ClockSkew => "LiveCheckClockSkew",
+        SuiteFailureKind::DegradedRate => "LiveCheckCaseDegraded",
         SuiteFailureKind::ConsecutiveFailures | SuiteFailureKind::FailureRate | SuiteFailureKind::PassRate => {
             "LiveCheckCaseFailing"
         }

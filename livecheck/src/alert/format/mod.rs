@@ -117,12 +117,14 @@ impl Format {
 }
 
 /// How urgent a suite failure of `kind` is (PagerDuty's severities; Alertmanager's `severity` label): a service
-/// down is `critical`, a failure policy met `error`, a stall or skewed clocks `warning`.
+/// down is `critical`, a failure policy met `error`, a stall or skewed clocks `warning`, too many degraded
+/// executions `info`.
 pub(crate) fn severity(kind: SuiteFailureKind) -> &'static str {
     match kind {
         SuiteFailureKind::ServiceDown => "critical",
         SuiteFailureKind::ConsecutiveFailures | SuiteFailureKind::FailureRate | SuiteFailureKind::PassRate => "error",
         SuiteFailureKind::Stall | SuiteFailureKind::ClockSkew => "warning",
+        SuiteFailureKind::DegradedRate => "info",
     }
 }
 
@@ -134,6 +136,7 @@ pub(crate) fn summary(alert: &Alert) -> String {
         AlertEvent::Recovered => format!("LiveCheck {case} recovered: {reason}"),
         AlertEvent::Stalled => format!("LiveCheck {case} stalled: {reason}"),
         AlertEvent::ServiceDown => format!("LiveCheck {case}: {reason}"),
+        AlertEvent::Degraded => format!("LiveCheck {case} degraded: {reason}"),
         AlertEvent::SuiteFailed => format!("LiveCheck {case} failing ({}): {reason}", alert.kind),
     }
 }
