@@ -198,7 +198,7 @@ async fn a_failing_case_is_listed_first_with_its_cause_and_the_exit_code_is_1() 
 
     // The failing case first, although its name sorts after the other's.
     let failing = cells(lines[2]);
-    assert_eq!(failing[..4], [ORDERS, "FAIL", "50% (1/2)", "1/1/0/0/0"], "{}", lines[2]);
+    assert_eq!(failing[..4], [ORDERS, "FAIL", "50% (1/2)", "1/0/1/0/0/0"], "{}", lines[2]);
     assert!(failing[4].ends_with('s') && failing[4] != "-", "a median runtime: {}", lines[2]);
     assert!(failing[5].starts_with("1 (oldest ") && failing[5].ends_with("s)"), "{}", lines[2]);
     let down = &status["cases"][0]["service_down"];
@@ -209,7 +209,7 @@ async fn a_failing_case_is_listed_first_with_its_cause_and_the_exit_code_is_1() 
     assert!(failing[6].contains("last suite failure"), "{}", failing[6]);
 
     let passing = cells(lines[3]);
-    assert_eq!(passing[..4], [REFUNDS, "PASS", "100% (2/2)", "2/0/0/0/0"], "{}", lines[3]);
+    assert_eq!(passing[..4], [REFUNDS, "PASS", "100% (2/2)", "2/0/0/0/0/0"], "{}", lines[3]);
     assert_eq!(lines.len(), 4);
     assert!(!stdout.contains('\x1b'), "no colours when stdout is not a terminal");
 
@@ -238,8 +238,8 @@ async fn all_passing_is_exit_0_and_json_prints_the_answer_as_is() {
     assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("2 cases, 0 failing; instance not leader, started "), "{stdout}");
-    assert_eq!(cells(lines[2])[..4], [REFUNDS, "PASS", "100% (1/1)", "1/0/0/0/0"], "{stdout}");
-    assert_eq!(cells(lines[3])[..4], ["ping", "INIT", "-", "0/0/0/0/0"], "{stdout}");
+    assert_eq!(cells(lines[2])[..4], [REFUNDS, "PASS", "100% (1/1)", "1/0/0/0/0/0"], "{stdout}");
+    assert_eq!(cells(lines[3])[..4], ["ping", "INIT", "-", "0/0/0/0/0/0"], "{stdout}");
 
     // Nothing changes on an idle instance: --json prints exactly what the API answers.
     let json = livecheck(&["status", "--json", "--url", &instance.url]).await;

@@ -348,7 +348,11 @@ async fn a_stall_is_posted_as_stalled_and_a_failure_soon_after_it_is_reported_to
         (stalled.event, stalled.kind, stalled.state),
         (AlertEvent::Stalled, SuiteFailureKind::Stall, State::Stall)
     );
-    assert_eq!(stalled.reason, "no test received for 5.0 s");
+    assert_eq!(
+        stalled.reason,
+        "no test received for 5.0 s: no service reported any traffic meanwhile (no requests reach them, or none calls \
+         maybe_trigger)"
+    );
     let stall = case.health().stall.expect("stalled");
     assert!(stall.quiet_seconds >= 6.0, "{stall:?}");
 
