@@ -84,6 +84,8 @@ pub struct ExecutionFinished<'a> {
     /// What became of each declared signal, in declaration order; empty for an execution that did not run
     /// (skipped).
     pub signals: &'a [SignalOutcome],
+    /// The version of the service that sampled the test, when it said: the execution's version.
+    pub service_version: Option<&'a str>,
 }
 
 /// What became of one declared signal in a finished execution.
@@ -97,6 +99,8 @@ pub struct SignalOutcome {
     pub status: SignalStatus,
     /// Seconds from the test's issue to its arrival, when it arrived.
     pub after_issue_seconds: Option<f64>,
+    /// The version of the service that handled this stage (sent the signal), when it said.
+    pub service_version: Option<Arc<str>>,
 }
 
 /// A change of a case's health.
@@ -199,6 +203,7 @@ mod tests {
             report: &report,
             trace_id: None,
             signals: &[],
+            service_version: None,
         };
         observers.execution_finished(&finished);
         observers.health_changed(&HealthEvent::Recovered { case: "c", from: SuiteFailureKind::Stall, at: now });

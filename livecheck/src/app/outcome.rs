@@ -115,6 +115,7 @@ pub(crate) async fn test_finished(
         report,
         trace_id: finished.trace_id(),
         signals: &signals,
+        service_version: finished.service_version(),
     });
     let now = tokio::time::Instant::now();
     let change = core.health().test_finished(report.state, issued, report.runtime, &signals, now, now_wall);

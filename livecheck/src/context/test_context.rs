@@ -28,6 +28,8 @@ struct ContextInner {
     signature: OnceLock<Box<str>>,
     /// The trace of the request the test was sampled from, when it was triggered inside one.
     trace_id: OnceLock<Box<str>>,
+    /// The version of the service that sampled the test, when it said.
+    service_version: OnceLock<Box<str>>,
 }
 
 impl PartialEq for TestContext {
@@ -55,6 +57,7 @@ impl TestContext {
             baggage_members: OnceLock::new(),
             signature: OnceLock::new(),
             trace_id: OnceLock::new(),
+            service_version: OnceLock::new(),
         }))
     }
 
@@ -62,7 +65,23 @@ impl TestContext {
     pub fn of(execution: &TestExecution) -> Self {
         let context =
             Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires);
-        context.with_trace_id(execution.trace_id.as_deref())
+        let context = context.with_trace_id(execution.trace_id.as_deref());
+        context.with_service_version(execution.service_version.as_deref())
+    }
+
+    /// The version of the service that sampled the test, when it said (see
+    /// [`LiveCheckBuilder::service_version`](crate::LiveCheckBuilder::service_version)). Known where the execution
+    /// is: not carried by the headers.
+    pub fn service_version(&self) -> Option<&str> {
+        self.0.service_version.get().map(|v| &**v)
+    }
+
+    /// The context carrying `version` (when it is a version, and it carries none yet).
+    pub(crate) fn with_service_version(self, version: Option<&str>) -> Self {
+        if let Some(version) = version.and_then(crate::wire::valid_service_version) {
+            let _ = self.0.service_version.set(version);
+        }
+        self
     }
 
     /// The trace id (32 hex digits) of the request the test was sampled from, when it was triggered inside a

@@ -97,6 +97,7 @@ impl TestRun {
             expires: c.expires(),
             args: &self.args,
             trace_id: c.trace_id(),
+            service_version: c.service_version(),
         }
     }
 

@@ -28,6 +28,9 @@ pub struct TestExecution {
     /// ours: the Python implementation keeps it as an extra field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The version of the service that sampled the test (a field of ours, which Faust readers ignore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_version: Option<String>,
     #[serde(rename = "__faust", skip_deserializing, serialize_with = "ns")]
     faust: (),
 }
@@ -61,6 +64,7 @@ impl TestExecution {
             test_kwargs,
             expires,
             trace_id: None,
+            service_version: None,
             faust: (),
         })
     }
@@ -82,7 +86,17 @@ impl TestExecution {
         test_args: Vec<Value>,
         test_kwargs: Map<String, Value>,
     ) -> Self {
-        TestExecution { id, case_name, timestamp, test_args, test_kwargs, expires, trace_id: None, faust: () }
+        TestExecution {
+            id,
+            case_name,
+            timestamp,
+            test_args,
+            test_kwargs,
+            expires,
+            trace_id: None,
+            service_version: None,
+            faust: (),
+        }
     }
 
     /// Whether the execution is expired at `now`. Computed each time, never cached.

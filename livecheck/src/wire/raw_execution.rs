@@ -24,6 +24,9 @@ pub(crate) struct RawExecution {
     /// Kept only when it is a trace id (see [`crate::context::TestContext::trace_id`]).
     #[serde(default)]
     pub(crate) trace_id: Option<String>,
+    /// Kept only when it is a version (see [`super::valid_service_version`]).
+    #[serde(default)]
+    pub(crate) service_version: Option<String>,
 }
 
 /// The arguments of an execution, as JSON text.
@@ -45,7 +48,8 @@ impl RawExecution {
     /// Splits into its context (with its trace id) and arguments.
     pub(crate) fn into_parts(self) -> (TestContext, RawArgs) {
         let context = TestContext::new(self.id, self.case_name, self.timestamp, self.expires);
-        (context.with_trace_id(self.trace_id.as_deref()), RawArgs::new(self.test_args, self.test_kwargs))
+        let context = context.with_trace_id(self.trace_id.as_deref());
+        (context.with_service_version(self.service_version.as_deref()), RawArgs::new(self.test_args, self.test_kwargs))
     }
 
     /// The full execution (for a report).
@@ -90,6 +94,7 @@ impl RawArgs {
         let mut execution =
             TestExecution::from_parts(id, case_name, context.timestamp(), context.expires(), args, kwargs);
         execution.trace_id = context.trace_id().map(str::to_owned);
+        execution.service_version = context.service_version().map(str::to_owned);
         execution
     }
 }
@@ -102,11 +107,13 @@ pub(crate) struct ExecutionRef<'a> {
     pub(crate) expires: DateTime<Utc>,
     pub(crate) args: &'a RawArgs,
     pub(crate) trace_id: Option<&'a str>,
+    pub(crate) service_version: Option<&'a str>,
 }
 
 impl Serialize for ExecutionRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(7 + usize::from(self.trace_id.is_some())))?;
+        let extra = usize::from(self.trace_id.is_some()) + usize::from(self.service_version.is_some());
+        let mut map = serializer.serialize_map(Some(7 + extra))?;
         map.serialize_entry("id", self.id)?;
         map.serialize_entry("case_name", self.case_name)?;
         map.serialize_entry("timestamp", &super::timestamp::to_json_text(&self.timestamp))?;
@@ -115,6 +122,9 @@ impl Serialize for ExecutionRef<'_> {
         map.serialize_entry("expires", &super::timestamp::to_json_text(&self.expires))?;
         if let Some(trace_id) = self.trace_id {
             map.serialize_entry("trace_id", trace_id)?;
+        }
+        if let Some(version) = self.service_version {
+            map.serialize_entry("service_version", version)?;
         }
         map.serialize_entry("__faust", &super::report::Ns("faust.livecheck.models.TestExecution"))?;
         map.end()
@@ -186,6 +196,8 @@ mod tests {
             format!(r#"{{{HEAD},"test_args":null,"test_kwargs":null}}"#),
             format!(r#"{{{HEAD},"test_args":[],"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#),
             format!(r#"{{{HEAD},"test_args":[],"trace_id":"not a trace id"}}"#),
+            format!(r#"{{{HEAD},"test_args":[],"service_version":"2.1.0"}}"#),
+            format!(r#"{{{HEAD},"test_args":[],"service_version":"not a version"}}"#),
         ] {
             let (c, args) = raw(&json).into_parts();
             let written = ExecutionRef {
@@ -195,11 +207,13 @@ mod tests {
                 expires: c.expires(),
                 args: &args,
                 trace_id: c.trace_id(),
+                service_version: c.service_version(),
             };
             let text = serde_json::to_string(&written).unwrap();
             let read: TestExecution = serde_json::from_str(&text).unwrap();
             assert_eq!(read, args.to_execution(&c), "{text}");
             assert_eq!(read.trace_id.is_some(), json.contains("4bf92f"), "{text}");
+            assert_eq!(read.service_version.is_some(), json.contains("2.1.0"), "{text}");
             assert!(text.contains(r#""__faust":{"ns":"faust.livecheck.models.TestExecution"}"#), "{text}");
         }
     }
