@@ -16,6 +16,7 @@ mod tally;
 mod thresholds;
 mod verdict;
 
+#[cfg(feature = "web")]
 pub(crate) use recent_versions::{RecentVersions, DEFAULT_PLACES, OTHER};
 pub use results::{Counts, Latency, StageLatency, VersionResults};
 pub use tally::VersionTally;
