@@ -227,7 +227,10 @@ impl VersionTally {
         let failed = matches!(state, State::Fail | State::Error | State::Timeout);
         if passed || failed {
             let reason = failed.then(|| {
-                let mut message = execution.report.error.clone().unwrap_or_else(|| state.as_str().to_owned());
+                // The contract is the message's first line: an assertion's own message, without the values
+                // (`left: "buy"`) that differ from one execution to the next.
+                let error = execution.report.error.as_deref().unwrap_or(state.as_str());
+                let mut message = error.lines().next().unwrap_or(error).trim_end().to_owned();
                 if let Some((cut, _)) = message.char_indices().nth(MESSAGE_CHARS) {
                     message.truncate(cut);
                 }

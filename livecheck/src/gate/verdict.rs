@@ -293,11 +293,15 @@ pub(crate) fn compare(
     }
 
     if !failed.is_empty() {
-        // Stage latencies before the runtime they explain.
-        failed.sort_by_key(|finding| match finding.metric {
-            Metric::PassRate => 0,
-            Metric::StageLatency => 1,
-            Metric::Runtime => 2,
+        // The pass rate first, then stage latencies (the largest rise first) before the runtime they explain.
+        failed.sort_by(|a, b| {
+            let rank = |finding: &Finding| match finding.metric {
+                Metric::PassRate => 0,
+                Metric::StageLatency => 1,
+                Metric::Runtime => 2,
+            };
+            let rise = |finding: &Finding| finding.canary - finding.baseline;
+            rank(a).cmp(&rank(b)).then(rise(b).total_cmp(&rise(a)))
         });
         verdict.outcome = Outcome::Failed;
         verdict.reason = failed.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
