@@ -88,6 +88,57 @@ pub struct ExecutionFinished<'a> {
     pub service_version: Option<&'a str>,
 }
 
+impl<'a> ExecutionFinished<'a> {
+    /// An execution of `case` that reached the verdict of `report` at `at` (issued then too), with no signal
+    /// outcome, trace or version: to test an observer, or to feed one (a [`VersionTally`](crate::gate::VersionTally))
+    /// from elsewhere.
+    pub fn new(
+        case: &'a str,
+        declared_signals: &'a [Arc<str>],
+        test_id: &'a str,
+        report: &'a TestReport,
+        at: DateTime<Utc>,
+    ) -> Self {
+        ExecutionFinished {
+            case,
+            declared_signals,
+            test_id,
+            issued_at: at,
+            finished_at: at,
+            report,
+            trace_id: None,
+            signals: &[],
+            service_version: None,
+        }
+    }
+
+    /// The same, with what became of each declared signal.
+    #[must_use]
+    pub fn with_signals(mut self, signals: &'a [SignalOutcome]) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// The same, sampled by a service of `version`.
+    #[must_use]
+    pub fn with_service_version(mut self, version: Option<&'a str>) -> Self {
+        self.service_version = version;
+        self
+    }
+}
+
+impl SignalOutcome {
+    /// Signal `signal` arrived `after_issue_seconds` after the test's issue, sent by a service of `version`.
+    pub fn received(signal: Arc<str>, after_issue_seconds: f64, version: Option<Arc<str>>) -> Self {
+        SignalOutcome {
+            signal,
+            status: SignalStatus::Received,
+            after_issue_seconds: Some(after_issue_seconds),
+            service_version: version,
+        }
+    }
+}
+
 /// What became of one declared signal in a finished execution.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
