@@ -268,7 +268,6 @@ impl LiveCheckBuilder {
     /// baseline (see [`crate::gate`]). Default: the [`LIVECHECK_SERVICE_VERSION`](crate::wire::SERVICE_VERSION_ENV)
     /// environment variable, read by [`Self::build`]. Up to 64 ASCII letters, digits or `. - _ + : / @ ~`; anything
     /// else is no version (logged).
-    #[must_use]
     pub fn service_version(mut self, version: impl Into<String>) -> Self {
         self.service_version = Some(version.into());
         self
