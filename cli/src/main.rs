@@ -4,6 +4,7 @@
 //! livecheck status [--url http://127.0.0.1:9999] [--json]   # the cases of a running instance; exit 1 if one fails
 //! livecheck tail [--broker URL] [--case NAME] [--json]      # follow the reports; exit 2 if the broker is silent
 //! livecheck trigger CASE [--arg key=value]… [--timeout 60s] # run a test by hand; exit 0 on PASS
+//! livecheck gate --case C --canary V2 --baseline V1         # gate a rollout; exit 0 / 1 failed / 3 inconclusive
 //! ```
 //!
 //! Exit codes: 0 all well (every case passing, the test passed); 1 a case is failing, or the test's verdict is not
@@ -12,6 +13,7 @@
 mod args;
 mod broker;
 mod follow;
+mod gate;
 mod output;
 mod report_text;
 mod status;
@@ -24,8 +26,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 const EXIT_CODES: &str = "Exit codes:
   0  all well: every case is passing (status), the test passed (trigger), stopped by Ctrl-C (tail)
-  1  a case is failing (status), the test's verdict is not PASS (trigger)
-  2  no answer: the instance or broker cannot be reached, no report in time, bad arguments";
+  1  a case is failing (status), the test's verdict is not PASS (trigger), the canary failed (gate)
+  2  no answer: the instance or broker cannot be reached, no report in time, bad arguments
+  3  inconclusive (gate): not enough executions yet, or worse but not significantly yet";
 
 #[derive(Parser)]
 #[command(name = "livecheck", version, about = "Look at and drive LiveCheck: status, reports, tests by hand")]
@@ -57,6 +60,13 @@ enum Command {
     /// when no report comes within --timeout.
     #[command(after_help = EXIT_CODES)]
     Trigger(trigger::TriggerArgs),
+    /// Whether a canary version may go on: its executions of a case compared with the baseline version's, by a
+    /// running instance (`GET /api/gate`).
+    ///
+    /// Exit 0 successful, 1 failed (the reason names the stage and the contract), 3 inconclusive (never a pass
+    /// by default), 2 when the instance cannot be reached.
+    #[command(after_help = EXIT_CODES)]
+    Gate(gate::GateArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +99,7 @@ fn main() -> ExitCode {
             Command::Status(args) => status::run(args).await,
             Command::Tail(args) => tail::run(args).await,
             Command::Trigger(args) => trigger::run(args).await,
+            Command::Gate(args) => gate::run(args).await,
         }
     });
     // Blocking reads still under way (a broker that does not answer) do not hold the exit up.

@@ -19,6 +19,7 @@
 //! | [`health`] | a case's health, its status, the suite failures it reports and the alert policies |
 //! | [`alert`] | alerts to webhooks and the record of their delivery |
 //! | [`observe`] | observers told of every verdict and health change |
+//! | [`gate`] | results per service version, and the verdict on a canary against its baseline |
 //! | [`context`] | the current test and how it travels: headers, their names, signing secrets |
 //! | [`wire`] | the JSON values on the streams: executions, signal events, reports |
 //! | [`history`] | the records an instance keeps of recent executions (the JSON API's) |
@@ -102,6 +103,7 @@ pub mod context;
 mod error;
 #[cfg(all(feature = "http", feature = "web"))]
 mod export;
+pub mod gate;
 mod hex;
 pub mod history;
 #[cfg(feature = "http")]

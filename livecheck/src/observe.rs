@@ -86,6 +86,60 @@ pub struct ExecutionFinished<'a> {
     /// What became of each declared signal, in declaration order; empty for an execution that did not run
     /// (skipped).
     pub signals: &'a [SignalOutcome],
+    /// The version of the service that sampled the test, when it said: the execution's version.
+    pub service_version: Option<&'a str>,
+}
+
+impl<'a> ExecutionFinished<'a> {
+    /// An execution of `case` that reached the verdict of `report` at `at` (issued then too), with no signal
+    /// outcome, trace or version: to test an observer, or to feed one (a [`VersionTally`](crate::gate::VersionTally))
+    /// from elsewhere.
+    pub fn new(
+        case: &'a str,
+        declared_signals: &'a [Arc<str>],
+        test_id: &'a str,
+        report: &'a TestReport,
+        at: DateTime<Utc>,
+    ) -> Self {
+        ExecutionFinished {
+            case,
+            declared_signals,
+            test_id,
+            issued_at: at,
+            finished_at: at,
+            report,
+            trace_id: None,
+            by_hand: false,
+            signals: &[],
+            service_version: None,
+        }
+    }
+
+    /// The same, with what became of each declared signal.
+    #[must_use]
+    pub fn with_signals(mut self, signals: &'a [SignalOutcome]) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// The same, sampled by a service of `version`.
+    #[must_use]
+    pub fn with_service_version(mut self, version: Option<&'a str>) -> Self {
+        self.service_version = version;
+        self
+    }
+}
+
+impl SignalOutcome {
+    /// Signal `signal` arrived `after_issue_seconds` after the test's issue, sent by a service of `version`.
+    pub fn received(signal: Arc<str>, after_issue_seconds: f64, version: Option<Arc<str>>) -> Self {
+        SignalOutcome {
+            signal,
+            status: SignalStatus::Received,
+            after_issue_seconds: Some(after_issue_seconds),
+            service_version: version,
+        }
+    }
 }
 
 /// What became of one declared signal in a finished execution.
@@ -99,6 +153,8 @@ pub struct SignalOutcome {
     pub status: SignalStatus,
     /// Seconds from the test's issue to its arrival, when it arrived.
     pub after_issue_seconds: Option<f64>,
+    /// The version of the service that handled this stage (sent the signal), when it said.
+    pub service_version: Option<Arc<str>>,
 }
 
 /// A change of a case's health.
@@ -202,6 +258,7 @@ mod tests {
             trace_id: None,
             by_hand: false,
             signals: &[],
+            service_version: None,
         };
         observers.execution_finished(&finished);
         observers.health_changed(&HealthEvent::Recovered { case: "c", from: SuiteFailureKind::Stall, at: now });

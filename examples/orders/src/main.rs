@@ -61,6 +61,18 @@ enum Command {
         /// Break a stage on purpose: store orders with the opposite side.
         #[arg(long)]
         flip_side: bool,
+        /// Break the contract for a fraction of orders: this share (0 to 1) of the orders this worker starts is
+        /// taken with the opposite side (deterministically: ⌊n·F⌋ of the first n).
+        #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = test_order::probability)]
+        flip_side_fraction: f64,
+        /// Slow a stage down on purpose: wait MS milliseconds before sending SIGNAL, wherever this worker handles
+        /// that stage.
+        #[arg(long, value_name = "SIGNAL:MS", value_parser = delay_stage)]
+        delay_stage: Option<(String, Duration)>,
+        /// This worker's version (default: LIVECHECK_SERVICE_VERSION): on the tests it samples and the signals
+        /// it sends, so that LiveCheck counts results per version and can gate a canary.
+        #[arg(long, value_name = "VERSION")]
+        service_version: Option<String>,
         #[command(flatten)]
         tuning: test_order::WorkerTuning,
         #[command(flatten)]
@@ -215,6 +227,18 @@ async fn start_livecheck(
     Ok(app.start().await?)
 }
 
+/// `SIGNAL:MS`: a declared signal and a delay of at most a minute.
+fn delay_stage(text: &str) -> Result<(String, Duration), String> {
+    let (signal, ms) = text.rsplit_once(':').ok_or_else(|| format!("`{text}` is not SIGNAL:MS"))?;
+    if !test_order::OrderSignals::NAMES.contains(&signal) {
+        return Err(format!("`{signal}` is not a signal: {}", test_order::OrderSignals::NAMES.join(", ")));
+    }
+    match ms.parse::<u64>() {
+        Ok(ms) if ms <= 60_000 => Ok((signal.to_owned(), Duration::from_millis(ms))),
+        _ => Err(format!("`{ms}` is not a number of milliseconds up to 60000")),
+    }
+}
+
 /// Seconds from 0 to an hour: a shutdown timeout (an infinite or huge one is an error, not a panic).
 fn shutdown_timeout(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -292,13 +316,26 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let reader_gone = logs::init(&cli.loglevel, cli.log_format);
     match cli.command {
-        Command::Worker { port, skip_signal, flip_side, tuning, backend } => {
+        Command::Worker {
+            port,
+            skip_signal,
+            flip_side,
+            flip_side_fraction,
+            delay_stage,
+            service_version,
+            tuning,
+            backend,
+        } => {
             log_backend("worker", &backend);
             let (broker, cache_url) = (backend.broker.as_deref(), backend.cache.as_deref());
-            let app = app(broker)?;
+            let mut builder = builder(broker)?;
+            if let Some(version) = service_version {
+                builder = builder.service_version(version);
+            }
+            let app = builder.build();
             let test_order = test_order::sender(&app, &tuning)?;
             let cache = cache::Cache::open(&app, cache_url).await?;
-            let breakage = worker::Breakage { skip_signal, flip_side };
+            let breakage = worker::Breakage { skip_signal, flip_side, flip_side_fraction, delay_stage };
             let running = worker::start(&app, test_order, port, breakage, cache).await?;
             until_stopped(None, reader_gone).await;
             running.stop().await;

@@ -41,7 +41,7 @@ fn stage_timeout(text: &str) -> Result<f64, String> {
     }
 }
 
-fn probability(text: &str) -> Result<f64, String> {
+pub(crate) fn probability(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         _ => Err(format!("`{text}` is not a probability from 0 to 1")),

@@ -30,6 +30,11 @@ pub(crate) struct Breakage {
     pub(crate) skip_signal: Option<String>,
     /// Store orders with the opposite side.
     pub(crate) flip_side: bool,
+    /// Take this fraction (0 to 1) of the orders this worker starts with the opposite side: exactly
+    /// ⌊n·F⌋ of its first n orders, the same ones on every run.
+    pub(crate) flip_side_fraction: f64,
+    /// Wait this long before sending this signal, wherever this worker handles its stage.
+    pub(crate) delay_stage: Option<(String, std::time::Duration)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -46,6 +51,8 @@ struct Worker {
     http: reqwest::Client,
     base_url: String,
     breakage: Breakage,
+    /// Orders started here, for `flip_side_fraction`.
+    started: std::sync::atomic::AtomicU64,
 }
 
 type HttpError = (StatusCode, String);
@@ -91,6 +98,10 @@ async fn init_order(
     if let Some(id) = test.as_ref().and_then(|test| axum::http::HeaderValue::from_str(test.id()).ok()) {
         headers.insert(HEADER_SAMPLED_TEST, id);
     }
+    let mut order = order;
+    if worker.flips_this_one() {
+        order.side = if order.side == "buy" { "sell".into() } else { "buy".into() };
+    }
     let order = livecheck::scope(test, async {
         let response = worker
             .http
@@ -124,9 +135,23 @@ async fn create_order(State(worker): State<Arc<Worker>>, Json(order): Json<Order
 }
 
 impl Worker {
-    /// Whether the worker sends `signal`: all but the one `--skip-signal` names.
-    fn sends<T: Serialize + DeserializeOwned>(&self, signal: &Signal<T>) -> bool {
+    /// Whether the worker sends `signal`: all but the one `--skip-signal` names. A `--delay-stage` of it is waited
+    /// for first.
+    async fn sends<T: Serialize + DeserializeOwned>(&self, signal: &Signal<T>) -> bool {
+        if let Some((_, delay)) = self.breakage.delay_stage.as_ref().filter(|(name, _)| name == signal.name()) {
+            tokio::time::sleep(*delay).await;
+        }
         self.breakage.skip_signal.as_deref() != Some(signal.name())
+    }
+
+    /// Whether the order started now is one of the `flip_side_fraction` taken with the opposite side.
+    fn flips_this_one(&self) -> bool {
+        let fraction = self.breakage.flip_side_fraction;
+        if fraction <= 0.0 {
+            return false;
+        }
+        let n = self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as f64;
+        ((n + 1.0) * fraction).floor() > (n * fraction).floor()
     }
 
     /// The `orders` agent: store, hand over for execution, cache — signalling each stage.
@@ -134,17 +159,17 @@ impl Worker {
         if self.breakage.flip_side {
             order.side = if order.side == "buy" { "sell".into() } else { "buy".into() };
         }
-        if self.sends(&self.test_order.order_sent_to_db) {
+        if self.sends(&self.test_order.order_sent_to_db).await {
             self.test_order.order_sent_to_db.send(&order).await?;
         }
         let execution = Execution { id: random_id(), order_id: order.id.clone() };
         // Resolves once the log acknowledged the message.
         self.executions.send(&order.id, &execution).await?;
-        if self.sends(&self.test_order.order_sent_to_kafka) {
+        if self.sends(&self.test_order.order_sent_to_kafka).await {
             self.test_order.order_sent_to_kafka.notify().await?;
         }
         self.cache.add(&order.user_id, &order.id).await?;
-        if self.sends(&self.test_order.order_cache_in_redis) {
+        if self.sends(&self.test_order.order_cache_in_redis).await {
             self.test_order.order_cache_in_redis.notify().await?;
         }
         Ok(())
@@ -152,7 +177,7 @@ impl Worker {
 
     /// The `order-execution` agent.
     async fn handle_execution(&self, execution: Execution) -> anyhow::Result<()> {
-        if self.sends(&self.test_order.order_executed) {
+        if self.sends(&self.test_order.order_executed).await {
             self.test_order.order_executed.send(&execution.id).await?;
         }
         Ok(())
@@ -191,6 +216,7 @@ pub(crate) async fn start(
         http: reqwest::Client::new(),
         base_url: format!("http://127.0.0.1:{port}"),
         breakage,
+        started: Default::default(),
     });
     let orders_agent = {
         let w = worker.clone();

@@ -52,6 +52,7 @@ pub struct LiveCheckBuilder {
     #[cfg(feature = "http")]
     alert_dashboard_url: Option<String>,
     observers: Vec<Arc<dyn Observer>>,
+    service_version: Option<String>,
 }
 
 impl Default for LiveCheckBuilder {
@@ -92,6 +93,7 @@ impl Default for LiveCheckBuilder {
             #[cfg(feature = "http")]
             alert_dashboard_url: None,
             observers: Vec::new(),
+            service_version: None,
         }
     }
 }
@@ -292,6 +294,16 @@ impl LiveCheckBuilder {
         self
     }
 
+    /// The version of this service (`1.4.2`, a git hash, an image tag): written on the executions it samples and
+    /// the signals it sends, so that results are counted per version and a canary can be compared with its
+    /// baseline (see [`crate::gate`]). Default: the [`LIVECHECK_SERVICE_VERSION`](crate::wire::SERVICE_VERSION_ENV)
+    /// environment variable, read by [`Self::build`]. Up to 64 ASCII letters, digits or `. - _ + : / @ ~`; anything
+    /// else is no version (logged).
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
     /// A secret still accepted on the test context read, not used to sign: the one used before the current
     /// [`signing_secret`](Self::signing_secret), while a new secret is rolled out.
     ///
@@ -404,6 +416,7 @@ impl LiveCheckBuilder {
             metrics: metrics.clone(),
             draw: self.draw.unwrap_or_else(|| Box::new(fastrand::f64)),
             signal_send_timeout: self.signal_send_timeout,
+            service_version: service_version(self.service_version.as_deref(), |name| std::env::var(name).ok()),
         }));
         LiveCheck {
             shared: Arc::new(Shared {
@@ -461,6 +474,16 @@ fn signer(
         tracing::warn!("a previous signing secret without a current one: test context signing is off");
     }
     signer
+}
+
+/// The version given to the builder, else the one in the environment; `None` (logged) when it is not a version.
+fn service_version(given: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Option<Arc<str>> {
+    let version = given.map(str::to_owned).or_else(|| env(crate::wire::SERVICE_VERSION_ENV))?;
+    let valid = crate::wire::valid_service_version(&version);
+    if valid.is_none() && !version.trim().is_empty() {
+        tracing::warn!(version, "not a service version (1 to 64 letters, digits or . - _ + : / @ ~): none is sent");
+    }
+    valid.map(Arc::from)
 }
 
 #[cfg(test)]

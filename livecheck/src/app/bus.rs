@@ -1,6 +1,6 @@
 //! Handling one message of the bus: a signal for some test.
 
-use std::{borrow::Cow, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -23,6 +23,8 @@ struct SignalEventRef<'a> {
     key: Cow<'a, str>,
     #[serde(borrow, default)]
     value: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    service_version: Option<Cow<'a, str>>,
 }
 
 /// Routes the signal in `received`, read at `position`, to its test.
@@ -74,6 +76,7 @@ pub(crate) fn handle(app: &LiveCheck, received: &Received, position: BusPosition
         value: event.value.map_or_else(null, RawValue::to_owned),
         expires,
         position,
+        version: event.service_version.as_deref().and_then(crate::wire::valid_service_version).map(Arc::from),
     };
     match app.shared.router.route(arrival) {
         Routed::Delivered { duplicate: false } => {}

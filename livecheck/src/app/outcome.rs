@@ -130,6 +130,7 @@ pub(crate) async fn test_finished(
         trace_id: finished.trace_id(),
         by_hand: finished.by_hand(),
         signals: &signals,
+        service_version: finished.service_version(),
     });
     let now = tokio::time::Instant::now();
     // A test started by hand tells nothing about the traffic: out of the health (and the alerts) unless asked.

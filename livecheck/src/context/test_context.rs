@@ -30,6 +30,8 @@ struct ContextInner {
     trace_id: OnceLock<Box<str>>,
     /// Started by hand rather than sampled from traffic; known where the execution is, not carried by headers.
     by_hand: std::sync::atomic::AtomicBool,
+    /// The version of the service that sampled the test, when it said.
+    service_version: OnceLock<Box<str>>,
 }
 
 impl PartialEq for TestContext {
@@ -58,6 +60,7 @@ impl TestContext {
             signature: OnceLock::new(),
             trace_id: OnceLock::new(),
             by_hand: std::sync::atomic::AtomicBool::new(false),
+            service_version: OnceLock::new(),
         }))
     }
 
@@ -65,7 +68,7 @@ impl TestContext {
     pub fn of(execution: &TestExecution) -> Self {
         let context =
             Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires);
-        context.with_trace_id(execution.trace_id.as_deref()).by_hand(execution.by_hand)
+        context.with_trace_id(execution.trace_id.as_deref()).by_hand(execution.by_hand).with_service_version(execution.service_version.as_deref())
     }
 
     /// Whether the test was started by hand (`livecheck trigger`, [`crate::LiveCheck::trigger_by_name`]) rather
@@ -78,6 +81,21 @@ impl TestContext {
     pub(crate) fn by_hand(self, by_hand: bool) -> Self {
         if by_hand {
             self.0.by_hand.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self
+    }
+
+    /// The version of the service that sampled the test, when it said (see
+    /// [`LiveCheckBuilder::service_version`](crate::LiveCheckBuilder::service_version)). Known where the execution
+    /// is: not carried by the headers.
+    pub fn service_version(&self) -> Option<&str> {
+        self.0.service_version.get().map(|v| &**v)
+    }
+
+    /// The context carrying `version` (when it is a version, and it carries none yet).
+    pub(crate) fn with_service_version(self, version: Option<&str>) -> Self {
+        if let Some(version) = version.and_then(crate::wire::valid_service_version) {
+            let _ = self.0.service_version.set(version);
         }
         self
     }

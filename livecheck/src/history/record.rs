@@ -44,6 +44,9 @@ pub struct ExecutionRecord {
     pub trace_id: Option<String>,
     /// A link to that trace, from the app's [`trace_url`](crate::LiveCheckBuilder::trace_url) template.
     pub trace_url: Option<String>,
+    /// The version of the service that sampled the test, when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_version: Option<String>,
 }
 
 /// What became of one signal in one execution.
@@ -60,6 +63,9 @@ pub struct SignalRecord {
     pub after_issue_seconds: Option<f64>,
     /// How long the test waited for it, in seconds: until it came, until the wait timed out, or so far.
     pub waited_seconds: Option<f64>,
+    /// The version of the service that handled this stage (sent the signal), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_version: Option<String>,
 }
 
 /// The fate of one signal in one execution.
@@ -92,12 +98,12 @@ impl ExecutionRecord {
         let (steps, signals) = match &execution.trace {
             Some(trace) => (
                 step_lines(&trace.steps, trace.steps_omitted, case),
-                signal_records(case, &trace.signals, execution.started_at, context.timestamp()),
+                signal_records(case, &trace.signals, &trace.versions, execution.started_at, context.timestamp()),
             ),
             None => {
                 let not_reached = SignalTrace { status: SignalStatus::NotReached, arrived: None, waited: None };
                 let traces = vec![not_reached; case.signal_count()];
-                (Vec::new(), signal_records(case, &traces, execution.started_at, context.timestamp()))
+                (Vec::new(), signal_records(case, &traces, &[], execution.started_at, context.timestamp()))
             }
         };
         ExecutionRecord {
@@ -117,6 +123,7 @@ impl ExecutionRecord {
             signals,
             trace_id: context.trace_id().map(str::to_owned),
             trace_url: None,
+            service_version: context.service_version().map(str::to_owned),
         }
     }
 
@@ -142,9 +149,10 @@ impl ExecutionRecord {
             error: None,
             location: None,
             steps,
-            signals: signal_records(case, &traces, started_at, context.timestamp()),
+            signals: signal_records(case, &traces, &run.signals.versions(), started_at, context.timestamp()),
             trace_id: context.trace_id().map(str::to_owned),
             trace_url: None,
+            service_version: context.service_version().map(str::to_owned),
         }
     }
 }
@@ -161,6 +169,7 @@ fn step_lines(steps: &[Step], omitted: usize, case: &CaseCore) -> Vec<String> {
 fn signal_records(
     case: &CaseCore,
     traces: &[SignalTrace],
+    versions: &[Option<std::sync::Arc<str>>],
     started_at: DateTime<Utc>,
     issued_at: DateTime<Utc>,
 ) -> Vec<SignalRecord> {
@@ -177,6 +186,7 @@ fn signal_records(
                     .and_then(|at| (at - issued_at).num_microseconds())
                     .map(|us| us as f64 / 1e6),
                 waited_seconds: trace.waited,
+                service_version: versions.get(index).cloned().flatten().map(|v| v.to_string()),
             }
         })
         .collect()

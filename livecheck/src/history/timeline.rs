@@ -184,8 +184,13 @@ mod tests {
 
     fn stages(latency: f64) -> [SignalOutcome; 2] {
         [
-            SignalOutcome { signal: "sent".into(), status: SignalStatus::Received, after_issue_seconds: Some(latency) },
-            SignalOutcome { signal: "executed".into(), status: SignalStatus::Missing, after_issue_seconds: None },
+            SignalOutcome::received("sent".into(), latency, None),
+            SignalOutcome {
+                signal: "executed".into(),
+                status: SignalStatus::Missing,
+                after_issue_seconds: None,
+                service_version: None,
+            },
         ]
     }
 

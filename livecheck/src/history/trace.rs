@@ -20,6 +20,8 @@ pub(super) const MAX_TEXT: usize = 4096;
 pub(super) struct ExecutionTrace {
     /// Per declared signal, in declaration order.
     pub(super) signals: Box<[SignalTrace]>,
+    /// Per declared signal, the version of the service that sent it, when it came from one that said.
+    pub(super) versions: Box<[Option<Arc<str>>]>,
     /// The last [`MAX_STEPS`] steps.
     pub(super) steps: Vec<Step>,
     /// Steps before those, not kept.
@@ -49,7 +51,8 @@ impl ExecutionTrace {
                 truncate(text, MAX_TEXT);
             }
         }
-        ExecutionTrace { signals, steps, steps_omitted }
+        let versions = run.signals.versions().into_boxed_slice();
+        ExecutionTrace { signals, versions, steps, steps_omitted }
     }
 }
 
@@ -64,17 +67,19 @@ pub(crate) fn signal_outcomes(
     let Some(run) = &finished.run else { return Vec::new() };
     let runtime = finished.report.runtime.unwrap_or_else(|| run.elapsed().as_secs_f64());
     let arrivals = run.signals.arrivals();
+    let versions = run.signals.versions();
     let traces = run.with_steps(|steps| signal_traces(steps, &arrivals, runtime, false));
     // Arrival times are in seconds since the run started; the issue time is a time of day.
     let started_after_issue =
         (finished_at - run.context().timestamp()).num_microseconds().unwrap_or(0) as f64 / 1e6 - runtime;
     names
         .iter()
-        .zip(traces.iter())
-        .map(|(name, trace)| SignalOutcome {
+        .zip(traces.iter().zip(versions))
+        .map(|(name, (trace, version))| SignalOutcome {
             signal: name.clone(),
             status: trace.status,
             after_issue_seconds: trace.arrived.map(|at| started_after_issue + at),
+            service_version: version,
         })
         .collect()
 }

@@ -44,6 +44,8 @@ pub(crate) struct Publisher {
     unconfirmed: Arc<tokio::sync::Semaphore>,
     /// How long a service's request waits for the broker to take its message.
     signal_send_timeout: Duration,
+    /// The version of this service, written on the executions it samples and the signals it sends.
+    pub(crate) service_version: Option<Arc<str>>,
 }
 
 /// What a [`Publisher`] is made of.
@@ -57,6 +59,7 @@ pub(crate) struct PublisherParts {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) draw: Box<dyn Fn() -> f64 + Send + Sync>,
     pub(crate) signal_send_timeout: Duration,
+    pub(crate) service_version: Option<Arc<str>>,
 }
 
 impl Publisher {
@@ -71,6 +74,7 @@ impl Publisher {
             metrics,
             draw,
             signal_send_timeout,
+            service_version,
         } = parts;
         Publisher {
             stream_creation: StreamCreation::new(transport.clone(), streams.clone(), partitions),
@@ -83,6 +87,7 @@ impl Publisher {
             draw,
             unconfirmed: Arc::new(tokio::sync::Semaphore::new(MAX_UNCONFIRMED)),
             signal_send_timeout,
+            service_version,
         }
     }
 
@@ -193,6 +198,7 @@ impl Publisher {
         let mut execution = TestExecution::new(id, case_name, now, expires, args)?;
         execution.trace_id = crate::context::current_trace_id();
         execution.by_hand = by_hand;
+        execution.service_version = self.service_version.as_deref().map(str::to_owned);
         let context = TestContext::of(&execution).signed_by(self.signer.as_ref());
         let mut headers = Headers::new();
         self.append_context(&context, &mut headers);

@@ -170,6 +170,14 @@ impl Finished {
         }
     }
 
+    /// The version of the service that sampled the test, if it said.
+    pub(crate) fn service_version(&self) -> Option<&str> {
+        match (&self.run, &self.report.test) {
+            (Some(run), _) => run.context().service_version(),
+            (None, test) => test.as_ref().and_then(|t| t.service_version.as_deref()),
+        }
+    }
+
     /// When the test was issued.
     pub(crate) fn issued(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         match (&self.run, &self.report.test) {

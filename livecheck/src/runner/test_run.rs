@@ -98,6 +98,7 @@ impl TestRun {
             args: &self.args,
             trace_id: c.trace_id(),
             by_hand: c.is_by_hand(),
+            service_version: c.service_version(),
         }
     }
 

@@ -49,8 +49,9 @@ impl BoundCompanion for WebServer {
         let StartedInstance { app, started_at, leadership } = started;
         let (probe, connections, observed) = (Default::default(), Default::default(), self.observed());
         let otlp_decoding = tokio::sync::Semaphore::new(1);
-        let timelines = self.timelines.clone();
-        let instance = Instance { app, started_at, leadership, probe, connections, observed, otlp_decoding, timelines };
+        let (timelines, versions) = (self.timelines.clone(), self.versions.clone());
+        let instance =
+            Instance { app, started_at, leadership, probe, connections, observed, otlp_decoding, timelines, versions };
         Box::pin(WebServer::serve(*self, instance, shutdown))
     }
 }

@@ -3,17 +3,21 @@
 //! Executions, runtimes, signal latencies and suite failures are observed as they happen
 //! ([`ExecutionMetrics`]); case status, tests in flight and the instance's counters are read at each scrape.
 
-use std::sync::{atomic::AtomicU64, Arc};
+use std::{
+    collections::HashMap,
+    sync::{atomic::AtomicU64, Arc, Mutex},
+};
 
 use axum::{extract::State, http::header, response::IntoResponse};
 use prometheus_client::{
-    encoding::{text::encode, EncodeLabelSet},
+    encoding::{text::encode, EncodeLabel, EncodeLabelSet, LabelSetEncoder},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
 };
 
-use super::server::Instance;
+use super::{foldable_histogram::FoldableHistogram, server::Instance};
 use crate::{
+    gate::{RecentVersions, DEFAULT_PLACES, OTHER},
     health::SuiteFailure,
     history::SignalStatus,
     observe::{ExecutionFinished, HealthEvent, Observer},
@@ -68,6 +72,43 @@ struct CaseStateLabels {
     state: &'static str,
 }
 
+/// An execution's case and state, and the version that sampled it: a label only when it said (executions of
+/// services without a version keep the series they always had).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct ExecutionLabels {
+    case: Arc<str>,
+    state: &'static str,
+    version: Option<Arc<str>>,
+}
+
+impl EncodeLabelSet for ExecutionLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("case", &*self.case).encode(encoder.encode_label())?;
+        ("state", self.state).encode(encoder.encode_label())?;
+        if let Some(version) = &self.version {
+            ("version", &**version).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// A runtime's case, and its version when it said.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct RuntimeLabels {
+    case: Arc<str>,
+    version: Option<Arc<str>>,
+}
+
+impl EncodeLabelSet for RuntimeLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("case", &*self.case).encode(encoder.encode_label())?;
+        if let Some(version) = &self.version {
+            ("version", &**version).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignalLabels {
     case: Arc<str>,
@@ -95,8 +136,11 @@ type SecondsFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 /// What is observed as executions finish and suites fail.
 #[derive(Debug)]
 pub(crate) struct ExecutionMetrics {
-    executions: Family<CaseStateLabels, Counter>,
-    runtime: SecondsFamily<CaseLabels>,
+    executions: Family<ExecutionLabels, Counter>,
+    runtime: Family<RuntimeLabels, FoldableHistogram>,
+    /// Per case, the versions with series of their own (the last [`DEFAULT_PLACES`] seen); older ones are folded
+    /// into `other`.
+    versions: Mutex<HashMap<Arc<str>, RecentVersions>>,
     signal_latency: SecondsFamily<SignalLabels>,
     stage_latency: SecondsFamily<SignalLabels>,
     stage_missing: Family<SignalLabels, Counter>,
@@ -108,7 +152,8 @@ impl Default for ExecutionMetrics {
     fn default() -> Self {
         ExecutionMetrics {
             executions: Family::default(),
-            runtime: Family::new_with_constructor(seconds as fn() -> Histogram),
+            runtime: Family::default(),
+            versions: Mutex::default(),
             signal_latency: Family::new_with_constructor(seconds as fn() -> Histogram),
             stage_latency: Family::new_with_constructor(seconds as fn() -> Histogram),
             stage_missing: Family::default(),
@@ -123,9 +168,11 @@ impl Observer for ExecutionMetrics {
         let report = execution.report;
         // Labels by the case's own name: one per case registered (reports only name cases this instance runs).
         let name: Arc<str> = execution.case.into();
-        self.executions.get_or_create(&CaseStateLabels { case: name.clone(), state: report.state.as_str() }).inc();
+        let version = execution.service_version.map(|version| self.version_label(&name, version));
+        let labels = ExecutionLabels { case: name.clone(), state: report.state.as_str(), version: version.clone() };
+        self.executions.get_or_create(&labels).inc();
         if let Some(runtime) = report.runtime {
-            self.runtime.get_or_create(&CaseLabels { case: name.clone() }).observe(runtime);
+            self.runtime.get_or_create(&RuntimeLabels { case: name.clone(), version }).observe(runtime);
         }
         // Only declared signals are labels: the label set stays bounded.
         for (signal, waited) in &report.signal_latency.0 {
@@ -163,6 +210,40 @@ impl Observer for ExecutionMetrics {
     }
 }
 
+impl ExecutionMetrics {
+    /// The label of `version` on `case`'s series: the version, which takes the place of the version seen longest
+    /// ago when the case has [`DEFAULT_PLACES`] already (that version's series are folded into `other`).
+    fn version_label(&self, case: &Arc<str>, version: &str) -> Arc<str> {
+        let mut versions = crate::sync::lock(&self.versions);
+        let recent = versions.entry(case.clone()).or_insert_with(|| RecentVersions::new(DEFAULT_PLACES));
+        let (label, placed) = recent.see(version);
+        if let Some(evicted) = placed.evicted {
+            self.fold(case, evicted);
+        }
+        label
+    }
+
+    /// Moves the counts and runtimes of `case`'s `version` into its `other` series.
+    fn fold(&self, case: &Arc<str>, version: Arc<str>) {
+        let other: Arc<str> = OTHER.into();
+        for state in TestState::ALL {
+            let labels = ExecutionLabels { case: case.clone(), state: state.as_str(), version: Some(version.clone()) };
+            let count = self.executions.get(&labels).map(|counter| counter.get());
+            if let Some(count) = count {
+                self.executions.remove(&labels);
+                let folded = ExecutionLabels { version: Some(other.clone()), ..labels };
+                self.executions.get_or_create(&folded).inc_by(count);
+            }
+        }
+        let labels = RuntimeLabels { case: case.clone(), version: Some(version) };
+        let runtimes = self.runtime.get(&labels).map(|histogram| histogram.clone());
+        if let Some(runtimes) = runtimes {
+            self.runtime.remove(&labels);
+            self.runtime.get_or_create(&RuntimeLabels { case: case.clone(), version: Some(other) }).absorb(&runtimes);
+        }
+    }
+}
+
 /// What made a suite fail.
 fn kind(failure: &SuiteFailure) -> &'static str {
     failure.kind.as_str()
@@ -185,12 +266,12 @@ fn registry(instance: &Instance) -> Registry {
         let observed = &instance.observed;
         registry.register(
             "executions",
-            "Executions that reached a verdict, by case and state",
+            "Executions that reached a verdict, by case, state and (when the service said) the version that sampled them",
             observed.executions.clone(),
         );
         registry.register_with_unit(
             "test_runtime",
-            "How long executions ran, by case",
+            "How long executions ran, by case and (when the service said) version",
             Unit::Seconds,
             observed.runtime.clone(),
         );

@@ -10,6 +10,9 @@
 //! | `GET /api/cases/{name}/executions` | its recent executions, newest first |
 //! | `GET /api/cases/{name}/timeline` | its outcomes per minute over the last 6 hours (the dashboard's charts) |
 //! | `GET /api/executions/{id}` | one execution |
+//! | `GET /api/cases/{name}/versions` | its results per service version |
+//! | `GET /api/gate?case=…&canary=…&baseline=…` | the verdict on a canary version (Argo Rollouts, `livecheck gate`) |
+//! | `POST /api/gate/flagger` | the same for a Flagger webhook: 200 successful, 412 failed, 425 inconclusive |
 //! | `GET /healthz` | the instance's own health (200, or 503 when not ok) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
 //! | `POST /v1/traces` | OTLP/HTTP traces (protobuf or JSON, gzip): spans of tests become signals |
@@ -22,6 +25,8 @@ mod api;
 mod companion;
 mod connection;
 mod dashboard;
+mod foldable_histogram;
+mod gate;
 mod healthz;
 mod metrics;
 mod not_found;

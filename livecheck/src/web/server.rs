@@ -50,6 +50,8 @@ pub(crate) struct Instance {
     pub(crate) otlp_decoding: tokio::sync::Semaphore,
     /// Every case's outcomes per minute, observed as they happen.
     pub(crate) timelines: Arc<super::timeline::Timelines>,
+    /// Every case's results per service version, observed as they happen (the rollout gate's).
+    pub(crate) versions: Arc<crate::gate::VersionTally>,
 }
 
 impl Instance {
@@ -65,6 +67,8 @@ pub(crate) struct WebServer {
     observed: Arc<ExecutionMetrics>,
     /// What the charts draw: an observer of the app too.
     pub(super) timelines: Arc<super::timeline::Timelines>,
+    /// What the rollout gate compares: an observer too.
+    pub(super) versions: Arc<crate::gate::VersionTally>,
     listener: TcpListener,
     address: SocketAddr,
     limits: ConnectionLimits,
@@ -81,7 +85,9 @@ impl WebServer {
         app.shared.observers.add(observed.clone());
         let timelines = Arc::new(super::timeline::Timelines::default());
         app.shared.observers.add(timelines.clone());
-        Ok(WebServer { observed, timelines, listener, address, limits })
+        let versions = Arc::new(crate::gate::VersionTally::default());
+        app.shared.observers.add(versions.clone());
+        Ok(WebServer { observed, timelines, versions, listener, address, limits })
     }
 
     /// What `/metrics` observes as executions finish, for the [`Instance`] it serves.
@@ -191,6 +197,7 @@ fn routes(instance: Arc<Instance>) -> Router {
             "/v1/traces",
             post(otlp::traces).layer(axum::extract::DefaultBodyLimit::max(crate::spans::otlp::MAX_BODY_BYTES)),
         )
+        .merge(super::gate::routes())
         .fallback(not_found::no_route)
         .with_state(instance)
 }

@@ -33,6 +33,9 @@ pub struct TestExecution {
     /// only when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub by_hand: bool,
+    /// The version of the service that sampled the test (a field of ours, which Faust readers ignore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_version: Option<String>,
     #[serde(rename = "__faust", skip_deserializing, serialize_with = "ns")]
     faust: (),
 }
@@ -67,6 +70,7 @@ impl TestExecution {
             expires,
             trace_id: None,
             by_hand: false,
+            service_version: None,
             faust: (),
         })
     }
@@ -97,6 +101,7 @@ impl TestExecution {
             expires,
             trace_id: None,
             by_hand: false,
+            service_version: None,
             faust: (),
         }
     }

@@ -3,6 +3,7 @@
 mod execution;
 mod raw_execution;
 pub(crate) mod report;
+mod service_version;
 mod signal_event;
 mod state;
 pub(crate) mod timestamp;
@@ -11,6 +12,8 @@ pub use execution::TestExecution;
 pub(crate) use raw_execution::{ExecutionRef, RawArgs, RawExecution};
 pub(crate) use report::ReportWithExecution;
 pub use report::{OverBudget, SignalLatency, TestReport};
+pub(crate) use service_version::valid_service_version;
+pub use service_version::SERVICE_VERSION_ENV;
 pub use signal_event::SignalEvent;
 pub use state::State;
 

@@ -27,6 +27,9 @@ pub(crate) struct RawExecution {
     /// Started by hand (see [`TestExecution::by_hand`]).
     #[serde(default)]
     pub(crate) by_hand: bool,
+    /// Kept only when it is a version (see [`super::valid_service_version`]).
+    #[serde(default)]
+    pub(crate) service_version: Option<String>,
 }
 
 /// The arguments of an execution, as JSON text.
@@ -49,7 +52,7 @@ impl RawExecution {
     pub(crate) fn into_parts(self) -> (TestContext, RawArgs) {
         let context = TestContext::new(self.id, self.case_name, self.timestamp, self.expires);
         let context = context.with_trace_id(self.trace_id.as_deref()).by_hand(self.by_hand);
-        (context, RawArgs::new(self.test_args, self.test_kwargs))
+        (context.with_service_version(self.service_version.as_deref()), RawArgs::new(self.test_args, self.test_kwargs))
     }
 
     /// The full execution (for a report).
@@ -95,6 +98,7 @@ impl RawArgs {
             TestExecution::from_parts(id, case_name, context.timestamp(), context.expires(), args, kwargs);
         execution.trace_id = context.trace_id().map(str::to_owned);
         execution.by_hand = context.is_by_hand();
+        execution.service_version = context.service_version().map(str::to_owned);
         execution
     }
 }
@@ -108,11 +112,14 @@ pub(crate) struct ExecutionRef<'a> {
     pub(crate) args: &'a RawArgs,
     pub(crate) trace_id: Option<&'a str>,
     pub(crate) by_hand: bool,
+    pub(crate) service_version: Option<&'a str>,
 }
 
 impl Serialize for ExecutionRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let extra = usize::from(self.trace_id.is_some()) + usize::from(self.by_hand);
+        let extra = usize::from(self.trace_id.is_some())
+            + usize::from(self.by_hand)
+            + usize::from(self.service_version.is_some());
         let mut map = serializer.serialize_map(Some(7 + extra))?;
         map.serialize_entry("id", self.id)?;
         map.serialize_entry("case_name", self.case_name)?;
@@ -125,6 +132,9 @@ impl Serialize for ExecutionRef<'_> {
         }
         if self.by_hand {
             map.serialize_entry("by_hand", &true)?;
+        }
+        if let Some(version) = self.service_version {
+            map.serialize_entry("service_version", version)?;
         }
         map.serialize_entry("__faust", &super::report::Ns("faust.livecheck.models.TestExecution"))?;
         map.end()
@@ -197,6 +207,8 @@ mod tests {
             format!(r#"{{{HEAD},"test_args":[],"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}}"#),
             format!(r#"{{{HEAD},"test_args":[],"trace_id":"not a trace id"}}"#),
             format!(r#"{{{HEAD},"test_args":[],"by_hand":true}}"#),
+            format!(r#"{{{HEAD},"test_args":[],"service_version":"2.1.0"}}"#),
+            format!(r#"{{{HEAD},"test_args":[],"service_version":"not a version"}}"#),
         ] {
             let (c, args) = raw(&json).into_parts();
             let written = ExecutionRef {
@@ -207,11 +219,13 @@ mod tests {
                 args: &args,
                 trace_id: c.trace_id(),
                 by_hand: c.is_by_hand(),
+                service_version: c.service_version(),
             };
             let text = serde_json::to_string(&written).unwrap();
             let read: TestExecution = serde_json::from_str(&text).unwrap();
             assert_eq!(read, args.to_execution(&c), "{text}");
             assert_eq!(read.trace_id.is_some(), json.contains("4bf92f"), "{text}");
+            assert_eq!(read.service_version.is_some(), json.contains("2.1.0"), "{text}");
             assert!(text.contains(r#""__faust":{"ns":"faust.livecheck.models.TestExecution"}"#), "{text}");
         }
     }

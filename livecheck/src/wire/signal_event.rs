@@ -14,6 +14,9 @@ pub struct SignalEvent {
     /// The signal's value, kept as raw JSON until the waiting test decodes it into the signal's type.
     #[serde(default = "null")]
     pub value: Box<RawValue>,
+    /// The version of the service that handled this stage (a field of ours, which Faust readers ignore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_version: Option<String>,
     #[serde(rename = "__faust", skip_deserializing, serialize_with = "ns")]
     faust: (),
 }
@@ -34,6 +37,13 @@ impl SignalEvent {
         key: impl Into<String>,
         value: Box<RawValue>,
     ) -> Self {
-        SignalEvent { signal_name: signal_name.into(), case_name: case_name.into(), key: key.into(), value, faust: () }
+        SignalEvent {
+            signal_name: signal_name.into(),
+            case_name: case_name.into(),
+            key: key.into(),
+            value,
+            service_version: None,
+            faust: (),
+        }
     }
 }

@@ -135,6 +135,7 @@ mod tests {
             signal: signal.clone(),
             status,
             after_issue_seconds,
+            service_version: None,
         };
         let broken =
             [outcome(&sent, SignalStatus::Received, Some(0.1)), outcome(&executed, SignalStatus::Missing, None)];

@@ -268,6 +268,7 @@ mod tests {
                 signal: name.clone(),
                 status: *status,
                 after_issue_seconds: *at,
+                service_version: None,
             })
             .collect()
     }

@@ -23,6 +23,7 @@ pub(super) struct EarlySignal {
     pub(super) index: usize,
     pub(super) timestamp: Option<DateTime<Utc>>,
     pub(super) value: Box<RawValue>,
+    pub(super) version: Option<Arc<str>>,
     pub(super) expires: Instant,
     /// When it was read, for the test's timeline.
     pub(super) arrived: Instant,
@@ -67,9 +68,9 @@ impl EarlySignals {
         (limit, byte_limit): (usize, usize),
         needed: &mut NeededOffsets,
     ) -> usize {
-        let Arrival { key, timestamp, case, index, value, expires, position } = signal;
+        let Arrival { key, timestamp, case, index, value, expires, position, version } = signal;
         let seq = self.next_seq;
-        let signal = EarlySignal { seq, position, case: case.clone(), index, timestamp, value, expires, arrived };
+        let signal = EarlySignal { seq, position, case: case.clone(), index, timestamp, value, version, expires, arrived };
         let bytes = signal.bytes(key);
         if bytes > byte_limit {
             // Bigger than all the room there is: not kept, and nothing else makes room for it.

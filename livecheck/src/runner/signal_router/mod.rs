@@ -51,6 +51,8 @@ pub(crate) struct Arrival<'a> {
     pub(crate) value: Box<RawValue>,
     pub(crate) expires: Instant,
     pub(crate) position: BusPosition,
+    /// The version of the service that sent it, when it said.
+    pub(crate) version: Option<Arc<str>>,
 }
 
 /// An executing test and where the bus messages it was given were read (boxed: most waiting tests have none).
@@ -142,7 +144,8 @@ impl SignalRouter {
                     let run = test.run.clone();
                     state.needed.need(signal.position);
                     drop(state);
-                    let duplicate = run.signals.arrive(signal.index, signal.value, run.elapsed().as_secs_f64());
+                    let duplicate =
+                        run.signals.arrive(signal.index, signal.value, run.elapsed().as_secs_f64(), signal.version);
                     return Routed::Delivered { duplicate };
                 }
             }
@@ -183,7 +186,8 @@ impl SignalRouter {
                     _ => {
                         positions.push(signal.position);
                         let before_start = test.started().saturating_duration_since(signal.arrived);
-                        let _duplicate = test.signals.arrive(signal.index, signal.value, -before_start.as_secs_f64());
+                        let _duplicate =
+                            test.signals.arrive(signal.index, signal.value, -before_start.as_secs_f64(), signal.version);
                     }
                 }
             }

@@ -40,6 +40,7 @@ fn run(core: &Arc<CaseCore>, id: &str, issued: DateTime<Utc>) -> Arc<TestRun> {
         test_kwargs: None,
         trace_id: None,
         by_hand: false,
+        service_version: None,
     };
     Arc::new(TestRun::new(execution, core.clone()))
 }
@@ -55,6 +56,7 @@ fn signal<'a>(key: &'a str, issued: Option<DateTime<Utc>>, case: &'a Arc<str>, o
         value: RawValue::from_string(offset.to_string()).unwrap(),
         expires: Instant::now() + Duration::from_secs(3600),
         position: BusPosition { partition: 0, offset, mark: offset * 10 },
+        version: None,
     }
 }
 
