@@ -107,3 +107,36 @@ async fn missing_or_invalid_certificate_and_key_files_stop_the_start_naming_the_
         assert!(said.starts_with("configuration: LiveCheck web server: "), "{said}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_finish_its_handshake_is_closed_at_the_header_read_timeout() {
+    use tokio::io::AsyncReadExt;
+    let dir = TempDir::new("web-tls-slow");
+    let (cert_pem, key_pem) = self_signed();
+    let (cert, key) = (dir.write("cert.pem", &cert_pem), dir.write("key.pem", &key_pem));
+    let app = instance(&cert, &key).web_header_read_timeout(Duration::from_millis(300)).build();
+    let running = app.start().await.unwrap();
+    let address = running.web_address().unwrap();
+
+    // Connects and says nothing: no ClientHello.
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut byte)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed by the server: {read:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250), "not before the timeout: {:?}", started.elapsed());
+
+    let metrics = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+        .get(format!("https://{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("livecheck_web_connections_timed_out_total{timeout=\"header_read\"} 1"), "{metrics}");
+    running.shutdown().await.unwrap();
+}
