@@ -123,7 +123,7 @@ fn reject_struct_attribute(input: &DeriveInput) -> Result<()> {
     }
 }
 
-fn not_a_struct(keyword: impl quote::ToTokens, ident: &syn::Ident, what: &str) -> Error {
+fn not_a_struct(keyword: &impl quote::ToTokens, ident: &syn::Ident, what: &str) -> Error {
     Error::new_spanned(
         quote! { #keyword #ident },
         format!(
