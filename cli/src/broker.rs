@@ -26,6 +26,9 @@ impl BrokerArgs {
     /// The transport of the broker URL.
     pub(crate) fn connect(&self) -> anyhow::Result<Arc<dyn transport::Transport>> {
         let url = self.url();
+        if let Some(missing) = not_built_in(url, BUILT_WITH) {
+            anyhow::bail!("{missing}");
+        }
         if url.starts_with("memory://") {
             anyhow::bail!(
                 "`{url}` lives inside one process: the livecheck command cannot share it; use sqlite:// or kafka://"
@@ -71,6 +74,31 @@ impl BrokerArgs {
     }
 }
 
+/// The transports this build of the command has (its cargo features `sqlite` and `kafka`).
+const BUILT_WITH: &[&str] = &[
+    #[cfg(feature = "sqlite")]
+    "sqlite",
+    #[cfg(feature = "kafka")]
+    "kafka",
+];
+
+/// What to say of a `sqlite://` or `kafka://` URL given to a build without that transport (`built_with` names the
+/// transports it has); `None` when it has it, or for any other URL.
+fn not_built_in(url: &str, built_with: &[&str]) -> Option<String> {
+    let (scheme, what) = match url.split_once("://")?.0 {
+        "kafka" => ("kafka", "Kafka (librdkafka)"),
+        "sqlite" => ("sqlite", "the embedded SQLite log"),
+        _ => return None,
+    };
+    if built_with.contains(&scheme) {
+        return None;
+    }
+    Some(format!(
+        "broker `{url}`: this livecheck command was built without {what} (cargo feature `{scheme}`); install one \
+         with it: cargo install livecheck-cli --features {scheme} (the default features have both)"
+    ))
+}
+
 /// The file of a `sqlite://PATH[?options]` URL (`sqlite://` alone: the default's).
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://")?;
@@ -86,6 +114,18 @@ pub(crate) fn is_retriable(error: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transport_left_out_of_the_build_is_named_with_the_feature_that_brings_it() {
+        let said = not_built_in("kafka://127.0.0.1:9092", &["sqlite"]).expect("kafka is not built in");
+        assert!(said.contains("built without Kafka"), "{said}");
+        assert!(said.contains("--features kafka"), "{said}");
+        let said = not_built_in("sqlite:///tmp/log.sqlite3", &["kafka"]).expect("sqlite is not built in");
+        assert!(said.contains("--features sqlite"), "{said}");
+        assert_eq!(not_built_in("kafka://127.0.0.1:9092", &["sqlite", "kafka"]), None);
+        assert_eq!(not_built_in("memory://", &[]), None, "said elsewhere: memory:// is never shared");
+        assert_eq!(not_built_in("nats://host", &[]), None, "the library names the schemes it knows");
+    }
 
     #[test]
     fn the_file_of_a_sqlite_url() {

@@ -25,6 +25,10 @@ pub(crate) struct StatusArgs {
     /// How long to wait for the answer.
     #[arg(long, default_value = "10s", value_parser = args::duration)]
     timeout: Duration,
+    /// A PEM certificate to trust for an https:// --url, besides the system's: the instance's own (self-signed)
+    /// certificate, or its CA's.
+    #[arg(long, value_name = "PEM", env = "LIVECHECK_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 /// `GET /api/status`, as far as the table needs it; fields the table does not show are ignored, missing ones
@@ -143,7 +147,14 @@ pub(crate) async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let base = if args.url.contains("://") { args.url.clone() } else { format!("http://{}", args.url) };
     let base = base.trim_end_matches('/');
     let url = format!("{base}/api/status");
-    let client = reqwest::Client::builder().timeout(args.timeout).build().context("setting up the HTTP client")?;
+    let mut client = reqwest::Client::builder().timeout(args.timeout);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("--ca-cert: cannot read `{}`", path.display()))?;
+        let certificate = reqwest::Certificate::from_pem(&pem)
+            .with_context(|| format!("--ca-cert: `{}` is not a PEM certificate", path.display()))?;
+        client = client.add_root_certificate(certificate);
+    }
+    let client = client.build().context("setting up the HTTP client")?;
     let response =
         client.get(&url).send().await.with_context(|| format!("cannot reach the LiveCheck instance at {base}"))?;
     let code = response.status();

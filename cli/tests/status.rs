@@ -281,3 +281,35 @@ async fn an_unreachable_instance_or_one_that_is_not_livecheck_is_exit_2_naming_t
     assert!(text(&broken.stderr).contains("did not answer a LiveCheck status"), "{}", text(&broken.stderr));
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_serving_https_is_read_trusting_its_certificate_with_ca_cert() {
+    let dir = std::env::temp_dir().join(format!("livecheck-cli-tls-{}-{}", std::process::id(), line!()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let app = LiveCheck::builder().web_address("127.0.0.1:0").web_tls(&cert, &key).build();
+    let refunds = refunds(&app);
+    let running = app.start().await.unwrap();
+    let url = format!("https://{}", running.web_address().unwrap());
+
+    let out = livecheck(&["status", "--url", &url, "--ca-cert", cert.to_str().unwrap()]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    assert!(stdout.starts_with("1 cases, 0 failing") || stdout.starts_with("1 case, 0 failing"), "{stdout}");
+    assert!(stdout.contains(REFUNDS), "{stdout}");
+
+    // Without it, the self-signed certificate is not trusted: exit 2, saying it could not reach the instance.
+    let out = livecheck(&["status", "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("cannot reach the LiveCheck instance"), "{}", text(&out.stderr));
+    let out = livecheck(&["status", "--url", &url, "--ca-cert", dir.join("missing.pem").to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--ca-cert: cannot read"), "{}", text(&out.stderr));
+
+    drop(refunds);
+    running.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

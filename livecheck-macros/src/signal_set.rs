@@ -9,8 +9,8 @@ pub(crate) fn expand(input: &DeriveInput) -> Result<TokenStream> {
     reject_struct_attribute(input)?;
     let fields = match &input.data {
         Data::Struct(data) => &data.fields,
-        Data::Enum(data) => return Err(not_a_struct(data.enum_token, &input.ident, "an enum")),
-        Data::Union(data) => return Err(not_a_struct(data.union_token, &input.ident, "a union")),
+        Data::Enum(data) => return Err(not_a_struct(&data.enum_token, &input.ident, "an enum")),
+        Data::Union(data) => return Err(not_a_struct(&data.union_token, &input.ident, "a union")),
     };
     if !input.generics.params.is_empty() {
         return Err(Error::new_spanned(
@@ -123,7 +123,7 @@ fn reject_struct_attribute(input: &DeriveInput) -> Result<()> {
     }
 }
 
-fn not_a_struct(keyword: impl quote::ToTokens, ident: &syn::Ident, what: &str) -> Error {
+fn not_a_struct(keyword: &impl quote::ToTokens, ident: &syn::Ident, what: &str) -> Error {
     Error::new_spanned(
         quote! { #keyword #ident },
         format!(

@@ -48,6 +48,26 @@ struct Backend {
     cache: Option<String>,
 }
 
+/// HTTPS for the instance's web server.
+#[derive(clap::Args)]
+struct WebTls {
+    /// Serve the web server over HTTPS with this PEM certificate chain (needs --web-tls-key).
+    #[arg(long, value_name = "PEM", env = livecheck::web::WEB_TLS_CERT_ENV, requires = "web_tls_key")]
+    web_tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --web-tls-cert.
+    #[arg(long, value_name = "PEM", env = livecheck::web::WEB_TLS_KEY_ENV, requires = "web_tls_cert")]
+    web_tls_key: Option<std::path::PathBuf>,
+}
+
+impl WebTls {
+    fn apply(self, builder: LiveCheckBuilder) -> LiveCheckBuilder {
+        match (self.web_tls_cert, self.web_tls_key) {
+            (Some(cert), Some(key)) => builder.web_tls(cert, key),
+            _ => builder,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The ordering system: web server and agents.
@@ -98,6 +118,8 @@ enum Command {
         /// Secret the alerts are signed with (LiveCheck-Webhook-Signature).
         #[arg(long, value_name = "SECRET", env = "LIVECHECK_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
         alert_webhook_secret: Option<String>,
+        #[command(flatten)]
+        tls: WebTls,
         #[command(flatten)]
         tuning: test_order::InstanceTuning,
         #[command(flatten)]
@@ -346,6 +368,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shutdown_timeout,
             alert_webhooks,
             alert_webhook_secret,
+            tls,
             tuning,
             limits,
             backend,
@@ -359,8 +382,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(secret) = alert_webhook_secret {
                 alerts = alerts.alert_webhook_secret(secret);
             }
-            let app = limits
-                .apply(alerts)
+            let app = tls
+                .apply(limits.apply(alerts))
                 .web_address(format!("127.0.0.1:{port}"))
                 .shutdown_timeout(Duration::from_secs_f64(shutdown_timeout))
                 .build();

@@ -114,3 +114,15 @@ fn a_port_in_use_names_the_server_and_the_port() {
     );
     assert_eq!(error.matches("in use").count(), 1, "said once: {error}");
 }
+
+#[test]
+fn the_web_servers_tls_files_are_checked_at_start_and_come_as_a_pair() {
+    rejected(&["livecheck", "--web-tls-cert", "cert.pem"], "--web-tls-key");
+    let missing = std::env::temp_dir().join(format!("livecheck-no-such-cert-{}.pem", std::process::id()));
+    let missing = missing.to_str().unwrap();
+    // From the environment as from the options; the instance does not start, naming the file.
+    let envs = [("LIVECHECK_WEB_TLS_CERT", missing), ("LIVECHECK_WEB_TLS_KEY", missing)];
+    let (code, stderr) = failed(&["livecheck", "--broker", "memory://", "--port", "0"], &envs);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("its TLS certificate `{missing}` cannot be read")), "{stderr}");
+}

@@ -62,6 +62,7 @@ pub(crate) struct AlertSender {
     pub(crate) dashboard: Option<String>,
 }
 
+#[cfg(feature = "http")]
 impl AlertSender {
     /// `instance` or the host's name; `dashboard` as given.
     pub(crate) fn new(instance: Option<String>, dashboard: Option<String>) -> Self {
@@ -70,6 +71,7 @@ impl AlertSender {
 }
 
 /// This machine's name, when it can be read.
+#[cfg(feature = "http")]
 fn host_name() -> Option<String> {
     std::env::var("HOSTNAME")
         .ok()

@@ -30,6 +30,8 @@ pub(crate) trait BoundCompanion: Send {
     fn address(&self) -> Option<SocketAddr>;
 
     /// The page an operator opens to see the cases (linked from alerts), if it serves one.
+    // Read by the alerts only, which need `http`.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     fn dashboard_url(&self) -> Option<String> {
         None
     }

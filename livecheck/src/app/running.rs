@@ -217,9 +217,11 @@ pub(super) async fn start(app: LiveCheck) -> Result<Running> {
     let (shutdown, give_up) = (&shared.stopping.shutdown, &shared.stopping.give_up);
     let mut tasks = Tasks::default();
     #[cfg(feature = "http")]
-    let dashboard = companions.iter().find_map(|companion| companion.dashboard_url());
-    if let Some(alert_sender) = shared.alerts.start(shutdown.clone(), give_up.clone(), dashboard)? {
-        tasks.spawn("the alert sender", alert_sender);
+    {
+        let dashboard = companions.iter().find_map(|companion| companion.dashboard_url());
+        if let Some(alert_sender) = shared.alerts.start(shutdown.clone(), give_up.clone(), dashboard)? {
+            tasks.spawn("the alert sender", alert_sender);
+        }
     }
     let consumed = vec![streams.pending.clone(), streams.bus.clone()];
     let member_consumer =

@@ -1,11 +1,11 @@
 //! The web server as the instance's companion: configured with the `web_*` methods of the builder, bound before
 //! the instance starts, served while it runs. The app knows it only as a [`Companion`].
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{ConnectionLimits, Instance, WebServer};
+use super::{ConnectionLimits, Instance, TlsFiles, WebServer};
 use crate::{
     app::{BoundCompanion, Companion, StartedInstance},
     transport::BoxFuture,
@@ -20,13 +20,15 @@ const WEB_SERVER: &str = "the web server";
 pub(crate) struct WebCompanion {
     address: Option<String>,
     limits: ConnectionLimits,
+    /// HTTPS with this certificate and key; plain HTTP without.
+    tls: Option<TlsFiles>,
 }
 
 impl Companion for WebCompanion {
     fn bind<'a>(&'a self, app: &'a LiveCheck) -> BoxFuture<'a, Result<Option<Box<dyn BoundCompanion>>>> {
         Box::pin(async move {
             let Some(address) = &self.address else { return Ok(None) };
-            let server = WebServer::bind(address, app, self.limits).await?;
+            let server = WebServer::bind(address, app, self.limits, self.tls.as_ref()).await?;
             Ok(Some(Box::new(server) as Box<dyn BoundCompanion>))
         })
     }
@@ -42,7 +44,7 @@ impl BoundCompanion for WebServer {
     }
 
     fn dashboard_url(&self) -> Option<String> {
-        Some(format!("http://{}/", WebServer::address(self)))
+        Some(self.url())
     }
 
     fn serve(self: Box<Self>, started: StartedInstance, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
@@ -64,6 +66,28 @@ impl LiveCheckBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_address(mut self, address: impl Into<String>) -> Self {
         self.companion::<WebCompanion>().address = Some(address.into());
+        self
+    }
+
+    /// Serves the web server over HTTPS (TLS 1.2 and 1.3, by rustls) with the certificate chain in the PEM file
+    /// `cert_path` (the server's certificate first, then any intermediates) and its private key in the PEM file
+    /// `key_path` (PKCS#8, RSA or EC). The files are read when the instance starts: [`LiveCheck::start`] fails,
+    /// naming the file, if one cannot be read, holds no certificate or key, or the key is not the certificate's.
+    /// The dashboard's URL (in the logs and the alerts) is then `https://`. A client that does not complete its
+    /// handshake within [`Self::web_header_read_timeout`] is disconnected. Plain HTTP by default.
+    ///
+    /// ```no_run
+    /// # async fn run() -> livecheck::Result<()> {
+    /// let app = livecheck::LiveCheck::builder()
+    ///     .web_address("0.0.0.0:9999")
+    ///     .web_tls("/etc/livecheck/tls/cert.pem", "/etc/livecheck/tls/key.pem")
+    ///     .build();
+    /// let running = app.start().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_tls(mut self, cert_path: impl Into<PathBuf>, key_path: impl Into<PathBuf>) -> Self {
+        self.companion::<WebCompanion>().tls = Some(TlsFiles { cert: cert_path.into(), key: key_path.into() });
         self
     }
 

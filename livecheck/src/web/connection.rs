@@ -3,6 +3,7 @@
 //! for the next ones — and a kept-alive connection may wait at most `idle_timeout` for its next request. So idle,
 //! slow (slowloris) and half-open connections are closed, and counted, instead of being held for ever. (hyper's own
 //! header-read timeout also runs while a kept-alive connection waits idle, so it cannot tell the two apart.)
+//! Over HTTPS the TLS handshake comes first, within the first request's header-read timeout.
 
 use std::{
     io,
@@ -26,6 +27,7 @@ use tokio::{
     sync::{Notify, OwnedSemaphorePermit},
     time::Instant,
 };
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::sync::lock;
@@ -70,8 +72,11 @@ pub(crate) struct ConnectionCounts {
     pub(super) open: Gauge,
     /// Connections closed at once because the server held its limit of them.
     pub(super) refused: Counter,
-    /// Connections closed by a timeout: `header_read` or `idle`.
+    /// Connections closed by a timeout: `header_read` (the TLS handshake included) or `idle`.
     pub(super) timed_out: Family<TimeoutLabels, Counter>,
+    /// Connections closed because their TLS handshake failed (a client that does not trust the certificate, one
+    /// that speaks plain HTTP to the HTTPS server).
+    pub(super) tls_failed: Counter,
 }
 
 /// Which timeout a connection is under now.
@@ -155,13 +160,13 @@ impl Drop for Answering {
     }
 }
 
-/// A connection's socket, telling its [`Activity`] when bytes come in.
-struct Watched {
-    stream: TcpStream,
+/// A connection's socket (or its TLS stream), telling its [`Activity`] when bytes come in.
+struct Watched<S> {
+    stream: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
@@ -172,7 +177,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
@@ -222,10 +227,12 @@ pub(super) struct Accepted {
     pub(super) slot: OwnedSemaphorePermit,
 }
 
-/// Serves `accepted` with `router` until the client closes it, a timeout closes it, or `shutdown`: then at once,
-/// unless a request is being answered — it is let finish, and the server bounds that wait.
+/// Serves `accepted` with `router` — over TLS after its handshake with `tls`, when given — until the client closes
+/// it, a timeout closes it, or `shutdown`: then at once, unless a request is being answered — it is let finish, and
+/// the server bounds that wait.
 pub(super) async fn serve(
     accepted: Accepted,
+    tls: Option<TlsAcceptor>,
     router: Router,
     limits: ConnectionLimits,
     counts: ConnectionCounts,
@@ -233,7 +240,43 @@ pub(super) async fn serve(
 ) {
     let Accepted { stream, peer, slot: _slot } = accepted;
     let _open = Open::new(&counts.open);
-    let activity = Arc::new(Activity::new(Instant::now()));
+    let opened = Instant::now();
+    let Some(tls) = tls else {
+        return serve_http(stream, opened, peer, router, limits, counts, shutdown).await;
+    };
+    let handshake = tokio::time::timeout_at(opened + limits.header_read_timeout, tls.accept(stream));
+    let stream = tokio::select! {
+        () = shutdown.cancelled() => return,
+        handshake = handshake => match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                counts.tls_failed.inc();
+                tracing::debug!(%peer, %error, "a web connection's TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                counts.timed_out.get_or_create(&TimeoutLabels { timeout: "header_read" }).inc();
+                tracing::debug!(%peer, "closing a web connection whose TLS handshake did not end in time");
+                return;
+            }
+        },
+    };
+    serve_http(stream, opened, peer, router, limits, counts, shutdown).await;
+}
+
+/// Serves HTTP/1 on `stream`, opened at `opened`, within `limits` (see [`serve`]).
+async fn serve_http<S>(
+    stream: S,
+    opened: Instant,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    counts: ConnectionCounts,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new(opened));
     let io = TokioIo::new(Watched { stream, activity: activity.clone() });
     let service = hyper::service::service_fn({
         let activity = activity.clone();

@@ -362,8 +362,14 @@ fn registry(instance: &Instance) -> Registry {
     );
     registry.register(
         "web_connections_timed_out",
-        "Connections to this web server closed by a timeout: header_read (a request's headers too slow) or idle",
+        "Connections to this web server closed by a timeout: header_read (a request's headers, or the TLS \
+         handshake, too slow) or idle",
         connections.timed_out.clone(),
+    );
+    registry.register(
+        "web_tls_handshakes_failed",
+        "Connections to this HTTPS web server closed because their TLS handshake failed",
+        connections.tls_failed.clone(),
     );
 
     let leader: Gauge = Gauge::default();

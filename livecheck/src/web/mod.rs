@@ -1,6 +1,6 @@
 //! The instance's web server (feature `web`): a JSON API on its cases and their executions, the dashboard,
 //! `/healthz` and Prometheus `/metrics`. Turned on with [`crate::LiveCheckBuilder::web_address`]; it runs while
-//! the instance runs.
+//! the instance runs, over HTTPS with [`crate::LiveCheckBuilder::web_tls`].
 //!
 //! | route | what |
 //! |---|---|
@@ -33,7 +33,10 @@ mod not_found;
 mod otlp;
 mod server;
 mod timeline;
+mod tls;
 
 use connection::ConnectionLimits;
 pub use server::DEFAULT_WEB_ADDRESS;
 use server::{Instance, WebServer};
+use tls::TlsFiles;
+pub use tls::{WEB_TLS_CERT_ENV, WEB_TLS_KEY_ENV};

@@ -21,7 +21,7 @@ use super::{
     connection::{self, Accepted, ConnectionCounts, ConnectionLimits},
     dashboard, healthz,
     healthz::TransportProbe,
-    metrics, not_found, otlp,
+    metrics, not_found, otlp, TlsFiles,
 };
 use crate::{transport::Leadership, Error, LiveCheck, Result};
 
@@ -72,12 +72,21 @@ pub(crate) struct WebServer {
     listener: TcpListener,
     address: SocketAddr,
     limits: ConnectionLimits,
+    /// The TLS handshake of every connection, when the server speaks HTTPS.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl WebServer {
-    /// Listens on `address` (`host:port`); [`Error::WebServer`] when it cannot (a port in use says so).
+    /// Listens on `address` (`host:port`); [`Error::WebServer`] when it cannot (a port in use says so). With
+    /// `tls`, its certificate and key are read first ([`Error::Setup`] or [`Error::Config`] naming what is wrong).
     /// Its metrics of executions observe `app` from now on.
-    pub(crate) async fn bind(address: &str, app: &LiveCheck, limits: ConnectionLimits) -> Result<Self> {
+    pub(crate) async fn bind(
+        address: &str,
+        app: &LiveCheck,
+        limits: ConnectionLimits,
+        tls: Option<&TlsFiles>,
+    ) -> Result<Self> {
+        let tls = tls.map(TlsFiles::acceptor).transpose()?;
         let failed = |source| Error::WebServer { address: address.to_owned(), source };
         let listener = TcpListener::bind(address).await.map_err(failed)?;
         let address = listener.local_addr().map_err(failed)?;
@@ -87,7 +96,7 @@ impl WebServer {
         app.shared.observers.add(timelines.clone());
         let versions = Arc::new(crate::gate::VersionTally::default());
         app.shared.observers.add(versions.clone());
-        Ok(WebServer { observed, timelines, versions, listener, address, limits })
+        Ok(WebServer { observed, timelines, versions, listener, address, limits, tls })
     }
 
     /// What `/metrics` observes as executions finish, for the [`Instance`] it serves.
@@ -100,11 +109,17 @@ impl WebServer {
         self.address
     }
 
+    /// The server's URL: `https://` when it speaks TLS.
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/", self.address)
+    }
+
     /// Serves `instance` until `shutdown`, each connection within the app's [`ConnectionLimits`] (beyond the most
     /// connections, new ones are closed at once, counted and logged); then stops accepting, lets the requests in
     /// progress finish for up to [`DRAIN_FOR`], and closes what is left.
     pub(crate) fn serve(self, instance: Instance, shutdown: CancellationToken) -> impl Future<Output = ()> + Send {
-        let url = format!("http://{}/", self.address);
+        let url = self.url();
         tracing::info!(%url, "LiveCheck web server listening on {url} (dashboard, /api/status, /healthz, /metrics)");
         let limits = self.limits;
         let counts = instance.connections.clone();
@@ -123,7 +138,8 @@ impl WebServer {
                             Ok(slot) => {
                                 let accepted = Accepted { stream, peer, slot };
                                 let (router, counts, shutdown) = (router.clone(), counts.clone(), shutdown.clone());
-                                connections.spawn(connection::serve(accepted, router, limits, counts, shutdown));
+                                let tls = self.tls.clone();
+                                connections.spawn(connection::serve(accepted, tls, router, limits, counts, shutdown));
                             }
                             Err(_) => {
                                 // Closed unread: the client sees the connection end without an answer.
