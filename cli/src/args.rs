@@ -25,6 +25,14 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// [`duration`], or `0` for none.
+pub(crate) fn duration_or_zero(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    duration(text)
+}
+
 /// `KEY=VALUE`: a value that parses as JSON (`3`, `true`, `null`, `{"a": 1}`, `"quoted"`) is taken as JSON,
 /// anything else as a string (`sell`).
 pub(crate) fn key_value(text: &str) -> Result<(String, Value), String> {

@@ -4,6 +4,8 @@
 //! livecheck status [--url http://127.0.0.1:9999] [--json]   # the cases of a running instance; exit 1 if one fails
 //! livecheck tail [--broker URL] [--case NAME] [--json]      # follow the reports; exit 2 if the broker is silent
 //! livecheck trigger CASE [--arg key=value]… [--timeout 60s] # run a test by hand; exit 0 on PASS
+//! livecheck serve --cases FILE|DIR [--broker URL]           # an instance running declarative case files
+//! livecheck check-cases FILE|DIR                            # validate case files; exit 1 naming file and line
 //! ```
 //!
 //! Exit codes: 0 all well (every case passing, the test passed); 1 a case is failing, or the test's verdict is not
@@ -11,9 +13,11 @@
 
 mod args;
 mod broker;
+mod check_cases;
 mod follow;
 mod output;
 mod report_text;
+mod serve;
 mod status;
 mod tail;
 mod trigger;
@@ -57,6 +61,15 @@ enum Command {
     /// when no report comes within --timeout.
     #[command(after_help = EXIT_CODES)]
     Trigger(trigger::TriggerArgs),
+    /// Runs a LiveCheck instance with its web server on the cases of case files (YAML or TOML).
+    ///
+    /// Reloads them on SIGHUP and when they change (tests in flight run again on the new instance, none lost);
+    /// SIGINT or SIGTERM stop it. The web server's write and read tokens come from LIVECHECK_WEB_TOKEN and
+    /// LIVECHECK_WEB_READ_TOKEN, signing from LIVECHECK_SIGNING_SECRET. Exit 2 when the cases or the broker are
+    /// wrong at the start.
+    Serve(serve::ServeArgs),
+    /// Checks case files without running them: exit 0 when valid, 1 with FILE:LINE:COLUMN and what is wrong.
+    CheckCases(check_cases::CheckCasesArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +96,8 @@ fn main() -> ExitCode {
             Command::Status(args) => status::run(args).await,
             Command::Tail(args) => tail::run(args).await,
             Command::Trigger(args) => trigger::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::CheckCases(args) => Ok(check_cases::run(&args)),
         }
     });
     // Blocking reads still under way (a broker that does not answer) do not hold the exit up.

@@ -21,7 +21,7 @@ use super::{
     connection::{self, Accepted, ConnectionCounts, ConnectionLimits},
     dashboard, healthz,
     healthz::TransportProbe,
-    metrics, not_found, otlp,
+    metrics, not_found, openapi, otlp, signals_api, tests_api,
 };
 use crate::{transport::Leadership, Error, LiveCheck, Result};
 
@@ -50,6 +50,10 @@ pub(crate) struct Instance {
     pub(crate) otlp_decoding: tokio::sync::Semaphore,
     /// Every case's outcomes per minute, observed as they happen.
     pub(crate) timelines: Arc<super::timeline::Timelines>,
+    /// The tokens the routes ask for (none by default).
+    pub(crate) tokens: super::auth::Tokens,
+    /// The rate limit of the routes that publish.
+    pub(crate) publishes: super::rate_limit::RateLimit,
 }
 
 impl Instance {
@@ -68,6 +72,10 @@ pub(crate) struct WebServer {
     listener: TcpListener,
     address: SocketAddr,
     limits: ConnectionLimits,
+    /// The tokens its routes ask for.
+    pub(super) tokens: super::auth::Tokens,
+    /// Requests a second its routes that publish take.
+    pub(super) publishes_per_second: u32,
 }
 
 impl WebServer {
@@ -81,7 +89,13 @@ impl WebServer {
         app.shared.observers.add(observed.clone());
         let timelines = Arc::new(super::timeline::Timelines::default());
         app.shared.observers.add(timelines.clone());
-        Ok(WebServer { observed, timelines, listener, address, limits })
+        let (tokens, publishes_per_second) = (Default::default(), super::rate_limit::DEFAULT_PUBLISHES_PER_SECOND);
+        Ok(WebServer { observed, timelines, listener, address, limits, tokens, publishes_per_second })
+    }
+
+    /// The server asking for `tokens` and taking `publishes_per_second` on its publishing routes.
+    pub(crate) fn guarded(self, tokens: super::auth::Tokens, publishes_per_second: u32) -> Self {
+        WebServer { tokens, publishes_per_second, ..self }
     }
 
     /// What `/metrics` observes as executions finish, for the [`Instance`] it serves.
@@ -177,20 +191,41 @@ async fn accept_failed(error: &std::io::Error) {
 }
 
 fn routes(instance: Arc<Instance>) -> Router {
-    Router::new()
-        .route("/", get(dashboard::dashboard))
+    // Reads of the API: the read token when one is set.
+    let reads = Router::new()
         .route("/api/status", get(api::status))
         .route("/api/cases/{name}", get(api::case))
         .route("/api/cases/{name}/executions", get(api::executions))
         .route("/api/cases/{name}/timeline", get(super::timeline::timeline))
         .route("/api/executions/{id}", get(api::execution))
         .route("/api/alerts", get(api::alerts))
-        .route("/healthz", get(healthz::healthz))
         .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(instance.clone(), require_read));
+    Router::new()
+        .route("/", get(dashboard::dashboard))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/healthz", get(healthz::healthz))
+        // The routes that publish check the write token themselves (a signal may show its signed test instead).
+        .route("/api/tests", post(tests_api::start_test))
+        .route("/api/signals", post(signals_api::send_signal))
         .route(
             "/v1/traces",
             post(otlp::traces).layer(axum::extract::DefaultBodyLimit::max(crate::spans::otlp::MAX_BODY_BYTES)),
         )
+        .merge(reads)
         .fallback(not_found::no_route)
         .with_state(instance)
+}
+
+/// Lets a read through when it holds the read token (or the write token), or none is set; 401 otherwise.
+async fn require_read(
+    axum::extract::State(instance): axum::extract::State<Arc<Instance>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match super::auth::Access::Read.check(&instance.tokens, request.headers()) {
+        super::auth::Presented::Allowed => next.run(request).await,
+        super::auth::Presented::Denied => super::api_error::ApiError::unauthorized().into_response(),
+    }
 }
