@@ -160,16 +160,16 @@ async fn with_signing_a_signal_needs_the_token_or_its_test_s_signed_headers() {
     assert_eq!(status, 201, "{answer}");
     let id = answer["id"].as_str().unwrap().to_owned();
     let headers = forwarded(&answer);
-    assert!(headers.iter().any(|(name, _)| name == "LiveCheck-Signature"), "signed: {answer}");
+    assert!(headers.iter().any(|(name, _)| name == "LiveCheck-Test-Signature"), "signed: {answer}");
     let paid = serde_json::to_vec(&json!({"test_id": id, "signal": "paid", "value": 5})).unwrap();
     // Forged: the signature of another test, or none.
     let forged: Vec<_> = headers
         .iter()
-        .map(|(n, v)| if n == "LiveCheck-Signature" { (n.clone(), "0".repeat(64)) } else { (n.clone(), v.clone()) })
+        .map(|(n, v)| if n == "LiveCheck-Test-Signature" { (n.clone(), "0".repeat(64)) } else { (n.clone(), v.clone()) })
         .filter(|(n, _)| n != "baggage")
         .collect();
     assert_eq!(shop.post_raw("/api/signals", None, &forged, paid.clone()).await.0, 401);
-    let unsigned: Vec<_> = forged.iter().filter(|(n, _)| n != "LiveCheck-Signature").cloned().collect();
+    let unsigned: Vec<_> = forged.iter().filter(|(n, _)| n != "LiveCheck-Test-Signature").cloned().collect();
     assert_eq!(shop.post_raw("/api/signals", None, &unsigned, paid.clone()).await.0, 401);
     assert_eq!(shop.signals(), 0);
     // The headers as answered: accepted, as the test's.

@@ -1,0 +1,1 @@
+//! Declarative cases (feature `declare`): placeholder, filled below.
