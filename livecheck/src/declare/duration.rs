@@ -35,20 +35,27 @@ pub(crate) struct FileDuration(pub(crate) Duration);
 
 impl<'de> serde::Deserialize<'de> for FileDuration {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Seconds(f64),
-            Text(String),
+        /// Reads the scalar in place, so that an error points at it.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = FileDuration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration: text like 30s, 500ms, 2m, 1h, or a number of seconds")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<FileDuration, E> {
+                parse(text).map(FileDuration).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<FileDuration, E> {
+                seconds(value).map(FileDuration).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<FileDuration, E> {
+                self.visit_f64(value as f64)
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<FileDuration, E> {
+                self.visit_f64(value as f64)
+            }
         }
-        let written = Written::deserialize(deserializer)
-            .map_err(|_| serde::de::Error::custom("a duration is text like 30s, 500ms, 2m, 1h or a number of seconds"))?;
-        match written {
-            Written::Seconds(value) => seconds(value),
-            Written::Text(text) => parse(&text),
-        }
-        .map(FileDuration)
-        .map_err(serde::de::Error::custom)
+        deserializer.deserialize_any(Visitor)
     }
 }
 

@@ -113,20 +113,20 @@ pub fn parse(text: &str, format: Format, file: &Path) -> Result<CaseDefinition, 
         })?,
     };
     define(written, text).map_err(|(message, needle)| {
-        let line = needle.and_then(|needle| line_of(text, &needle));
+        let line = needle.and_then(|needle| needle.line_in(text));
         CaseFileError::new(file, message).at(line, None)
     })
 }
 
 /// The case of a file read: what is checked across its parts. An error comes with a text to look for, to name
 /// its line.
-fn define(written: WrittenCase, _text: &str) -> Result<CaseDefinition, (String, Option<String>)> {
+fn define(written: WrittenCase, _text: &str) -> Result<CaseDefinition, (String, Option<Needle>)> {
     let name = written.name;
-    check_name("case", &name).map_err(|m| (m, Some("name".into())))?;
-    let settings = written.settings.into_settings(&name).map_err(|m| (m, Some("settings".into())))?;
+    check_name("case", &name).map_err(|m| (m, Some(Needle::first(&["name"]))))?;
+    let settings = written.settings.into_settings(&name).map_err(|m| (m, Some(Needle::first(&["settings"]))))?;
     let default_timeout = written.timeout.map_or(DEFAULT_STEP_TIMEOUT, |t| t.0);
     if written.steps.is_empty() {
-        return Err(("a case needs at least one step".into(), Some("steps".into())));
+        return Err(("a case needs at least one step".into(), Some(Needle::first(&["steps"]))));
     }
     let steps = written
         .steps
@@ -139,7 +139,7 @@ fn define(written: WrittenCase, _text: &str) -> Result<CaseDefinition, (String, 
         for stage in &step.stages {
             if seen.contains(&stage.signal.as_str()) {
                 let message = format!("step {}: signal `{}` is awaited twice", index + 1, stage.signal);
-                return Err((message, Some(stage.signal.clone())));
+                return Err((message, Some(Needle::last(&["signal", &stage.signal]))));
             }
             seen.push(&stage.signal);
         }
@@ -153,25 +153,25 @@ fn define(written: WrittenCase, _text: &str) -> Result<CaseDefinition, (String, 
                         index + 1,
                         stage.signal
                     );
-                    return Err((message, Some(format!("signal: {referred}"))));
+                    return Err((message, Some(Needle::first(&["equals_stage", referred]))));
                 }
             }
         }
     }
     let fake_request = match written.fake_request {
-        Some(fake) => Some(fake.into_fake_request().map_err(|m| (format!("fake_request: {m}"), Some("fake_request".into())))?),
+        Some(fake) => Some(fake.into_fake_request().map_err(|m| (format!("fake_request: {m}"), Some(Needle::first(&["fake_request"]))))?),
         None => None,
     };
     if fake_request.is_some() && settings.frequency.is_none() {
-        return Err(("a fake_request needs settings.frequency (how often it is made)".into(), Some("fake_request".into())));
+        return Err(("a fake_request needs settings.frequency (how often it is made)".into(), Some(Needle::first(&["fake_request"]))));
     }
     for url in &written.alert_webhooks {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err((format!("alert webhook `{url}` must start with http:// or https://"), Some(url.clone())));
+            return Err((format!("alert webhook `{url}` must start with http:// or https://"), Some(Needle::first(&[url]))));
         }
     }
     if settings.frequency.is_some_and(|f| f < Duration::from_millis(10)) {
-        return Err(("settings.frequency is at least 10ms".into(), Some("frequency".into())));
+        return Err(("settings.frequency is at least 10ms".into(), Some(Needle::first(&["frequency"]))));
     }
     Ok(CaseDefinition { settings, alert_webhooks: written.alert_webhooks, steps, fake_request })
 }
@@ -193,9 +193,28 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// The first line (from 1) holding `needle`.
-fn line_of(text: &str, needle: &str) -> Option<usize> {
-    text.lines().position(|line| line.contains(needle)).map(|index| index + 1)
+/// What to look for to name the line of an error found after parsing: a line holding every word, the first or
+/// the last such line.
+struct Needle {
+    words: Vec<String>,
+    last: bool,
+}
+
+impl Needle {
+    fn first(words: &[&str]) -> Self {
+        Needle { words: words.iter().map(|w| (*w).to_owned()).collect(), last: false }
+    }
+
+    fn last(words: &[&str]) -> Self {
+        Needle { last: true, ..Needle::first(words) }
+    }
+
+    /// The line (from 1).
+    fn line_in(&self, text: &str) -> Option<usize> {
+        let mut lines = text.lines().enumerate().filter(|(_, line)| self.words.iter().all(|w| line.contains(w.as_str())));
+        let found = if self.last { lines.last() } else { lines.next() };
+        found.map(|(index, _)| index + 1)
+    }
 }
 
 #[cfg(test)]
