@@ -77,7 +77,8 @@ impl Case for DeclaredCase {
                 // Signals that came early are held for the test: waiting one after the other is waiting together.
                 let left = (started + stage.timeout).saturating_duration_since(Instant::now());
                 let value = self.signal(stage)?.wait(left.max(Duration::from_millis(1))).await?;
-                if let Some(line) = budget::over_budget(&stage.signal, started.elapsed(), stage.budget) {
+                let after_issue = (chrono::Utc::now() - test.context().timestamp()).to_std().unwrap_or_default();
+                if let Some(line) = budget::over_budget(&stage.signal, after_issue, stage.budget) {
                     test.log(line);
                 }
                 stages.push((stage.signal.clone(), value));
