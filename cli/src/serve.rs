@@ -64,14 +64,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCod
         Some(path) => read_config(path)?,
         None => ConfigFile::default(),
     };
-    let cases = args.cases.or(file.cases).context("--cases FILE|DIR is required (or LIVECHECK_CASES, or `cases` in --config)")?;
+    let cases = args
+        .cases
+        .or(file.cases)
+        .context("--cases FILE|DIR is required (or LIVECHECK_CASES, or `cases` in --config)")?;
     let broker = args.broker.or(file.broker).unwrap_or_else(|| transport::DEFAULT_BROKER.to_owned());
-    let web_address = args.web_address.or(file.web_address).unwrap_or_else(|| livecheck::web::DEFAULT_WEB_ADDRESS.to_owned());
+    let web_address =
+        args.web_address.or(file.web_address).unwrap_or_else(|| livecheck::web::DEFAULT_WEB_ADDRESS.to_owned());
     let group = args.group.or(file.group);
     let prefix = args.prefix.or(file.prefix);
     let watch_every = match (args.watch_every, file.watch_every) {
         (Some(every), _) => every,
-        (None, Some(text)) => crate::args::duration_or_zero(&text).map_err(|e| anyhow::anyhow!("config `watch_every`: {e}"))?,
+        (None, Some(text)) => {
+            crate::args::duration_or_zero(&text).map_err(|e| anyhow::anyhow!("config `watch_every`: {e}"))?
+        }
         (None, None) => livecheck::declare::DEFAULT_WATCH_EVERY,
     };
     let rate_limit = args.api_rate_limit.or(file.api_rate_limit);

@@ -228,9 +228,10 @@ async fn the_tutorial_case_file_gives_the_rust_case_s_verdicts() {
     drop(worker);
     let _worker = scene.worker(port, &["--skip-signal", "order_executed"]);
     wait_until_answering(&format!("{base_url}/")).await;
-    let timeout =
-        expect_report(&transport, "TIMEOUT on order_executed", |r| r.state == State::Timeout && says(r, "order_executed"))
-            .await;
+    let timeout = expect_report(&transport, "TIMEOUT on order_executed", |r| {
+        r.state == State::Timeout && says(r, "order_executed")
+    })
+    .await;
     assert_eq!(timeout.signal_latency.0.len(), 3, "{timeout:?}");
 }
 
@@ -290,10 +291,12 @@ async fn start_payments(client: &reqwest::Client, web: &str, prefix: &str, count
     for n in 0..count {
         let id = format!("{prefix}-{n}");
         let body = json!({"case": "payments.test_payment", "id": id, "args": {"amount": n}});
-        let answer = client.post(format!("http://{web}/api/tests")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+        let answer =
+            client.post(format!("http://{web}/api/tests")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
         assert_eq!(answer.status(), 201);
         let body = json!({"test_id": id, "signal": "authorized", "value": {"amount": n, "payment": id}});
-        let answer = client.post(format!("http://{web}/api/signals")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+        let answer =
+            client.post(format!("http://{web}/api/signals")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
         assert_eq!(answer.status(), 202);
         ids.push(id);
     }

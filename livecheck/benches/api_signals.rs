@@ -41,7 +41,8 @@ async fn post_signals(url: &str, seconds: f64) -> (f64, Vec<Duration>) {
             while started.elapsed().as_secs_f64() < seconds {
                 let body = format!(r#"{{"test_id":"t-{worker}-{n}","signal":"paid","value":42}}"#);
                 let at = Instant::now();
-                let answer = client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+                let answer =
+                    client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
                 assert_eq!(answer.status(), 202);
                 latencies.push(at.elapsed());
                 sent.fetch_add(1, Ordering::Relaxed);

@@ -8,8 +8,10 @@
 use std::{sync::Arc, time::Duration};
 
 use livecheck::{
-    declare, transport::{SqliteTransport, Subscription, Transport}, wire::TestReport, Case, CaseResult, CaseSettings, LiveCheck, Signal, SignalSet, State,
-    TestRun,
+    declare,
+    transport::{SqliteTransport, Subscription, Transport},
+    wire::TestReport,
+    Case, CaseResult, CaseSettings, LiveCheck, Signal, SignalSet, State, TestRun,
 };
 use serde_json::{json, Value};
 
@@ -50,7 +52,11 @@ const TESTS: usize = 300;
 
 /// Runs `TESTS` tests of the case registered by `register`, one after the other; their runtimes, sorted.
 async fn runtimes(register: impl FnOnce(&LiveCheck)) -> Vec<f64> {
-    let db = std::env::temp_dir().join(format!("livecheck-declared-bench-{}-{}.sqlite3", std::process::id(), fastrand::u64(..)));
+    let db = std::env::temp_dir().join(format!(
+        "livecheck-declared-bench-{}-{}.sqlite3",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     let transport: Arc<dyn Transport> = Arc::new(SqliteTransport::open(&db).unwrap());
     let app = LiveCheck::builder().shared_transport(transport.clone()).build();
     register(&app);
@@ -63,7 +69,8 @@ async fn runtimes(register: impl FnOnce(&LiveCheck)) -> Vec<f64> {
         let id = format!("order-{n}");
         let test = sender.trigger_with_id(&id, &json!({"side": "sell"})).await.unwrap();
         livecheck::scope(Some(test), async {
-            let order = json!({"id": id, "user_id": "u1", "side": "sell", "quantity": 1.0, "price": 2.0, "fake": false});
+            let order =
+                json!({"id": id, "user_id": "u1", "side": "sell", "quantity": 1.0, "price": 2.0, "fake": false});
             sender.order_sent_to_db.send(&order).await.unwrap();
             sender.order_sent_to_kafka.send(&Value::Null).await.unwrap();
             sender.order_cache_in_redis.send(&Value::Null).await.unwrap();

@@ -57,7 +57,10 @@ fn the_tutorial_case_file_reads_as_the_rust_case() {
     let cases = declare::load(&path).unwrap();
     let case = &cases[0].definition;
     assert_eq!(case.name(), "orders.test_order");
-    assert_eq!(case.signal_names(), ["order_sent_to_db", "order_sent_to_kafka", "order_cache_in_redis", "order_executed"]);
+    assert_eq!(
+        case.signal_names(),
+        ["order_sent_to_db", "order_sent_to_kafka", "order_cache_in_redis", "order_executed"]
+    );
     let settings = case.settings();
     assert_eq!((settings.probability, settings.frequency), (0.5, Some(Duration::from_millis(500))));
     assert_eq!(settings.warn_stalled_after, Duration::from_secs(5));
@@ -86,13 +89,16 @@ impl Declared {
 
     async fn signal(&self, id: &str, signal: &str, value: Value) {
         let event = json!({"signal_name": signal, "case_name": "shop", "key": id, "value": value});
-        let message = Message { key: Some(id.into()), value: serde_json::to_vec(&event).unwrap(), headers: Default::default() };
+        let message =
+            Message { key: Some(id.into()), value: serde_json::to_vec(&event).unwrap(), headers: Default::default() };
         self.transport.publish("livecheck-bus", message).await.unwrap();
     }
 
     async fn report(&self, id: &str) -> livecheck::wire::TestReport {
         for _ in 0..500 {
-            if let Some(report) = support::reports(&self.transport).into_iter().find(|r| r.test.as_ref().is_some_and(|t| t.id == id)) {
+            if let Some(report) =
+                support::reports(&self.transport).into_iter().find(|r| r.test.as_ref().is_some_and(|t| t.id == id))
+            {
                 return report;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -200,7 +206,8 @@ fn hostile_case_files_are_errors_never_panics() {
     assert!(refused > 1000 && valid > 0, "{valid} valid, {refused} refused");
 }
 
-const TWO_STAGES: &str = "name: shop\nsteps:\n  - { signal: ordered, timeout: 20s }\n  - { signal: shipped, timeout: 20s }\n";
+const TWO_STAGES: &str =
+    "name: shop\nsteps:\n  - { signal: ordered, timeout: 20s }\n  - { signal: shipped, timeout: 20s }\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reloads_its_cases_without_losing_or_repeating_a_test_in_flight() {
@@ -215,7 +222,9 @@ async fn serve_reloads_its_cases_without_losing_or_repeating_a_test_in_flight() 
         cases: cases.clone(),
         web_address: "127.0.0.1:0".into(),
         builder: Box::new(move || {
-            Ok(LiveCheck::builder().shared_transport(livecheck::transport::from_url(&factory_broker)?).web_write_token("w"))
+            Ok(LiveCheck::builder()
+                .shared_transport(livecheck::transport::from_url(&factory_broker)?)
+                .web_write_token("w"))
         }),
         watch_every: Some(Duration::from_millis(100)),
         on_start: Some(Box::new(move |address, cases: &[CaseFile]| {
@@ -227,9 +236,8 @@ async fn serve_reloads_its_cases_without_losing_or_repeating_a_test_in_flight() 
     let (address, stages) = started.recv().await.unwrap();
     assert_eq!(stages, 2);
     let client = reqwest::Client::new();
-    let post = |path: &str, body: Value| {
-        client.post(format!("http://{address}{path}")).bearer_auth("w").json(&body).send()
-    };
+    let post =
+        |path: &str, body: Value| client.post(format!("http://{address}{path}")).bearer_auth("w").json(&body).send();
     // Tests in flight: their first stage arrived, their second has not.
     for id in ["r1", "r2", "r3"] {
         assert_eq!(post("/api/tests", json!({"case": "shop", "id": id})).await.unwrap().status(), 201);
@@ -276,7 +284,11 @@ async fn serve_reloads_its_cases_without_losing_or_repeating_a_test_in_flight() 
     let reports = read_reports().await;
     let mut ids: Vec<_> = reports.iter().map(|r| (r.test.as_ref().unwrap().id.clone(), r.state)).collect();
     ids.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(ids, [("r1".into(), State::Pass), ("r2".into(), State::Pass), ("r3".into(), State::Pass)], "one PASS each");
+    assert_eq!(
+        ids,
+        [("r1".into(), State::Pass), ("r2".into(), State::Pass), ("r3".into(), State::Pass)],
+        "one PASS each"
+    );
     control.stop();
     serving.await.unwrap().unwrap();
     drop(transport);

@@ -7,7 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use livecheck::{transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, LiveCheckBuilder, Running, Signal, State, TestRun};
+use livecheck::{
+    transport::MemoryTransport, Case, CaseResult, CaseSettings, LiveCheck, LiveCheckBuilder, Running, Signal, State,
+    TestRun,
+};
 use serde_json::{json, Value};
 
 /// Waits for `paid` (the amount the test was issued with), then `shipped`.
@@ -42,8 +45,11 @@ async fn shop(configure: impl FnOnce(LiveCheckBuilder) -> LiveCheckBuilder) -> S
     let transport = MemoryTransport::new();
     let builder = LiveCheck::builder().transport(transport.clone()).web_address("127.0.0.1:0");
     let app = configure(builder).build();
-    app.register(CaseSettings::new("checkout"), |s| Checkout { paid: s.declare("paid"), shipped: s.declare("shipped") })
-        .unwrap();
+    app.register(CaseSettings::new("checkout"), |s| Checkout {
+        paid: s.declare("paid"),
+        shipped: s.declare("shipped"),
+    })
+    .unwrap();
     let running = app.start().await.unwrap();
     let base = format!("http://{}", running.web_address().unwrap());
     Shop { transport, running, base, client: reqwest::Client::new() }
@@ -54,7 +60,13 @@ impl Shop {
         self.post_raw(path, token, &[], serde_json::to_vec(body).unwrap()).await
     }
 
-    async fn post_raw(&self, path: &str, token: Option<&str>, headers: &[(String, String)], body: Vec<u8>) -> (u16, Value) {
+    async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -103,7 +115,8 @@ fn forwarded(answer: &Value) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_started_and_signalled_through_the_api_reaches_its_verdict() {
     let shop = shop(|b| b.web_write_token("w-token")).await;
-    let (status, answer) = shop.post("/api/tests", Some("w-token"), &json!({"case": "checkout", "args": {"amount": 42}})).await;
+    let (status, answer) =
+        shop.post("/api/tests", Some("w-token"), &json!({"case": "checkout", "args": {"amount": 42}})).await;
     assert_eq!(status, 201, "{answer}");
     let id = answer["id"].as_str().unwrap().to_owned();
     assert_eq!(answer["headers"]["LiveCheck-Test-Id"], id.as_str(), "{answer}");
@@ -117,10 +130,12 @@ async fn a_test_started_and_signalled_through_the_api_reaches_its_verdict() {
     assert_eq!(shop.verdict(&id).await, State::Pass);
 
     // A wrong value: FAIL, as from a Rust service. An id given by the caller is the test's.
-    let (status, answer) =
-        shop.post("/api/tests", Some("w-token"), &json!({"case": "checkout", "args": {"amount": 7}, "id": "order-7"})).await;
+    let (status, answer) = shop
+        .post("/api/tests", Some("w-token"), &json!({"case": "checkout", "args": {"amount": 7}, "id": "order-7"}))
+        .await;
     assert_eq!((status, answer["id"].as_str()), (201, Some("order-7")));
-    let (status, _) = shop.post("/api/signals", Some("w-token"), &json!({"test_id": "order-7", "signal": "paid", "value": 8})).await;
+    let (status, _) =
+        shop.post("/api/signals", Some("w-token"), &json!({"test_id": "order-7", "signal": "paid", "value": 8})).await;
     assert_eq!(status, 202);
     assert_eq!(shop.verdict("order-7").await, State::Fail);
     shop.running.shutdown().await.unwrap();
@@ -134,10 +149,12 @@ async fn the_write_token_guards_the_routes_that_publish_and_the_read_token_the_r
         let (status, answer) = shop.post("/api/tests", token, &start).await;
         assert_eq!(status, 401, "{token:?}: {answer}");
         assert!(answer["error"].as_str().unwrap().contains("Bearer"), "{answer}");
-        let (status, _) = shop.post("/api/signals", token, &json!({"test_id": "x", "signal": "paid", "value": 1})).await;
+        let (status, _) =
+            shop.post("/api/signals", token, &json!({"test_id": "x", "signal": "paid", "value": 1})).await;
         assert_eq!(status, 401, "{token:?}");
     }
-    let otlp = shop.client.post(format!("{}/v1/traces", shop.base)).header("content-type", "application/json").body("{}");
+    let otlp =
+        shop.client.post(format!("{}/v1/traces", shop.base)).header("content-type", "application/json").body("{}");
     assert_eq!(otlp.send().await.unwrap().status().as_u16(), 401, "OTLP publishes signals too");
     assert_eq!((shop.executions(), shop.signals()), (0, 0), "nothing published without the token");
     assert_eq!(shop.get("/api/status", None).await, 401);
@@ -149,14 +166,17 @@ async fn the_write_token_guards_the_routes_that_publish_and_the_read_token_the_r
     let document: Value =
         shop.client.get(format!("{}/api/openapi.json", shop.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(document["openapi"], "3.1.0");
-    assert!(document["paths"]["/api/tests"]["post"].is_object() && document["paths"]["/api/signals"]["post"].is_object());
+    assert!(
+        document["paths"]["/api/tests"]["post"].is_object() && document["paths"]["/api/signals"]["post"].is_object()
+    );
     shop.running.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_signing_a_signal_needs_the_token_or_its_test_s_signed_headers() {
     let shop = shop(|b| b.signing_secret("s3cret").web_write_token("w-token")).await;
-    let (status, answer) = shop.post("/api/tests", Some("w-token"), &json!({"case": "checkout", "args": {"amount": 5}})).await;
+    let (status, answer) =
+        shop.post("/api/tests", Some("w-token"), &json!({"case": "checkout", "args": {"amount": 5}})).await;
     assert_eq!(status, 201, "{answer}");
     let id = answer["id"].as_str().unwrap().to_owned();
     let headers = forwarded(&answer);
@@ -165,7 +185,9 @@ async fn with_signing_a_signal_needs_the_token_or_its_test_s_signed_headers() {
     // Forged: the signature of another test, or none.
     let forged: Vec<_> = headers
         .iter()
-        .map(|(n, v)| if n == "LiveCheck-Test-Signature" { (n.clone(), "0".repeat(64)) } else { (n.clone(), v.clone()) })
+        .map(
+            |(n, v)| if n == "LiveCheck-Test-Signature" { (n.clone(), "0".repeat(64)) } else { (n.clone(), v.clone()) },
+        )
         .filter(|(n, _)| n != "baggage")
         .collect();
     assert_eq!(shop.post_raw("/api/signals", None, &forged, paid.clone()).await.0, 401);

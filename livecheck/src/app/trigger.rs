@@ -64,10 +64,14 @@ impl LiveCheck {
         if let Some(test) = test {
             self.shared.publisher.append_context(test, &mut headers);
         }
-        let message = crate::transport::Message { key: Some(test_id.to_owned()), value: serde_json::to_vec(&event)?, headers };
+        let message =
+            crate::transport::Message { key: Some(test_id.to_owned()), value: serde_json::to_vec(&event)?, headers };
         let limit = self.shared.config.max_message_bytes;
         if message.byte_len() > limit {
-            return Err(Error::Config(format!("the signal is {} bytes, over the limit of {limit}", message.byte_len())));
+            return Err(Error::Config(format!(
+                "the signal is {} bytes, over the limit of {limit}",
+                message.byte_len()
+            )));
         }
         let publisher = &self.shared.publisher;
         let timeout = publisher.send_timeout();

@@ -28,10 +28,16 @@ pub(crate) enum Check {
     Equals(Value),
     Differs(Value),
     Regex(Regex),
-    Range { min: Option<f64>, max: Option<f64> },
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Present(bool),
     /// The value another (earlier) stage carried, selected there.
-    EqualsStage { signal: String, select: Selector },
+    EqualsStage {
+        signal: String,
+        select: Selector,
+    },
     /// One of the test's arguments, selected in them (`$.side`).
     EqualsArg(Selector),
     /// The test's id.
@@ -62,7 +68,9 @@ impl Assertion {
                 _ => Err(format!("{sel} is {}, expected {}", shown(selected), short(expected))),
             },
             Check::Differs(other) => match selected {
-                Some(actual) if same(actual, other) => Err(format!("{sel} is {}, expected anything else", short(actual))),
+                Some(actual) if same(actual, other) => {
+                    Err(format!("{sel} is {}, expected anything else", short(actual)))
+                }
                 _ => Ok(()),
             },
             Check::Regex(regex) => match selected.and_then(Value::as_str) {
@@ -76,7 +84,12 @@ impl Assertion {
                     Ok(())
                 } else {
                     let mut range = String::new();
-                    let _ = write!(range, "{}..={}", min.map_or(String::new(), |m| m.to_string()), max.map_or(String::new(), |m| m.to_string()));
+                    let _ = write!(
+                        range,
+                        "{}..={}",
+                        min.map_or(String::new(), |m| m.to_string()),
+                        max.map_or(String::new(), |m| m.to_string())
+                    );
                     Err(format!("{sel} is {}, expected a number within {range}", shown(selected)))
                 }
             }
@@ -256,7 +269,8 @@ mod tests {
         let stages = vec![("order_sent_to_db".to_owned(), json!({"id": "o1", "qty": 3}))];
         let args = json!({"side": "sell"});
         let known = Known { test_id: "o1", args: &args, stages: &stages };
-        let value = json!({"id": "o1", "side": "sell", "qty": 3.0, "items": [{"sku": "AB-12"}], "attributes": {"k": 1}});
+        let value =
+            json!({"id": "o1", "side": "sell", "qty": 3.0, "items": [{"sku": "AB-12"}], "attributes": {"k": 1}});
         let pass = |yaml: &str| assertion(yaml).unwrap().check(&value, &known);
         assert_eq!(pass("{select: $.side, equals: sell}"), Ok(()));
         assert!(pass("{select: $.side, equals: buy}").unwrap_err().contains("expected \"buy\""));

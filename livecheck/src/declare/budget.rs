@@ -20,5 +20,6 @@ pub(crate) fn settings_with_budgets(settings: CaseSettings, budgets: &[(&str, Du
 /// The log line of a stage whose signal came `after_issue` the test's issue, over its `budget`; `None` within it.
 pub(crate) fn over_budget(signal: &str, after_issue: Duration, budget: Option<Duration>) -> Option<String> {
     let budget = budget?;
-    (after_issue > budget).then(|| format!("stage {signal} over its budget: {after_issue:?} after the issue > {budget:?}"))
+    (after_issue > budget)
+        .then(|| format!("stage {signal} over its budget: {after_issue:?} after the issue > {budget:?}"))
 }

@@ -14,8 +14,7 @@ use super::{
     CaseFile,
 };
 use crate::{
-    http::FakeRequestClient, Case, CaseHandle, CaseResult, CaseSender, Error, LiveCheck, Result,
-    Signal, TestRun,
+    http::FakeRequestClient, Case, CaseHandle, CaseResult, CaseSender, Error, LiveCheck, Result, Signal, TestRun,
 };
 
 /// A case read from a file, registered on an app.
@@ -46,8 +45,10 @@ impl CaseFile {
         let sender = app.sender::<Value, ()>(settings.clone())?;
         let file = self.path.display().to_string();
         app.register(settings, |declare| {
-            let signals =
-                definition.stages().map(|stage| (stage.signal.clone(), declare.declare::<Value>(&stage.signal))).collect();
+            let signals = definition
+                .stages()
+                .map(|stage| (stage.signal.clone(), declare.declare::<Value>(&stage.signal)))
+                .collect();
             DeclaredCase { definition: definition.clone(), file, signals, http, sender }
         })
     }
@@ -60,7 +61,9 @@ impl DeclaredCase {
     }
 
     fn signal(&self, stage: &Stage) -> Result<&Signal<Value>> {
-        self.signals.get(&stage.signal).ok_or_else(|| Error::Config(format!("signal `{}` is not declared", stage.signal)))
+        self.signals
+            .get(&stage.signal)
+            .ok_or_else(|| Error::Config(format!("signal `{}` is not declared", stage.signal)))
     }
 }
 
@@ -86,9 +89,11 @@ impl Case for DeclaredCase {
             for (offset, stage) in step.stages.iter().enumerate() {
                 let value = &stages[first + offset].1;
                 for (number, assertion) in stage.assertions.iter().enumerate() {
-                    let known = super::assertion::Known { test_id: test.id(), args: &args, stages: &stages[..first + offset] };
+                    let known =
+                        super::assertion::Known { test_id: test.id(), args: &args, stages: &stages[..first + offset] };
                     if let Err(message) = assertion.check(value, &known) {
-                        let location = format!("{}, step {} ({}), assertion {}", self.file, index + 1, stage.signal, number + 1);
+                        let location =
+                            format!("{}, step {} ({}), assertion {}", self.file, index + 1, stage.signal, number + 1);
                         let message = format!("{}: {message}", stage.signal);
                         return Err(Error::CheckFailed { message, location }.into());
                     }

@@ -319,10 +319,15 @@ impl WrittenStep {
             Ok(Stage { signal, timeout, budget, span: span.map(WrittenSpan::selector), assertions })
         };
         match (self.signal, self.parallel) {
-            (Some(signal), None) => Ok(Step { stages: vec![stage(signal, self.timeout, self.budget, self.span, self.assertions)?] }),
+            (Some(signal), None) => {
+                Ok(Step { stages: vec![stage(signal, self.timeout, self.budget, self.span, self.assertions)?] })
+            }
             (None, Some(group)) => {
-                if self.timeout.is_some() || self.budget.is_some() || self.span.is_some() || !self.assertions.is_empty() {
-                    return Err("a `parallel` step holds only its stages (put timeout, budget, span and assert on each)".into());
+                if self.timeout.is_some() || self.budget.is_some() || self.span.is_some() || !self.assertions.is_empty()
+                {
+                    return Err(
+                        "a `parallel` step holds only its stages (put timeout, budget, span and assert on each)".into(),
+                    );
                 }
                 if group.is_empty() {
                     return Err("a `parallel` group needs at least one stage".into());
@@ -367,7 +372,8 @@ pub(crate) struct WrittenFakeRequest {
 impl WrittenFakeRequest {
     pub(crate) fn into_fake_request(self) -> Result<FakeRequest, String> {
         let method = self.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
-        let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| format!("`{method}` is not an HTTP method"))?;
+        let method =
+            http::Method::from_bytes(method.as_bytes()).map_err(|_| format!("`{method}` is not an HTTP method"))?;
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(format!("the fake request's url `{}` must start with http:// or https://", self.url));
         }
@@ -376,7 +382,8 @@ impl WrittenFakeRequest {
             .headers
             .into_iter()
             .map(|(name, value)| {
-                let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("`{name}` is not a header name"))?;
+                let header = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("`{name}` is not a header name"))?;
                 if value.contains(['\r', '\n']) {
                     return Err(format!("header `{name}`: a value is one line"));
                 }

@@ -85,8 +85,8 @@ pub fn load(path: &Path) -> Result<Vec<CaseFile>, CaseFileError> {
 
 /// Reads one case file.
 pub fn read(path: &Path) -> Result<CaseFile, CaseFileError> {
-    let format = Format::of_path(path)
-        .ok_or_else(|| CaseFileError::new(path, "a case file ends in .yaml, .yml or .toml"))?;
+    let format =
+        Format::of_path(path).ok_or_else(|| CaseFileError::new(path, "a case file ends in .yaml, .yml or .toml"))?;
     let size = std::fs::metadata(path)
         .map_err(|error| CaseFileError::new(path, format!("cannot read it: {error}")).caused_by(error))?
         .len();
@@ -159,15 +159,24 @@ fn define(written: WrittenCase, _text: &str) -> Result<CaseDefinition, (String, 
         }
     }
     let fake_request = match written.fake_request {
-        Some(fake) => Some(fake.into_fake_request().map_err(|m| (format!("fake_request: {m}"), Some(Needle::first(&["fake_request"]))))?),
+        Some(fake) => Some(
+            fake.into_fake_request()
+                .map_err(|m| (format!("fake_request: {m}"), Some(Needle::first(&["fake_request"]))))?,
+        ),
         None => None,
     };
     if fake_request.is_some() && settings.frequency.is_none() {
-        return Err(("a fake_request needs settings.frequency (how often it is made)".into(), Some(Needle::first(&["fake_request"]))));
+        return Err((
+            "a fake_request needs settings.frequency (how often it is made)".into(),
+            Some(Needle::first(&["fake_request"])),
+        ));
     }
     for url in &written.alert_webhooks {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err((format!("alert webhook `{url}` must start with http:// or https://"), Some(Needle::first(&[url]))));
+            return Err((
+                format!("alert webhook `{url}` must start with http:// or https://"),
+                Some(Needle::first(&[url])),
+            ));
         }
     }
     if settings.frequency.is_some_and(|f| f < Duration::from_millis(10)) {
@@ -211,7 +220,8 @@ impl Needle {
 
     /// The line (from 1).
     fn line_in(&self, text: &str) -> Option<usize> {
-        let mut lines = text.lines().enumerate().filter(|(_, line)| self.words.iter().all(|w| line.contains(w.as_str())));
+        let mut lines =
+            text.lines().enumerate().filter(|(_, line)| self.words.iter().all(|w| line.contains(w.as_str())));
         let found = if self.last { lines.last() } else { lines.next() };
         found.map(|(index, _)| index + 1)
     }

@@ -54,7 +54,9 @@ impl Selector {
                     }
                     parts.push(Part::Name(name.to_owned()));
                 } else {
-                    let index = inside.parse::<usize>().map_err(|_| bad(at, "`[…]` holds an index (0, 1, …) or a quoted name"))?;
+                    let index = inside
+                        .parse::<usize>()
+                        .map_err(|_| bad(at, "`[…]` holds an index (0, 1, …) or a quoted name"))?;
                     parts.push(Part::Index(index));
                 }
                 rest = &after[close + 1..];

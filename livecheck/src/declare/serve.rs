@@ -156,7 +156,10 @@ impl Fingerprint {
     fn of(path: &std::path::Path) -> Self {
         use std::hash::{Hash, Hasher};
         let mut files: Vec<PathBuf> = match std::fs::read_dir(path) {
-            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| super::Format::of_path(p).is_some()).collect(),
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| super::Format::of_path(p).is_some())
+                .collect(),
             Err(_) => vec![path.to_owned()],
         };
         files.sort();

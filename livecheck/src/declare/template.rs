@@ -45,7 +45,9 @@ impl Template {
             } else if let Some(path) = name.strip_prefix("args") {
                 Piece::Arg(Selector::parse(&format!("${path}"))?)
             } else {
-                return Err(format!("template `{text}`: `{{{{{name}}}}}` is neither `{{{{args…}}}}` nor `{{{{test.id}}}}`"));
+                return Err(format!(
+                    "template `{text}`: `{{{{{name}}}}}` is neither `{{{{args…}}}}` nor `{{{{test.id}}}}`"
+                ));
             };
             pieces.push(piece);
             rest = &after[close + 2..];
@@ -99,7 +101,9 @@ impl JsonTemplate {
     pub(crate) fn parse(value: Value) -> Result<Self, String> {
         Ok(match value {
             Value::String(text) => JsonTemplate::Text(Template::parse(&text)?),
-            Value::Array(items) => JsonTemplate::Array(items.into_iter().map(JsonTemplate::parse).collect::<Result<_, _>>()?),
+            Value::Array(items) => {
+                JsonTemplate::Array(items.into_iter().map(JsonTemplate::parse).collect::<Result<_, _>>()?)
+            }
             Value::Object(fields) => JsonTemplate::Object(
                 fields.into_iter().map(|(k, v)| Ok((k, JsonTemplate::parse(v)?))).collect::<Result<_, String>>()?,
             ),
@@ -140,7 +144,10 @@ mod tests {
         let fill = Fill { args: &args, test_id: Some("t-1") };
         let url = Template::parse("http://h/order/init/{{args.side}}/?fake=1&t={{ test.id }}").unwrap();
         assert_eq!(url.render(&fill), "http://h/order/init/sell/?fake=1&t=t-1");
-        let body = JsonTemplate::parse(json!({"qty": "{{args.qty}}", "sku": "{{args.items[0].sku}}", "note": "q={{args.qty}}", "n": 1})).unwrap();
+        let body = JsonTemplate::parse(
+            json!({"qty": "{{args.qty}}", "sku": "{{args.items[0].sku}}", "note": "q={{args.qty}}", "n": 1}),
+        )
+        .unwrap();
         assert_eq!(body.render(&fill), json!({"qty": 3, "sku": "A", "note": "q=3", "n": 1}));
         assert!(body.uses_test_id() == false && url.uses_test_id());
     }

@@ -32,9 +32,9 @@ impl Companion for WebCompanion {
             let Some(address) = &self.address else { return Ok(None) };
             let server = WebServer::bind(address, app, self.limits).await?;
             let publishes_per_second =
-            self.publishes_per_second.unwrap_or(super::rate_limit::DEFAULT_PUBLISHES_PER_SECOND);
-        let server = server.guarded(self.tokens.clone(), publishes_per_second);
-        Ok(Some(Box::new(server) as Box<dyn BoundCompanion>))
+                self.publishes_per_second.unwrap_or(super::rate_limit::DEFAULT_PUBLISHES_PER_SECOND);
+            let server = server.guarded(self.tokens.clone(), publishes_per_second);
+            Ok(Some(Box::new(server) as Box<dyn BoundCompanion>))
         })
     }
 }

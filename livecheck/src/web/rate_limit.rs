@@ -61,6 +61,10 @@ mod tests {
         assert_eq!((0..20).filter(|_| limit.take_at(start)).count(), 10);
         assert!(!limit.take_at(start + Duration::from_millis(50)));
         assert!(limit.take_at(start + Duration::from_millis(110)));
-        assert_eq!((0..20).filter(|_| limit.take_at(start + Duration::from_secs(60))).count(), 10, "at most the rate kept");
+        assert_eq!(
+            (0..20).filter(|_| limit.take_at(start + Duration::from_secs(60))).count(),
+            10,
+            "at most the rate kept"
+        );
     }
 }

@@ -89,7 +89,9 @@ async fn send(instance: &Instance, headers: &HeaderMap, body: Body) -> Result<()
             app.shared.metrics.api_signals.inc();
             Ok(())
         }
-        Err(Error::Config(message)) => Err(ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, ..ApiError::field("value", message) }),
+        Err(Error::Config(message)) => {
+            Err(ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, ..ApiError::field("value", message) })
+        }
         Err(error) => {
             tracing::warn!(error = %with_causes(&error), case = %case_name, %signal, "a signal sent through the API could not be published");
             Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the signal could not be published; try again"))

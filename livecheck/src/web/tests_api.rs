@@ -61,7 +61,10 @@ async fn start(instance: &Instance, headers: &HeaderMap, body: Body) -> Result<V
         _ => return Err(ApiError::field("args", "`args` must be an object (named), an array (positional) or null")),
     };
     let Some(case) = app.registry.get(&case_name) else {
-        return Err(ApiError { status: StatusCode::NOT_FOUND, ..ApiError::field("case", format!("this instance runs no case `{case_name}`")) });
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            ..ApiError::field("case", format!("this instance runs no case `{case_name}`"))
+        });
     };
     let expires_after = expires_after.unwrap_or(case.core().settings.test_expires);
     let args = match args {
