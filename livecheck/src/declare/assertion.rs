@@ -57,7 +57,7 @@ impl Assertion {
     pub(crate) fn check(&self, value: &Value, known: &Known<'_>) -> Result<(), String> {
         let selected = self.select.select(value);
         let sel = &self.select;
-        let shown = |value: Option<&Value>| value.map_or_else(|| "missing".to_owned(), |v| short(v));
+        let shown = |value: Option<&Value>| value.map_or_else(|| "missing".to_owned(), short);
         let expect_equal = |expected: Option<&Value>, what: String| match (selected, expected) {
             (Some(actual), Some(expected)) if same(actual, expected) => Ok(()),
             _ => Err(format!("{sel} is {}, expected {what} ({})", shown(selected), shown(expected))),

@@ -149,7 +149,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body.render(&fill), json!({"qty": 3, "sku": "A", "note": "q=3", "n": 1}));
-        assert!(body.uses_test_id() == false && url.uses_test_id());
+        assert!(!body.uses_test_id() && url.uses_test_id());
     }
 
     #[test]
