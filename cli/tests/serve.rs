@@ -354,12 +354,17 @@ async fn two_instances_one_killed_lose_duplicate_and_misjudge_nothing() {
     let scene = Scene::new("kill");
     std::fs::write(scene.dir.join("cases/payment.yaml"), PAYMENT.replace("timeout: 10s", "timeout: 60s")).unwrap();
     let (mut first, web) = scene.serve("first", &[]);
-    let (mut second, _) = scene.serve("second", &[]);
+    let (mut second, second_web) = scene.serve("second", &[]);
     // Both members of the group before the tests come.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let client = reqwest::Client::new();
     let ids = start_payments(&client, &web, "k", 40).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // The instance about to be killed runs some of them (the group split the partitions).
+    let status: Value =
+        client.get(format!("http://{second_web}/api/status")).send().await.unwrap().json().await.unwrap();
+    let executing = status["instance"]["metrics"]["tests_executing"].as_u64().unwrap();
+    assert!(executing > 0 && executing < 40, "the second instance runs {executing} of the 40 tests");
     // SIGKILL: no goodbye to the group, nothing flushed.
     second.0.kill().unwrap();
     second.0.wait().unwrap();
@@ -408,4 +413,42 @@ fn check_cases_names_the_file_and_line_and_exits_1() {
     let out = Command::new(LIVECHECK).args(["serve", "--cases"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:4:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_the_flags_then_the_environment_then_the_config_file() {
+    let scene = Scene::new("settings");
+    std::fs::write(scene.dir.join("cases/payment.yaml"), PAYMENT).unwrap();
+    let config = scene.dir.join("serve.toml");
+    let missing = scene.dir.join("missing");
+    // The file names the broker and a cases path that does not exist; the environment names the right one.
+    std::fs::write(&config, format!("cases = {:?}\nbroker = {:?}\nwatch_every = \"0\"\n", missing, scene.broker))
+        .unwrap();
+    let started = |env_cases: &Path, flag_cases: Option<&Path>| {
+        let mut command = Command::new(LIVECHECK);
+        command.args(["serve", "--web-address", "127.0.0.1:0", "--config"]).arg(&config);
+        if let Some(flag) = flag_cases {
+            command.arg("--cases").arg(flag);
+        }
+        let log = std::fs::File::create(scene.dir.join("settings.log")).unwrap();
+        command.env("LIVECHECK_CASES", env_cases).env_remove("LIVECHECK_BROKER").stdout(Stdio::null()).stderr(log);
+        Process(command.spawn().unwrap())
+    };
+    // The environment beats the file: it starts, on the file's broker.
+    let mut serve = started(&scene.dir.join("cases"), None);
+    let web = scene.wait_for_address(&mut serve, "settings", 0);
+    assert!(scene.log("settings").contains(&scene.broker), "{}", scene.log("settings"));
+    let answer = reqwest::Client::new()
+        .post(format!("http://{web}/api/tests"))
+        .json(&json!({"case": "payments.test_payment", "args": {"amount": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    drop(serve);
+    // The flag beats the environment: a wrong flag is an error, however right the environment is.
+    let mut serve = started(&scene.dir.join("cases"), Some(&missing));
+    let status = serve.0.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(scene.log("settings").contains("missing"), "{}", scene.log("settings"));
 }
