@@ -153,10 +153,16 @@ async fn the_write_token_guards_the_routes_that_publish_and_the_read_token_the_r
             shop.post("/api/signals", token, &json!({"test_id": "x", "signal": "paid", "value": 1})).await;
         assert_eq!(status, 401, "{token:?}");
     }
+    // Without signing, a test's headers are no key: anyone could write them.
+    let (status, answer) = shop.post("/api/tests", Some("w-token"), &start).await;
+    assert_eq!(status, 201);
+    let id = answer["id"].as_str().unwrap();
+    let body = serde_json::to_vec(&json!({"test_id": id, "signal": "paid", "value": 1})).unwrap();
+    assert_eq!(shop.post_raw("/api/signals", None, &forwarded(&answer), body).await.0, 401);
     let otlp =
         shop.client.post(format!("{}/v1/traces", shop.base)).header("content-type", "application/json").body("{}");
     assert_eq!(otlp.send().await.unwrap().status().as_u16(), 401, "OTLP publishes signals too");
-    assert_eq!((shop.executions(), shop.signals()), (0, 0), "nothing published without the token");
+    assert_eq!((shop.executions(), shop.signals()), (1, 0), "nothing published without the token");
     assert_eq!(shop.get("/api/status", None).await, 401);
     assert_eq!(shop.get("/metrics", Some("bad")).await, 401);
     assert_eq!(shop.get("/api/status", Some("r-token")).await, 200);

@@ -3,9 +3,9 @@
 //! request's `LiveCheck-Test-Name` header names, else this instance's only case. Answers 202 once the signal is on
 //! the bus (durable); the instance that runs the test gets it from there.
 //!
-//! Accepted with the write token; without it, when a write token is set or signing is on, only with the test's
-//! context headers (as `POST /api/tests` answered them) naming this test, signed when signing is on (401
-//! otherwise).
+//! Who may send: anyone when no write token is set and signing is off; else the holder of the write token, or —
+//! with signing on — a request carrying the test's signed context headers (as `POST /api/tests` answered them),
+//! which name this one test (401 otherwise).
 
 use std::sync::Arc;
 
@@ -39,15 +39,21 @@ pub(super) async fn send_signal(State(instance): State<Arc<Instance>>, headers: 
 
 async fn send(instance: &Instance, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
     let app = &instance.app;
-    let token = Access::Write.check(&instance.tokens, headers);
-    // A token-holder needs no test context; anyone else, once the API is guarded (a token, or signing), does.
-    let guarded = instance.tokens.writes_need_token() || app.shared.signer.is_some();
-    let held_token = token == Presented::Allowed && instance.tokens.writes_need_token();
+    let signing = app.shared.signer.is_some();
+    let token_set = instance.tokens.writes_need_token();
+    let held_token = token_set && Access::Write.check(&instance.tokens, headers) == Presented::Allowed;
     // The test context of the request's headers, checked (its signature too, when signing is on) as any entrance's.
     let lookup = |name: &str| headers.get(name).map(|value| value.as_bytes());
     let has_context = headers.contains_key(crate::context::HEADER_TEST_ID) || headers.contains_key("baggage");
     let context = if has_context { app.test_from_lookup(lookup) } else { None };
-    if guarded && !held_token && context.is_none() {
+    // With signing on, a signed context stands for the token; without, only the token does (when one is set).
+    let signed_context = signing && context.is_some();
+    let allowed = match (token_set, signing) {
+        (false, false) => true,
+        (true, _) => held_token || signed_context,
+        (false, true) => signed_context,
+    };
+    if !allowed {
         return Err(ApiError::unauthorized());
     }
     if !instance.publishes.take() {
@@ -65,8 +71,6 @@ async fn send(instance: &Instance, headers: &HeaderMap, body: Body) -> Result<()
         if named_case.as_deref().is_some_and(|case| case != context.case_name()) {
             return Err(ApiError::field("case", "`case` is not the case of the request's LiveCheck headers"));
         }
-    } else if guarded && !held_token {
-        return Err(ApiError::unauthorized());
     }
     let header_case = headers.get(HEADER_TEST_NAME).and_then(|name| name.to_str().ok()).map(str::to_owned);
     let case_name = match named_case.or_else(|| context.as_ref().map(|c| c.case_name().to_owned())).or(header_case) {
