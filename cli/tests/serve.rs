@@ -452,3 +452,49 @@ async fn settings_come_from_the_flags_then_the_environment_then_the_config_file(
     assert_eq!(status.code(), Some(2));
     assert!(scene.log("settings").contains("missing"), "{}", scene.log("settings"));
 }
+
+#[cfg(feature = "kafka")]
+#[path = "../../livecheck/tests/support/tansu.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod tansu;
+
+/// The same on Kafka (a tansu broker started here): the tutorial's case file against the worker, and tests started
+/// and signalled through the API, each with one PASS.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_the_case_file_and_the_api_give_one_pass_each() {
+    let broker = tansu::Tansu::start();
+    let mut scene = Scene::new("kafka");
+    scene.broker = broker.url.clone();
+    let port = free_port();
+    scene.tutorial_case(port, "20s");
+    std::fs::write(scene.dir.join("cases/payment.yaml"), PAYMENT.replace("timeout: 10s", "timeout: 60s")).unwrap();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let _worker = scene.worker(port, &[]);
+    wait_until_answering(&format!("{base_url}/")).await;
+    let (_serve, web) = scene.serve("serve", &[]);
+    let transport = livecheck::transport::from_url(&broker.url).unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        assert!(client.get(format!("{base_url}/order/init/sell/")).send().await.unwrap().status().is_success());
+    }
+    let pass = expect_report(&*transport, "PASS of the tutorial", |r| {
+        r.case_name == "orders.test_order" && r.state == State::Pass
+    })
+    .await;
+    assert_eq!(pass.signal_latency.0.len(), 4, "{pass:?}");
+    let ids = start_payments(&client, &web, "kafka", 10).await;
+    finish_payments(&client, &web, &ids).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reports = test_reports(&*transport).await;
+        let payments: Vec<_> = reports.iter().filter(|r| r.case_name == "payments.test_payment").collect();
+        if payments.len() >= ids.len() {
+            assert_eq!(payments.len(), ids.len(), "one report each");
+            assert!(payments.iter().all(|r| r.state == State::Pass), "{payments:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {} payments reported", payments.len(), ids.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
