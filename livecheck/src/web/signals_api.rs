@@ -44,7 +44,8 @@ async fn send(instance: &Instance, headers: &HeaderMap, body: Body) -> Result<()
     let held_token = token_set && Access::Write.check(&instance.tokens, headers) == Presented::Allowed;
     // The test context of the request's headers, checked (its signature too, when signing is on) as any entrance's.
     let lookup = |name: &str| headers.get(name).map(|value| value.as_bytes());
-    let has_context = headers.contains_key(crate::context::HEADER_TEST_ID) || headers.contains_key("baggage");
+    let has_context =
+        headers.contains_key(crate::context::HEADER_TEST_ID) || headers.contains_key(crate::context::HEADER_BAGGAGE);
     let context = if has_context { app.test_from_lookup(lookup) } else { None };
     // With signing on, a signed context stands for the token; without, only the token does (when one is set).
     let signed_context = signing && context.is_some();
