@@ -86,6 +86,13 @@ mod tests {
     }
 
     #[test]
+    fn zero_is_no_duration_where_it_means_never() {
+        assert_eq!(duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(duration_or_zero("2s"), Ok(Duration::from_secs(2)));
+        assert!(duration_or_zero("0s").is_err() && duration_or_zero("-1").is_err());
+    }
+
+    #[test]
     fn key_values_take_json_when_it_parses_and_a_string_otherwise() {
         assert_eq!(key_value("side=sell"), Ok(("side".into(), json!("sell"))));
         assert_eq!(key_value("n=3"), Ok(("n".into(), json!(3))));
