@@ -94,6 +94,10 @@ impl Scene {
 
     /// `livecheck serve` on the cases directory; returns it with its web address once it listens.
     fn serve(&self, name: &str, extra: &[&str]) -> (Process, String) {
+        self.serve_with_env(name, extra, &[])
+    }
+
+    fn serve_with_env(&self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> (Process, String) {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let child = Command::new(LIVECHECK)
             .args(["serve", "--web-address", "127.0.0.1:0", "--watch-every", "0"])
@@ -103,6 +107,7 @@ impl Scene {
             .args(extra)
             .env("LIVECHECK_WEB_TOKEN", TOKEN)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -248,11 +253,16 @@ steps:
 
 /// Runs the Python service: `count` payments, the first `wrong` with a wrong amount; the test ids it printed.
 fn python_service(web: &str, count: usize, wrong: usize) -> Vec<String> {
+    python_service_with(web, count, wrong, &[])
+}
+
+fn python_service_with(web: &str, count: usize, wrong: usize, env: &[(&str, &str)]) -> Vec<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/api_service.py");
     let output = Command::new("python3")
         .arg(script)
         .args([&format!("http://{web}"), "payments.test_payment", &count.to_string(), "--wrong", &wrong.to_string()])
         .env("LIVECHECK_WEB_TOKEN", TOKEN)
+        .envs(env.iter().copied())
         .output()
         .expect("python3 runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -261,10 +271,19 @@ fn python_service(web: &str, count: usize, wrong: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_service_tests_itself_with_only_the_http_api() {
-    let scene = Scene::new("python");
+    for signing in [false, true] {
+        python_payments(signing).await;
+    }
+}
+
+/// With signing on, the service sends its signals with the test's signed headers only, no token.
+async fn python_payments(signing: bool) {
+    let scene = Scene::new(if signing { "python-signed" } else { "python" });
     std::fs::write(scene.dir.join("cases/payment.yaml"), PAYMENT).unwrap();
-    let (_serve, web) = scene.serve("serve", &[]);
-    let ids = python_service(&web, 6, 2);
+    let secret: &[(&str, &str)] = if signing { &[("LIVECHECK_SIGNING_SECRET", "serve-test-secret")] } else { &[] };
+    let (_serve, web) = scene.serve_with_env("serve", &[], secret);
+    let without_token: &[(&str, &str)] = if signing { &[("SIGNALS_WITHOUT_TOKEN", "1")] } else { &[] };
+    let ids = python_service_with(&web, 6, 2, without_token);
     assert_eq!(ids.len(), 6);
     let transport = scene.transport();
     let deadline = Instant::now() + PATIENCE;

@@ -2,8 +2,9 @@
 
 Usage: api_service.py BASE_URL CASE COUNT [--wrong N]
 For each of COUNT payments: POST /api/tests, then POST /api/signals for `authorized` (the amount; a wrong one for
-the first N payments) and `captured`, forwarding the headers the first answer gave (no token needed for them).
-Prints one line per test: `ID`. The token, when one is set, comes from LIVECHECK_WEB_TOKEN.
+the first N payments) and `captured`, forwarding the headers the first answer gave.
+Prints one line per test: `ID`. The token, when one is set, comes from LIVECHECK_WEB_TOKEN; with
+SIGNALS_WITHOUT_TOKEN set, signals carry only the test's (signed) headers.
 """
 
 import json
@@ -30,7 +31,9 @@ def main():
         amount = 100 + n
         status, test = post(base + "/api/tests", {"case": case, "args": {"amount": amount}}, auth)
         assert status == 201, (status, test)
-        forward = test["headers"]
+        # The test's headers go with every call about it (as they would with the request under test); with
+        # signing on they alone let a signal in, without it the token does.
+        forward = dict(test["headers"], **({} if os.environ.get("SIGNALS_WITHOUT_TOKEN") else auth))
         paid = amount + 1 if n < wrong else amount
         for signal, value in (("authorized", {"amount": paid, "payment": test["id"]}), ("captured", None)):
             status, _ = post(base + "/api/signals", {"test_id": test["id"], "signal": signal, "value": value}, forward)
