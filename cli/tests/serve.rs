@@ -251,11 +251,8 @@ steps:
   - signal: captured
 ";
 
-/// Runs the Python service: `count` payments, the first `wrong` with a wrong amount; the test ids it printed.
-fn python_service(web: &str, count: usize, wrong: usize) -> Vec<String> {
-    python_service_with(web, count, wrong, &[])
-}
-
+/// Runs the Python service (with `env`): `count` payments, the first `wrong` with a wrong amount; the test ids it
+/// printed.
 fn python_service_with(web: &str, count: usize, wrong: usize, env: &[(&str, &str)]) -> Vec<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/api_service.py");
     let output = Command::new("python3")
