@@ -25,6 +25,14 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// [`duration`], or `0` for none.
+pub(crate) fn duration_or_zero(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    duration(text)
+}
+
 /// `KEY=VALUE`: a value that parses as JSON (`3`, `true`, `null`, `{"a": 1}`, `"quoted"`) is taken as JSON,
 /// anything else as a string (`sell`).
 pub(crate) fn key_value(text: &str) -> Result<(String, Value), String> {
@@ -75,6 +83,13 @@ mod tests {
         for bad in ["", "s", "-1s", "0s", "10 s", "1d", "1e99", "abc"] {
             assert!(duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn zero_is_no_duration_where_it_means_never() {
+        assert_eq!(duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(duration_or_zero("2s"), Ok(Duration::from_secs(2)));
+        assert!(duration_or_zero("0s").is_err() && duration_or_zero("-1").is_err());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! livecheck tail [--broker URL] [--case NAME] [--json]      # follow the reports; exit 2 if the broker is silent
 //! livecheck trigger CASE [--arg key=value]… [--timeout 60s] # run a test by hand; exit 0 on PASS
 //! livecheck gate --case C --canary V2 --baseline V1         # gate a rollout; exit 0 / 1 failed / 3 inconclusive
+//! livecheck serve --cases FILE|DIR [--broker URL]           # an instance running declarative case files
+//! livecheck check-cases FILE|DIR                            # validate case files; exit 1 naming file and line
 //! ```
 //!
 //! Exit codes: 0 all well (every case passing, the test passed); 1 a case is failing, or the test's verdict is not
@@ -12,10 +14,12 @@
 
 mod args;
 mod broker;
+mod check_cases;
 mod follow;
 mod gate;
 mod output;
 mod report_text;
+mod serve;
 mod status;
 mod tail;
 mod trigger;
@@ -67,6 +71,15 @@ enum Command {
     /// by default), 2 when the instance cannot be reached.
     #[command(after_help = EXIT_CODES)]
     Gate(gate::GateArgs),
+    /// Runs a LiveCheck instance with its web server on the cases of case files (YAML or TOML).
+    ///
+    /// Reloads them on SIGHUP and when they change (tests in flight run again on the new instance, none lost);
+    /// SIGINT or SIGTERM stop it. The web server's write and read tokens come from LIVECHECK_WEB_TOKEN and
+    /// LIVECHECK_WEB_READ_TOKEN, signing from LIVECHECK_SIGNING_SECRET. Exit 2 when the cases or the broker are
+    /// wrong at the start.
+    Serve(serve::ServeArgs),
+    /// Checks case files without running them: exit 0 when valid, 1 with FILE:LINE:COLUMN and what is wrong.
+    CheckCases(check_cases::CheckCasesArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +113,8 @@ fn main() -> ExitCode {
             Command::Tail(args) => tail::run(args).await,
             Command::Trigger(args) => trigger::run(args).await,
             Command::Gate(args) => gate::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::CheckCases(args) => Ok(check_cases::run(&args)),
         }
     });
     // Blocking reads still under way (a broker that does not answer) do not hold the exit up.

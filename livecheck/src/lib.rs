@@ -28,6 +28,7 @@
 //! | [`stream`] | topics, agents and tables on the app's transport |
 //! | `http` | propagation over HTTP and the fake-request client (feature `http`) |
 //! | `web` | the instance's web server: JSON API, dashboard, `/healthz`, `/metrics` (feature `web`) |
+//! | `declare` | cases declared in YAML or TOML files, run without writing Rust (feature `declare`) |
 //!
 //! ## Quick start
 //!
@@ -100,6 +101,9 @@ mod backoff;
 mod case;
 mod clock;
 pub mod context;
+#[cfg(feature = "declare")]
+#[cfg_attr(docsrs, doc(cfg(feature = "declare")))]
+pub mod declare;
 mod error;
 #[cfg(all(feature = "http", feature = "web"))]
 mod export;

@@ -192,6 +192,12 @@ metrics! {
     span_signals,
     /// OTLP requests refused: a body that is too large, compressed otherwise than gzip, or does not decode.
     otlp_requests_refused,
+    /// Executions started through the web API (`POST /api/tests`).
+    api_tests,
+    /// Signals sent through the web API (`POST /api/signals`).
+    api_signals,
+    /// Requests to the web API's publishing routes refused: no token, bad body, over the rate limit, unpublished.
+    api_requests_refused,
     /// Finished executions exported as spans to `otlp_endpoint`.
     verdict_spans_exported,
     /// Finished executions that could not be exported as spans (the endpoint failed, or 2 048 already waited).

@@ -48,3 +48,49 @@ impl LiveCheck {
         Ok(context)
     }
 }
+
+impl LiveCheck {
+    /// Publishes signal `signal` of case `case_name` for test `test_id` on the bus, as a service's
+    /// [`Signal::send_with_key`](crate::Signal::send_with_key) does, with `test`'s context on its headers when
+    /// given (a context read from a request, signed already when the app signs). Returns once the broker took it
+    /// (durable), or a retriable transport error when it did not answer within `signal_send_timeout`. A message
+    /// over the instance's size limit is [`Error::Config`].
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) async fn publish_signal(
+        &self,
+        case_name: &str,
+        signal: &str,
+        test_id: &str,
+        value: Box<serde_json::value::RawValue>,
+        test: Option<&TestContext>,
+    ) -> Result<()> {
+        let event = crate::wire::SignalEvent::new(signal, case_name, test_id, value);
+        let mut headers = crate::context::Headers::new();
+        if let Some(test) = test {
+            self.shared.publisher.append_context(test, &mut headers);
+        }
+        let message =
+            crate::transport::Message { key: Some(test_id.to_owned()), value: serde_json::to_vec(&event)?, headers };
+        let limit = self.shared.config.max_message_bytes;
+        if message.byte_len() > limit {
+            return Err(Error::Config(format!(
+                "the signal is {} bytes, over the limit of {limit}",
+                message.byte_len()
+            )));
+        }
+        let publisher = &self.shared.publisher;
+        let timeout = publisher.send_timeout();
+        let publish = async {
+            publisher.stream_creation.ensure().await?;
+            self.shared.transport.publish(&self.shared.streams.bus, message).await
+        };
+        match tokio::time::timeout(timeout, publish).await {
+            Ok(published) => published.map(|_| ()),
+            Err(_) => Err(Error::Transport {
+                context: format!("publishing a signal: no answer within {timeout:?}"),
+                retriable: true,
+                source: None,
+            }),
+        }
+    }
+}

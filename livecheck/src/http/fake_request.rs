@@ -46,6 +46,28 @@ impl FakeRequestClient {
         self.send(url, || self.client.post(url).json(body)).await
     }
 
+    /// `method url` with `headers` and an optional body (bytes and their content type), returning the response
+    /// body; retried as [`FakeRequestClient::get`] is.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(reqwest::header::HeaderName, String)],
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Result<Vec<u8>> {
+        self.send(url, || {
+            let mut request = self.client.request(method.clone(), url);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            if let Some((bytes, content_type)) = &body {
+                request = request.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.clone());
+            }
+            request
+        })
+        .await
+    }
+
     /// The delays between attempts: `url_error_delay_min`, ×`url_error_delay_backoff` each time, at most
     /// `url_error_delay_max` — exactly, as SPEC says (no jitter).
     fn backoff(&self) -> Backoff {

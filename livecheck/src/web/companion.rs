@@ -22,6 +22,10 @@ pub(crate) struct WebCompanion {
     limits: ConnectionLimits,
     /// HTTPS with this certificate and key; plain HTTP without.
     tls: Option<TlsFiles>,
+    /// The tokens its routes ask for (see `auth.rs`).
+    pub(super) tokens: super::auth::Tokens,
+    /// Requests a second the routes that publish take.
+    publishes_per_second: Option<u32>,
 }
 
 impl Companion for WebCompanion {
@@ -29,6 +33,9 @@ impl Companion for WebCompanion {
         Box::pin(async move {
             let Some(address) = &self.address else { return Ok(None) };
             let server = WebServer::bind(address, app, self.limits, self.tls.as_ref()).await?;
+                        let publishes_per_second =
+                self.publishes_per_second.unwrap_or(super::rate_limit::DEFAULT_PUBLISHES_PER_SECOND);
+            let server = server.guarded(self.tokens.clone(), publishes_per_second);
             Ok(Some(Box::new(server) as Box<dyn BoundCompanion>))
         })
     }
@@ -52,8 +59,21 @@ impl BoundCompanion for WebServer {
         let (probe, connections, observed) = (Default::default(), Default::default(), self.observed());
         let otlp_decoding = tokio::sync::Semaphore::new(1);
         let (timelines, versions) = (self.timelines.clone(), self.versions.clone());
-        let instance =
-            Instance { app, started_at, leadership, probe, connections, observed, otlp_decoding, timelines, versions };
+        let tokens = self.tokens.clone();
+        let publishes = super::rate_limit::RateLimit::new(self.publishes_per_second);
+        let instance = Instance {
+            app,
+            started_at,
+            leadership,
+            probe,
+            connections,
+            observed,
+            otlp_decoding,
+            timelines,
+            versions,
+            tokens,
+            publishes,
+        };
         Box::pin(WebServer::serve(*self, instance, shutdown))
     }
 }
@@ -115,6 +135,17 @@ impl LiveCheckBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
     pub fn web_max_connections(mut self, connections: usize) -> Self {
         self.companion::<WebCompanion>().limits.max_connections = connections.max(1);
+        self
+    }
+}
+
+impl LiveCheckBuilder {
+    /// How many requests a second the web server's routes that publish (`POST /api/tests`, `POST /api/signals`)
+    /// take, all clients together (default 50 000; at least 1); beyond, a request is answered 429 with
+    /// `Retry-After: 1`.
+    #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+    pub fn web_api_rate_limit(mut self, requests_per_second: u32) -> Self {
+        self.companion::<WebCompanion>().publishes_per_second = Some(requests_per_second.max(1));
         self
     }
 }

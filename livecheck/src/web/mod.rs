@@ -16,22 +16,35 @@
 //! | `GET /healthz` | the instance's own health (200, or 503 when not ok) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
 //! | `POST /v1/traces` | OTLP/HTTP traces (protobuf or JSON, gzip): spans of tests become signals |
+//! | `POST /api/tests` | starts an execution of a case (for services that do not link LiveCheck) |
+//! | `POST /api/signals` | sends a signal of a test (for services that do not link LiveCheck) |
+//! | `GET /api/openapi.json` | the OpenAPI document of the JSON API |
+//!
+//! Tokens (`auth.rs`): [`crate::LiveCheckBuilder::web_write_token`] guards the routes that publish,
+//! [`crate::LiveCheckBuilder::web_read_token`] the API's reads and `/metrics`.
 //!
 //! Each connection is served within limits: a header-read timeout, an idle timeout for kept-alive
 //! connections, and a most number of connections at once, so idle, slow and half-open connections cannot hold the
 //! server.
 
 mod api;
+mod api_error;
+mod auth;
 mod companion;
 mod connection;
 mod dashboard;
 mod foldable_histogram;
 mod gate;
 mod healthz;
+mod json_body;
 mod metrics;
 mod not_found;
+mod openapi;
 mod otlp;
+mod rate_limit;
 mod server;
+mod signals_api;
+mod tests_api;
 mod timeline;
 mod tls;
 

@@ -25,6 +25,10 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn traces(State(instance): State<Arc<Instance>>, headers: HeaderMap, body: Body) -> Response {
     let app = &instance.app;
+    if super::auth::Access::Write.check(&instance.tokens, &headers) == super::auth::Presented::Denied {
+        app.count_refused_otlp_request();
+        return super::api_error::ApiError::unauthorized().into_response();
+    }
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let refused = |status: StatusCode, error: &(dyn std::error::Error + 'static)| {
         app.count_refused_otlp_request();

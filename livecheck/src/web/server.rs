@@ -21,7 +21,7 @@ use super::{
     connection::{self, Accepted, ConnectionCounts, ConnectionLimits},
     dashboard, healthz,
     healthz::TransportProbe,
-    metrics, not_found, otlp, TlsFiles,
+    metrics, not_found, openapi, otlp, signals_api, tests_api, TlsFiles,
 };
 use crate::{transport::Leadership, Error, LiveCheck, Result};
 
@@ -52,6 +52,10 @@ pub(crate) struct Instance {
     pub(crate) timelines: Arc<super::timeline::Timelines>,
     /// Every case's results per service version, observed as they happen (the rollout gate's).
     pub(crate) versions: Arc<crate::gate::VersionTally>,
+    /// The tokens the routes ask for (none by default).
+    pub(crate) tokens: super::auth::Tokens,
+    /// The rate limit of the routes that publish.
+    pub(crate) publishes: super::rate_limit::RateLimit,
 }
 
 impl Instance {
@@ -74,6 +78,10 @@ pub(crate) struct WebServer {
     limits: ConnectionLimits,
     /// The TLS handshake of every connection, when the server speaks HTTPS.
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The tokens its routes ask for.
+    pub(super) tokens: super::auth::Tokens,
+    /// Requests a second its routes that publish take.
+    pub(super) publishes_per_second: u32,
 }
 
 impl WebServer {
@@ -96,7 +104,13 @@ impl WebServer {
         app.shared.observers.add(timelines.clone());
         let versions = Arc::new(crate::gate::VersionTally::default());
         app.shared.observers.add(versions.clone());
-        Ok(WebServer { observed, timelines, versions, listener, address, limits, tls })
+        let (tokens, publishes_per_second) = (Default::default(), super::rate_limit::DEFAULT_PUBLISHES_PER_SECOND);
+        Ok(WebServer { observed, timelines, versions, listener, address, limits, tls, tokens, publishes_per_second })
+    }
+
+    /// The server asking for `tokens` and taking `publishes_per_second` on its publishing routes.
+    pub(crate) fn guarded(self, tokens: super::auth::Tokens, publishes_per_second: u32) -> Self {
+        WebServer { tokens, publishes_per_second, ..self }
     }
 
     /// What `/metrics` observes as executions finish, for the [`Instance`] it serves.
@@ -199,21 +213,43 @@ async fn accept_failed(error: &std::io::Error) {
 }
 
 fn routes(instance: Arc<Instance>) -> Router {
-    Router::new()
-        .route("/", get(dashboard::dashboard))
+    // Reads of the API: the read token when one is set.
+    let reads = Router::new()
         .route("/api/status", get(api::status))
         .route("/api/cases/{name}", get(api::case))
         .route("/api/cases/{name}/executions", get(api::executions))
         .route("/api/cases/{name}/timeline", get(super::timeline::timeline))
         .route("/api/executions/{id}", get(api::execution))
         .route("/api/alerts", get(api::alerts))
-        .route("/healthz", get(healthz::healthz))
         .route("/metrics", get(metrics::metrics))
+        // The rollout gate's reads (`/api/cases/{name}/versions`, `/api/gate`, Flagger's `/api/gate/flagger`).
+        .merge(super::gate::routes())
+        .route_layer(axum::middleware::from_fn_with_state(instance.clone(), require_read));
+    Router::new()
+        .route("/", get(dashboard::dashboard))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/healthz", get(healthz::healthz))
+        // The routes that publish check the write token themselves (a signal may show its signed test instead).
+        .route("/api/tests", post(tests_api::start_test))
+        .route("/api/signals", post(signals_api::send_signal))
         .route(
             "/v1/traces",
             post(otlp::traces).layer(axum::extract::DefaultBodyLimit::max(crate::spans::otlp::MAX_BODY_BYTES)),
         )
-        .merge(super::gate::routes())
+        .merge(reads)
         .fallback(not_found::no_route)
         .with_state(instance)
+}
+
+/// Lets a read through when it holds the read token (or the write token), or none is set; 401 otherwise.
+async fn require_read(
+    axum::extract::State(instance): axum::extract::State<Arc<Instance>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match super::auth::Access::Read.check(&instance.tokens, request.headers()) {
+        super::auth::Presented::Allowed => next.run(request).await,
+        super::auth::Presented::Denied => super::api_error::ApiError::unauthorized().into_response(),
+    }
 }
