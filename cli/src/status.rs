@@ -366,8 +366,9 @@ mod tests {
             lines[1]
         );
         assert!(
-            lines[2]
-                .starts_with("test_order  FAIL    95% (19/20)  10/0/1/0/2/0                     40ms     2 (oldest 12.50s)"),
+            lines[2].starts_with(
+                "test_order  FAIL    95% (19/20)  10/0/1/0/2/0                     40ms     2 (oldest 12.50s)"
+            ),
             "{}",
             lines[2]
         );

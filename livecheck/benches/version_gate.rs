@@ -75,8 +75,11 @@ fn main() {
     }
     let mut report = TestReport::new("test_order", State::Pass, None);
     report.runtime = Some(0.05);
-    let signals: Vec<SignalOutcome> =
-        names.iter().enumerate().map(|(i, n)| SignalOutcome::received(n.clone(), 0.01 * (i + 1) as f64, None)).collect();
+    let signals: Vec<SignalOutcome> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| SignalOutcome::received(n.clone(), 0.01 * (i + 1) as f64, None))
+        .collect();
     let rounds = 1_000_000;
     let started = Instant::now();
     for i in 0..rounds {

@@ -151,8 +151,9 @@ pub use wire::State;
 /// [`MinPassRate`]: health::MinPassRate
 pub mod health {
     pub use crate::case::{
-        CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MaxDegradedRate, MinPassRate, PassRate, Percentiles, ServiceDownState,
-        StageHealth, StallCause, StallState, StateCounts, SuiteFailure, SuiteFailureKind, STAGE_WINDOW,
+        CaseStatus, ClockSkewState, FailureRate, HealthSnapshot, MaxDegradedRate, MinPassRate, PassRate, Percentiles,
+        ServiceDownState, StageHealth, StallCause, StallState, StateCounts, SuiteFailure, SuiteFailureKind,
+        STAGE_WINDOW,
     };
 }
 

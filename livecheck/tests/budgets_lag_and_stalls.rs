@@ -39,8 +39,7 @@ impl Case for Refund {
 }
 
 fn refund(app: &LiveCheck, settings: CaseSettings) -> livecheck::CaseHandle<Refund> {
-    app.register(settings, |s| Refund { requested: s.declare("requested"), approved: s.declare("approved") })
-        .unwrap()
+    app.register(settings, |s| Refund { requested: s.declare("requested"), approved: s.declare("approved") }).unwrap()
 }
 
 fn base_url(running: &Running) -> String {
@@ -105,10 +104,8 @@ async fn a_stage_over_its_budget_is_degraded_counted_apart_alerted_by_its_policy
     for id in ["slow-1", "slow-2"] {
         run_refund(&case, id, 5_000, Some(400)).await;
     }
-    let slow = until_json(&format!("{base}/api/executions/slow-2"), Duration::from_secs(10), |e| {
-        e["state"].is_string()
-    })
-    .await;
+    let slow =
+        until_json(&format!("{base}/api/executions/slow-2"), Duration::from_secs(10), |e| e["state"].is_string()).await;
     assert_eq!(slow["state"], "DEGRADED", "every contract held, a stage was over its budget: {slow:#}");
 
     // The case: DEGRADED by its policy (2 of 3 degraded > 50 %), not failing; the reason names the stage.
@@ -167,12 +164,13 @@ async fn a_signal_sent_twice_is_a_duplicate_and_one_after_the_verdict_is_late_in
     until_json(&format!("{base}/api/executions/twice"), Duration::from_secs(10), |e| e["state"] == "TIMEOUT").await;
     livecheck::scope(Some(later), case.approved.notify()).await.unwrap();
 
-    let case_json = until_json(&format!("{base}/api/cases/refund"), Duration::from_secs(10), |c| {
-        c["stages"][1]["late"] == 1
-    })
-    .await;
+    let case_json =
+        until_json(&format!("{base}/api/cases/refund"), Duration::from_secs(10), |c| c["stages"][1]["late"] == 1).await;
     let stages = &case_json["stages"];
-    assert_eq!((&stages[0]["signal"], &stages[0]["duplicates"], &stages[0]["late"]), (&"requested".into(), &1.into(), &0.into()));
+    assert_eq!(
+        (&stages[0]["signal"], &stages[0]["duplicates"], &stages[0]["late"]),
+        (&"requested".into(), &1.into(), &0.into())
+    );
     assert_eq!((&stages[1]["duplicates"], &stages[1]["missing"]), (&0.into(), &1.into()), "{case_json:#}");
     let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     assert_eq!(sample(&text, r#"livecheck_stage_duplicates_total{case="refund",signal="requested"}"#), 1.0);
@@ -185,27 +183,25 @@ async fn while_the_instance_lags_behind_its_bus_a_timeout_is_unknown_and_kept_ou
     let behind = Arc::new(AtomicBool::new(true));
     let flag = behind.clone();
     // The broker says 50 000 signals are on the bus that the instance has not read: it is lagging.
-    let transport = Faulty::new(MemoryTransport::new())
-        .on_end_offsets(move |stream| (stream == "livecheck-bus" && flag.load(Ordering::SeqCst)).then_some(Fault::Ahead(50_000)));
+    let transport = Faulty::new(MemoryTransport::new()).on_end_offsets(move |stream| {
+        (stream == "livecheck-bus" && flag.load(Ordering::SeqCst)).then_some(Fault::Ahead(50_000))
+    });
     let app = LiveCheck::builder().transport(transport).web_address("127.0.0.1:0").build();
     let case = refund(&app, CaseSettings::new("refund").max_consecutive_failures(1));
     let running = app.start().await.unwrap();
     let base = base_url(&running);
 
-    let status = until_json(&format!("{base}/api/status"), Duration::from_secs(10), |s| {
-        s["instance"]["lagging"].is_object()
-    })
-    .await;
+    let status =
+        until_json(&format!("{base}/api/status"), Duration::from_secs(10), |s| s["instance"]["lagging"].is_object())
+            .await;
     // 50 000 more on each partition it owns (the memory transport's 8).
     assert_eq!(status["instance"]["lagging"]["signals_behind"], 400_000, "{status:#}");
     assert_eq!(status["instance"]["lagging"]["pending_tests_behind"], 0, "{status:#}");
     let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     assert_eq!((sample(&text, "livecheck_lagging"), sample(&text, "livecheck_signals_behind")), (1.0, 400_000.0));
     run_refund(&case, "while-lagging", 100, None).await;
-    let case_json = until_json(&format!("{base}/api/cases/refund"), Duration::from_secs(10), |c| {
-        c["unknown_verdicts"] == 1
-    })
-    .await;
+    let case_json =
+        until_json(&format!("{base}/api/cases/refund"), Duration::from_secs(10), |c| c["unknown_verdicts"] == 1).await;
     assert_eq!(case_json["counts"]["TIMEOUT"], 1, "{case_json:#}");
     assert_eq!((&case_json["consecutive_failures"], &case_json["failing"]), (&0.into(), &false.into()));
     assert_eq!((&case_json["instance_lagging"], &case_json["last_suite_failure"]), (&true.into(), &Value::Null));
@@ -242,7 +238,8 @@ async fn a_stall_says_whether_there_was_no_traffic_no_sample_or_tests_that_did_n
     });
     let app = LiveCheck::builder().transport(transport).web_address("127.0.0.1:0").build();
     let stall = Duration::from_secs(7);
-    let settings = |name: &str, probability: f64| CaseSettings::new(name).probability(probability).warn_stalled_after(stall);
+    let settings =
+        |name: &str, probability: f64| CaseSettings::new(name).probability(probability).warn_stalled_after(stall);
     let _quiet = app.register(settings("quiet", 1.0), |_| Ping).unwrap();
     let unsampled = app.register(settings("unsampled", 0.0), |_| Ping).unwrap();
     let sampled = app.register(settings("sampled", 1.0), |_| Ping).unwrap();

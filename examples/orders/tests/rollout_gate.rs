@@ -87,7 +87,10 @@ impl Rollout {
             .iter()
             .map(|name| {
                 let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
-                format!("--- {name}:\n{}", log.chars().rev().take(3000).collect::<String>().chars().rev().collect::<String>())
+                format!(
+                    "--- {name}:\n{}",
+                    log.chars().rev().take(3000).collect::<String>().chars().rev().collect::<String>()
+                )
             })
             .collect()
     }
@@ -131,7 +134,11 @@ impl Rollout {
             if ran("canary_executions") >= executions && ran("baseline_executions") >= executions {
                 return verdict;
             }
-            assert!(Instant::now() < deadline, "not {executions} executions each in a minute: {verdict}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "not {executions} executions each in a minute: {verdict}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -163,7 +170,15 @@ async fn a_canary_flipping_a_fifth_of_its_orders_fails_naming_the_contract() {
     });
     let halted = rollout.http.post(format!("{}/api/gate/flagger", rollout.web)).json(&flagger).send().await.unwrap();
     assert_eq!(halted.status(), 412);
-    let versions: Value = rollout.http.get(format!("{}/api/cases/{CASE}/versions", rollout.web)).send().await.unwrap().json().await.unwrap();
+    let versions: Value = rollout
+        .http
+        .get(format!("{}/api/cases/{CASE}/versions", rollout.web))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let v2 = versions["versions"].as_array().unwrap().iter().find(|v| v["version"] == "v2").unwrap().clone();
     assert_eq!(v2["counts"]["fail"], (ORDERS / 5) as u64, "{versions}");
     assert!(v2["pass_rate_interval"][1].as_f64().unwrap() < 1.0, "{versions}");
@@ -171,8 +186,15 @@ async fn a_canary_flipping_a_fifth_of_its_orders_fails_naming_the_contract() {
     let line = format!(r#"livecheck_executions_total{{case="{CASE}",state="FAIL",version="v2"}} {}"#, ORDERS / 5);
     assert!(metrics.contains(&line), "{line} not in\n{metrics}");
     // An execution's record says which version handled each stage.
-    let executions: Value =
-        rollout.http.get(format!("{}/api/cases/{CASE}/executions", rollout.web)).send().await.unwrap().json().await.unwrap();
+    let executions: Value = rollout
+        .http
+        .get(format!("{}/api/cases/{CASE}/executions", rollout.web))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let record = &executions.as_array().unwrap()[0];
     assert!(record["service_version"].is_string(), "{record}");
     assert!(record["signals"][0]["service_version"].is_string(), "{record}");

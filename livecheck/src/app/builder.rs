@@ -208,7 +208,6 @@ impl LiveCheckBuilder {
     /// before it counts as lagging (default 10 000; checked every 2 s). While it lags, a TIMEOUT may be its own
     /// fault — the signal is on the bus, not read yet — so such verdicts are marked unknown and kept out of the
     /// cases' failure counts and alert policies, and `/api/status` shows `lagging`.
-    #[must_use]
     pub fn lag_threshold(mut self, messages: u64) -> Self {
         self.lag_threshold = messages;
         self

@@ -190,8 +190,11 @@ impl LiveCheck {
         if let Some((signal, _)) = core.settings.span_signals.iter().find(|(s, _)| !names.iter().any(|n| **n == **s)) {
             return Err(Error::Config(format!("case `{name}`: span signal `{signal}` is not a declared signal")));
         }
-        if let Some((signal, _)) = core.settings.signal_budgets.iter().find(|(s, _)| !names.iter().any(|n| **n == **s)) {
-            return Err(Error::Config(format!("case `{name}`: the budget's signal `{signal}` is not a declared signal")));
+        if let Some((signal, _)) = core.settings.signal_budgets.iter().find(|(s, _)| !names.iter().any(|n| **n == **s))
+        {
+            return Err(Error::Config(format!(
+                "case `{name}`: the budget's signal `{signal}` is not a declared signal"
+            )));
         }
         let _ = core.signal_names.set(names);
         let mut cases = crate::sync::write(&self.registry.cases);

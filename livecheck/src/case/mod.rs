@@ -22,16 +22,16 @@ pub use clock_skew::ClockSkewState;
 pub use handle::CaseHandle;
 pub(crate) use health::{CaseHealth, HealthChange};
 pub use health::{
-    HealthSnapshot, PassRate, Percentiles, ServiceDownState, StageHealth, StallCause, StallState, StateCounts, SuiteFailure,
-    SuiteFailureKind, STAGE_WINDOW,
+    HealthSnapshot, PassRate, Percentiles, ServiceDownState, StageHealth, StallCause, StallState, StateCounts,
+    SuiteFailure, SuiteFailureKind, STAGE_WINDOW,
 };
 pub use sender::CaseSender;
 pub use settings::{CaseSettings, FailureRate, MaxDegradedRate, MinPassRate};
 pub use signal::{Signal, Signals};
 pub use signal_set::SignalSet;
 pub use status::CaseStatus;
-pub(crate) use traffic::TrafficReport;
 use traffic::TrafficCounter;
+pub(crate) use traffic::TrafficReport;
 
 use crate::{history::ExecutionHistory, publish::Publisher, runner::TestRun, transport::BoxFuture, CaseResult, Result};
 

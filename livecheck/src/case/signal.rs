@@ -96,8 +96,7 @@ impl<T: Serialize + DeserializeOwned> Signal<T> {
 
     async fn publish(&self, key: &str, test: Option<&TestContext>, value: &T) -> Result<()> {
         let core = &self.inner.case;
-        let mut event =
-            SignalEvent::new(&*self.inner.name, &*core.name, key, serde_json::value::to_raw_value(value)?);
+        let mut event = SignalEvent::new(&*self.inner.name, &*core.name, key, serde_json::value::to_raw_value(value)?);
         event.service_version = core.publisher.service_version.as_deref().map(str::to_owned);
         let mut headers = Headers::new();
         if let Some(test) = test {

@@ -68,7 +68,10 @@ impl TestContext {
     pub fn of(execution: &TestExecution) -> Self {
         let context =
             Self::new(execution.id.clone(), execution.case_name.clone(), execution.timestamp, execution.expires);
-        context.with_trace_id(execution.trace_id.as_deref()).by_hand(execution.by_hand).with_service_version(execution.service_version.as_deref())
+        context
+            .with_trace_id(execution.trace_id.as_deref())
+            .by_hand(execution.by_hand)
+            .with_service_version(execution.service_version.as_deref())
     }
 
     /// Whether the test was started by hand (`livecheck trigger`, [`crate::LiveCheck::trigger_by_name`]) rather

@@ -204,7 +204,14 @@ impl VersionTally {
     /// Compares `canary` with `baseline` on `case`'s executions in `window`: [`Verdict`] Successful, Failed (with
     /// the stage, the contract and the executions that show it) or Inconclusive (too few executions, or worse
     /// but not significantly yet).
-    pub fn verdict(&self, case: &str, canary: &str, baseline: &str, thresholds: &Thresholds, window: Window) -> Verdict {
+    pub fn verdict(
+        &self,
+        case: &str,
+        canary: &str,
+        baseline: &str,
+        thresholds: &Thresholds,
+        window: Window,
+    ) -> Verdict {
         let found = crate::sync::read(&self.cases).get(case).cloned();
         let Some(found) = found else {
             return Verdict::unknown(case, canary, baseline, thresholds, "no execution of this case carried a version");

@@ -272,7 +272,8 @@ pub(crate) fn compare(
             continue;
         }
         let what = stage.map_or_else(|| "runtime".to_owned(), |stage| format!("stage {stage}"));
-        let percent = if baseline_median > 0.0 { format!("+{:.0} %", 100.0 * rise / baseline_median) } else { "up".into() };
+        let percent =
+            if baseline_median > 0.0 { format!("+{:.0} %", 100.0 * rise / baseline_median) } else { "up".into() };
         failed.push(Finding {
             metric: if stage.is_some() { Metric::StageLatency } else { Metric::Runtime },
             stage: stage.map(|s| s.to_string()),
@@ -327,7 +328,8 @@ fn pass_rate_finding(canary: &Side, baseline: &Side, canary_version: &str, basel
     let (c_rate, b_rate) = (canary.pass_rate().unwrap_or(0.0), baseline.pass_rate().unwrap_or(0.0));
     // Cochran's rule: the z test when every expected count of the 2×2 table is at least 5.
     let total = (canary.ran + baseline.ran) as f64;
-    let (passed, failed) = ((canary.passed + baseline.passed) as f64, (total - (canary.passed + baseline.passed) as f64));
+    let (passed, failed) =
+        ((canary.passed + baseline.passed) as f64, (total - (canary.passed + baseline.passed) as f64));
     let smallest_expected = passed.min(failed) * (canary.ran.min(baseline.ran) as f64) / total;
     let (test, p_value) = if smallest_expected >= 5.0 {
         ("two_proportion_z", stats::two_proportion_lower(canary.passed, canary.ran, baseline.passed, baseline.ran).1)
@@ -359,10 +361,7 @@ fn pass_rate_finding(canary: &Side, baseline: &Side, canary_version: &str, basel
     );
     if let Some((reason, count)) = &grown {
         let stage = reason.stage.as_deref().map_or_else(String::new, |s| format!(" at stage {s}"));
-        message.push_str(&format!(
-            ": {count} of its {failures} failures {}{stage}: {}",
-            reason.state, reason.message
-        ));
+        message.push_str(&format!(": {count} of its {failures} failures {}{stage}: {}", reason.state, reason.message));
     }
     Finding {
         metric: Metric::PassRate,

@@ -14,7 +14,7 @@ mod trace;
 
 pub use record::{ExecutionRecord, SignalRecord, SignalStatus};
 pub(crate) use ring::{ExecutionHistory, FinishedExecution};
-pub use timeline::{StageLatency, TimelineBucket};
 #[cfg_attr(not(feature = "web"), allow(unused_imports))]
 pub(crate) use timeline::{CaseTimeline, BUCKET_SECONDS};
+pub use timeline::{StageLatency, TimelineBucket};
 pub(crate) use trace::signal_outcomes;

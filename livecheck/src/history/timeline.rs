@@ -136,7 +136,10 @@ impl CaseTimeline {
                 stages: b
                     .stages
                     .iter()
-                    .map(|bins| StageLatency { p50_seconds: percentile(bins, 0.50), p99_seconds: percentile(bins, 0.99) })
+                    .map(|bins| StageLatency {
+                        p50_seconds: percentile(bins, 0.50),
+                        p99_seconds: percentile(bins, 0.99),
+                    })
                     .collect(),
             })
             .collect()

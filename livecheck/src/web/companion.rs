@@ -33,7 +33,7 @@ impl Companion for WebCompanion {
         Box::pin(async move {
             let Some(address) = &self.address else { return Ok(None) };
             let server = WebServer::bind(address, app, self.limits, self.tls.as_ref()).await?;
-                        let publishes_per_second =
+            let publishes_per_second =
                 self.publishes_per_second.unwrap_or(super::rate_limit::DEFAULT_PUBLISHES_PER_SECOND);
             let server = server.guarded(self.tokens.clone(), publishes_per_second);
             Ok(Some(Box::new(server) as Box<dyn BoundCompanion>))

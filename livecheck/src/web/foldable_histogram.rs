@@ -27,7 +27,11 @@ pub(super) struct FoldableHistogram(Arc<Mutex<Inner>>);
 
 impl Default for FoldableHistogram {
     fn default() -> Self {
-        FoldableHistogram(Arc::new(Mutex::new(Inner { sum: 0.0, count: 0, buckets: bounds().map(|b| (b, 0)).collect() })))
+        FoldableHistogram(Arc::new(Mutex::new(Inner {
+            sum: 0.0,
+            count: 0,
+            buckets: bounds().map(|b| (b, 0)).collect(),
+        })))
     }
 }
 

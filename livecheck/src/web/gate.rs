@@ -74,7 +74,10 @@ impl GateRequest {
                     .ok_or_else(|| BadRequest(format!("`{name}` is not a version: `{v}`")))
             })
         };
-        fn number<T: std::str::FromStr>(parameters: &HashMap<String, String>, name: &str) -> Result<Option<T>, BadRequest> {
+        fn number<T: std::str::FromStr>(
+            parameters: &HashMap<String, String>,
+            name: &str,
+        ) -> Result<Option<T>, BadRequest> {
             match parameters.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
                 None => Ok(None),
                 Some(v) => v.parse().map(Some).map_err(|_| BadRequest(format!("`{name}` is not a number: `{v}`"))),
@@ -120,10 +123,7 @@ impl GateRequest {
 }
 
 /// `GET /api/gate?case=…&canary=…&baseline=…`: the verdict, 200 whatever it is (Argo Rollouts reads `outcome`).
-async fn gate(
-    State(instance): State<Arc<Instance>>,
-    Query(parameters): Query<HashMap<String, String>>,
-) -> Response {
+async fn gate(State(instance): State<Arc<Instance>>, Query(parameters): Query<HashMap<String, String>>) -> Response {
     let request = match GateRequest::parse(&parameters) {
         Ok(request) => request,
         Err(bad) => return bad.into_response(),

@@ -384,8 +384,16 @@ fn registry(instance: &Instance) -> Registry {
         lagging,
     );
     for (name, help, behind) in [
-        ("pending_tests_behind", "Pending tests on this instance's partitions not read yet, while it lags (0 otherwise)", lag.as_ref().map_or(0, |l| l.pending_tests_behind)),
-        ("signals_behind", "Signals on this instance's partitions of the bus not read yet, while it lags (0 otherwise)", lag.as_ref().map_or(0, |l| l.signals_behind)),
+        (
+            "pending_tests_behind",
+            "Pending tests on this instance's partitions not read yet, while it lags (0 otherwise)",
+            lag.as_ref().map_or(0, |l| l.pending_tests_behind),
+        ),
+        (
+            "signals_behind",
+            "Signals on this instance's partitions of the bus not read yet, while it lags (0 otherwise)",
+            lag.as_ref().map_or(0, |l| l.signals_behind),
+        ),
     ] {
         let gauge: Gauge = Gauge::default();
         gauge.set(behind as i64);

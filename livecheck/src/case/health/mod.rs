@@ -27,12 +27,12 @@ use stages::Stages;
 pub use stages::{Percentiles, StageHealth, STAGE_WINDOW};
 use windows::{History, RecentOutcomes, WindowCounts};
 
+use super::traffic::ReportedTraffic;
 use super::{
     clock_skew::{Arrival, ClockSkew, SKEWED_IN_A_ROW},
     settings::{FailureRate, MaxDegradedRate, MinPassRate},
     CaseSettings,
 };
-use super::traffic::ReportedTraffic;
 use crate::{observe::SignalOutcome, wire::State};
 
 /// What a finished test did to the case.

@@ -140,7 +140,10 @@ fn the_snapshot_serializes_with_the_api_names() {
     f.test(State::Pass);
     f.test(State::Skip);
     let json = serde_json::to_value(f.health.snapshot_at(f.instant())).unwrap();
-    assert_eq!(json["counts"], serde_json::json!({"PASS": 1, "DEGRADED": 0, "FAIL": 0, "ERROR": 0, "TIMEOUT": 0, "SKIP": 1}));
+    assert_eq!(
+        json["counts"],
+        serde_json::json!({"PASS": 1, "DEGRADED": 0, "FAIL": 0, "ERROR": 0, "TIMEOUT": 0, "SKIP": 1})
+    );
     assert_eq!(json["pass_rate"], serde_json::json!({"last": 1, "passed": 1, "rate": 1.0}));
     let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(

@@ -70,7 +70,8 @@ impl EarlySignals {
     ) -> usize {
         let Arrival { key, timestamp, case, index, value, expires, position, version } = signal;
         let seq = self.next_seq;
-        let signal = EarlySignal { seq, position, case: case.clone(), index, timestamp, value, version, expires, arrived };
+        let signal =
+            EarlySignal { seq, position, case: case.clone(), index, timestamp, value, version, expires, arrived };
         let bytes = signal.bytes(key);
         if bytes > byte_limit {
             // Bigger than all the room there is: not kept, and nothing else makes room for it.

@@ -186,8 +186,12 @@ impl SignalRouter {
                     _ => {
                         positions.push(signal.position);
                         let before_start = test.started().saturating_duration_since(signal.arrived);
-                        let _duplicate =
-                            test.signals.arrive(signal.index, signal.value, -before_start.as_secs_f64(), signal.version);
+                        let _duplicate = test.signals.arrive(
+                            signal.index,
+                            signal.value,
+                            -before_start.as_secs_f64(),
+                            signal.version,
+                        );
                     }
                 }
             }
