@@ -310,7 +310,9 @@ async fn start_payments(client: &reqwest::Client, web: &str, prefix: &str, count
         let answer =
             client.post(format!("http://{web}/api/tests")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
         assert_eq!(answer.status(), 201);
-        let body = json!({"test_id": id, "signal": "authorized", "value": {"amount": n, "payment": id}});
+        // The case named: on Kafka the instance also runs the tutorial's case.
+        let body = json!({"case": "payments.test_payment", "test_id": id, "signal": "authorized",
+                          "value": {"amount": n, "payment": id}});
         let answer =
             client.post(format!("http://{web}/api/signals")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
         assert_eq!(answer.status(), 202);
@@ -322,7 +324,7 @@ async fn start_payments(client: &reqwest::Client, web: &str, prefix: &str, count
 /// Sends the last stage of each payment through `web`, retrying while the instance restarts.
 async fn finish_payments(client: &reqwest::Client, web: &str, ids: &[String]) {
     for id in ids {
-        let body = json!({"test_id": id, "signal": "captured"});
+        let body = json!({"case": "payments.test_payment", "test_id": id, "signal": "captured"});
         let deadline = Instant::now() + PATIENCE;
         loop {
             let sent = client.post(format!("http://{web}/api/signals")).bearer_auth(TOKEN).json(&body).send().await;

@@ -87,6 +87,11 @@ impl Tokens {
     pub(crate) fn writes_need_token(&self) -> bool {
         self.write.is_some()
     }
+
+    /// Whether both a write and a read token are set: what a server reachable beyond loopback needs.
+    pub(crate) fn guards_reads_and_writes(&self) -> bool {
+        self.write.is_some() && self.read.is_some()
+    }
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header (the scheme's name in any case).

@@ -9,7 +9,7 @@ use super::{ConnectionLimits, Instance, TlsFiles, WebServer};
 use crate::{
     app::{BoundCompanion, Companion, StartedInstance},
     transport::BoxFuture,
-    LiveCheck, LiveCheckBuilder, Result, Running,
+    Error, LiveCheck, LiveCheckBuilder, Result, Running,
 };
 
 /// The name the web server's task and address go by.
@@ -33,6 +33,15 @@ impl Companion for WebCompanion {
         Box::pin(async move {
             let Some(address) = &self.address else { return Ok(None) };
             let server = WebServer::bind(address, app, self.limits, self.tls.as_ref()).await?;
+            // Beyond loopback, only with both tokens: nobody else reads the cases or starts tests.
+            let bound = server.address();
+            if !bound.ip().is_loopback() && !self.tokens.guards_reads_and_writes() {
+                return Err(Error::Config(format!(
+                    "LiveCheck web server: {bound} is reachable beyond this machine, so it needs a write token and a \
+                     read token (web_write_token and web_read_token; LIVECHECK_WEB_TOKEN and \
+                     LIVECHECK_WEB_READ_TOKEN for livecheck serve), or an address on 127.0.0.1"
+                )));
+            }
             let publishes_per_second =
                 self.publishes_per_second.unwrap_or(super::rate_limit::DEFAULT_PUBLISHES_PER_SECOND);
             let server = server.guarded(self.tokens.clone(), publishes_per_second);
