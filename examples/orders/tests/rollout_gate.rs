@@ -59,7 +59,8 @@ impl Rollout {
             Process(child)
         };
         let (p1, p2, web) = (free_port().to_string(), free_port().to_string(), free_port().to_string());
-        let common = ["--probability", "1", "--stage-timeout", "5"];
+        // (`--stage-timeout` is the instance's option: the workers do not take it.)
+        let common = ["--probability", "1"];
         let mut v1_args = vec!["worker", "--port", &p1, "--service-version", "v1"];
         v1_args.extend(common);
         let mut canary_args = vec!["worker", "--port", &p2, "--service-version", canary];
