@@ -278,7 +278,8 @@ async fn dashboard_in_a_real_browser() {
         .eval(&format!("[...new Set([...{chart}.querySelectorAll('[data-kind]')].map(e => e.dataset.kind))].sort()"))
         .await;
     // Bars, runtime lines, and each stage's p50 and p99 from the issue (a stage that never arrived draws none).
-    let mut expected = vec!["failed".to_owned(), "passed".into(), "runtime_p50_seconds".into(), "runtime_p99_seconds".into()];
+    let mut expected =
+        vec!["failed".to_owned(), "passed".into(), "runtime_p50_seconds".into(), "runtime_p99_seconds".into()];
     for stage in ["order_cache_in_redis", "order_executed", "order_sent_to_db", "order_sent_to_kafka"] {
         expected.extend([format!("stage:{stage}:p50"), format!("stage:{stage}:p99")]);
     }

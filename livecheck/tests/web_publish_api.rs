@@ -302,11 +302,9 @@ async fn hostile_bodies_never_make_a_5xx_nor_an_unanswered_test() {
 /// tests. (It binds every interface on a free port; the test talks to it on loopback only.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_loopback_the_web_server_needs_a_write_and_a_read_token() {
-    for builder in [
-        LiveCheck::builder(),
-        LiveCheck::builder().web_write_token("w"),
-        LiveCheck::builder().web_read_token("r"),
-    ] {
+    for builder in
+        [LiveCheck::builder(), LiveCheck::builder().web_write_token("w"), LiveCheck::builder().web_read_token("r")]
+    {
         let app = builder.transport(livecheck::transport::MemoryTransport::new()).web_address("0.0.0.0:0").build();
         let error = app.start().await.err().expect("refused without both tokens").to_string();
         assert!(error.contains("needs a write token and a read token"), "{error}");
