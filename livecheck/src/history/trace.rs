@@ -69,9 +69,7 @@ pub(crate) fn signal_outcomes(
     let arrivals = run.signals.arrivals();
     let versions = run.signals.versions();
     let traces = run.with_steps(|steps| signal_traces(steps, &arrivals, runtime, false));
-    // Arrival times are in seconds since the run started; the issue time is a time of day.
-    let started_after_issue =
-        (finished_at - run.context().timestamp()).num_microseconds().unwrap_or(0) as f64 / 1e6 - runtime;
+    let started_after_issue = run.started_after_issue(finished_at, runtime);
     names
         .iter()
         .zip(traces.iter().zip(versions))

@@ -15,10 +15,7 @@ pub(crate) fn over_budget(run: &TestRun, now_wall: DateTime<Utc>) -> Vec<OverBud
         return Vec::new();
     }
     let arrivals = run.signals.arrivals();
-    let runtime = run.elapsed().as_secs_f64();
-    // Arrival times are in seconds since the run started; the budget is from the issue (a time of day).
-    let started_after_issue =
-        (now_wall - run.context().timestamp()).num_microseconds().unwrap_or(0) as f64 / 1e6 - runtime;
+    let started_after_issue = run.started_after_issue(now_wall, run.elapsed().as_secs_f64());
     budgets
         .iter()
         .filter_map(|(signal, budget)| {

@@ -117,6 +117,13 @@ impl TestRun {
         self.started.elapsed()
     }
 
+    /// Seconds from the test's issue (a time of day) to the start of its run, given the wall-clock time `now_wall`
+    /// at which it has run `runtime` seconds: arrival times, in seconds since the run started, plus this are
+    /// seconds since the issue.
+    pub(crate) fn started_after_issue(&self, now_wall: chrono::DateTime<chrono::Utc>, runtime: f64) -> f64 {
+        (now_wall - self.context().timestamp()).num_microseconds().unwrap_or(0) as f64 / 1e6 - runtime
+    }
+
     /// When the test started executing.
     pub(crate) fn started(&self) -> Instant {
         self.started

@@ -31,6 +31,10 @@ impl ApiError {
     pub(super) fn unauthorized() -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "this route needs `Authorization: Bearer TOKEN` with the right token")
     }
+
+    pub(super) fn rate_limited() -> Self {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "over the API's rate limit; try again shortly")
+    }
 }
 
 impl IntoResponse for ApiError {

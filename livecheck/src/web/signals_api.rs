@@ -58,7 +58,7 @@ async fn send(instance: &Instance, headers: &HeaderMap, body: Body) -> Result<()
         return Err(ApiError::unauthorized());
     }
     if !instance.publishes.take() {
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "over the API's rate limit; try again shortly"));
+        return Err(ApiError::rate_limited());
     }
     let mut body = JsonBody::read(body, app.shared.config.max_message_bytes, FIELDS).await?;
     let test_id = body.required_name("test_id")?;

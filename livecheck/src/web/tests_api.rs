@@ -50,7 +50,7 @@ async fn start(instance: &Instance, headers: &HeaderMap, body: Body) -> Result<V
         Presented::Allowed => {}
     }
     if !instance.publishes.take() {
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "over the API's rate limit; try again shortly"));
+        return Err(ApiError::rate_limited());
     }
     let mut body = JsonBody::read(body, app.shared.config.max_message_bytes, FIELDS).await?;
     let case_name = body.required_name("case")?;
