@@ -71,7 +71,10 @@ impl Lag {
         let next = lock(&self.next);
         next.iter().fold((0, 0), |(tests, signals), (partition, (pending, bus))| {
             let end = |ends: &[u64]| ends.get(*partition as usize).copied().unwrap_or(0);
-            (tests + end(pending_ends).saturating_sub(*pending), signals + end(bus_ends).saturating_sub(*bus))
+            (
+                tests.saturating_add(end(pending_ends).saturating_sub(*pending)),
+                signals.saturating_add(end(bus_ends).saturating_sub(*bus)),
+            )
         })
     }
 

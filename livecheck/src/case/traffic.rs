@@ -101,7 +101,33 @@ impl ReportedTraffic {
         while self.reports.front().is_some_and(|(at, _, _)| *at < since) {
             self.reports.pop_front();
         }
-        (!self.reports.is_empty())
-            .then(|| self.reports.iter().fold((0, 0), |(seen, sampled), (_, s, t)| (seen + s, sampled + t)))
+        (!self.reports.is_empty()).then(|| {
+            // Saturating: the counts come from whoever writes on the instances stream.
+            self.reports
+                .iter()
+                .fold((0u64, 0u64), |(seen, sampled), (_, s, t)| (seen.saturating_add(*s), sampled.saturating_add(*t)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_count_within_their_window_bounded_and_without_overflow() {
+        let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let mut traffic = ReportedTraffic::default();
+        assert_eq!(traffic.since(at(0)), None, "no report: no traffic known");
+        traffic.add(at(0), 5, 1);
+        traffic.add(at(10), 7, 0);
+        assert_eq!(traffic.since(at(5)), Some((7, 0)), "the older report fell out of the window");
+        // Forged counts on the stream: saturated, never a panic.
+        traffic.add(at(20), u64::MAX, u64::MAX);
+        assert_eq!(traffic.since(at(5)), Some((u64::MAX, u64::MAX)));
+        for i in 0..(MOST_REPORTS as i64 + 10) {
+            traffic.add(at(30 + i), 1, 0);
+        }
+        assert_eq!(traffic.reports.len(), MOST_REPORTS, "bounded");
     }
 }
